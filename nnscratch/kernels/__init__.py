@@ -1,0 +1,66 @@
+"""Hot loops of the library, each in two twins with the same names and signatures.
+
+* :mod:`nnscratch.kernels.reference` -- plain NumPy, written to be read.
+* :mod:`nnscratch.kernels.fast` -- the Numba twin, written to be fast.
+
+Layers never loop themselves: they call ``kernels.backend().im2col(...)`` and
+friends. The active twin is chosen with :func:`set_backend` (``"numpy"`` or
+``"numba"``) or the ``NNSCRATCH_BACKEND`` environment variable. The default is
+``"numba"``, except when ``NUMBA_DISABLE_JIT=1`` turns the Numba twin into slow
+pure Python, in which case the NumPy reference is the default.
+
+Kernels know nothing about layers, models or optimizers.
+"""
+
+import importlib
+import os
+from types import ModuleType
+
+__all__ = ["BACKENDS", "set_backend", "get_backend", "backend", "image_backend"]
+
+BACKENDS = ("numpy", "numba")
+
+# backend name -> (module with the nn kernels, module with the image kernels)
+_MODULES = {
+    "numpy": ("nnscratch.kernels.reference", "nnscratch.kernels.image_reference"),
+    "numba": ("nnscratch.kernels.fast", "nnscratch.kernels.image_fast"),
+}
+
+
+def _default_backend() -> str:
+    name = os.environ.get("NNSCRATCH_BACKEND")
+    if name:
+        return _check(name)
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        return "numpy"
+    return "numba"
+
+
+def _check(name) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    return name
+
+
+_backend = _default_backend()
+
+
+def set_backend(name: str) -> None:
+    """Select the kernel twin used by every layer: ``"numpy"`` or ``"numba"``."""
+    global _backend
+    _backend = _check(name)
+
+
+def get_backend() -> str:
+    """Return the name of the active kernel twin."""
+    return _backend
+
+
+def backend(name: str | None = None) -> ModuleType:
+    """Return the module of neural-network kernels for ``name`` (default: the active one)."""
+    return importlib.import_module(_MODULES[_check(name or _backend)][0])
+
+
+def image_backend(name: str | None = None) -> ModuleType:
+    """Return the module of image-augmentation kernels for ``name`` (default: the active one)."""
+    return importlib.import_module(_MODULES[_check(name or _backend)][1])

@@ -1,0 +1,657 @@
+"""Fast kernels: the Numba twins of :mod:`nnscratch.kernels.reference`.
+
+Every public function here has the same name, signature and result (up to
+float rounding) as its twin in ``reference.py``; read that module first to see
+*what* is computed. This one is about *how fast*:
+
+* each public function is a thin Python wrapper (argument checks, dtype
+  handling, output allocation) around a private ``@njit(cache=True)`` loop;
+* the loops run ``prange`` over the batch or over rows, and their innermost
+  loop walks the contiguous channel axis (NHWC: a window row of ``kw`` pixels
+  is one contiguous run of ``kw * C`` numbers, copied in one sweep);
+* the dtype is preserved: float32 in, float32 out; float64 in, float64 out.
+  Sums over many rows (batch-norm statistics and gradients) accumulate in
+  float64 and are then rounded to the input dtype;
+* results never depend on the number of threads: work is split into chunks
+  whose size depends only on the shapes, and partial sums are combined in a
+  fixed order.
+
+Threads: the parallel loops use Numba's thread pool, whose size follows
+``NUMBA_NUM_THREADS`` (or ``numba.set_num_threads``). This module sets no
+thread count on import. The kernels never run at the same time as a BLAS call,
+so Numba's and BLAS's threads do not compete.
+
+With ``NUMBA_DISABLE_JIT=1`` the loops run as plain (slow) Python, and
+``prange`` becomes ``range``; results are the same.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "im2col",
+    "col2im",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "bias_activation",
+    "activation_backward",
+    "batchnorm_forward_train",
+    "batchnorm_backward",
+    "softmax_cross_entropy",
+]
+
+# Batch-norm sums: rows are cut into chunks of about this many numbers, so a
+# chunk stays in cache between its two passes, and partial sums are combined
+# in chunk order (the result does not depend on the number of threads).
+_BN_CHUNK_ELEMENTS = 16384
+
+
+# ---------------------------------------------------------------------------
+# argument checks shared by the wrappers
+# ---------------------------------------------------------------------------
+
+def _window_geometry(kh, kw, sh, sw, pad_top, pad_left):
+    """Check window sizes, strides and paddings; return them as Python ints."""
+    kh, kw, sh, sw, pad_top, pad_left = (int(v) for v in (kh, kw, sh, sw, pad_top, pad_left))
+    if kh < 1 or kw < 1:
+        raise ValueError(f"window size must be >= 1, got {(kh, kw)}")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"strides must be >= 1, got {(sh, sw)}")
+    if pad_top < 0 or pad_left < 0:
+        raise ValueError(f"paddings must be >= 0, got {(pad_top, pad_left)}")
+    return kh, kw, sh, sw, pad_top, pad_left
+
+
+def _output_size(out_h, out_w):
+    out_h, out_w = int(out_h), int(out_w)
+    if out_h < 0 or out_w < 0:
+        raise ValueError(f"output size must be >= 0, got {(out_h, out_w)}")
+    return out_h, out_w
+
+
+def _image_shape(shape):
+    shape = tuple(int(v) for v in shape)
+    if len(shape) != 4:
+        raise ValueError(f"expected an NHWC shape (N, H, W, C), got {shape}")
+    return shape
+
+
+def _image(x):
+    """Return ``x`` as a C-contiguous 4-D array (no copy when it already is)."""
+    x = np.ascontiguousarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"expected an NHWC array (N, H, W, C), got shape {x.shape}")
+    return x
+
+
+def _float_dtype(*arrays):
+    """The result dtype of ``arrays``; float64 when that is not a float type."""
+    dtype = np.result_type(*arrays)
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+
+
+# ---------------------------------------------------------------------------
+# im2col / col2im
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _im2col_kernel(x, cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    n, h, w, c = x.shape
+    xf = x.reshape(x.size)
+    cf = cols.reshape(cols.size)
+    run = kw * c                     # one window row: kw pixels x c channels
+    k = kh * run                     # one window = one row of cols
+    for t in prange(n * out_h):      # t = (image b, output row oy)
+        b = t // out_h
+        oy = t - b * out_h
+        for ox in range(out_w):
+            dst0 = (t * out_w + ox) * k
+            c0 = ox * sw - pad_left  # first input column of the window
+            for i in range(kh):
+                r = oy * sh - pad_top + i
+                dst = dst0 + i * run
+                if r < 0 or r >= h:  # the whole window row is padding
+                    for q in range(run):
+                        cf[dst + q] = 0
+                elif c0 >= 0 and c0 + kw <= w:  # inside: one contiguous run
+                    src = ((b * h + r) * w + c0) * c
+                    for q in range(run):
+                        cf[dst + q] = xf[src + q]
+                else:                # straddles the left/right padding
+                    for j in range(kw):
+                        col = c0 + j
+                        d = dst + j * c
+                        if col < 0 or col >= w:
+                            for q in range(c):
+                                cf[d + q] = 0
+                        else:
+                            src = ((b * h + r) * w + col) * c
+                            for q in range(c):
+                                cf[d + q] = xf[src + q]
+
+
+def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Unfold every sliding window of ``x`` into one row of a matrix.
+
+    Twin of :func:`nnscratch.kernels.reference.im2col` (same arguments and
+    result): ``x`` (N, H, W, C) -> ``cols`` (N * out_h * out_w, kh * kw * C),
+    each row ordered ``(i, j, c)``; padding cells are zeros.
+    """
+    x = _image(x)
+    kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
+    out_h, out_w = _output_size(out_h, out_w)
+    n, _, _, c = x.shape
+    cols = np.empty((n * out_h * out_w, kh * kw * c), dtype=x.dtype)
+    if cols.size:
+        _im2col_kernel(x, cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+    return cols
+
+
+@njit(parallel=True, cache=True)
+def _col2im_kernel(cols, dx, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    n, h, w, c = dx.shape
+    cf = cols.reshape(cols.size)
+    df = dx.reshape(dx.size)
+    run = kw * c
+    k = kh * run
+    # Windows of one image overlap, windows of different images do not:
+    # the images are shared among threads, each is scattered serially.
+    for b in prange(n):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                src0 = ((b * out_h + oy) * out_w + ox) * k
+                c0 = ox * sw - pad_left
+                for i in range(kh):
+                    r = oy * sh - pad_top + i
+                    if r < 0 or r >= h:
+                        continue
+                    src = src0 + i * run
+                    if c0 >= 0 and c0 + kw <= w:
+                        dst = ((b * h + r) * w + c0) * c
+                        for q in range(run):
+                            df[dst + q] += cf[src + q]
+                    else:
+                        for j in range(kw):
+                            col = c0 + j
+                            if col < 0 or col >= w:
+                                continue
+                            dst = ((b * h + r) * w + col) * c
+                            s = src + j * c
+                            for q in range(c):
+                                df[dst + q] += cf[s + q]
+
+
+def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Fold window rows back into an image, summing where windows overlap.
+
+    Twin of :func:`nnscratch.kernels.reference.col2im`, the adjoint of
+    :func:`im2col`; a scatter-add with explicit loops, parallel over images.
+    Returns ``dx`` of shape ``x_shape`` and the dtype of ``cols``.
+    """
+    n, h, w, c = _image_shape(x_shape)
+    kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
+    out_h, out_w = _output_size(out_h, out_w)
+    cols = np.ascontiguousarray(cols)
+    expected = (n * out_h * out_w, kh * kw * c)
+    if cols.size != expected[0] * expected[1]:
+        raise ValueError(f"cols must have shape {expected}, got {cols.shape}")
+    cols = cols.reshape(expected)
+    dx = np.zeros((n, h, w, c), dtype=cols.dtype)
+    if cols.size and dx.size:
+        _col2im_kernel(cols, dx, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+    return dx
+
+
+# ---------------------------------------------------------------------------
+# max pooling
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    n, h, w, c = x.shape
+    xf = x.reshape(x.size)
+    yf = y.reshape(y.size)
+    af = argmax.reshape(argmax.size)
+    for t in prange(n * out_h):
+        b = t // out_h
+        oy = t - b * out_h
+        for ox in range(out_w):
+            o = (t * out_w + ox) * c
+            # start as if the window held only padding: -inf, index 0
+            for q in range(c):
+                yf[o + q] = -np.inf
+                af[o + q] = 0
+            for i in range(kh):
+                r = oy * sh - pad_top + i
+                if r < 0 or r >= h:
+                    continue
+                for j in range(kw):
+                    col = ox * sw - pad_left + j
+                    if col < 0 or col >= w:
+                        continue
+                    src = ((b * h + r) * w + col) * c
+                    idx = i * kw + j
+                    for q in range(c):
+                        v = xf[src + q]
+                        best = yf[o + q]
+                        # strictly greater: the first maximum wins ties;
+                        # like np.argmax, the first NaN wins over numbers
+                        take = v > best or (v != v and best == best)
+                        yf[o + q] = v if take else best
+                        af[o + q] = idx if take else af[o + q]
+
+
+def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Max over each window; also return where the maximum was.
+
+    Twin of :func:`nnscratch.kernels.reference.maxpool2d_forward`: returns
+    ``y`` (N, out_h, out_w, C) and the int32 ``argmax`` index ``i * kw + j``
+    of the winning cell. Padding cells count as ``-inf``; on ties the first
+    cell in row-major window order wins.
+    """
+    x = _image(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"maxpool2d_forward needs a floating-point array, got {x.dtype}")
+    kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
+    out_h, out_w = _output_size(out_h, out_w)
+    n, _, _, c = x.shape
+    y = np.empty((n, out_h, out_w, c), dtype=x.dtype)
+    argmax = np.empty((n, out_h, out_w, c), dtype=np.int32)
+    if y.size:
+        _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+    return y, argmax
+
+
+@njit(parallel=True, cache=True)
+def _maxpool_backward_kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left):
+    n, h, w, c = dx.shape
+    out_h = grad_y.shape[1]
+    out_w = grad_y.shape[2]
+    gf = grad_y.reshape(grad_y.size)
+    af = argmax.reshape(argmax.size)
+    df = dx.reshape(dx.size)
+    cells = kh * kw
+    for b in prange(n):              # windows may overlap inside one image
+        for oy in range(out_h):
+            for ox in range(out_w):
+                o = ((b * out_h + oy) * out_w + ox) * c
+                for q in range(c):
+                    a = af[o + q]
+                    if a < 0 or a >= cells:
+                        continue
+                    i = a // kw
+                    r = oy * sh - pad_top + i
+                    col = ox * sw - pad_left + (a - i * kw)
+                    if r < 0 or r >= h or col < 0 or col >= w:
+                        continue     # the winner was padding: no gradient
+                    df[((b * h + r) * w + col) * c + q] += gf[o + q]
+
+
+def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left):
+    """Route each output gradient to the input cell that won its window.
+
+    Twin of :func:`nnscratch.kernels.reference.maxpool2d_backward`; overlapping
+    windows add up. Returns ``dx`` of shape ``x_shape``, dtype of ``grad_y``.
+    """
+    n, h, w, c = _image_shape(x_shape)
+    kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
+    grad_y = _image(grad_y)
+    argmax = np.ascontiguousarray(argmax, dtype=np.int32)
+    if argmax.shape != grad_y.shape:
+        raise ValueError(f"argmax shape {argmax.shape} differs from grad_y shape {grad_y.shape}")
+    if grad_y.shape[0] != n or grad_y.shape[3] != c:
+        raise ValueError(f"grad_y shape {grad_y.shape} does not match x_shape {(n, h, w, c)}")
+    dx = np.zeros((n, h, w, c), dtype=grad_y.dtype)
+    if grad_y.size and dx.size:
+        _maxpool_backward_kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left)
+    return dx
+
+
+# ---------------------------------------------------------------------------
+# bias + elementwise activation
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _bias_linear(z, bias):
+    m, c = z.shape
+    for r in prange(m):
+        for q in range(c):
+            z[r, q] += bias[q]
+
+
+@njit(parallel=True, cache=True)
+def _bias_relu(z, bias):
+    m, c = z.shape
+    for r in prange(m):
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            z[r, q] = 0 if v < 0 else v   # as np.maximum(v, 0): NaN stays NaN
+
+
+@njit(parallel=True, cache=True)
+def _bias_sigmoid(z, bias):
+    m, c = z.shape
+    for r in prange(m):
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            e = np.exp(-np.abs(v))        # never overflows
+            z[r, q] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+
+
+@njit(parallel=True, cache=True)
+def _bias_tanh(z, bias):
+    m, c = z.shape
+    for r in prange(m):
+        for q in range(c):
+            z[r, q] = np.tanh(z[r, q] + bias[q])
+
+
+_BIAS_ACTIVATIONS = {
+    "linear": _bias_linear,
+    "relu": _bias_relu,
+    "sigmoid": _bias_sigmoid,
+    "tanh": _bias_tanh,
+}
+
+
+def bias_activation(z, bias, activation):
+    """Add a bias along the last axis, then apply an elementwise activation, in place.
+
+    Twin of :func:`nnscratch.kernels.reference.bias_activation`: ``z`` is
+    overwritten with ``f(z + bias)`` (one fused sweep) and returned; ``bias``
+    may be None. ``activation`` is ``"linear"``, ``"relu"``, ``"sigmoid"`` or
+    ``"tanh"``.
+    """
+    kernel = _BIAS_ACTIVATIONS.get(activation) if isinstance(activation, str) else None
+    if kernel is None:
+        raise ValueError(f"unknown elementwise activation {activation!r}")
+    if not isinstance(z, np.ndarray) or z.ndim == 0:
+        raise ValueError("z must be an array with at least one axis")
+    c = z.shape[-1]
+    if bias is None:
+        if activation == "linear":
+            return z
+        bias = np.zeros(c, dtype=z.dtype)
+    else:
+        bias = np.asarray(bias)
+        if bias.size not in (1, c) or any(s != 1 for s in bias.shape[:-1]):
+            raise ValueError(f"bias of shape {bias.shape} does not broadcast along the last axis ({c})")
+        bias = np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (c,)), dtype=z.dtype)
+    if z.size == 0:
+        return z
+    # work on a 2-D contiguous view of z (a copy, written back, if z is strided)
+    work = z if z.flags.c_contiguous else np.ascontiguousarray(z)
+    kernel(work.reshape(-1, c), bias)
+    if work is not z:
+        z[...] = work
+    return z
+
+
+@njit(parallel=True, cache=True)
+def _relu_backward(grad_y, y, dz):
+    for k in prange(dz.size):
+        g = grad_y[k]
+        dz[k] = g if y[k] > 0 else g * 0   # g * 0 as dy * False: NaN stays NaN
+
+
+@njit(parallel=True, cache=True)
+def _sigmoid_backward(grad_y, y, dz):
+    for k in prange(dz.size):
+        s = y[k]
+        dz[k] = grad_y[k] * s * (1 - s)
+
+
+@njit(parallel=True, cache=True)
+def _tanh_backward(grad_y, y, dz):
+    for k in prange(dz.size):
+        t = y[k]
+        dz[k] = grad_y[k] * (1 - t * t)
+
+
+_ACTIVATION_BACKWARDS = {
+    "relu": _relu_backward,
+    "sigmoid": _sigmoid_backward,
+    "tanh": _tanh_backward,
+}
+
+
+def activation_backward(grad_y, y, activation):
+    """Gradient through an elementwise activation, from its output ``y``.
+
+    Twin of :func:`nnscratch.kernels.reference.activation_backward`. For
+    ``"linear"`` the gradient is ``grad_y`` itself (returned, not copied, as
+    in the reference); otherwise a new array. ``grad_y`` and ``y`` must have
+    the same shape.
+    """
+    if activation == "linear":
+        return grad_y
+    kernel = _ACTIVATION_BACKWARDS.get(activation) if isinstance(activation, str) else None
+    if kernel is None:
+        raise ValueError(f"unknown elementwise activation {activation!r}")
+    grad_y = np.asarray(grad_y)
+    y = np.asarray(y)
+    if grad_y.shape != y.shape:
+        raise ValueError(f"grad_y shape {grad_y.shape} differs from y shape {y.shape}")
+    # dtypes as the reference: dy * [y > 0] keeps dy's; dy * y * (1 - y) promotes
+    dtype = grad_y.dtype if activation == "relu" else np.result_type(grad_y, y)
+    dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+    g = np.ascontiguousarray(grad_y, dtype=dtype).reshape(-1)
+    yy = np.ascontiguousarray(y, dtype=dtype).reshape(-1)
+    dz = np.empty(grad_y.shape, dtype=dtype)
+    if dz.size:
+        kernel(g, yy, dz.reshape(-1))
+    return dz
+
+
+# ---------------------------------------------------------------------------
+# batch normalisation
+# ---------------------------------------------------------------------------
+
+def _bn_chunk_rows(c):
+    """Rows per chunk of a (M, c) array: depends on the shape only."""
+    return max(1, _BN_CHUNK_ELEMENTS // max(c, 1))
+
+
+@njit(parallel=True, cache=True)
+def _bn_statistics(x, chunk_rows, mean, m2):
+    """Per column: the mean and the sum of squared deviations M2, in float64.
+
+    Each chunk of rows is summed twice while it is in cache (its mean, then
+    the squares of the deviations from that mean -- the sound two-pass
+    formula); the chunks are then merged in order with Chan's formula.
+    """
+    m, c = x.shape
+    nchunks = (m + chunk_rows - 1) // chunk_rows
+    part_mean = np.zeros((nchunks, c), dtype=np.float64)
+    part_m2 = np.zeros((nchunks, c), dtype=np.float64)
+    for k in prange(nchunks):
+        r0 = k * chunk_rows
+        r1 = min(m, r0 + chunk_rows)
+        for r in range(r0, r1):
+            for q in range(c):
+                part_mean[k, q] += x[r, q]
+        inv_rows = 1.0 / (r1 - r0)
+        for q in range(c):
+            part_mean[k, q] *= inv_rows
+        for r in range(r0, r1):
+            for q in range(c):
+                d = x[r, q] - part_mean[k, q]
+                part_m2[k, q] += d * d
+    # merge chunk 0, 1, 2, ... in order (Chan, Golub & LeVeque)
+    count = 0.0
+    for k in range(nchunks):
+        rows = min(m, (k + 1) * chunk_rows) - k * chunk_rows
+        total = count + rows
+        for q in range(c):
+            delta = part_mean[k, q] - mean[q]
+            mean[q] += delta * (rows / total)
+            m2[q] += part_m2[k, q] + delta * delta * (count * rows / total)
+        count = total
+
+
+@njit(parallel=True, cache=True)
+def _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat):
+    m, c = x.shape
+    for r in prange(m):
+        for q in range(c):
+            h = (x[r, q] - mean[q]) * inv_std[q]
+            xhat[r, q] = h
+            y[r, q] = gamma[q] * h + beta[q]
+
+
+def _columns(x, name):
+    x = np.ascontiguousarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (M, C), got shape {x.shape}")
+    return x
+
+
+def _per_column(v, c, dtype, name):
+    v = np.ascontiguousarray(v, dtype=dtype)
+    if v.shape != (c,):
+        v = np.ascontiguousarray(np.broadcast_to(v, (c,)))
+    return v
+
+
+def batchnorm_forward_train(x, gamma, beta, epsilon):
+    """Batch normalisation of a 2-D array ``(M, C)`` over its rows, per column.
+
+    Twin of :func:`nnscratch.kernels.reference.batchnorm_forward_train`:
+    returns ``y, xhat, mean, var, inv_std`` with the biased variance. The
+    statistics come from one cache-friendly sweep per chunk of rows (two-pass
+    per chunk, float64 sums, merged with Chan's formula); a second sweep writes
+    ``xhat`` and ``y``. Everything is in the dtype of ``x``.
+    """
+    x = _columns(x, "x")
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    dtype = x.dtype
+    m, c = x.shape
+    gamma = _per_column(gamma, c, dtype, "gamma")
+    beta = _per_column(beta, c, dtype, "beta")
+    mean64 = np.zeros(c, dtype=np.float64)
+    m2 = np.zeros(c, dtype=np.float64)
+    if m == 0:
+        mean64[:] = np.nan
+        m2[:] = np.nan
+    elif c:
+        _bn_statistics(x, _bn_chunk_rows(c), mean64, m2)
+    var64 = m2 / max(m, 1)
+    mean = mean64.astype(dtype)
+    var = var64.astype(dtype)
+    inv_std = (1.0 / np.sqrt(var64 + float(epsilon))).astype(dtype)
+    y = np.empty_like(x)
+    xhat = np.empty_like(x)
+    if x.size:
+        _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat)
+    return y, xhat, mean, var, inv_std
+
+
+@njit(parallel=True, cache=True)
+def _bn_gradient_sums(grad_y, xhat, chunk_rows, dbeta, dgamma):
+    """Per column: ``sum(dy)`` and ``sum(dy * xhat)`` in float64, chunk by chunk."""
+    m, c = grad_y.shape
+    nchunks = (m + chunk_rows - 1) // chunk_rows
+    part_b = np.zeros((nchunks, c), dtype=np.float64)
+    part_g = np.zeros((nchunks, c), dtype=np.float64)
+    for k in prange(nchunks):
+        r0 = k * chunk_rows
+        r1 = min(m, r0 + chunk_rows)
+        for r in range(r0, r1):
+            for q in range(c):
+                g = np.float64(grad_y[r, q])
+                part_b[k, q] += g
+                part_g[k, q] += g * xhat[r, q]
+    for k in range(nchunks):
+        for q in range(c):
+            dbeta[q] += part_b[k, q]
+            dgamma[q] += part_g[k, q]
+
+
+@njit(parallel=True, cache=True)
+def _bn_input_gradient(grad_y, xhat, scale, m, dbeta, dgamma, dx):
+    rows, c = grad_y.shape
+    for r in prange(rows):
+        for q in range(c):
+            dx[r, q] = scale[q] * (m * grad_y[r, q] - dbeta[q] - xhat[r, q] * dgamma[q])
+
+
+def batchnorm_backward(grad_y, xhat, gamma, inv_std):
+    """Gradients of batch normalisation in training mode.
+
+    Twin of :func:`nnscratch.kernels.reference.batchnorm_backward`: returns
+    ``dx, dgamma, dbeta`` with ``dx = gamma * inv_std / M * (M * dy - dbeta -
+    xhat * dgamma)``. The two column sums share one sweep (float64
+    accumulation); a second sweep writes ``dx``. Everything in ``grad_y``'s dtype.
+    """
+    grad_y = _columns(grad_y, "grad_y")
+    if not np.issubdtype(grad_y.dtype, np.floating):
+        grad_y = grad_y.astype(np.float64)
+    dtype = grad_y.dtype
+    xhat = np.ascontiguousarray(xhat, dtype=dtype)
+    if xhat.shape != grad_y.shape:
+        raise ValueError(f"xhat shape {xhat.shape} differs from grad_y shape {grad_y.shape}")
+    m, c = grad_y.shape
+    gamma = _per_column(gamma, c, dtype, "gamma")
+    inv_std = _per_column(inv_std, c, dtype, "inv_std")
+    dbeta64 = np.zeros(c, dtype=np.float64)
+    dgamma64 = np.zeros(c, dtype=np.float64)
+    if grad_y.size:
+        _bn_gradient_sums(grad_y, xhat, _bn_chunk_rows(c), dbeta64, dgamma64)
+    dbeta = dbeta64.astype(dtype)
+    dgamma = dgamma64.astype(dtype)
+    scale = (gamma * inv_std / max(m, 1)).astype(dtype)
+    dx = np.empty_like(grad_y)
+    if grad_y.size:
+        _bn_input_gradient(grad_y, xhat, scale, dtype.type(m), dbeta, dgamma, dx)
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------
+# softmax + cross-entropy
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _softmax_cross_entropy_kernel(z, t, losses, grad):
+    n, k = z.shape
+    for r in prange(n):
+        top = z[r, 0]
+        for q in range(1, k):
+            if z[r, q] > top:
+                top = z[r, q]
+        total = 0.0
+        for q in range(k):
+            total += np.exp(z[r, q] - top)
+        log_sum = np.log(total)
+        loss = 0.0
+        t_sum = 0.0
+        for q in range(k):
+            log_p = (z[r, q] - top) - log_sum    # <= 0: never overflows
+            loss -= t[r, q] * log_p
+            t_sum += t[r, q]
+            grad[r, q] = log_p                   # kept to build the gradient
+        losses[r] = loss
+        for q in range(k):
+            grad[r, q] = np.exp(grad[r, q]) * t_sum - t[r, q]
+
+
+def softmax_cross_entropy(logits, labels):
+    """Softmax followed by cross-entropy, fused and numerically stable.
+
+    Twin of :func:`nnscratch.kernels.reference.softmax_cross_entropy`:
+    ``logits`` and ``labels`` (N, K) -> ``losses`` (N,) and ``grad = p - t``
+    (N, K), one row per thread chunk. The dtype is that of ``logits * labels``.
+    """
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    if logits.ndim != 2 or labels.shape != logits.shape:
+        raise ValueError(f"logits and labels must be 2-D of one shape, got {logits.shape} and {labels.shape}")
+    dtype = _float_dtype(logits, labels)
+    z = np.ascontiguousarray(logits, dtype=dtype)
+    t = np.ascontiguousarray(labels, dtype=dtype)
+    n, k = z.shape
+    losses = np.zeros(n, dtype=dtype)
+    grad = np.empty((n, k), dtype=dtype)
+    if n and k:
+        _softmax_cross_entropy_kernel(z, t, losses, grad)
+    return losses, grad

@@ -1,0 +1,230 @@
+"""Reference kernels: plain NumPy, written to be read line by line.
+
+Every function here has a twin with the same name and signature in
+:mod:`nnscratch.kernels.fast` (Numba); tests check that the twins agree.
+Images are NHWC: ``x[n, row, col, channel]``.
+
+Geometry arguments shared by the sliding-window kernels
+-------------------------------------------------------
+kh, kw : window (kernel or pool) height and width
+sh, sw : strides
+pad_top, pad_left : zero rows/columns added before the image (``"same"`` padding)
+out_h, out_w : output height and width (computed by the layer from the padding rule)
+
+Output position ``(oy, ox)`` looks at input rows ``oy*sh - pad_top + i`` for
+``i in range(kh)`` and columns ``ox*sw - pad_left + j`` for ``j in range(kw)``.
+"""
+
+import numpy as np
+
+__all__ = [
+    "im2col",
+    "col2im",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "bias_activation",
+    "activation_backward",
+    "batchnorm_forward_train",
+    "batchnorm_backward",
+    "softmax_cross_entropy",
+]
+
+
+def _padded(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, fill):
+    """Return ``x`` padded with ``fill`` so that every window lies inside it."""
+    n, h, w, c = x.shape
+    pad_bottom = max(0, (out_h - 1) * sh + kh - h - pad_top)
+    pad_right = max(0, (out_w - 1) * sw + kw - w - pad_left)
+    widths = ((0, 0), (pad_top, pad_bottom), (pad_left, pad_right), (0, 0))
+    return np.pad(x, widths, constant_values=fill)
+
+
+def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Unfold every sliding window of ``x`` into one row of a matrix.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W, C)
+
+    Returns
+    -------
+    cols : ndarray, shape (N * out_h * out_w, kh * kw * C)
+        Row ``(n, oy, ox)`` holds the window at that output position, ordered
+        ``(i, j, c)`` -- the order of a Keras kernel ``(kh, kw, C, filters)``
+        reshaped to ``(kh * kw * C, filters)``, so that ``conv = cols @ kernel``.
+    """
+    n, _, _, c = x.shape
+    xp = _padded(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, 0)
+    cols = np.empty((n, out_h, out_w, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # window element (i, j) of every output position, all at once
+            cols[:, :, :, i, j, :] = xp[:, i:i + sh * out_h:sh, j:j + sw * out_w:sw, :]
+    return cols.reshape(n * out_h * out_w, kh * kw * c)
+
+
+def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Fold window rows back into an image, summing where windows overlap.
+
+    This is the adjoint (transpose) of :func:`im2col`: for any ``x`` and ``g``,
+    ``sum(im2col(x) * g) == sum(x * col2im(g))``. It turns the gradient with
+    respect to ``cols`` into the gradient with respect to ``x``.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (N * out_h * out_w, kh * kw * C)
+    x_shape : tuple (N, H, W, C)
+
+    Returns
+    -------
+    dx : ndarray, shape ``x_shape``
+    """
+    n, h, w, c = x_shape
+    zeros = np.zeros(x_shape, dtype=cols.dtype)
+    dxp = _padded(zeros, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, 0)
+    cols = cols.reshape(n, out_h, out_w, kh, kw, c)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, i:i + sh * out_h:sh, j:j + sw * out_w:sw, :] += cols[:, :, :, i, j, :]
+    return dxp[:, pad_top:pad_top + h, pad_left:pad_left + w, :].copy()
+
+
+def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Max over each window; also return where the maximum was.
+
+    Padding cells count as ``-inf`` (never chosen). Tie rule: when several
+    cells share the maximum, the first in row-major window order wins and
+    alone receives the gradient (as ``np.argmax``).
+
+    Returns
+    -------
+    y : ndarray, shape (N, out_h, out_w, C)
+    argmax : ndarray of int32, shape (N, out_h, out_w, C)
+        Index ``i * kw + j`` of the winning cell inside its window.
+    """
+    xp = _padded(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, -np.inf)
+    windows = np.stack(
+        [xp[:, i:i + sh * out_h:sh, j:j + sw * out_w:sw, :] for i in range(kh) for j in range(kw)],
+        axis=-1,
+    )  # (N, out_h, out_w, C, kh*kw)
+    argmax = windows.argmax(axis=-1).astype(np.int32)
+    y = np.take_along_axis(windows, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
+    return y, argmax
+
+
+def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left):
+    """Route each output gradient to the input cell that won its window.
+
+    ``dx[n, oy*sh - pad_top + i, ox*sw - pad_left + j, c] += grad_y[n, oy, ox, c]``
+    where ``argmax[n, oy, ox, c] == i * kw + j``; overlapping windows add up.
+    """
+    n, h, w, c = x_shape
+    _, out_h, out_w, _ = grad_y.shape
+    zeros = np.zeros(x_shape, dtype=grad_y.dtype)
+    dxp = _padded(zeros, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, 0)
+    for i in range(kh):
+        for j in range(kw):
+            routed = np.where(argmax == i * kw + j, grad_y, 0)
+            dxp[:, i:i + sh * out_h:sh, j:j + sw * out_w:sw, :] += routed
+    return dxp[:, pad_top:pad_top + h, pad_left:pad_left + w, :].copy()
+
+
+def bias_activation(z, bias, activation):
+    """Add a bias along the last axis, then apply an elementwise activation, in place.
+
+    ``y = f(z + b)`` with ``f`` one of ``"linear"``, ``"relu"``, ``"sigmoid"``,
+    ``"tanh"``. ``z`` is overwritten with ``y`` and returned; ``bias`` may be None.
+    """
+    if bias is not None:
+        z += bias
+    if activation == "relu":
+        np.maximum(z, 0, out=z)
+    elif activation == "sigmoid":
+        # 1 / (1 + exp(-z)), split by sign so that exp never overflows
+        e = np.exp(-np.abs(z))
+        z[...] = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    elif activation == "tanh":
+        np.tanh(z, out=z)
+    elif activation != "linear":
+        raise ValueError(f"unknown elementwise activation {activation!r}")
+    return z
+
+
+def activation_backward(grad_y, y, activation):
+    """Gradient through an elementwise activation, from its output ``y``.
+
+    relu: ``dz = dy * [y > 0]``; sigmoid: ``dz = dy * y (1 - y)``;
+    tanh: ``dz = dy * (1 - y^2)``; linear: ``dz = dy``.
+    """
+    if activation == "relu":
+        return grad_y * (y > 0)
+    if activation == "sigmoid":
+        return grad_y * y * (1 - y)
+    if activation == "tanh":
+        return grad_y * (1 - y * y)
+    if activation == "linear":
+        return grad_y
+    raise ValueError(f"unknown elementwise activation {activation!r}")
+
+
+def batchnorm_forward_train(x, gamma, beta, epsilon):
+    """Batch normalisation of a 2-D array ``(M, C)`` over its rows, per column.
+
+    ``mean = x.mean(0)``, ``var = x.var(0)`` (biased, as Keras),
+    ``xhat = (x - mean) / sqrt(var + eps)``, ``y = gamma * xhat + beta``.
+
+    Returns
+    -------
+    y, xhat : ndarray (M, C)
+    mean, var, inv_std : ndarray (C,)
+    """
+    mean = x.mean(axis=0)
+    var = x.var(axis=0)
+    inv_std = 1.0 / np.sqrt(var + epsilon)
+    xhat = (x - mean) * inv_std
+    y = gamma * xhat + beta
+    return y, xhat, mean, var, inv_std
+
+
+def batchnorm_backward(grad_y, xhat, gamma, inv_std):
+    """Gradients of batch normalisation in training mode.
+
+    With ``M`` rows: ``dbeta = sum(dy)``, ``dgamma = sum(dy * xhat)`` and
+    ``dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma)``
+    (the mean and variance depend on ``x`` too; this formula includes that).
+
+    Returns
+    -------
+    dx : ndarray (M, C)
+    dgamma, dbeta : ndarray (C,)
+    """
+    m = grad_y.shape[0]
+    dbeta = grad_y.sum(axis=0)
+    dgamma = (grad_y * xhat).sum(axis=0)
+    dx = (gamma * inv_std / m) * (m * grad_y - dbeta - xhat * dgamma)
+    return dx, dgamma, dbeta
+
+
+def softmax_cross_entropy(logits, labels):
+    """Softmax followed by cross-entropy, fused and numerically stable.
+
+    ``log p = z - max(z) - log(sum(exp(z - max(z))))`` never overflows, so
+    logits of any size give a finite loss. The gradient of
+    ``L_n = -sum_k t_nk log p_nk`` is ``dL_n/dz_n = p_n - t_n``.
+
+    Parameters
+    ----------
+    logits : ndarray (N, K)
+    labels : ndarray (N, K) of targets (one-hot or soft; rows sum to 1)
+
+    Returns
+    -------
+    losses : ndarray (N,), one loss per sample
+    grad : ndarray (N, K), ``p - t`` for one-hot targets (per sample, not averaged)
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_p = shifted - log_sum
+    losses = -(labels * log_p).sum(axis=1)
+    grad = np.exp(log_p) * labels.sum(axis=1, keepdims=True) - labels
+    return losses, grad

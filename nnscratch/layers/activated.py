@@ -1,0 +1,51 @@
+"""Shared forward/backward plumbing for layers that end in an activation.
+
+``Dense``, ``Conv2D`` and ``Activation`` compute a pre-activation ``z`` and
+return ``y = f(z + b)``. Backward first undoes ``f`` (``dz = f'(z) dy``, from
+the cached output ``y``), then the layer's own linear part in
+:meth:`backward_from_preactivation`. A model whose last layer is softmax and
+whose loss is cross-entropy calls :meth:`backward_from_preactivation`
+directly with the fused gradient ``p - t``, reading ``self.logits``.
+"""
+
+import abc
+
+from nnscratch import activations
+from nnscratch.layers.base import Layer
+
+__all__ = ["ActivatedLayer"]
+
+
+class ActivatedLayer(Layer):
+    """A layer whose output is ``activation(z + bias)``."""
+
+    def __init__(self, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+        self.logits = None  # pre-softmax values, kept only for softmax layers
+        self._y = None
+
+    def _activate(self, z, bias, training):
+        """Return ``f(z + bias)``; keep ``y`` for backward when training."""
+        if self.activation == "softmax":
+            if bias is not None:
+                z += bias
+            self.logits = z
+            y = activations.softmax(z)
+        else:
+            y = activations.forward(z, bias, self.activation)
+        self._y = y if training else None
+        return y
+
+    def backward(self, grad_output):
+        if self._y is None:
+            raise RuntimeError(f"layer {self.name!r}: backward called without forward(x, training=True)")
+        grad_z = activations.backward(grad_output, self._y, self.activation)
+        return self.backward_from_preactivation(grad_z)
+
+    @abc.abstractmethod
+    def backward_from_preactivation(self, grad_z):
+        """Given dL/dz (z = pre-activation), set parameter gradients and return dL/dx."""
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": self.activation}

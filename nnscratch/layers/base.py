@@ -1,0 +1,217 @@
+"""The layer base class: the lifecycle every layer shares.
+
+A layer is built once for an input shape, then maps a batch forward and a
+gradient backward::
+
+    layer.build((28, 28, 1))            # shapes never include the batch axis
+    y = layer.forward(x, training=True) # caches what backward needs
+    dx = layer.backward(dy)             # writes layer.params[...].grad, returns dL/dx
+
+Trainable weights live in ``layer.params`` (name -> :class:`Parameter`);
+state that no optimizer may touch (batch-norm moving statistics) lives in
+``layer.buffers``. ``backward`` never changes weights: that is the optimizer's job.
+"""
+
+import abc
+import itertools
+import re
+
+import numpy as np
+
+from nnscratch.config import floatx
+from nnscratch.parameter import Parameter
+
+__all__ = ["Layer", "SymbolicTensor", "format_shape"]
+
+_name_counters: dict[str, itertools.count] = {}
+
+
+def _unique_name(prefix: str) -> str:
+    counter = _name_counters.setdefault(prefix, itertools.count())
+    index = next(counter)
+    return prefix if index == 0 else f"{prefix}_{index}"
+
+
+def _snake_case(name: str) -> str:
+    """Keras's layer-name rule: ``MaxPooling2D`` -> ``max_pooling2d``, ``ReLU`` -> ``re_lu``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def format_shape(shape) -> str:
+    """Format a shape with ``None`` for the batch axis, e.g. ``(None, 8, 8, 1)``."""
+    return str((None, *shape))
+
+
+class SymbolicTensor:
+    """A placeholder for data in the functional API: a shape and the layer that made it.
+
+    ``x = Dense(64)(Input((784,)))`` builds the Dense layer for shape ``(784,)``
+    and returns a SymbolicTensor of shape ``(64,)`` remembering ``layer`` and
+    the tensor it was called on (``parent``), so that :class:`nnscratch.Model`
+    can later trace the chain of layers from its inputs to its outputs.
+    """
+
+    def __init__(self, shape, layer, parent=None):
+        self.shape = tuple(shape)
+        self.layer = layer
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"<SymbolicTensor shape={format_shape(self.shape)} from {self.layer.name!r}>"
+
+
+class Layer(abc.ABC):
+    """Base class of all layers.
+
+    Parameters
+    ----------
+    name : str, optional
+        Unique name; defaults to the snake-case class name plus a counter.
+    input_shape : tuple, optional
+        Shape without the batch axis. On the first layer of a
+        :class:`~nnscratch.Sequential` it fixes the model's input shape (as Keras).
+    trainable : bool
+        ``False`` freezes the layer's parameters (optimizers skip them). This is
+        independent of training mode (``forward(x, training=...)``).
+    """
+
+    def __init__(self, name=None, input_shape=None, trainable=True):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__}")
+        self.name = name or _unique_name(_snake_case(type(self).__name__))
+        self.input_shape_arg = None if input_shape is None else self._check_shape(input_shape)
+        self._trainable = bool(trainable)
+        self.params: dict[str, Parameter] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self.built = False
+        self.input_shape = None
+        self._output_shape = None
+
+    # ------------------------------------------------------------ lifecycle
+    @staticmethod
+    def _check_shape(shape) -> tuple:
+        if isinstance(shape, (int, np.integer)):
+            shape = (int(shape),)
+        if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(d, (int, np.integer)) and d > 0 for d in shape
+        ):
+            raise ValueError(f"a shape must be a tuple of positive integers (no batch axis), got {shape!r}")
+        return tuple(int(d) for d in shape)
+
+    def build(self, input_shape) -> None:
+        """Create the weights for inputs of ``input_shape`` (no batch axis).
+
+        Subclasses create their parameters, then call ``super().build(input_shape)``.
+        Shape errors (e.g. a kernel larger than its input) are raised here.
+        """
+        self.input_shape = self._check_shape(input_shape)
+        self._output_shape = tuple(self.compute_output_shape(self.input_shape))
+        self.built = True
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        """Output shape (no batch axis) for ``input_shape``; identity by default."""
+        return tuple(input_shape)
+
+    @property
+    def output_shape(self) -> tuple:
+        """Output shape with ``None`` for the batch axis, as Keras shows it."""
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet, so it has no output shape")
+        return (None, *self._output_shape)
+
+    @abc.abstractmethod
+    def forward(self, x, training=False):
+        """Map a batch ``x`` to the layer's output; cache what backward needs when training."""
+
+    @abc.abstractmethod
+    def backward(self, grad_output):
+        """Given dL/dy, set ``params[...].grad`` and return dL/dx."""
+
+    def check_input(self, x) -> None:
+        """Raise a ValueError unless ``x`` is a batch of the shape this layer was built for."""
+        if not self.built:
+            raise RuntimeError(f"layer {self.name!r} is not built: call build(input_shape) or call the layer first")
+        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"layer {self.name!r}: expected input shape {format_shape(self.input_shape)}, got {x.shape}"
+            )
+
+    def __call__(self, x, training=False):
+        """Call on a SymbolicTensor (functional API) or run forward on an array."""
+        if isinstance(x, SymbolicTensor):
+            if not self.built:
+                self.build(x.shape)
+            elif x.shape != self.input_shape:
+                raise ValueError(
+                    f"layer {self.name!r} was built for input shape {format_shape(self.input_shape)}, "
+                    f"got {format_shape(x.shape)}"
+                )
+            return SymbolicTensor(self._output_shape, self, parent=x)
+        x = np.asarray(x)
+        if not self.built:
+            self.build(x.shape[1:])
+        return self.forward(x, training=training)
+
+    # ------------------------------------------------------------- weights
+    def new_parameter(self, name: str, value: np.ndarray) -> Parameter:
+        """Register a trainable parameter (in ``floatx()``) under its Keras name."""
+        param = Parameter(np.ascontiguousarray(value, dtype=floatx()), name, trainable=self._trainable)
+        self.params[name] = param
+        return param
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for param in self.params.values():
+            param.trainable = self._trainable
+
+    def weight_names(self) -> list[str]:
+        """Names of the weights in Keras order: parameters, then buffers."""
+        return list(self.params) + list(self.buffers)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights in Keras order (e.g. gamma, beta, moving_mean, moving_variance)."""
+        return [p.value.copy() for p in self.params.values()] + [b.copy() for b in self.buffers.values()]
+
+    def set_weights(self, weights) -> None:
+        """Replace the weights (same order and shapes as :meth:`get_weights`), in place."""
+        targets = [p.value for p in self.params.values()] + list(self.buffers.values())
+        if len(weights) != len(targets):
+            raise ValueError(
+                f"layer {self.name!r} expects {len(targets)} weight arrays "
+                f"({', '.join(self.weight_names())}), got {len(weights)}"
+            )
+        for name, target, new in zip(self.weight_names(), targets, weights):
+            new = np.asarray(new)
+            if new.shape != target.shape:
+                raise ValueError(
+                    f"layer {self.name!r}, weight {name!r}: expected shape {target.shape}, got {new.shape}"
+                )
+            target[...] = new
+
+    def count_params(self) -> int:
+        """Number of scalars in all weights, trainable or not (as Keras)."""
+        return sum(p.size for p in self.params.values()) + sum(b.size for b in self.buffers.values())
+
+    def count_trainable_params(self) -> int:
+        return sum(p.size for p in self.params.values() if p.trainable)
+
+    # -------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        """JSON-serialisable constructor arguments (subclasses add theirs)."""
+        config = {"name": self.name, "trainable": self._trainable}
+        if self.input_shape_arg is not None:
+            config["input_shape"] = list(self.input_shape_arg)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"

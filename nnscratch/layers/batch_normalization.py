@@ -1,0 +1,92 @@
+"""Batch normalisation over the last (channel/feature) axis."""
+
+import numpy as np
+
+from nnscratch import kernels
+from nnscratch.config import floatx
+from nnscratch.layers.base import Layer, format_shape
+
+__all__ = ["BatchNormalization"]
+
+
+class BatchNormalization(Layer):
+    r"""Normalise each channel by batch statistics, then scale and shift.
+
+    Works on (N, features) and (N, H, W, C) inputs; statistics are taken over
+    every axis but the last (for images: over N, H and W, per channel).
+
+    Training, over the ``M`` values of one channel:
+
+    .. math::
+        \mu = \tfrac1M \sum x, \quad \sigma^2 = \tfrac1M \sum (x-\mu)^2, \quad
+        \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad y = \gamma \hat x + \beta
+
+    and the moving statistics (buffers, not parameters) follow
+    ``moving = momentum * moving + (1 - momentum) * batch_statistic``.
+    Inference uses the moving statistics instead of the batch's.
+
+    Backward in training mode, because :math:`\mu` and :math:`\sigma^2` depend on every ``x``:
+
+    .. math::
+        \frac{\partial L}{\partial \beta} = \sum g, \quad
+        \frac{\partial L}{\partial \gamma} = \sum g \hat x, \quad
+        \frac{\partial L}{\partial x} = \frac{\gamma}{M\sqrt{\sigma^2+\epsilon}}
+        \Big(M g - \sum g - \hat x \sum g \hat x\Big)
+
+    Parameters
+    ----------
+    momentum : float
+        Keras's default 0.99.
+    epsilon : float
+        Keras's default 1e-3.
+    """
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be positive, got {epsilon!r}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        if len(input_shape) not in (1, 3):
+            raise ValueError(
+                f"BatchNormalization layer {self.name!r} expects (None, features) or "
+                f"(None, height, width, channels) inputs, got {format_shape(input_shape)}"
+            )
+        channels = input_shape[-1]
+        self.gamma = self.new_parameter("gamma", np.ones(channels))
+        self.beta = self.new_parameter("beta", np.zeros(channels))
+        self.buffers["moving_mean"] = np.zeros(channels, dtype=floatx())
+        self.buffers["moving_variance"] = np.ones(channels, dtype=floatx())
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        channels = x.shape[-1]
+        x2d = x.reshape(-1, channels)
+        if not training:
+            mean, var = self.buffers["moving_mean"], self.buffers["moving_variance"]
+            scale = self.gamma.value / np.sqrt(var + self.epsilon)
+            return (x2d * scale + (self.beta.value - mean * scale)).reshape(x.shape)
+        y, xhat, mean, var, inv_std = kernels.backend().batchnorm_forward_train(
+            x2d, self.gamma.value, self.beta.value, self.epsilon)
+        for name, batch_value in (("moving_mean", mean), ("moving_variance", var)):
+            moving = self.buffers[name]
+            moving *= self.momentum
+            moving += (1.0 - self.momentum) * batch_value
+        self._xhat, self._inv_std = xhat, inv_std
+        return y.reshape(x.shape)
+
+    def backward(self, grad_output):
+        shape = grad_output.shape
+        dx, dgamma, dbeta = kernels.backend().batchnorm_backward(
+            grad_output.reshape(-1, shape[-1]), self._xhat, self.gamma.value, self._inv_std)
+        self.gamma.grad[...] = dgamma
+        self.beta.grad[...] = dbeta
+        return dx.reshape(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}

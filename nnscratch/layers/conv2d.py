@@ -1,0 +1,98 @@
+"""2-D convolution over NHWC images, computed as im2col + one matrix product."""
+
+import numpy as np
+
+from nnscratch import initializers, kernels, rng
+from nnscratch.layers.activated import ActivatedLayer
+from nnscratch.layers.base import format_shape
+from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, window_geometry
+
+__all__ = ["Conv2D"]
+
+
+class Conv2D(ActivatedLayer):
+    r"""2-D convolution (cross-correlation, as Keras): ``y = f(conv(x, K) + b)``.
+
+    Shapes: ``x`` (N, H, W, C), kernel ``K`` (kh, kw, C, filters) as Keras,
+    ``b`` (filters,), ``y`` (N, H', W', filters).
+
+    im2col unfolds every window of ``x`` into a row of ``X`` (N·H'·W', kh·kw·C);
+    with ``K`` reshaped to a matrix (kh·kw·C, filters) the convolution is the
+    Dense layer's product ``z = X K``. So backward is Dense's, plus a fold:
+
+    .. math::
+        \frac{\partial L}{\partial K} = X^T g, \qquad
+        \frac{\partial L}{\partial b} = \sum g, \qquad
+        \frac{\partial L}{\partial x} = \mathrm{col2im}(g K^T)
+
+    where col2im, the adjoint of im2col, adds each window's gradient back
+    into the pixels it was copied from.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(activation=activation, **kwargs)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
+            raise ValueError(f"filters must be a positive integer, got {filters!r}")
+        self.filters = int(filters)
+        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size")
+        self.strides = normalize_tuple(strides, 2, "strides")
+        self.padding = normalize_padding(padding)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"Conv2D layer {self.name!r} expects images of shape (None, height, width, channels), "
+                f"got {format_shape(input_shape)}"
+            )
+        (h, w, c), (kh, kw), (sh, sw) = input_shape, self.kernel_size, self.strides
+        out_h, self._pad_top = window_geometry(h, kh, sh, self.padding)
+        out_w, self._pad_left = window_geometry(w, kw, sw, self.padding)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(
+                f"Conv2D layer {self.name!r}: kernel {self.kernel_size} is larger than its "
+                f"valid-padded input {format_shape(input_shape)}; use padding='same' or a smaller kernel"
+            )
+        self._out_hw = (out_h, out_w)
+        generator = rng.new_generator()
+        shape = (kh, kw, c, self.filters)
+        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator))
+        if self.use_bias:
+            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.filters,), generator))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (*self._out_hw, self.filters)
+
+    def _geometry(self):
+        """Arguments the window kernels share: kh, kw, sh, sw, pad_top, pad_left, out_h, out_w."""
+        return (*self.kernel_size, *self.strides, self._pad_top, self._pad_left, *self._out_hw)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        cols = kernels.backend().im2col(x, *self._geometry())      # (N*H'*W', kh*kw*C)
+        z = cols @ self.kernel.value.reshape(-1, self.filters)      # (N*H'*W', filters)
+        self._cols, self._n = (cols if training else None), x.shape[0]
+        y = self._activate(z, self.bias.value if self.use_bias else None, training)
+        return y.reshape(x.shape[0], *self._out_hw, self.filters)
+
+    def backward(self, grad_output):
+        return super().backward(grad_output.reshape(-1, self.filters))
+
+    def backward_from_preactivation(self, grad_z):
+        grad_z = grad_z.reshape(-1, self.filters)
+        kernel_matrix = self.kernel.value.reshape(-1, self.filters)
+        np.matmul(self._cols.T, grad_z, out=self.kernel.grad.reshape(-1, self.filters))
+        if self.use_bias:
+            np.sum(grad_z, axis=0, out=self.bias.grad)
+        grad_cols = grad_z @ kernel_matrix.T
+        return kernels.backend().col2im(grad_cols, (self._n, *self.input_shape), *self._geometry())
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}

@@ -1,0 +1,75 @@
+"""Dense (fully connected) layer."""
+
+import numpy as np
+
+from nnscratch import initializers, rng
+from nnscratch.layers.activated import ActivatedLayer
+from nnscratch.layers.base import format_shape
+
+__all__ = ["Dense"]
+
+
+class Dense(ActivatedLayer):
+    r"""Fully connected layer: ``y = f(x W + b)``.
+
+    Shapes: ``x`` (N, in), kernel ``W`` (in, units) as Keras, ``b`` (units,), ``y`` (N, units).
+
+    Backward, with :math:`g = \partial L / \partial z` (after undoing ``f``):
+
+    .. math::
+        \frac{\partial L}{\partial W} = x^T g, \qquad
+        \frac{\partial L}{\partial b} = \sum_n g_n, \qquad
+        \frac{\partial L}{\partial x} = g W^T
+
+    Parameters
+    ----------
+    units : int
+    activation : str or None
+        ``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"``, ``"linear"`` or None.
+    use_bias : bool
+    kernel_initializer, bias_initializer : str
+        Keras names (``"glorot_uniform"``, ``"he_normal"``, ``"zeros"``, ...).
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(activation=activation, **kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
+
+    def build(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"Dense layer {self.name!r} expects flat inputs of shape (None, features), got "
+                f"{format_shape(input_shape)}; add a Flatten() layer before it"
+            )
+        generator = rng.new_generator()
+        shape = (input_shape[0], self.units)
+        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator))
+        if self.use_bias:
+            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.units,), generator))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (self.units,)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        z = x @ self.kernel.value
+        self._x = x if training else None
+        return self._activate(z, self.bias.value if self.use_bias else None, training)
+
+    def backward_from_preactivation(self, grad_z):
+        np.matmul(self._x.T, grad_z, out=self.kernel.grad)
+        if self.use_bias:
+            np.sum(grad_z, axis=0, out=self.bias.grad)
+        return grad_z @ self.kernel.value.T
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}

@@ -1,0 +1,207 @@
+"""The Model: a chain of layers with one training loop (see :mod:`trainer`).
+
+Built from the functional API, as Keras::
+
+    inputs = nnscratch.Input((28, 28, 1))
+    x = Conv2D(32, 3, activation="relu")(inputs)
+    x = Flatten()(x)
+    outputs = Dense(10, activation="softmax")(x)
+    model = nnscratch.Model(inputs=inputs, outputs=outputs)
+
+or as a :class:`~nnscratch.Sequential`. Forward runs the layers in order;
+backward runs them in reverse, each turning dL/d(output) into dL/d(input).
+"""
+
+import numpy as np
+
+from nnscratch import losses as losses_module
+from nnscratch import metrics as metrics_module
+from nnscratch import optimizers
+from nnscratch.layers.base import SymbolicTensor, format_shape
+from nnscratch.layers.input_layer import InputLayer
+from nnscratch.models import summary as summary_module
+from nnscratch.models.trainer import Trainer
+
+__all__ = ["Model"]
+
+_model_counter = {"count": 0}
+
+
+def _default_name(prefix):
+    count = _model_counter["count"]
+    _model_counter["count"] += 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def _trace_chain(inputs: SymbolicTensor, outputs: SymbolicTensor) -> list:
+    """Follow ``outputs`` back to ``inputs`` and return the layers in forward order."""
+    chain, node = [], outputs
+    while node is not None and node is not inputs:
+        chain.append(node.layer)
+        node = node.parent
+    if node is None:
+        raise ValueError("the outputs were not computed from the given inputs: no path connects them")
+    return chain[::-1]
+
+
+class Model(Trainer):
+    """A linear chain of layers from ``inputs`` to ``outputs`` (functional API).
+
+    Graphs that branch or merge need merge layers, which nnscratch does not
+    have yet: passing several inputs or outputs raises a ValueError.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None):
+        self.name = name or _default_name("functional" if inputs is not None else "model")
+        self.layers = []
+        self.input_layer = None
+        self.built = False
+        self.stop_training = False
+        self.optimizer = self.loss = None
+        self.metrics = []
+        if inputs is None and outputs is None:
+            return
+        for value, what in ((inputs, "inputs"), (outputs, "outputs")):
+            if isinstance(value, (list, tuple)):
+                if len(value) != 1:
+                    raise ValueError(
+                        f"nnscratch models have one input and one output (no merge layers yet); got {len(value)} {what}"
+                    )
+            elif not isinstance(value, SymbolicTensor):
+                raise TypeError(f"{what} must be a tensor from nnscratch.Input(...) or a layer call, got {value!r}")
+        inputs = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        outputs = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+        if not isinstance(inputs.layer, InputLayer):
+            raise ValueError("inputs must come from nnscratch.Input(shape)")
+        self.input_layer = inputs.layer
+        self.layers = _trace_chain(inputs, outputs)
+        self.built = True
+
+    # ------------------------------------------------------------ structure
+    @property
+    def input_shape(self):
+        """Input shape with ``None`` for the batch axis."""
+        self._require_built()
+        return (None, *self.input_layer.input_shape)
+
+    @property
+    def output_shape(self):
+        self._require_built()
+        return self.layers[-1].output_shape if self.layers else self.input_shape
+
+    def _require_built(self):
+        if not self.built:
+            raise ValueError(
+                f"model {self.name!r} is not built yet: give the first layer input_shape=..., start with "
+                "nnscratch.Input(shape), or call build(input_shape) / fit first"
+            )
+
+    def build(self, input_shape) -> None:
+        """A functional model is built by construction; check that ``input_shape`` fits it."""
+        self._require_built()
+        if tuple(input_shape) != self.input_layer.input_shape:
+            raise ValueError(f"expected input shape {format_shape(self.input_layer.input_shape)}, "
+                             f"got {format_shape(tuple(input_shape))}")
+
+    def all_layers(self) -> list:
+        """The input layer (if any) followed by the computing layers."""
+        return ([self.input_layer] if self.input_layer is not None else []) + self.layers
+
+    def parameters(self) -> list:
+        """Every trainable Parameter of every layer, in layer order."""
+        return [p for layer in self.layers for p in layer.params.values()]
+
+    # ---------------------------------------------------------- computation
+    def check_input(self, x) -> None:
+        """Raise a ValueError naming the expected and the received shape if they differ."""
+        expected = self.input_layer.input_shape
+        if x.ndim != len(expected) + 1 or x.shape[1:] != expected:
+            raise ValueError(f"expected input shape {format_shape(expected)}, got {x.shape}")
+
+    def forward(self, x, training=False):
+        """Run every layer in order; with ``training=True`` layers cache what backward needs."""
+        self.check_input(x)
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, grad_output, from_layer=None):
+        """Run backward through the layers in reverse; return dL/d(input).
+
+        ``from_layer`` (an index) starts below that layer, used when the last
+        layer's gradient was already computed by a fused loss.
+        """
+        stop = len(self.layers) if from_layer is None else from_layer
+        for layer in reversed(self.layers[:stop]):
+            grad_output = layer.backward(grad_output)
+        return grad_output
+
+    def __call__(self, x, training=False):
+        return self.forward(np.asarray(x), training=training)
+
+    # -------------------------------------------------------------- weights
+    def get_weights(self) -> list:
+        """All weights (parameters and buffers) of all layers, in Keras order."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        expected = sum(len(layer.get_weights()) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"model {self.name!r} expects {expected} weight arrays, got {len(weights)}")
+        for layer in self.layers:
+            n = len(layer.weight_names())
+            layer.set_weights(weights[:n])
+            weights = weights[n:]
+
+    def count_params(self) -> int:
+        """Number of scalars in all weights, trainable or not (as Keras)."""
+        self._require_built()
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn=print) -> None:
+        """Print a Keras-like table of layers, output shapes and parameter counts."""
+        self._require_built()
+        print_fn(summary_module.format_summary(self))
+
+    # -------------------------------------------------------------- compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """Choose the optimizer, the loss and the metrics (names or objects, as Keras)."""
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses_module.get(loss)
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list of names, got {type(metrics).__name__}")
+        self.metrics = [metrics_module.get(m, self.loss.name) for m in (metrics or [])]
+        self.compiled_config = {
+            "optimizer": self.optimizer.get_config(),
+            "loss": self.loss.get_config(),
+            "metrics": [m if isinstance(m, str) else m.name for m in (metrics or [])],
+        }
+
+    # ------------------------------------------------------------- saving
+    def get_config(self) -> dict:
+        return {
+            "class_name": type(self).__name__,
+            "name": self.name,
+            "input_shape": list(self.input_layer.input_shape) if self.input_layer else None,
+            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers],
+        }
+
+    def save(self, filepath) -> None:
+        """Save architecture, weights and compile settings to one ``.npz`` file (no pickle)."""
+        from nnscratch.models.saving import save_model
+
+        save_model(self, filepath)
+
+    def save_weights(self, filepath) -> None:
+        """Save only the weights, to a ``.npz`` file (no pickle)."""
+        from nnscratch.models.saving import save_weights
+
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath) -> None:
+        from nnscratch.models.saving import load_weights
+
+        load_weights(self, filepath)

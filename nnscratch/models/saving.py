@@ -1,0 +1,125 @@
+"""Save and load models as one ``.npz`` file: weights as arrays, the rest as JSON.
+
+Nothing is pickled, so loading a file can never run code. The JSON (stored
+in the archive as the bytes of the entry ``__config__``) holds the
+architecture, the compile settings and a SHA-256 of the weights, so a
+truncated or tampered file is refused with a clear error instead of
+silently giving other predictions.
+"""
+
+import hashlib
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from nnscratch import layers as layers_module
+from nnscratch import optimizers
+
+__all__ = ["save_model", "load_model", "save_weights", "load_weights"]
+
+FORMAT = "nnscratch-model"
+VERSION = 1
+
+
+def _digest(weights) -> str:
+    h = hashlib.sha256()
+    for w in weights:
+        h.update(str((w.shape, w.dtype.str)).encode())
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def _write(filepath, config: dict, weights) -> None:
+    """Write exactly ``filepath`` (np.savez would append '.npz'), via a temporary file."""
+    filepath = os.fspath(filepath)
+    arrays = {f"w{i}": w for i, w in enumerate(weights)}
+    arrays["__config__"] = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
+    tmp = f"{filepath}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, filepath)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _read(filepath, expected_kind: str):
+    """Return (config, weights) from a file written by :func:`_write`, or raise ValueError."""
+    filepath = os.fspath(filepath)
+    if not os.path.exists(filepath):
+        raise FileNotFoundError(f"no model file at {filepath!r}")
+    try:
+        with np.load(filepath, allow_pickle=False) as archive:
+            config = json.loads(archive["__config__"].tobytes().decode("utf-8"))
+            weights = [archive[f"w{i}"] for i in range(len(config["weights"]))]
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{filepath!r} is not a readable nnscratch file (truncated or corrupted?): {error}") from None
+    if config.get("format") != FORMAT or config.get("kind") != expected_kind:
+        raise ValueError(f"{filepath!r} is not an nnscratch {expected_kind} file "
+                         f"(format {config.get('format')!r}, kind {config.get('kind')!r})")
+    if _digest(weights) != config.get("sha256"):
+        raise ValueError(f"{filepath!r}: the weights do not match their recorded SHA-256; the file was modified")
+    return config, weights
+
+
+def save_model(model, filepath) -> None:
+    """Save architecture, weights and compile settings of ``model`` to ``filepath``."""
+    weights = model.get_weights()
+    config = {
+        "format": FORMAT, "version": VERSION, "kind": "model",
+        "model": model.get_config(),
+        "compile": getattr(model, "compiled_config", None),
+        "weights": [list(w.shape) for w in weights],
+        "sha256": _digest(weights),
+    }
+    _write(filepath, config, weights)
+
+
+def _layer_from_config(entry):
+    return layers_module.get(entry["class_name"]).from_config(entry["config"])
+
+
+def load_model(filepath, compile=True):
+    """Load a model saved by ``model.save(filepath)``: same architecture, weights and predictions."""
+    from nnscratch.layers.input_layer import Input
+    from nnscratch.models.model import Model
+    from nnscratch.models.sequential import Sequential
+
+    config, weights = _read(filepath, "model")
+    spec = config["model"]
+    try:
+        layers = [_layer_from_config(entry) for entry in spec["layers"]]
+        if spec["class_name"] == "Sequential":
+            model = Sequential(name=spec["name"])
+            if spec["input_shape"] is not None:
+                model.add(Input(tuple(spec["input_shape"])))
+            for layer in layers:
+                model.add(layer)
+        else:
+            inputs = x = Input(tuple(spec["input_shape"]))
+            for layer in layers:
+                x = layer(x)
+            model = Model(inputs=inputs, outputs=x, name=spec["name"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{os.fspath(filepath)!r}: the model description is invalid ({error!r})") from None
+    model.set_weights(weights)
+    if compile and config.get("compile"):
+        settings = config["compile"]
+        model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
+                      metrics=settings["metrics"])
+    return model
+
+
+def save_weights(model, filepath) -> None:
+    weights = model.get_weights()
+    config = {"format": FORMAT, "version": VERSION, "kind": "weights",
+              "weights": [list(w.shape) for w in weights], "sha256": _digest(weights)}
+    _write(filepath, config, weights)
+
+
+def load_weights(model, filepath) -> None:
+    _, weights = _read(filepath, "weights")
+    model.set_weights(weights)

@@ -1,0 +1,70 @@
+"""Sequential: a plain stack of layers, as ``keras.Sequential``."""
+
+from nnscratch.layers.base import Layer, SymbolicTensor
+from nnscratch.layers.input_layer import InputLayer
+from nnscratch.models.model import Model, _default_name
+
+__all__ = ["Sequential"]
+
+
+class Sequential(Model):
+    """A model made of layers applied one after the other.
+
+    The input shape comes from ``nnscratch.Input(shape)`` as the first entry,
+    from ``input_shape=`` on the first layer, or from the first data seen by
+    ``fit``/``predict``. Once it is known every layer is built at once, so
+    shape errors surface when the model is assembled.
+
+    >>> model = Sequential([Input((8, 8, 1)), Conv2D(16, 3), Flatten(), Dense(10, activation="softmax")])
+    """
+
+    def __init__(self, layers=None, name=None):
+        super().__init__(name=name or _default_name("sequential"))
+        self.built = False
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer) -> None:
+        """Append a layer (or, first, an ``Input``), building it if the input shape is known."""
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
+            if self.input_layer is not None or self.layers:
+                raise ValueError("nnscratch.Input(...) may only be the first entry of a Sequential model")
+            self.input_layer = layer.layer
+            self.built = True
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
+        if isinstance(layer, InputLayer):
+            raise TypeError("add an input with nnscratch.Input(shape), not an InputLayer")
+        if any(existing.name == layer.name for existing in self.layers):
+            raise ValueError(f"a layer named {layer.name!r} is already in model {self.name!r}; names must be unique")
+        if not self.built and not self.layers and layer.input_shape_arg is not None:
+            self.input_layer = InputLayer(layer.input_shape_arg, name=f"{self.name}_input")
+            self.built = True
+        if self.built:
+            shape = self.layers[-1]._output_shape if self.layers else self.input_layer.input_shape
+            self._build_layer(layer, shape)
+        self.layers.append(layer)
+
+    @staticmethod
+    def _build_layer(layer, shape):
+        if not layer.built:
+            layer.build(shape)
+        elif layer.input_shape != tuple(shape):
+            raise ValueError(f"layer {layer.name!r} was built for input shape {(None, *layer.input_shape)}, "
+                             f"but the previous layer outputs {(None, *shape)}")
+
+    def build(self, input_shape) -> None:
+        """Build every layer for inputs of ``input_shape`` (no batch axis)."""
+        if self.built:
+            return
+        self.input_layer = InputLayer(input_shape, name=f"{self.name}_input")
+        shape = self.input_layer.input_shape
+        for layer in self.layers:
+            self._build_layer(layer, shape)
+            shape = layer._output_shape
+        self.built = True
+
+    def all_layers(self) -> list:
+        """The layers without the implicit input layer (as Keras's ``Sequential.layers``)."""
+        return list(self.layers)

@@ -1,0 +1,61 @@
+"""Optimizers: turn gradients into in-place weight updates (Keras semantics).
+
+>>> from nnscratch import optimizers
+>>> opt = optimizers.get("adam")                 # default hyperparameters
+>>> opt = optimizers.Adam(learning_rate=1e-3, global_clipnorm=1.0)
+>>> same = optimizers.get(optimizers.serialize(opt))
+"""
+
+from nnscratch.optimizers.adam import Adam
+from nnscratch.optimizers.base import Optimizer
+from nnscratch.optimizers.rmsprop import RMSprop
+from nnscratch.optimizers.sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "get", "serialize"]
+
+# lower-case name -> class; strings and "class_name"s are looked up here.
+_CLASSES = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam}
+
+
+def serialize(optimizer: Optimizer) -> dict:
+    """Return ``{"class_name": ..., "config": ...}``, the form :func:`get` accepts."""
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def _lookup(name: str) -> type:
+    try:
+        return _CLASSES[name.lower()]
+    except KeyError:
+        raise ValueError(f"Unknown optimizer {name!r}; known optimizers: "
+                         f"{sorted(_CLASSES)}") from None
+
+
+def get(identifier) -> Optimizer:
+    """Return an optimizer for ``identifier``.
+
+    Parameters
+    ----------
+    identifier : Optimizer, str or dict
+        An optimizer (returned as is); a name, case-insensitive
+        (``"sgd"``, ``"rmsprop"``, ``"adam"``: default hyperparameters); or a
+        config dict ``{"class_name": "Adam", "config": {...}}`` as written by
+        :func:`serialize`.
+
+    Raises
+    ------
+    ValueError
+        Unknown name.
+    TypeError
+        Any other kind of identifier.
+    """
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        return _lookup(identifier)()
+    if isinstance(identifier, dict):
+        if "class_name" not in identifier:
+            raise ValueError(f"optimizer config dict needs a 'class_name' key, got {identifier!r}")
+        cls = _lookup(identifier["class_name"])
+        return cls.from_config(dict(identifier.get("config") or {}))
+    raise TypeError(f"Could not interpret optimizer identifier: {identifier!r} "
+                    f"(expected an Optimizer, a name or a config dict)")

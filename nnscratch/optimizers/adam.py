@@ -1,0 +1,88 @@
+"""Adam: adaptive moment estimation (Kingma & Ba, 2014)."""
+
+import math
+
+import numpy as np
+
+from nnscratch.optimizers.base import Optimizer
+
+__all__ = ["Adam"]
+
+
+class Adam(Optimizer):
+    r"""Adam with the Keras 3 update rule.
+
+    For a weight :math:`w` with gradient :math:`g`, learning rate :math:`\eta`
+    and moments :math:`m, v` that start at zero, step :math:`t = 1, 2, \dots`
+    (``t = iterations + 1``) does
+
+    .. math::
+
+        \alpha_t &= \eta \, \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t} \\
+        m &\leftarrow \beta_1 m + (1 - \beta_1) g \\
+        v &\leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
+        w &\leftarrow w - \alpha_t \, \frac{m}{\sqrt{v} + \epsilon}
+
+    The bias corrections of :math:`m` and :math:`v` are folded into
+    :math:`\alpha_t`, so :math:`\epsilon` is the paper's "epsilon hat".
+    With ``amsgrad=True`` the denominator uses :math:`\hat v \leftarrow
+    \max(\hat v, v)` instead of :math:`v`.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.001
+    beta_1 : float, default 0.9
+    beta_2 : float, default 0.999
+    epsilon : float, default 1e-7
+    amsgrad : bool, default False
+    clipnorm, clipvalue, global_clipnorm, name
+        See :class:`~nnscratch.optimizers.base.Optimizer`.
+    """
+
+    default_name = "adam"
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name=None):
+        super().__init__(learning_rate, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.amsgrad = bool(amsgrad)
+
+    def slot_names(self) -> tuple:
+        names = ("momentum", "velocity")
+        return names + ("velocity_hat",) if self.amsgrad else names
+
+    def update_step(self, param, grad, state) -> None:
+        b1, b2 = self.beta_1, self.beta_2
+        t = self.iterations + 1
+        alpha = self.learning_rate * math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        m, v = state["momentum"], state["velocity"]
+
+        # m <- m + (1 - b1)(g - m), which equals b1 m + (1 - b1) g
+        tmp = np.empty_like(grad)          # the one scratch array of this step
+        np.subtract(grad, m, out=tmp)
+        tmp *= 1.0 - b1
+        m += tmp
+        # v <- v + (1 - b2)(g^2 - v), which equals b2 v + (1 - b2) g^2
+        np.square(grad, out=tmp)
+        tmp -= v
+        tmp *= 1.0 - b2
+        v += tmp
+        if self.amsgrad:
+            v = np.maximum(state["velocity_hat"], v, out=state["velocity_hat"])
+
+        # w <- w - alpha m / (sqrt(v) + eps)
+        np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= alpha
+        param.value -= tmp
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                      amsgrad=self.amsgrad)
+        return config

@@ -1,0 +1,38 @@
+"""Test-wide settings: the data folder, a fixed float type and library seed per test."""
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+import nnscratch
+from nnscratch import kernels
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Numba compiles on first use; examples must not be timed.
+settings.register_profile("nnscratch", deadline=None, max_examples=25, derandomize=True)
+settings.load_profile("nnscratch")
+
+if "NNSCRATCH_DATA" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
+    os.environ["NNSCRATCH_DATA"] = str(REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(autouse=True)
+def _library_defaults():
+    """Every test starts in float32, with the default backend and a fixed library seed."""
+    backend = kernels.get_backend()
+    nnscratch.set_floatx("float32")
+    nnscratch.set_random_seed(1234)
+    yield
+    nnscratch.set_floatx("float32")
+    kernels.set_backend(backend)
+
+
+@pytest.fixture
+def float64():
+    """Build layers and models in float64 (for gradient checks)."""
+    nnscratch.set_floatx("float64")
+    yield
+    nnscratch.set_floatx("float32")

@@ -1,0 +1,335 @@
+"""Optimizers: update rules against hand-derived values and plain reference formulas."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from nnscratch import optimizers
+from nnscratch.optimizers import SGD, Adam, Optimizer, RMSprop
+from nnscratch.parameter import Parameter
+
+
+def make_param(value, grad=None, dtype=np.float64, trainable=True):
+    p = Parameter(np.array(value, dtype=dtype), "kernel", trainable=trainable)
+    if grad is not None:
+        p.grad[...] = grad
+    return p
+
+
+def run_steps(optimizer, param, grads):
+    """Apply one step per gradient; return the values after each step."""
+    values = []
+    for g in grads:
+        param.grad[...] = g
+        optimizer.apply_gradients([param])
+        values.append(param.value.copy())
+    return values
+
+
+# ---------------------------------------------------------------- SGD
+
+def test_sgd_plain_step():
+    p = make_param([1.0, 2.0, 3.0, 4.0], grad=[1.0, 6.0, 7.0, 2.0])
+    SGD(learning_rate=0.5).apply_gradients([p])
+    np.testing.assert_allclose(p.value, [0.5, -1.0, -0.5, 3.0])  # w - 0.5 g
+
+
+def test_sgd_momentum_by_hand():
+    # g = 1 always, lr = 0.1, mu = 0.9:  v = -0.1, -0.19, -0.271;  w = w + v
+    values = run_steps(SGD(0.1, momentum=0.9), make_param(1.0), [1.0] * 3)
+    np.testing.assert_allclose(values, [0.9, 0.71, 0.439], rtol=1e-12)
+
+
+def test_sgd_nesterov_by_hand():
+    # same v as above, but w = w + mu v - lr g:  0.81, 0.539, 0.1951
+    values = run_steps(SGD(0.1, momentum=0.9, nesterov=True), make_param(1.0), [1.0] * 3)
+    np.testing.assert_allclose(values, [0.81, 0.539, 0.1951], rtol=1e-12)
+
+
+def test_sgd_momentum_with_changing_gradients_matches_formula():
+    grads = [0.5, -1.0, 2.0, 0.25]
+    lr, mu = 0.05, 0.8
+    for nesterov in (False, True):
+        w, v = 3.0, 0.0
+        expected = []
+        for g in grads:
+            v = mu * v - lr * g
+            w = w + (mu * v - lr * g if nesterov else v)
+            expected.append(w)
+        values = run_steps(SGD(lr, momentum=mu, nesterov=nesterov), make_param(3.0), grads)
+        np.testing.assert_allclose(values, expected, rtol=1e-12)
+
+
+def test_sgd_matches_keras_golden_values():
+    # Golden values from Keras's sgd_test (SGD(nesterov=True) with momentum 0).
+    x = make_param(np.ones(10))
+    opt = SGD(nesterov=True)
+    run_steps(opt, x, [np.full(10, 0.01)])
+    grads = np.arange(1, 11) / 10
+    for i in range(5):
+        expected = 0.9999 - 0.001 * i * np.arange(1, 11)
+        np.testing.assert_allclose(x.value, expected, atol=5e-4)
+        run_steps(opt, x, [grads])
+
+
+@pytest.mark.parametrize("momentum", [-0.1, 1.5])
+def test_sgd_rejects_bad_momentum(momentum):
+    with pytest.raises(ValueError, match="momentum"):
+        SGD(momentum=momentum)
+
+
+# ---------------------------------------------------------------- RMSprop
+
+def test_rmsprop_keras_docstring_example():
+    # Keras docs: RMSprop(0.1) on loss w^2 / 2 from w = 10 gives 9.683772.
+    p = make_param([10.0], grad=[10.0])
+    RMSprop(learning_rate=0.1).apply_gradients([p])
+    # s = 0.1 * 100 = 10,  w = 10 - 0.1 * 10 / sqrt(10 + 1e-7)
+    np.testing.assert_allclose(p.value, [10 - 1 / math.sqrt(10 + 1e-7)], rtol=1e-12)
+    np.testing.assert_allclose(p.value, [9.683772], atol=1e-6)
+
+
+@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_rmsprop_matches_formula(centered, momentum):
+    grads = [0.3, -1.2, 0.7, 2.0, -0.1]
+    lr, rho, eps = 0.01, 0.9, 1e-7
+    w, s, g_bar, m = 1.0, 0.0, 0.0, 0.0
+    expected = []
+    for g in grads:
+        s = rho * s + (1 - rho) * g * g
+        g_bar = rho * g_bar + (1 - rho) * g
+        denominator = s - g_bar**2 + eps if centered else s + eps
+        delta = lr * g / math.sqrt(denominator)
+        m = momentum * m + delta
+        w -= m if momentum > 0 else delta
+        expected.append(w)
+    opt = RMSprop(lr, rho=rho, momentum=momentum, epsilon=eps, centered=centered)
+    np.testing.assert_allclose(run_steps(opt, make_param(1.0), grads), expected, rtol=1e-12)
+
+
+def test_rmsprop_matches_keras_golden_values():
+    # Golden values from Keras's rmsprop_test (RMSprop(centered=True)).
+    x = make_param(np.ones(10))
+    opt = RMSprop(centered=True)
+    run_steps(opt, x, [np.full(10, 0.01)])
+    for expected in [0.9967, 0.9933, 0.9908, 0.9885, 0.9864]:
+        np.testing.assert_allclose(x.value, expected, atol=5e-4)
+        run_steps(opt, x, [np.arange(1, 11) / 10])
+
+
+# ---------------------------------------------------------------- Adam
+
+def adam_reference(grads, lr, b1, b2, eps, w=0.0):
+    """Textbook Adam with explicit bias correction (Kingma & Ba, Algorithm 1).
+
+    Keras folds the corrections into the step size; both agree when the
+    paper's epsilon is eps / sqrt(1 - b2^t).
+    """
+    m = v = 0.0
+    out = []
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        w -= lr * m_hat / (math.sqrt(v_hat) + eps / math.sqrt(1 - b2**t))
+        out.append(w)
+    return out
+
+
+def test_adam_bias_correction_at_steps_1_2_10():
+    # With a constant gradient g, m = (1 - b1^t) g and v = (1 - b2^t) g^2, so
+    # step t moves w by  -lr g / (|g| + eps / sqrt(1 - b2^t)).  A large eps
+    # makes the bias correction visible.
+    lr, b1, b2, eps, g = 0.1, 0.9, 0.999, 0.5, 2.0
+    values = run_steps(Adam(lr, b1, b2, epsilon=eps), make_param(0.0), [g] * 10)
+    moves = -np.diff([0.0] + [v.item() for v in values])
+    for t in (1, 2, 10):
+        expected = lr * g / (g + eps / math.sqrt(1 - b2**t))
+        assert moves[t - 1] == pytest.approx(expected, rel=1e-12)
+    # Step 1: alpha_1 = 0.1 * sqrt(0.001) / 0.1, m = 0.2, v = 0.004
+    assert moves[0] == pytest.approx(math.sqrt(0.001) * 0.2 / (math.sqrt(0.004) + 0.5), rel=1e-12)
+
+
+def test_adam_matches_textbook_formula_on_varying_gradients():
+    grads = [0.3, -1.2, 0.7, 2.0, -0.1, 0.0, 5.0, -3.0, 0.2, 1.0, -0.4]
+    expected = adam_reference(grads, lr=0.01, b1=0.8, b2=0.99, eps=1e-3, w=1.0)
+    values = run_steps(Adam(0.01, 0.8, 0.99, 1e-3), make_param(1.0), grads)
+    np.testing.assert_allclose(values, expected, rtol=1e-12)
+
+
+def test_adam_single_step_and_amsgrad_keras_golden_values():
+    # From Keras's adam_test: the first step moves each weight by ~lr.
+    p = make_param([1.0, 2.0, 3.0, 4.0], grad=[1.0, 6.0, 7.0, 2.0])
+    Adam(learning_rate=0.5).apply_gradients([p])
+    np.testing.assert_allclose(p.value, [0.5, 1.5, 2.5, 3.5], atol=1e-4)
+
+    x = make_param(np.ones(10), dtype=np.float32)
+    opt = Adam(amsgrad=True)
+    run_steps(opt, x, [np.full(10, 0.01)])
+    for expected in [0.999, 0.9982, 0.9974, 0.9965, 0.9955]:
+        np.testing.assert_allclose(x.value, expected, atol=5e-4)
+        run_steps(opt, x, [np.arange(1, 11) / 10])
+
+
+def test_amsgrad_uses_running_max_of_v():
+    # A large gradient then small ones: amsgrad keeps the large v, so it moves less.
+    grads = [10.0, 0.1, 0.1, 0.1]
+    plain = run_steps(Adam(0.1), make_param(0.0), grads)
+    ams = run_steps(Adam(0.1, amsgrad=True), make_param(0.0), grads)
+    assert plain[0] == ams[0]
+    assert abs(ams[-1] - ams[0]) < abs(plain[-1] - plain[0])
+
+
+# ---------------------------------------------------------------- clipping
+
+def two_params():
+    # gradient norms 5 and 1, global norm sqrt(26)
+    return make_param([0.0, 0.0], grad=[3.0, 4.0]), make_param([0.0], grad=[1.0])
+
+
+@pytest.mark.parametrize("option, expected_a, expected_b", [
+    ({}, [3.0, 4.0], [1.0]),
+    ({"clipnorm": 2.0}, [1.2, 1.6], [1.0]),                  # each by its own norm
+    ({"global_clipnorm": 2.0}, [3 * 2 / math.sqrt(26), 4 * 2 / math.sqrt(26)],
+     [2 / math.sqrt(26)]),                                   # both by the joint norm
+    ({"clipvalue": 2.0}, [2.0, 2.0], [1.0]),                 # entry by entry
+])
+def test_clipping_options_differ(option, expected_a, expected_b):
+    a, b = two_params()
+    SGD(learning_rate=1.0, **option).apply_gradients([a, b])  # w = 0 - clipped g
+    np.testing.assert_allclose(-a.value, expected_a, rtol=1e-12)
+    np.testing.assert_allclose(-b.value, expected_b, rtol=1e-12)
+    np.testing.assert_array_equal(a.grad, [3.0, 4.0])          # grads left as they were
+
+
+def test_two_clipping_options_raise():
+    with pytest.raises(ValueError, match="clipnorm.*clipvalue.*global_clipnorm"):
+        Adam(clipnorm=1.0, clipvalue=1.0)
+    with pytest.raises(ValueError, match="Only one"):
+        SGD(clipnorm=1.0, global_clipnorm=1.0)
+
+
+def test_zero_gradient_is_not_clipped_to_nan():
+    p = make_param([1.0, 2.0], grad=[0.0, 0.0])
+    for option in ({"clipnorm": 1.0}, {"global_clipnorm": 1.0}):
+        SGD(1.0, **option).apply_gradients([p])
+        np.testing.assert_array_equal(p.value, [1.0, 2.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(grads=st.lists(hnp.arrays(np.float64, st.integers(1, 6),
+                                 elements=st.floats(-1e3, 1e3)), min_size=1, max_size=4),
+       c=st.floats(0.01, 10.0))
+def test_clipnorm_bounds_norms_and_keeps_directions(grads, c):
+    for g, clipped in zip(grads, SGD(clipnorm=c).clip_gradients(grads)):
+        norm = np.linalg.norm(g)
+        assert np.linalg.norm(clipped) <= c * (1 + 1e-12)
+        # same direction, shrunk by a factor in (0, 1]
+        np.testing.assert_allclose(clipped * max(norm, c), g * c, atol=1e-9)
+    total = math.sqrt(sum(np.sum(c_**2) for c_ in SGD(global_clipnorm=c).clip_gradients(grads)))
+    assert total <= c * (1 + 1e-12)
+
+
+# ---------------------------------------------------------------- base behaviour
+
+def test_frozen_parameter_untouched_and_left_out_of_global_norm():
+    frozen = make_param([5.0], grad=[100.0], trainable=False)
+    live = make_param([0.0], grad=[1.0])
+    opt = Adam(0.1, global_clipnorm=1.0)
+    opt.apply_gradients([frozen, live])
+    assert frozen.value[0] == 5.0
+    assert frozen not in opt._slots
+    # Alone, live's gradient norm 1 <= 1: no clipping, so Adam's first step is ~ -lr.
+    assert live.value[0] == pytest.approx(-0.1 / (1 + 1e-7 / math.sqrt(1e-3)), rel=1e-12)
+
+
+def test_learning_rate_change_takes_effect():
+    opt = SGD(learning_rate=0.1)
+    p = make_param([1.0], grad=[1.0])
+    opt.apply_gradients([p])
+    opt.learning_rate = 0.01
+    opt.apply_gradients([p])
+    assert p.value[0] == pytest.approx(1.0 - 0.1 - 0.01)
+    assert opt.iterations == 2
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e-3, float("nan"), float("inf")])
+def test_learning_rate_must_be_positive(bad):
+    with pytest.raises(ValueError):
+        SGD(learning_rate=bad)
+    opt = SGD()
+    with pytest.raises(ValueError):
+        opt.learning_rate = bad
+
+
+@pytest.mark.parametrize("opt", [SGD(0.1, momentum=0.9, nesterov=True),
+                                 RMSprop(momentum=0.5, centered=True),
+                                 Adam(amsgrad=True, clipnorm=0.5)])
+def test_float32_stays_float32_and_updates_in_place(opt):
+    p = make_param(np.linspace(-1, 1, 12).reshape(3, 4), dtype=np.float32)
+    value = p.value
+    for _ in range(3):
+        p.grad[...] = np.cos(value)
+        opt.apply_gradients([p])
+    assert p.value is value and p.value.dtype == np.float32
+    assert all(s.dtype == np.float32 for s in opt.get_slots(p).values())
+
+
+def test_slots_are_per_parameter_and_lazy():
+    opt = Adam()
+    a, b = make_param([1.0], grad=[1.0]), make_param([1.0, 2.0], grad=[1.0, 1.0])
+    assert opt._slots == {}
+    opt.apply_gradients([a, b])
+    assert set(opt.get_slots(a)) == {"momentum", "velocity"}
+    assert opt.get_slots(b)["momentum"].shape == (2,)
+    assert not np.shares_memory(opt.get_slots(a)["momentum"], opt.get_slots(b)["momentum"])
+
+
+# ---------------------------------------------------------------- get / config
+
+@pytest.mark.parametrize("name, cls", [("sgd", SGD), ("Adam", Adam), ("RMSPROP", RMSprop)])
+def test_get_by_name(name, cls):
+    assert type(optimizers.get(name)) is cls
+
+
+def test_get_errors_and_instances():
+    with pytest.raises(ValueError, match="adam.*rmsprop.*sgd"):
+        optimizers.get("adagrad")
+    with pytest.raises(TypeError):
+        optimizers.get(3)
+    opt = SGD()
+    assert optimizers.get(opt) is opt
+
+
+@pytest.mark.parametrize("opt", [SGD(0.05, momentum=0.9, nesterov=True, clipvalue=1.0),
+                                 RMSprop(0.002, rho=0.8, centered=True),
+                                 Adam(3e-4, beta_2=0.99, amsgrad=True, global_clipnorm=2.0)])
+def test_config_round_trip_through_json(opt):
+    text = json.dumps(optimizers.serialize(opt))
+    clone = optimizers.get(json.loads(text))
+    assert type(clone) is type(opt)
+    assert clone.get_config() == opt.get_config()
+    assert type(opt).from_config(opt.get_config()).get_config() == opt.get_config()
+
+
+def test_default_hyperparameters_as_keras():
+    assert SGD().get_config() == {"name": "SGD", "learning_rate": 0.01, "clipnorm": None,
+                                  "clipvalue": None, "global_clipnorm": None,
+                                  "momentum": 0.0, "nesterov": False}
+    adam = Adam().get_config()
+    assert (adam["learning_rate"], adam["beta_1"], adam["beta_2"], adam["epsilon"]) == \
+        (0.001, 0.9, 0.999, 1e-7)
+    rms = RMSprop().get_config()
+    assert (rms["learning_rate"], rms["rho"], rms["epsilon"]) == (0.001, 0.9, 1e-7)
+
+
+def test_base_class_requires_update_step():
+    p = make_param([1.0], grad=[1.0])
+    with pytest.raises(NotImplementedError):
+        Optimizer(0.1).apply_gradients([p])
