@@ -20,6 +20,9 @@ __all__ = [
     "idx_bytes",
     "fake_mnist_files",
     "files_in",
+    "register_fake_mnist",
+    "write_files",
+    "copy_shared",
     "serve",
     "StaticHandler",
     "GarbageHandler",
@@ -35,11 +38,19 @@ REQUIRED = {
 }
 
 
-def shared_data_dir():
-    """The real data root: ``$NNSCRATCH_DATA`` (relative to cwd) or ``<repo>/../shared/data``."""
+def _find_shared_data():
     root = os.environ.get("NNSCRATCH_DATA")
     root = Path(root).resolve() if root else (REPO.parent / "shared" / "data").resolve()
     return root if root.is_dir() else None
+
+
+# Resolved once, at import: tests that clear NNSCRATCH_DATA still find the real files.
+_SHARED = _find_shared_data()
+
+
+def shared_data_dir():
+    """The real data root: ``$NNSCRATCH_DATA`` (relative to cwd) or ``<repo>/../shared/data``."""
+    return _SHARED
 
 
 def require_shared(dataset):
@@ -112,14 +123,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 class StaticHandler(_QuietHandler):
-    """Serves the files of ``self.server.root``."""
+    """Serves the files of the server's ``root`` folder."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, directory=str(self.server_root), **kwargs)
-
-    @property
-    def server_root(self):
-        return getattr(self, "server", None).root if hasattr(self, "server") else None
+    def __init__(self, request, client_address, server):
+        super().__init__(request, client_address, server, directory=str(server.root))
 
 
 class GarbageHandler(_QuietHandler):
@@ -150,13 +157,11 @@ class DyingHandler(_QuietHandler):
 @contextlib.contextmanager
 def serve(handler, root=None):
     """Run a ThreadingHTTPServer on 127.0.0.1 (free port) in a thread; yield its base URL."""
-    if handler is StaticHandler:
-        handler = type("Static", (_QuietHandler,), {
-            "__init__": lambda self, *a, **k: _QuietHandler.__init__(self, *a, directory=str(root), **k)})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.root = root
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"

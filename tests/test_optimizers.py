@@ -316,6 +316,16 @@ def test_config_round_trip_through_json(opt):
     assert type(clone) is type(opt)
     assert clone.get_config() == opt.get_config()
     assert type(opt).from_config(opt.get_config()).get_config() == opt.get_config()
+    # a bare get_config() dict works too, found by its (default) name
+    assert optimizers.get(json.loads(json.dumps(opt.get_config()))).get_config() == \
+        opt.get_config()
+
+
+def test_get_rejects_dicts_it_cannot_resolve():
+    with pytest.raises(ValueError, match="known optimizers"):
+        optimizers.get({"class_name": "Lion", "config": {}})
+    with pytest.raises(ValueError, match="class_name"):
+        optimizers.get({"learning_rate": 0.1})
 
 
 def test_default_hyperparameters_as_keras():

@@ -114,7 +114,7 @@ class CallbackList(Callback):
 
     Parameters
     ----------
-    callbacks : list of Callback or None
+    callbacks : list of Callback, a single Callback, or None
     add_history : bool
         Append a :class:`History` unless the list already holds one.
     add_progbar : bool
@@ -132,6 +132,8 @@ class CallbackList(Callback):
         from nnscratch.callbacks.progbar import ProgbarLogger
 
         super().__init__()
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]
         self.callbacks = list(callbacks) if callbacks else []
         self._history = next((c for c in self.callbacks if isinstance(c, History)), None)
         if self._history is None and add_history:
@@ -151,7 +153,7 @@ class CallbackList(Callback):
 
     def set_model(self, model) -> None:
         super().set_model(model)
-        if self._history is not None:
+        if self._history is not None and model is not None:
             model.history = self._history
         for callback in self.callbacks:
             callback.set_model(model)

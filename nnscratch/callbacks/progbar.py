@@ -96,7 +96,7 @@ class ProgbarLogger(Callback):
             seconds = time.perf_counter() - self._start
             parts = [f"Epoch {epoch + 1}/{self.epochs}", f"{seconds:.0f}s"]
             if self._seen:
-                parts.append(f"{1000 * seconds / self._seen:.0f}ms/step")
+                parts.append(_per_step(seconds / self._seen))
             if logs:
                 parts.append(_format_logs(logs))
             print(" - ".join(parts), file=self._stream(), flush=True)
@@ -122,6 +122,15 @@ class ProgbarLogger(Callback):
 
     def on_predict_end(self, logs=None):
         self._close()
+
+
+def _per_step(seconds: float) -> str:
+    """``"1s/step"``, ``"25ms/step"`` or ``"80us/step"``, as Keras prints it."""
+    if seconds >= 1:
+        return f"{seconds:.0f}s/step"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/step"
+    return f"{seconds * 1e6:.0f}us/step"
 
 
 def _format_logs(logs) -> str:

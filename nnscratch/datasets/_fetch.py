@@ -75,7 +75,7 @@ def search_dirs(dataset, path=None):
     if path is not None:
         folder = Path(path).expanduser()
         if not folder.is_dir():
-            raise NotADirectoryError(f"path must be an existing folder holding the files, got {str(path)!r}")
+            raise ValueError(f"path must be an existing folder holding the files, got {str(path)!r}")
         dirs.append(("path=", folder))
     data_root = os.environ.get("NNSCRATCH_DATA")
     if data_root:
@@ -111,6 +111,7 @@ def _download(remote, mirrors, folder, parse):
     """Try the mirrors in turn; return the parsed data, or raise ``_MirrorsFailed``."""
     failures, corrupt = [], False
     downloader = pooch.HTTPDownloader(progressbar=True, chunk_size=65536, timeout=DOWNLOAD_TIMEOUT_S)
+    created = not folder.exists()
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + remote.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -130,6 +131,8 @@ def _download(remote, mirrors, folder, parse):
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)
+    if created and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()  # leave no empty cache folder behind either
     raise _MirrorsFailed(failures, corrupt)
 
 

@@ -39,7 +39,8 @@ def get(identifier) -> Optimizer:
         An optimizer (returned as is); a name, case-insensitive
         (``"sgd"``, ``"rmsprop"``, ``"adam"``: default hyperparameters); or a
         config dict ``{"class_name": "Adam", "config": {...}}`` as written by
-        :func:`serialize`.
+        :func:`serialize`. A bare :meth:`~Optimizer.get_config` dict is accepted
+        too and looked up by its ``"name"``, which works for the default names.
 
     Raises
     ------
@@ -53,9 +54,11 @@ def get(identifier) -> Optimizer:
     if isinstance(identifier, str):
         return _lookup(identifier)()
     if isinstance(identifier, dict):
-        if "class_name" not in identifier:
-            raise ValueError(f"optimizer config dict needs a 'class_name' key, got {identifier!r}")
-        cls = _lookup(identifier["class_name"])
-        return cls.from_config(dict(identifier.get("config") or {}))
+        if "class_name" in identifier:
+            cls = _lookup(identifier["class_name"])
+            return cls.from_config(dict(identifier.get("config") or {}))
+        if "name" in identifier:  # get_config() output
+            return _lookup(identifier["name"]).from_config(dict(identifier))
+        raise ValueError(f"optimizer config dict needs a 'class_name' key, got {identifier!r}")
     raise TypeError(f"Could not interpret optimizer identifier: {identifier!r} "
                     f"(expected an Optimizer, a name or a config dict)")

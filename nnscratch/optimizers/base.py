@@ -107,7 +107,7 @@ class Optimizer:
         for p in params:
             if p.grad.shape != p.value.shape:
                 raise ValueError(f"{p!r}: gradient shape {p.grad.shape} != value shape")
-            # A view, not a copy, when the dtypes already agree.
+            # The same array (no copy) when the dtypes already agree.
             grads.append(np.asarray(p.grad, dtype=p.value.dtype))
         grads = self.clip_gradients(grads)
         for p, g in zip(params, grads):

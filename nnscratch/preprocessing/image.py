@@ -104,8 +104,10 @@ def apply_affine_transform(x, theta=0.0, tx=0.0, ty=0.0, zx=1.0, zy=1.0,
     """
     x = _check_images(x, "apply_affine_transform")
     m = affine_matrices(x.shape[1], x.shape[2], theta, tx, ty, zx, zy)
-    if m.shape[0] != x.shape[0]:
-        m = np.broadcast_to(m, (x.shape[0], 2, 3))
+    if m.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f"transform parameters must be scalars or have one value per image "
+                         f"({x.shape[0]}), got {m.shape[0]} values")
+    m = np.broadcast_to(m, (x.shape[0], 2, 3))
     return kernels.image_backend().affine_transform_batch(x, m, _fill_code(fill_mode), float(cval))
 
 
