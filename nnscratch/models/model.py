@@ -175,7 +175,7 @@ class Model(Trainer):
             raise TypeError(f"metrics must be a list of names, got {type(metrics).__name__}")
         self.metrics = [metrics_module.get(m, self.loss.name) for m in (metrics or [])]
         self.compiled_config = {
-            "optimizer": self.optimizer.get_config(),
+            "optimizer": optimizers.serialize(self.optimizer),
             "loss": self.loss.get_config(),
             "metrics": [m if isinstance(m, str) else m.name for m in (metrics or [])],
         }
