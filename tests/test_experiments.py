@@ -1,0 +1,222 @@
+"""The experiment scripts, run in-process on tiny subsets (``--quick``): outputs, determinism, reports, Dask."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_helpers import require_shared
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+sys.path.insert(0, str(EXPERIMENTS))
+
+import basic_mlp  # noqa: E402
+import common  # noqa: E402
+import compare  # noqa: E402
+import deep_cnn  # noqa: E402
+import make_results  # noqa: E402
+import optimized_mlp  # noqa: E402
+import simple_cnn  # noqa: E402
+import uci_digits_kfold  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# name (= results folder and metrics["experiment"]) -> (module, extra argv, dataset, extra output files)
+RUNS = {
+    "basic_mlp": (basic_mlp, [], "mnist", ["sweep.png", "history_units128.csv", "history_units512.csv"]),
+    "optimized_mlp": (optimized_mlp, [], "mnist", ["selected_pixels.png", "pixel_scores.npy"]),
+    "deep_cnn": (deep_cnn, ["--train-size", "600", "--test-size", "200"], "mnist", []),
+    "simple_cnn_three_conv": (simple_cnn, ["--variant", "three-conv"], "mnist", []),
+    "simple_cnn_two_conv": (simple_cnn, ["--variant", "two-conv"], "mnist", []),
+    "uci_digits_kfold": (uci_digits_kfold, [], "optdigits", ["kfold.png"]),
+    "uci_digits_kfold_scaled": (uci_digits_kfold, ["--scale"], "optdigits", ["kfold.png"]),
+}
+PNGS = ("training_curves.png", "confusion_matrix.png")
+
+
+class QuickRuns:
+    """Runs each script once, on demand, into one shared results folder."""
+
+    def __init__(self, root):
+        self.root = root
+        self.metrics = {}
+
+    def argv(self, name, *more):
+        module, extra, _, _ = RUNS[name]
+        return ["--quick", "--out", str(self.root / name), *extra, *more]
+
+    def __call__(self, name):
+        if name not in self.metrics:
+            require_shared(RUNS[name][2])
+            self.metrics[name] = RUNS[name][0].main(self.argv(name))
+        return self.metrics[name]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return QuickRuns(tmp_path_factory.mktemp("results"))
+
+
+def _is_png(path):
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_quick_run_writes_metrics_history_and_plots(runs, name):
+    returned = runs(name)
+    out = runs.root / name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(returned, default=common._json_default))
+    assert set(common.METRICS_KEYS) <= set(metrics), set(common.METRICS_KEYS) - set(metrics)
+    assert metrics["experiment"] == name and metrics["quick"] is True and metrics["seed"] == 42
+    assert metrics["params"] == common.PUBLISHED[name]["params"]
+    assert metrics["epochs"] == 1 and metrics["epochs_run"] == 1
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and np.isfinite(metrics["test_loss"])
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == metrics["n_test"]
+    assert metrics["errors"] == metrics["n_test"] - np.trace(matrix)
+    assert metrics["test_accuracy"] == pytest.approx(np.trace(matrix) / metrics["n_test"])
+    report = metrics["classification_report"]
+    assert {str(k) for k in range(10)} | {"macro avg", "weighted avg"} <= set(report)
+    assert metrics["f1_macro"] == pytest.approx(report["macro avg"]["f1-score"])
+    assert {"numpy", "numba", "scikit-learn", "nnscratch"} <= set(metrics["versions"])
+    assert {"platform", "cpu", "cores"} <= set(metrics["machine"])
+    assert metrics["prediction_time_s"] > 0 and metrics["wall_time_s"] > 0
+
+    with open(out / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == metrics["epochs_run"]
+    assert {"epoch", "loss", "accuracy", "learning_rate"} <= set(rows[0])
+    assert ("val_accuracy" in rows[0]) == (metrics["n_val"] > 0)
+    for png in PNGS:
+        assert _is_png(out / png), png
+    for extra in RUNS[name][3]:
+        assert (out / extra).is_file(), extra
+
+
+def test_quick_sizes_and_splits(runs):
+    assert (runs("basic_mlp")["n_train"], runs("basic_mlp")["n_val"], runs("basic_mlp")["n_test"]) == (1800, 200, 500)
+    two = runs("simple_cnn_two_conv")
+    assert (two["n_train"], two["n_val"], two["batch_size"]) == (1600, 400, 128)
+    uci = runs("uci_digits_kfold")
+    assert (uci["n_rows"], uci["n_train"], uci["n_test"], uci["n_val"]) == (1000, 800, 200, 0)
+
+
+def test_basic_sweep_keeps_the_best_width_on_validation(runs):
+    metrics = runs("basic_mlp")
+    sweep = metrics["sweep"]
+    assert [entry["units"] for entry in sweep] == [128, 256, 512]
+    best = max(entry["best_val_accuracy"] for entry in sweep)
+    assert metrics["best_units"] == min(e["units"] for e in sweep if e["best_val_accuracy"] == best)
+    assert metrics["augmentation"] == common.AUGMENTATION and metrics["restored_best_weights"] is True
+
+
+def test_best_width_tie_keeps_the_smaller():
+    results = [{"units": 512, "best_val_accuracy": 0.9}, {"units": 128, "best_val_accuracy": 0.9},
+               {"units": 256, "best_val_accuracy": 0.8}]
+    assert basic_mlp.best_width(results)["units"] == 128
+
+
+def test_optimized_selection_is_fitted_on_training_images(runs):
+    metrics = runs("optimized_mlp")
+    assert metrics["k"] == 196 and len(metrics["selected_pixels"]) == 196
+    assert metrics["selected_pixels"] == sorted(metrics["selected_pixels"])
+    assert 196 <= metrics["n_nonconstant_pixels"] <= 784
+
+
+def test_uci_kfold_reports_mean_and_population_std(runs):
+    for name, scaled in (("uci_digits_kfold", False), ("uci_digits_kfold_scaled", True)):
+        metrics = runs(name)
+        kfold = metrics["kfold"]
+        assert metrics["scaled"] is scaled
+        assert (kfold["n_splits"], kfold["folds_run"], kfold["random_state"]) == (5, 5, 42)
+        values = kfold["accuracy"]["values"]
+        assert len(values) == 5 and sum(kfold["fold_sizes"]) == 1000
+        assert kfold["accuracy"]["mean"] == pytest.approx(np.mean(values))
+        assert kfold["accuracy"]["std"] == pytest.approx(np.std(values, ddof=0))
+        assert metrics["kfold_mean_accuracy"] == kfold["accuracy"]["mean"]
+
+
+def test_same_seed_twice_gives_identical_metrics(runs, tmp_path):
+    """A second run, with the widths trained in 2 joblib processes, reproduces every number."""
+    first = common.without_timings(runs("basic_mlp"))
+    again = basic_mlp.main(["--quick", "--out", str(tmp_path / "again"), "--jobs", "2", "--verbose", "0"])
+    again = common.without_timings(again)
+    for key in ("jobs", "parallel_backend"):
+        first.pop(key), again.pop(key)
+    assert again == first
+    repeat = common.without_timings(optimized_mlp.main(["--quick", "--out", str(tmp_path / "opt"), "--verbose", "0"]))
+    assert repeat == common.without_timings(runs("optimized_mlp"))
+
+
+def test_another_seed_gives_other_numbers(runs, tmp_path):
+    other = optimized_mlp.main(["--quick", "--seed", "7", "--out", str(tmp_path / "seed7"), "--verbose", "0"])
+    assert other["seed"] == 7
+    assert other["test_loss"] != runs("optimized_mlp")["test_loss"]
+
+
+def test_kfold_folds_on_a_dask_cluster_match_the_local_run(runs, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local = runs("uci_digits_kfold")["kfold"]["accuracy"]["values"]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        metrics = uci_digits_kfold.main(["--quick", "--max-folds", "2", "--dask-scheduler", cluster.scheduler_address,
+                                         "--out", str(tmp_path / "dask"), "--verbose", "0"])
+    kfold = metrics["kfold"]
+    assert kfold["backend"].startswith("dask") and "2 workers" in kfold["backend"]
+    assert kfold["folds_run"] == 2 and kfold["n_splits"] == 5
+    assert kfold["accuracy"]["values"] == local[:2]
+
+
+def test_compare_writes_table_csv_and_chart(runs, tmp_path):
+    for name in RUNS:
+        runs(name)
+    rows = compare.main(["--results", str(runs.root), "--include-quick", "--out", str(tmp_path)])
+    assert [row["experiment"] for row in rows] == sorted(RUNS)
+    with open(tmp_path / "comparison.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == len(RUNS)
+    assert {"test_accuracy", "errors", "prediction_time_s", "params"} <= set(table[0])
+    by_name = {row["experiment"]: row for row in table}
+    assert int(by_name["deep_cnn"]["params"]) == 1_015_530
+    text = (tmp_path / "comparison.md").read_text()
+    assert "| model | test accuracy |" in text and "deep_cnn" in text
+    assert _is_png(tmp_path / "comparison.png")
+    with pytest.raises(SystemExit, match="no metrics.json"):
+        compare.main(["--results", str(runs.root), "--out", str(tmp_path / "none")])  # quick runs left out
+
+
+def test_make_results_writes_the_document(runs, tmp_path):
+    for name in RUNS:
+        runs(name)
+    output = tmp_path / "results.md"
+    text = make_results.main(["--results", str(runs.root), "--include-quick", "--output", str(output)])
+    assert output.read_text() == text
+    assert "Generated by" in text and "Do not edit by hand" in text and "--quick" in text
+    for name in RUNS:
+        assert f"| {name} |" in text
+    assert "99.05%" in text and "407,050 / 407,050" in text  # published beside ours
+    assert "## Basic MLP width sweep" in text and "## UCI 8x8 digits" in text
+    assert "2 cores" in text or "cores" in text
+    assert "Not run yet" not in text
+    empty = make_results.main(["--results", str(tmp_path / "nothing"), "--output", str(tmp_path / "empty.md")])
+    assert "Not run yet" in empty and "python experiments/deep_cnn.py" in empty
+
+
+def test_defaults_follow_the_study():
+    args = common.parse_args(basic_mlp.parser(), [])
+    assert (args.epochs, args.batch_size, args.seed, args.jobs, args.threads) == (20, 64, 42, 1, 1)
+    assert args.out == common.RESULTS / "basic_mlp" and args.verbose == 1
+    quick = common.parse_args(basic_mlp.parser(), ["--quick"])
+    assert (quick.epochs, quick.train_size, quick.test_size) == (1, 2000, 500)
+    assert quick.out == common.RESULTS / "quick" / "basic_mlp"
+    p = simple_cnn.parser()
+    p.set_defaults(study_epochs=10)
+    assert common.parse_args(p, ["--variant", "two-conv"], out_name="simple_cnn_two_conv").batch_size == 128
+    uci = common.parse_args(uci_digits_kfold.parser(), [])
+    assert (uci.epochs, uci.batch_size, uci.folds) == (100, 128, 5)
+    with pytest.raises(SystemExit):
+        common.parse_args(optimized_mlp.parser(), ["--epochs", "0"])
