@@ -23,7 +23,9 @@ class BatchNormalization(Layer):
 
     and the moving statistics (buffers, not parameters) follow
     ``moving = momentum * moving + (1 - momentum) * batch_statistic``.
-    Inference uses the moving statistics instead of the batch's.
+    Inference uses the moving statistics instead of the batch's; they are
+    constants then, so backward after an inference-mode forward is that of
+    an affine map: ``dx = g * gamma / sqrt(moving_variance + eps)``.
 
     Backward in training mode, because :math:`\mu` and :math:`\sigma^2` depend on every ``x``:
 
@@ -68,8 +70,11 @@ class BatchNormalization(Layer):
         channels = x.shape[-1]
         x2d = x.reshape(-1, channels)
         if not training:
+            # fixed statistics: y = gamma * (x - moving_mean) * inv_std + beta, an affine map
             mean, var = self.buffers["moving_mean"], self.buffers["moving_variance"]
-            scale = self.gamma.value / np.sqrt(var + self.epsilon)
+            inv_std = 1.0 / np.sqrt(var + self.epsilon)
+            scale = self.gamma.value * inv_std
+            self._x2d, self._inv_std, self._training = x2d, inv_std, False
             return (x2d * scale + (self.beta.value - mean * scale)).reshape(x.shape)
         y, xhat, mean, var, inv_std = kernels.backend().batchnorm_forward_train(
             x2d, self.gamma.value, self.beta.value, self.epsilon)
@@ -77,13 +82,21 @@ class BatchNormalization(Layer):
             moving = self.buffers[name]
             moving *= self.momentum
             moving += (1.0 - self.momentum) * batch_value
-        self._xhat, self._inv_std = xhat, inv_std
+        self._xhat, self._inv_std, self._training = xhat, inv_std, True
         return y.reshape(x.shape)
 
     def backward(self, grad_output):
         shape = grad_output.shape
-        dx, dgamma, dbeta = kernels.backend().batchnorm_backward(
-            grad_output.reshape(-1, shape[-1]), self._xhat, self.gamma.value, self._inv_std)
+        grad2d = grad_output.reshape(-1, shape[-1])
+        if self._training:
+            dx, dgamma, dbeta = kernels.backend().batchnorm_backward(
+                grad2d, self._xhat, self.gamma.value, self._inv_std)
+        else:
+            # after an inference-mode forward the statistics are constants:
+            # dx = g * gamma * inv_std, dgamma = sum(g * xhat), dbeta = sum(g)
+            xhat = (self._x2d - self.buffers["moving_mean"]) * self._inv_std
+            dx = grad2d * (self.gamma.value * self._inv_std)
+            dgamma, dbeta = (grad2d * xhat).sum(axis=0), grad2d.sum(axis=0)
         self.gamma.grad[...] = dgamma
         self.beta.grad[...] = dbeta
         return dx.reshape(shape)

@@ -1,0 +1,288 @@
+"""Gradient checks of the losses, in float64.
+
+* ``loss.gradient(y_true, y_pred)`` against central differences of
+  ``loss(y_true, y_pred)`` (the batch mean), predictions kept away from the
+  clipping bounds 1e-7 and 1 - 1e-7;
+* per-sample values against the textbook formulas;
+* the fused softmax + cross-entropy path ``softmax_fused(y_true, logits)``
+  (per-sample losses and ``(p - t) / N``) against central differences of the
+  mean loss as a function of the logits, and its behaviour for huge logits;
+* the model-level fused path (``Trainer._loss_and_backward``) against
+  central differences of the mean loss with respect to the Dense weights.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nnscratch
+from nnscratch import activations, kernels, losses
+from nnscratch.gradcheck import numerical_gradient, relative_error
+from nnscratch.layers import Dense
+
+try:
+    from tests.grad_strategies import TOLERANCE, batch_sizes, rng_seeds
+except ImportError:  # tests/ itself is on sys.path
+    from grad_strategies import TOLERANCE, batch_sizes, rng_seeds
+
+# Finite-difference steps. The cross-entropies are O(1) scalars whose third
+# derivative grows like 1/p**3: with p >= 0.02 a step of 1e-6 keeps truncation
+# (~h**2/p**3) and rounding (~1e-16/h) near 1e-10. The mean squared error is a
+# quadratic, for which a central difference has no truncation error at all,
+# so a large step (less rounding) is exact. Log-softmax has bounded derivatives.
+H = 1e-6
+H_QUADRATIC = 1e-3
+H_LOGITS = 1e-5
+
+
+def assert_close_gradients(analytic, numeric, tolerance=TOLERANCE):
+    assert analytic.shape == numeric.shape
+    error = relative_error(analytic, numeric)
+    worst = np.unravel_index(np.argmax(error), error.shape) if error.size else ()
+    assert error.max(initial=0.0) < tolerance, (
+        f"max relative error {error.max():.3e} at {worst}: analytic {analytic[worst]} vs numeric {numeric[worst]}")
+
+
+def class_counts():
+    return st.integers(2, 6)
+
+
+def one_hot(labels, classes):
+    return np.eye(classes)[labels]
+
+
+def probabilities(rng, shape):
+    """Predictions in [0.02, 0.98]: far from the clipping bounds (h = 1e-6 never reaches them)."""
+    return rng.uniform(0.02, 0.98, shape)
+
+
+def log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def loss_shapes():
+    """Batch shapes of rank 2 to 4 for element-wise losses."""
+    side = st.integers(1, 4)
+    return st.one_of(st.tuples(batch_sizes(), side), st.tuples(batch_sizes(), side, side),
+                     st.tuples(batch_sizes(), side, side, side))
+
+
+# ----------------------------------------------------------- loss.gradient vs numeric
+
+@given(n=batch_sizes(), classes=class_counts(), soft=st.booleans(), seed=rng_seeds())
+def test_categorical_crossentropy_gradient(n, classes, soft, seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.dirichlet(np.ones(classes), n) if soft else one_hot(rng.integers(0, classes, n), classes)
+    y_pred = probabilities(rng, (n, classes))
+    loss = losses.categorical_crossentropy
+    numeric = numerical_gradient(lambda: loss(y_true, y_pred), y_pred, H)
+    assert_close_gradients(loss.gradient(y_true, y_pred), numeric)
+
+
+@given(n=batch_sizes(), classes=class_counts(), seed=rng_seeds())
+def test_sparse_categorical_crossentropy_gradient(n, classes, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    y_pred = probabilities(rng, (n, classes))
+    loss = losses.sparse_categorical_crossentropy
+    numeric = numerical_gradient(lambda: loss(labels, y_pred), y_pred, H)
+    grad = loss.gradient(labels, y_pred)
+    assert_close_gradients(grad, numeric)
+    # only the true class gets a gradient: -1 / (N p_label)
+    np.testing.assert_allclose(grad[np.arange(n), labels], -1.0 / (n * y_pred[np.arange(n), labels]))
+
+
+@given(shape=loss_shapes(), binary=st.booleans(), seed=rng_seeds())
+def test_binary_crossentropy_gradient(shape, binary, seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 2, shape).astype(np.float64) if binary else rng.uniform(0, 1, shape)
+    y_pred = probabilities(rng, shape)
+    loss = losses.binary_crossentropy
+    numeric = numerical_gradient(lambda: loss(y_true, y_pred), y_pred, H)
+    assert_close_gradients(loss.gradient(y_true, y_pred), numeric)
+
+
+@given(shape=loss_shapes(), seed=rng_seeds())
+def test_mean_squared_error_gradient(shape, seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.standard_normal(shape)
+    y_pred = rng.standard_normal(shape)
+    loss = losses.mean_squared_error
+    numeric = numerical_gradient(lambda: loss(y_true, y_pred), y_pred, H_QUADRATIC)
+    assert_close_gradients(loss.gradient(y_true, y_pred), numeric)
+
+
+@pytest.mark.parametrize("loss", [losses.categorical_crossentropy, losses.binary_crossentropy])
+def test_clipped_predictions_have_zero_gradient(loss):
+    """Outside [1e-7, 1 - 1e-7] the loss sees the clipped value, a constant: gradient 0 (as Keras)."""
+    y_true = np.array([[1.0, 0.0, 1.0]])
+    y_pred = np.array([[0.0, 1.0, 0.5]])
+    grad = loss.gradient(y_true, y_pred)
+    assert grad[0, 0] == 0.0 and grad[0, 1] == 0.0 and grad[0, 2] != 0.0
+    assert np.isfinite(loss(y_true, y_pred))
+
+
+# ------------------------------------------------------------ per-sample formulas
+
+@given(n=batch_sizes(), classes=class_counts(), seed=rng_seeds())
+def test_crossentropy_per_sample_values(n, classes, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    y_pred = rng.dirichlet(np.ones(classes), n)
+    y_pred[0, 0] = 0.0  # one clipped entry
+    p = np.clip(y_pred, 1e-7, 1 - 1e-7)
+    expected = np.array([-np.log(p[i, labels[i]]) for i in range(n)])
+    np.testing.assert_allclose(losses.categorical_crossentropy.per_sample(one_hot(labels, classes), y_pred),
+                               expected, rtol=1e-12)
+    np.testing.assert_allclose(losses.sparse_categorical_crossentropy.per_sample(labels, y_pred),
+                               expected, rtol=1e-12)
+    assert losses.categorical_crossentropy(one_hot(labels, classes), y_pred) == pytest.approx(expected.mean())
+
+
+@given(shape=loss_shapes(), seed=rng_seeds())
+def test_binary_crossentropy_and_mse_per_sample_values(shape, seed):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, shape)
+    p = rng.uniform(0, 1, shape)
+    n = shape[0]
+    bce = [np.mean([-(ti * np.log(np.clip(pi, 1e-7, 1 - 1e-7))
+                      + (1 - ti) * np.log(1 - np.clip(pi, 1e-7, 1 - 1e-7)))
+                    for ti, pi in zip(t[i].ravel(), p[i].ravel())]) for i in range(n)]
+    mse = [np.mean([(pi - ti) ** 2 for ti, pi in zip(t[i].ravel(), p[i].ravel())]) for i in range(n)]
+    np.testing.assert_allclose(losses.binary_crossentropy.per_sample(t, p), bce, rtol=1e-12)
+    np.testing.assert_allclose(losses.mean_squared_error.per_sample(t, p), mse, rtol=1e-12)
+    assert losses.mean_squared_error(t, p) == pytest.approx(np.mean(mse))
+
+
+def test_per_sample_values_on_a_worked_example():
+    p = np.array([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]])
+    t = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(losses.categorical_crossentropy.per_sample(t, p), [-np.log(0.7), -np.log(0.5)])
+    np.testing.assert_allclose(losses.sparse_categorical_crossentropy.per_sample(np.array([0, 2]), p),
+                               [-np.log(0.7), -np.log(0.5)])
+    np.testing.assert_allclose(losses.mean_squared_error.per_sample(t, p),
+                               [(0.09 + 0.04 + 0.01) / 3, (0.0625 + 0.0625 + 0.25) / 3])
+    np.testing.assert_allclose(losses.binary_crossentropy.per_sample(np.array([[1.0, 0.0]]), np.array([[0.8, 0.4]])),
+                               [-(np.log(0.8) + np.log(0.6)) / 2])
+
+
+# ------------------------------------------------------- fused softmax + cross-entropy
+
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+@given(n=batch_sizes(), classes=class_counts(), sparse=st.booleans(), soft=st.booleans(), seed=rng_seeds())
+def test_softmax_fused_gradient_and_losses(backend, n, classes, sparse, soft, seed):
+    nnscratch.set_backend(backend)
+    rng = np.random.default_rng(seed)
+    logits = 2.0 * rng.standard_normal((n, classes))
+    labels = rng.integers(0, classes, n)
+    if sparse:
+        loss, y_true, t = losses.sparse_categorical_crossentropy, labels, one_hot(labels, classes)
+    else:
+        loss = losses.categorical_crossentropy
+        t = y_true = rng.dirichlet(np.ones(classes), n) if soft else one_hot(labels, classes)
+    per_sample, grad = loss.softmax_fused(y_true, logits)
+    assert per_sample.shape == (n,) and grad.shape == (n, classes)
+    np.testing.assert_allclose(per_sample, -(t * log_softmax(logits)).sum(axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad, (activations.softmax(logits) - t) / n, rtol=1e-10, atol=1e-15)
+    numeric = numerical_gradient(lambda: float(np.mean(loss.softmax_fused(y_true, logits)[0])), logits, H_LOGITS)
+    assert_close_gradients(grad, numeric)
+
+
+@given(n=batch_sizes(), classes=class_counts(), seed=rng_seeds())
+def test_fused_gradient_equals_the_chain_through_softmax(n, classes, seed):
+    """(p - t) / N is what backward through softmax of the plain cross-entropy gradient gives."""
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((n, classes))
+    t = one_hot(rng.integers(0, classes, n), classes)
+    p = activations.softmax(logits)
+    chained = activations.backward(losses.categorical_crossentropy.gradient(t, p), p, "softmax")
+    _, fused = losses.categorical_crossentropy.softmax_fused(t, logits)
+    np.testing.assert_allclose(fused, chained, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_fused_with_extreme_logits(backend, dtype):
+    nnscratch.set_backend(backend)
+    z = 1e4
+    logits = np.array([[z, -z, 0.0],     # confident and wrong (label 1): loss = z - (-z) = 2z
+                       [z, -z, 0.0],     # confident and right (label 0): loss = 0
+                       [z, z, -z]],      # two tied winners (label 0): loss = log 2
+                      dtype=dtype)
+    labels = np.array([1, 0, 0])
+    per_sample, grad = losses.sparse_categorical_crossentropy.softmax_fused(labels, logits)
+    assert np.all(np.isfinite(per_sample)) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(per_sample, [2 * z, 0.0, np.log(2)], rtol=1e-6, atol=1e-6)
+    expected = np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 0.0], [-0.5, 0.5, 0.0]]) / 3
+    np.testing.assert_allclose(grad, expected, atol=1e-7)
+    # the one-hot API gives the same
+    per_sample_onehot, grad_onehot = losses.categorical_crossentropy.softmax_fused(one_hot(labels, 3), logits)
+    np.testing.assert_allclose(per_sample_onehot, per_sample, rtol=1e-6)
+    np.testing.assert_allclose(grad_onehot, grad, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(n=batch_sizes(), classes=class_counts(), seed=rng_seeds())
+def test_softmax_fused_is_finite_and_bounded_for_huge_logits(dtype, n, classes, seed):
+    """For any logits: max(z) - z_label <= loss <= max(z) - z_label + log K, |grad| <= 1/N, rows sum to 0."""
+    rng = np.random.default_rng(seed)
+    logits = (1e4 * rng.standard_normal((n, classes))).astype(dtype)
+    labels = rng.integers(0, classes, n)
+    per_sample, grad = losses.sparse_categorical_crossentropy.softmax_fused(labels, logits)
+    assert np.all(np.isfinite(per_sample)) and np.all(np.isfinite(grad))
+    gap = (logits.max(axis=1) - logits[np.arange(n), labels]).astype(np.float64)
+    slack = 1e-6 * np.abs(logits).max()  # float32 rounding of the logits' magnitude
+    assert np.all(per_sample >= gap - slack) and np.all(per_sample <= gap + np.log(classes) + slack)
+    assert np.all(np.abs(grad) <= 1.0 / n + 1e-6)
+    np.testing.assert_allclose(grad.sum(axis=1), 0.0, atol=1e-6)
+    assert np.all(grad[np.arange(n), labels] <= 0)
+
+
+# --------------------------------------------------------- the model's fused path
+
+def _mean_loss_model(seed, activation="softmax", loss="categorical_crossentropy", classes=3):
+    nnscratch.set_random_seed(seed)
+    model = nnscratch.Sequential([nnscratch.Input((5,)), Dense(4, activation="tanh"),
+                                  Dense(classes, activation=activation)])
+    model.compile(optimizer="sgd", loss=loss)
+    return model
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("loss_name", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+def test_model_fused_path_gradients(float64, loss_name, seed):
+    """_loss_and_backward with a softmax output: p - t at the logits, then backward below the softmax."""
+    model = _mean_loss_model(seed, loss=loss_name)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4, 5))
+    labels = rng.integers(0, 3, 4)
+    y = model.loss.prepare_targets(labels if loss_name.startswith("sparse") else one_hot(labels, 3), (3,))
+    y_pred = model.forward(x, training=True)
+    assert model._fused_softmax()
+    per_sample = model._loss_and_backward(y, y_pred, backward=True)
+    np.testing.assert_allclose(per_sample, model.loss.per_sample(y, y_pred), rtol=1e-10)
+    analytic = {(layer.name, name): p.grad.copy() for layer in model.layers for name, p in layer.params.items()}
+
+    def mean_loss():
+        return model.loss(y, model.forward(x, training=True))
+
+    for layer in model.layers:
+        for name, p in layer.params.items():
+            numeric = numerical_gradient(mean_loss, p.value, H)
+            assert_close_gradients(analytic[(layer.name, name)], numeric)
+
+
+def test_model_unfused_path_gradients(float64):
+    """For contrast: sigmoid + mean squared error goes through loss.gradient and the full backward."""
+    model = _mean_loss_model(0, activation="sigmoid", loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 5)), rng.uniform(0, 1, (4, 3))
+    y_pred = model.forward(x, training=True)
+    assert not model._fused_softmax()
+    model._loss_and_backward(y, y_pred, backward=True)
+    kernel = model.layers[0].kernel
+    analytic = kernel.grad.copy()
+    numeric = numerical_gradient(lambda: model.loss(y, model.forward(x, training=True)), kernel.value, H)
+    assert_close_gradients(analytic, numeric)
