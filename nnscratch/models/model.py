@@ -24,12 +24,12 @@ from nnscratch.models.trainer import Trainer
 
 __all__ = ["Model"]
 
-_model_counter = {"count": 0}
+_model_counters: dict[str, int] = {}
 
 
 def _default_name(prefix):
-    count = _model_counter["count"]
-    _model_counter["count"] += 1
+    count = _model_counters.get(prefix, 0)
+    _model_counters[prefix] = count + 1
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
@@ -75,6 +75,12 @@ class Model(Trainer):
             raise ValueError("inputs must come from nnscratch.Input(shape)")
         self.input_layer = inputs.layer
         self.layers = _trace_chain(inputs, outputs)
+        names = [layer.name for layer in self.all_layers()]
+        if len(set(map(id, self.layers))) != len(self.layers):
+            raise ValueError("a layer is used twice in this model; shared layers are not supported")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"layer names must be unique within a model, got duplicates {duplicates}")
         self.built = True
 
     # ------------------------------------------------------------ structure

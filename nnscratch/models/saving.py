@@ -52,7 +52,10 @@ def _read(filepath, expected_kind: str):
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"no model file at {filepath!r}")
     try:
-        with np.load(filepath, allow_pickle=False) as archive:
+        archive = np.load(filepath, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not an .npz archive")
+        with archive:
             config = json.loads(archive["__config__"].tobytes().decode("utf-8"))
             weights = [archive[f"w{i}"] for i in range(len(config["weights"]))]
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, UnicodeDecodeError) as error:

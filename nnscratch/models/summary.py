@@ -1,5 +1,9 @@
 """A Keras-like text table of a model's layers."""
 
+import numpy as np
+
+from nnscratch.config import floatx
+
 __all__ = ["format_summary"]
 
 
@@ -27,7 +31,8 @@ def format_summary(model) -> str:
         lines.append(f"{label:<{columns[0]}}{str(layer.output_shape):<{columns[1]}}{layer.count_params():>{columns[2]},}")
     total = model.count_params()
     trainable = sum(layer.count_trainable_params() for layer in model.layers)
-    itemsize = model.layers[0].get_weights()[0].itemsize if model.layers and model.layers[0].get_weights() else 4
+    weights = model.get_weights()
+    itemsize = weights[0].itemsize if weights else np.dtype(floatx()).itemsize
     lines += ["=" * sum(columns),
               f"Total params: {total:,} ({_bytes(total, itemsize)})",
               f"Trainable params: {trainable:,} ({_bytes(trainable, itemsize)})",

@@ -46,7 +46,7 @@ class Trainer:
     # ---------------------------------------------------------------- checks
     def _require_compiled(self):
         if self.loss is None:
-            raise RuntimeError(f"model {self.name!r} must be compiled before training or evaluation: call compile()")
+            raise ValueError(f"model {self.name!r} must be compiled before training or evaluation: call compile()")
 
     def _prepare_x(self, x, name="x"):
         x = check_features(x, name)
@@ -94,10 +94,11 @@ class Trainer:
 
     def _batches(self, x, y, batch_size, shuffle=False, generator=None, steps=None, name="x"):
         """A batch source, with arrays checked once up front and other sources per batch."""
+        batch_size = 32 if batch_size is None else batch_size
         if is_batch_source(x):
-            return adapt(x, None, batch_size or 32, steps=steps), True
+            return adapt(x, y, batch_size, steps=steps), True
         x, y = self._prepare_xy(x, y, name)
-        return adapt(x, y, batch_size or 32, shuffle=shuffle, generator=generator), False
+        return adapt(x, y, batch_size, shuffle=shuffle, generator=generator), False
 
     def _checked(self, xb, yb, check):
         if check:
