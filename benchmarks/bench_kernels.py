@@ -5,16 +5,23 @@ Shapes are those of the deep CNN at batch 64: 3x3 "same" convolutions on
 normalisation on (64*28*28, 32). For each convolution the matmul of the
 im2col matrix with the kernel is timed too, to show where the time goes.
 
+Then one training step of the three convolutions is timed op by op, as a
+layer would run it (fresh arrays, BLAS matmuls between the Numba kernels), to
+show the interplay of the two thread pools: try it with and without
+``OMP_WAIT_POLICY=passive`` in the environment.
+
 Also measures the start-up cost of the Numba twin: import plus the first call
 of every kernel in a fresh process, once with an empty Numba cache (compile)
 and once more with the cache that run left behind (``cache=True``).
 
 Usage::
 
-    python benchmarks/bench_kernels.py [--repeat 7] [--dtype float32] [--no-startup]
+    python benchmarks/bench_kernels.py [--repeat 7] [--dtype float32] [--steps 10]
+        [--no-kernels] [--no-step] [--no-startup]
 """
 
 import argparse
+import collections
 import os
 import statistics
 import subprocess
@@ -80,6 +87,50 @@ def cases(dtype, rng):
     yield "softmax_cross_entropy (64, 10)", lambda k: k.softmax_cross_entropy(logits, labels)
 
 
+def training_step_times(dtype, rng, steps):
+    """Median time per op of the conv layers' forward and backward, run in sequence."""
+    layers = []
+    for h, w, c in CONV_LAYERS:
+        x = rng.standard_normal((BATCH, h, w, c)).astype(dtype)
+        kernel = (rng.standard_normal((9 * c, c)) * 0.05).astype(dtype)
+        layers.append((x, kernel, np.zeros(c, dtype), (3, 3, 1, 1, 1, 1, h, w)))
+    times = collections.defaultdict(list)
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        times[name].append(time.perf_counter() - t0)
+        return out
+
+    def step():
+        for x, kernel, bias, geo in layers:
+            tag = "x".join(map(str, x.shape[1:]))
+            h, w = geo[6], geo[7]
+            cols = timed(f"{tag} im2col", lambda: fast.im2col(x, *geo))
+            z = timed(f"{tag} matmul cols @ W", lambda: cols @ kernel)
+            z = timed(f"{tag} bias_activation relu", lambda: fast.bias_activation(z, bias, "relu"))
+            y = z.reshape(BATCH, h, w, -1)
+            p, argmax = timed(f"{tag} maxpool2d_forward", lambda: fast.maxpool2d_forward(
+                y, 2, 2, 2, 2, 0, 0, h // 2, w // 2))
+            dy = timed(f"{tag} maxpool2d_backward", lambda: fast.maxpool2d_backward(
+                p, argmax, y.shape, 2, 2, 2, 2, 0, 0))
+            dz = timed(f"{tag} activation_backward relu", lambda: fast.activation_backward(
+                dy.reshape(z.shape), z, "relu"))
+            timed(f"{tag} matmul dW = cols.T @ dz", lambda: cols.T @ dz)
+            dcols = timed(f"{tag} matmul dcols = dz @ W.T", lambda: dz @ kernel.T)
+            timed(f"{tag} col2im", lambda: fast.col2im(dcols, x.shape, *geo))
+
+    step()
+    times.clear()
+    totals = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        totals.append(time.perf_counter() - t0)
+    per_op = {name: statistics.median(v) for name, v in times.items()}
+    return per_op, statistics.median(totals), min(totals)
+
+
 STARTUP_SCRIPT = """
 import time
 t0 = time.perf_counter()
@@ -120,15 +171,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--no-kernels", action="store_true", help="skip the kernel-by-kernel table")
+    parser.add_argument("--no-step", action="store_true")
     parser.add_argument("--no-startup", action="store_true")
     args = parser.parse_args()
 
     import numba
-    print(f"numpy {np.__version__}, numba {numba.__version__}, "
-          f"numba threads {numba.get_num_threads()}, dtype {args.dtype}, batch {BATCH}")
+    env = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER") if k in os.environ}
+    print(f"numpy {np.__version__}, numba {numba.__version__}, numba threads {numba.get_num_threads()}, "
+          f"dtype {args.dtype}, batch {BATCH}, env {env or '{}'}")
+    print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     rng = np.random.default_rng(0)
-    print(f"{'kernel':58s} {'numpy ms':>9s} {'numba ms':>9s} {'speed-up':>8s}")
-    for label, fn in cases(np.dtype(args.dtype), rng):
+    if not args.no_kernels:
+        print(f"{'kernel':58s} {'numpy ms':>9s} {'numba ms':>9s} {'speed-up':>8s}")
+    for label, fn in ([] if args.no_kernels else cases(np.dtype(args.dtype), rng)):
         if label.startswith(("matmul", "  (")):
             t = median_time(lambda: fn(None), args.repeat)
             print(f"{label:58s} {t * 1e3:9.2f}")
@@ -137,11 +195,24 @@ def main():
         t_fast = median_time(lambda: fn(fast), args.repeat)
         print(f"{label:58s} {t_ref * 1e3:9.2f} {t_fast * 1e3:9.2f} {t_ref / t_fast:7.1f}x")
 
+    if not args.no_step:
+        per_op, total, best = training_step_times(np.dtype(args.dtype), rng, args.steps)
+        print(f"\none training step of the 3 conv layers, fast kernels + BLAS, op by op "
+              f"(numba threading layer: {numba.threading_layer()}):")
+        for name, t in per_op.items():
+            print(f"  {name:52s} {t * 1e3:8.2f} ms")
+        print(f"  {'sum of op medians':52s} {sum(per_op.values()) * 1e3:8.2f} ms")
+        print(f"  {'median step':52s} {total * 1e3:8.2f} ms")
+        print(f"  {'fastest step':52s} {best * 1e3:8.2f} ms")
+
     if not args.no_startup:
         print("\nfresh process, import + first call of every kernel (float32):")
         for name, (t_import, t_call) in zip(("empty cache (compiles)", "cache from the run before"),
                                             startup_times()):
             print(f"  {name:28s} import {t_import:6.2f} s, first calls {t_call:6.2f} s")
+
+
+    print("load average after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":

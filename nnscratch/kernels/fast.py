@@ -19,7 +19,11 @@ float rounding) as its twin in ``reference.py``; read that module first to see
 Threads: the parallel loops use Numba's thread pool, whose size follows
 ``NUMBA_NUM_THREADS`` (or ``numba.set_num_threads``). This module sets no
 thread count on import. The kernels never run at the same time as a BLAS call,
-so Numba's and BLAS's threads do not compete.
+but idle threads that spin-wait do compete for the cores: that is why
+:mod:`nnscratch.kernels` asks OpenMP for ``OMP_WAIT_POLICY=PASSIVE``. Every
+parallel loop ends in a barrier, so on a machine busy with other processes a
+kernel can wait a whole scheduler tick for its slowest thread; there,
+``NUMBA_NUM_THREADS=1`` may be faster.
 
 With ``NUMBA_DISABLE_JIT=1`` the loops run as plain (slow) Python, and
 ``prange`` becomes ``range``; results are the same.
@@ -91,6 +95,41 @@ def _float_dtype(*arrays):
 
 
 # ---------------------------------------------------------------------------
+# contiguous runs
+#
+# Numba checks every signed index for negative (wrap-around) values, and such a
+# check inside ``a[d + q] = b[s + q]`` keeps LLVM from vectorising the loop
+# (4-5x slower). Slicing first and indexing the views with the loop counter
+# alone (known to be >= 0) gives plain vector moves.
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def _copy_run(dst, d, src, s, n):
+    """``dst[d:d+n] = src[s:s+n]`` on flat arrays."""
+    a = dst[d:d + n]
+    b = src[s:s + n]
+    for q in range(n):
+        a[q] = b[q]
+
+
+@njit(cache=True)
+def _add_run(dst, d, src, s, n):
+    """``dst[d:d+n] += src[s:s+n]`` on flat arrays."""
+    a = dst[d:d + n]
+    b = src[s:s + n]
+    for q in range(n):
+        a[q] += b[q]
+
+
+@njit(cache=True)
+def _zero_run(dst, d, n):
+    """``dst[d:d+n] = 0`` on a flat array."""
+    a = dst[d:d + n]
+    for q in range(n):
+        a[q] = 0
+
+
+# ---------------------------------------------------------------------------
 # im2col / col2im
 # ---------------------------------------------------------------------------
 
@@ -111,23 +150,16 @@ def _im2col_kernel(x, cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
                 r = oy * sh - pad_top + i
                 dst = dst0 + i * run
                 if r < 0 or r >= h:  # the whole window row is padding
-                    for q in range(run):
-                        cf[dst + q] = 0
+                    _zero_run(cf, dst, run)
                 elif c0 >= 0 and c0 + kw <= w:  # inside: one contiguous run
-                    src = ((b * h + r) * w + c0) * c
-                    for q in range(run):
-                        cf[dst + q] = xf[src + q]
+                    _copy_run(cf, dst, xf, ((b * h + r) * w + c0) * c, run)
                 else:                # straddles the left/right padding
                     for j in range(kw):
                         col = c0 + j
-                        d = dst + j * c
                         if col < 0 or col >= w:
-                            for q in range(c):
-                                cf[d + q] = 0
+                            _zero_run(cf, dst + j * c, c)
                         else:
-                            src = ((b * h + r) * w + col) * c
-                            for q in range(c):
-                                cf[d + q] = xf[src + q]
+                            _copy_run(cf, dst + j * c, xf, ((b * h + r) * w + col) * c, c)
 
 
 def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
@@ -167,18 +199,12 @@ def _col2im_kernel(cols, dx, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
                         continue
                     src = src0 + i * run
                     if c0 >= 0 and c0 + kw <= w:
-                        dst = ((b * h + r) * w + c0) * c
-                        for q in range(run):
-                            df[dst + q] += cf[src + q]
+                        _add_run(df, ((b * h + r) * w + c0) * c, cf, src, run)
                     else:
                         for j in range(kw):
                             col = c0 + j
-                            if col < 0 or col >= w:
-                                continue
-                            dst = ((b * h + r) * w + col) * c
-                            s = src + j * c
-                            for q in range(c):
-                                df[dst + q] += cf[s + q]
+                            if 0 <= col < w:
+                                _add_run(df, ((b * h + r) * w + col) * c, cf, src + j * c, c)
 
 
 def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
@@ -206,6 +232,20 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 # max pooling
 # ---------------------------------------------------------------------------
 
+@njit(cache=True)
+def _max_into(best, where, src, s, n, idx):
+    """Fold the run ``src[s:s+n]`` (cell ``idx`` of n windows) into the running max."""
+    v_run = src[s:s + n]
+    for q in range(n):
+        v = v_run[q]
+        b = best[q]
+        # strictly greater: the first maximum wins ties;
+        # like np.argmax, the first NaN wins over numbers
+        take = v > b or (v != v and b == b)
+        best[q] = v if take else b
+        where[q] = idx if take else where[q]
+
+
 @njit(parallel=True, cache=True)
 def _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     n, h, w, c = x.shape
@@ -217,28 +257,19 @@ def _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out
         oy = t - b * out_h
         for ox in range(out_w):
             o = (t * out_w + ox) * c
+            best = yf[o:o + c]
+            where = af[o:o + c]
             # start as if the window held only padding: -inf, index 0
-            for q in range(c):
-                yf[o + q] = -np.inf
-                af[o + q] = 0
+            best[:] = -np.inf
+            where[:] = 0
             for i in range(kh):
                 r = oy * sh - pad_top + i
                 if r < 0 or r >= h:
                     continue
                 for j in range(kw):
                     col = ox * sw - pad_left + j
-                    if col < 0 or col >= w:
-                        continue
-                    src = ((b * h + r) * w + col) * c
-                    idx = i * kw + j
-                    for q in range(c):
-                        v = xf[src + q]
-                        best = yf[o + q]
-                        # strictly greater: the first maximum wins ties;
-                        # like np.argmax, the first NaN wins over numbers
-                        take = v > best or (v != v and best == best)
-                        yf[o + q] = v if take else best
-                        af[o + q] = idx if take else af[o + q]
+                    if 0 <= col < w:
+                        _max_into(best, where, xf, ((b * h + r) * w + col) * c, c, i * kw + j)
 
 
 def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
@@ -269,22 +300,23 @@ def _maxpool_backward_kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_le
     out_w = grad_y.shape[2]
     gf = grad_y.reshape(grad_y.size)
     af = argmax.reshape(argmax.size)
-    df = dx.reshape(dx.size)
     cells = kh * kw
     for b in prange(n):              # windows may overlap inside one image
+        img = dx[b]
         for oy in range(out_h):
             for ox in range(out_w):
                 o = ((b * out_h + oy) * out_w + ox) * c
+                g_run = gf[o:o + c]
+                a_run = af[o:o + c]
                 for q in range(c):
-                    a = af[o + q]
+                    a = a_run[q]
                     if a < 0 or a >= cells:
                         continue
                     i = a // kw
                     r = oy * sh - pad_top + i
                     col = ox * sw - pad_left + (a - i * kw)
-                    if r < 0 or r >= h or col < 0 or col >= w:
-                        continue     # the winner was padding: no gradient
-                    df[((b * h + r) * w + col) * c + q] += gf[o + q]
+                    if 0 <= r < h and 0 <= col < w:  # else the winner was padding
+                        img[r, col, q] += g_run[q]
 
 
 def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left):
@@ -436,7 +468,8 @@ def activation_backward(grad_y, y, activation):
     dtype = grad_y.dtype if activation == "relu" else np.result_type(grad_y, y)
     dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
     g = np.ascontiguousarray(grad_y, dtype=dtype).reshape(-1)
-    yy = np.ascontiguousarray(y, dtype=dtype).reshape(-1)
+    # relu compares y with 0 in y's own dtype (a tiny float64 y > 0 stays > 0)
+    yy = np.ascontiguousarray(y, dtype=None if activation == "relu" else dtype).reshape(-1)
     dz = np.empty(grad_y.shape, dtype=dtype)
     if dz.size:
         kernel(g, yy, dz.reshape(-1))
@@ -447,23 +480,23 @@ def activation_backward(grad_y, y, activation):
 # batch normalisation
 # ---------------------------------------------------------------------------
 
-def _bn_chunk_rows(c):
-    """Rows per chunk of a (M, c) array: depends on the shape only."""
-    return max(1, _BN_CHUNK_ELEMENTS // max(c, 1))
+def _bn_chunks(m, c):
+    """``(rows per chunk, number of chunks)`` for an (m, c) array: from the shape only."""
+    rows = max(1, _BN_CHUNK_ELEMENTS // max(c, 1))
+    return rows, -(-m // rows)
 
 
 @njit(parallel=True, cache=True)
-def _bn_statistics(x, chunk_rows, mean, m2):
+def _bn_statistics(x, chunk_rows, part_mean, part_m2, mean, m2):
     """Per column: the mean and the sum of squared deviations M2, in float64.
 
     Each chunk of rows is summed twice while it is in cache (its mean, then
     the squares of the deviations from that mean -- the sound two-pass
-    formula); the chunks are then merged in order with Chan's formula.
+    formula) into row ``k`` of the zeroed ``part_*`` arrays; the chunks are
+    then merged in order with Chan's formula into the zeroed ``mean``, ``m2``.
     """
     m, c = x.shape
-    nchunks = (m + chunk_rows - 1) // chunk_rows
-    part_mean = np.zeros((nchunks, c), dtype=np.float64)
-    part_m2 = np.zeros((nchunks, c), dtype=np.float64)
+    nchunks = part_mean.shape[0]
     for k in prange(nchunks):
         r0 = k * chunk_rows
         r1 = min(m, r0 + chunk_rows)
@@ -506,7 +539,8 @@ def _columns(x, name):
     return x
 
 
-def _per_column(v, c, dtype, name):
+def _per_column(v, c, dtype):
+    """``v`` as a contiguous (c,) array of ``dtype`` (broadcast if needed)."""
     v = np.ascontiguousarray(v, dtype=dtype)
     if v.shape != (c,):
         v = np.ascontiguousarray(np.broadcast_to(v, (c,)))
@@ -527,15 +561,18 @@ def batchnorm_forward_train(x, gamma, beta, epsilon):
         x = x.astype(np.float64)
     dtype = x.dtype
     m, c = x.shape
-    gamma = _per_column(gamma, c, dtype, "gamma")
-    beta = _per_column(beta, c, dtype, "beta")
+    gamma = _per_column(gamma, c, dtype)
+    beta = _per_column(beta, c, dtype)
     mean64 = np.zeros(c, dtype=np.float64)
     m2 = np.zeros(c, dtype=np.float64)
     if m == 0:
         mean64[:] = np.nan
         m2[:] = np.nan
     elif c:
-        _bn_statistics(x, _bn_chunk_rows(c), mean64, m2)
+        rows, nchunks = _bn_chunks(m, c)
+        part_mean = np.zeros((nchunks, c), dtype=np.float64)
+        part_m2 = np.zeros((nchunks, c), dtype=np.float64)
+        _bn_statistics(x, rows, part_mean, part_m2, mean64, m2)
     var64 = m2 / max(m, 1)
     mean = mean64.astype(dtype)
     var = var64.astype(dtype)
@@ -548,12 +585,11 @@ def batchnorm_forward_train(x, gamma, beta, epsilon):
 
 
 @njit(parallel=True, cache=True)
-def _bn_gradient_sums(grad_y, xhat, chunk_rows, dbeta, dgamma):
-    """Per column: ``sum(dy)`` and ``sum(dy * xhat)`` in float64, chunk by chunk."""
+def _bn_gradient_sums(grad_y, xhat, chunk_rows, part_b, part_g, dbeta, dgamma):
+    """Per column: ``sum(dy)`` and ``sum(dy * xhat)`` in float64, chunk by chunk
+    into the zeroed ``part_*`` arrays, then added up in chunk order."""
     m, c = grad_y.shape
-    nchunks = (m + chunk_rows - 1) // chunk_rows
-    part_b = np.zeros((nchunks, c), dtype=np.float64)
-    part_g = np.zeros((nchunks, c), dtype=np.float64)
+    nchunks = part_b.shape[0]
     for k in prange(nchunks):
         r0 = k * chunk_rows
         r1 = min(m, r0 + chunk_rows)
@@ -592,12 +628,15 @@ def batchnorm_backward(grad_y, xhat, gamma, inv_std):
     if xhat.shape != grad_y.shape:
         raise ValueError(f"xhat shape {xhat.shape} differs from grad_y shape {grad_y.shape}")
     m, c = grad_y.shape
-    gamma = _per_column(gamma, c, dtype, "gamma")
-    inv_std = _per_column(inv_std, c, dtype, "inv_std")
+    gamma = _per_column(gamma, c, dtype)
+    inv_std = _per_column(inv_std, c, dtype)
     dbeta64 = np.zeros(c, dtype=np.float64)
     dgamma64 = np.zeros(c, dtype=np.float64)
     if grad_y.size:
-        _bn_gradient_sums(grad_y, xhat, _bn_chunk_rows(c), dbeta64, dgamma64)
+        rows, nchunks = _bn_chunks(m, c)
+        part_b = np.zeros((nchunks, c), dtype=np.float64)
+        part_g = np.zeros((nchunks, c), dtype=np.float64)
+        _bn_gradient_sums(grad_y, xhat, rows, part_b, part_g, dbeta64, dgamma64)
     dbeta = dbeta64.astype(dtype)
     dgamma = dgamma64.astype(dtype)
     scale = (gamma * inv_std / max(m, 1)).astype(dtype)
