@@ -12,6 +12,7 @@
 Runs with and without ``NUMBA_DISABLE_JIT=1``.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -146,6 +147,73 @@ def test_im2col_col2im_are_adjoint(twin, geom, seed):
     rhs = np.sum(x * twin.col2im(g, geom.x_shape, *geom.window_args))
     scale = np.sum(np.abs(twin.im2col(x, *geom.window_args) * g))
     assert abs(lhs - rhs) <= 1e-12 * scale
+
+
+# --- convolution: im2col + one matrix product, block by block in the fast twin
+
+BLOCK_SIZES = pytest.mark.parametrize("block_bytes", [64, 4 << 20], ids=["one-image-blocks", "default-blocks"])
+
+
+@contextlib.contextmanager
+def conv_blocks_of(block_bytes):
+    """Run the fast conv twin with blocks of about ``block_bytes`` (64: one image per block)."""
+    saved, fast._CONV_BLOCK_BYTES = fast._CONV_BLOCK_BYTES, block_bytes
+    try:
+        yield
+    finally:
+        fast._CONV_BLOCK_BYTES = saved
+
+
+@BLOCK_SIZES
+@few
+@given(geom=conv_geometry(), filters=st.integers(1, 4), seed=rng_seeds(), dtype=dtypes)
+def test_conv2d_forward_twins_agree(block_bytes, geom, filters, seed, dtype):
+    rng = np.random.default_rng(seed)
+    x = random(rng, geom.x_shape, dtype)
+    kernel = random(rng, (geom.kh, geom.kw, geom.c, filters), dtype)
+    expected = reference.conv2d_forward(x, kernel, *geom.window_args)
+    with conv_blocks_of(block_bytes):
+        z = fast.conv2d_forward(x, kernel, *geom.window_args)
+    assert z.shape == (geom.cols_shape[0], filters)
+    # each output sums kh*kw*c products
+    assert_close(z, expected, scale=geom.cols_shape[1] * np.abs(x).max() * np.abs(kernel).max())
+
+
+@BLOCK_SIZES
+@few
+@given(geom=conv_geometry(), filters=st.integers(1, 4), seed=rng_seeds(), dtype=dtypes)
+def test_conv2d_backward_twins_agree(block_bytes, geom, filters, seed, dtype):
+    rng = np.random.default_rng(seed)
+    x = random(rng, geom.x_shape, dtype)
+    kernel = random(rng, (geom.kh, geom.kw, geom.c, filters), dtype)
+    grad_z = random(rng, (geom.cols_shape[0], filters), dtype)
+    dk_ref, dx_ref = reference.conv2d_backward(x, grad_z, kernel, *geom.window_args)
+    with conv_blocks_of(block_bytes):
+        dk, dx = fast.conv2d_backward(x, grad_z, kernel, *geom.window_args)
+        dk_only, none = fast.conv2d_backward(x, grad_z, kernel, *geom.window_args, input_gradient=False)
+    assert dk.shape == kernel.shape and dx.shape == x.shape
+    assert_close(dk, dk_ref, scale=geom.cols_shape[0] * np.abs(x).max() * np.abs(grad_z).max())
+    assert_close(dx, dx_ref, scale=geom.kh * geom.kw * filters * np.abs(kernel).max() * np.abs(grad_z).max())
+    assert none is None
+    np.testing.assert_array_equal(dk_only, dk)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+@few
+@given(geom=conv_geometry(), seed=rng_seeds())
+def test_conv2d_is_im2col_times_kernel_and_its_adjoint(twin, geom, seed):
+    """Forward is ``im2col(x) @ K``; backward's gradients satisfy the adjoint identities (float64)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(geom.x_shape)
+    kernel = rng.standard_normal((geom.kh, geom.kw, geom.c, 3))
+    z = twin.conv2d_forward(x, kernel, *geom.window_args)
+    np.testing.assert_allclose(z, reference.im2col(x, *geom.window_args) @ kernel.reshape(-1, 3), rtol=1e-12,
+                               atol=1e-12 * geom.cols_shape[1])
+    g = rng.standard_normal(z.shape)
+    dk, dx = twin.conv2d_backward(x, g, kernel, *geom.window_args)
+    # <g, conv(x, K)> is linear in x and in K: its gradients are dx and dK
+    np.testing.assert_allclose(np.sum(g * z), np.sum(dk * kernel), rtol=1e-10)
+    np.testing.assert_allclose(np.sum(g * z), np.sum(dx * x), rtol=1e-10)
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)

@@ -20,6 +20,8 @@ import numpy as np
 __all__ = [
     "im2col",
     "col2im",
+    "conv2d_forward",
+    "conv2d_backward",
     "maxpool2d_forward",
     "maxpool2d_backward",
     "bias_activation",
@@ -87,6 +89,44 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
         for j in range(kw):
             dxp[:, i:i + sh * out_h:sh, j:j + sw * out_w:sw, :] += cols[:, :, :, i, j, :]
     return dxp[:, pad_top:pad_top + h, pad_left:pad_left + w, :].copy()
+
+
+def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Convolution as one matrix product: ``z = im2col(x) @ K``.
+
+    Parameters
+    ----------
+    x : ndarray (N, H, W, C)
+    kernel : ndarray (kh, kw, C, F), the Keras layout
+
+    Returns
+    -------
+    z : ndarray (N * out_h * out_w, F), the pre-activation, one row per output pixel
+    """
+    cols = im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+    return cols @ kernel.reshape(-1, kernel.shape[-1])
+
+
+def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient=True):
+    """Gradients of ``z = im2col(x) @ K`` with respect to ``K`` and ``x``.
+
+    ``dK = im2col(x)^T dz`` and ``dx = col2im(dz K^T)``. ``im2col(x)`` is
+    computed again here rather than kept from the forward pass: for a
+    28x28x32 layer at batch 64 it is a 58 MB matrix, cheaper to rebuild than
+    to hold between the passes.
+
+    Returns
+    -------
+    dkernel : ndarray (kh, kw, C, F)
+    dx : ndarray (N, H, W, C), or None when ``input_gradient`` is False
+    """
+    geometry = (kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+    kernel_matrix = kernel.reshape(-1, kernel.shape[-1])
+    cols = im2col(x, *geometry)
+    dkernel = (cols.T @ grad_z).reshape(kernel.shape)
+    if not input_gradient:
+        return dkernel, None
+    return dkernel, col2im(grad_z @ kernel_matrix.T, x.shape, *geometry)
 
 
 def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):

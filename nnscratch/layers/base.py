@@ -87,6 +87,9 @@ class Layer(abc.ABC):
         self.built = False
         self.input_shape = None
         self._output_shape = None
+        # Set by a Model on its first layer while training: nobody needs dL/d(model input),
+        # so layers that can (Dense, Conv2D) skip that product and backward returns None.
+        self.skip_input_gradient = False
 
     # ------------------------------------------------------------ lifecycle
     @staticmethod

@@ -18,7 +18,8 @@ class Conv2D(ActivatedLayer):
 
     im2col unfolds every window of ``x`` into a row of ``X`` (N·H'·W', kh·kw·C);
     with ``K`` reshaped to a matrix (kh·kw·C, filters) the convolution is the
-    Dense layer's product ``z = X K``. So backward is Dense's, plus a fold:
+    Dense layer's product ``z = X K`` (kernel ``conv2d_forward``). So backward
+    is Dense's, plus a fold (kernel ``conv2d_backward``):
 
     .. math::
         \frac{\partial L}{\partial K} = X^T g, \qquad
@@ -74,9 +75,8 @@ class Conv2D(ActivatedLayer):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        cols = kernels.backend().im2col(x, *self._geometry())      # (N*H'*W', kh*kw*C)
-        z = cols @ self.kernel.value.reshape(-1, self.filters)      # (N*H'*W', filters)
-        self._cols, self._n = (cols if training else None), x.shape[0]
+        z = kernels.backend().conv2d_forward(x, self.kernel.value, *self._geometry())  # (N*H'*W', filters)
+        self._x = x if training else None
         y = self._activate(z, self.bias.value if self.use_bias else None, training)
         return y.reshape(x.shape[0], *self._out_hw, self.filters)
 
@@ -85,12 +85,11 @@ class Conv2D(ActivatedLayer):
 
     def backward_from_preactivation(self, grad_z):
         grad_z = grad_z.reshape(-1, self.filters)
-        kernel_matrix = self.kernel.value.reshape(-1, self.filters)
-        np.matmul(self._cols.T, grad_z, out=self.kernel.grad.reshape(-1, self.filters))
         if self.use_bias:
             np.sum(grad_z, axis=0, out=self.bias.grad)
-        grad_cols = grad_z @ kernel_matrix.T
-        return kernels.backend().col2im(grad_cols, (self._n, *self.input_shape), *self._geometry())
+        self.kernel.grad[...], grad_x = kernels.backend().conv2d_backward(
+            self._x, grad_z, self.kernel.value, *self._geometry(), input_gradient=not self.skip_input_gradient)
+        return grad_x
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),

@@ -68,7 +68,7 @@ class Dense(ActivatedLayer):
         np.matmul(self._x.T, grad_z, out=self.kernel.grad)
         if self.use_bias:
             np.sum(grad_z, axis=0, out=self.bias.grad)
-        return grad_z @ self.kernel.value.T
+        return None if self.skip_input_gradient else grad_z @ self.kernel.value.T
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,

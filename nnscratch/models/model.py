@@ -131,14 +131,18 @@ class Model(Trainer):
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, grad_output, from_layer=None):
+    def backward(self, grad_output, from_layer=None, input_gradient=True):
         """Run backward through the layers in reverse; return dL/d(input).
 
         ``from_layer`` (an index) starts below that layer, used when the last
-        layer's gradient was already computed by a fused loss.
+        layer's gradient was already computed by a fused loss. With
+        ``input_gradient=False`` (training) the first layer skips dL/d(input)
+        where it can, and the return value may be None.
         """
         stop = len(self.layers) if from_layer is None else from_layer
-        for layer in reversed(self.layers[:stop]):
+        for index in range(stop - 1, -1, -1):
+            layer = self.layers[index]
+            layer.skip_input_gradient = index == 0 and not input_gradient
             grad_output = layer.backward(grad_output)
         return grad_output
 

@@ -75,10 +75,12 @@ class Trainer:
             last = self.layers[-1]
             losses, grad_logits = self.loss.softmax_fused(y, last.logits)
             if backward:
-                self.backward(last.backward_from_preactivation(grad_logits), from_layer=len(self.layers) - 1)
+                last.skip_input_gradient = len(self.layers) == 1
+                self.backward(last.backward_from_preactivation(grad_logits), from_layer=len(self.layers) - 1,
+                              input_gradient=False)
             return losses
         if backward:
-            self.backward(self.loss.gradient(y, y_pred).astype(y_pred.dtype, copy=False))
+            self.backward(self.loss.gradient(y, y_pred).astype(y_pred.dtype, copy=False), input_gradient=False)
         return self.loss.per_sample(y, y_pred)
 
     def _step(self, x, y, training):
