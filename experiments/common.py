@@ -114,9 +114,9 @@ def build_parser(name, description, *, epochs=STUDY["epochs"], batch_size=STUDY[
                                  f"{QUICK['train_size']} with --quick)")
         parser.add_argument("--test-size", type=int, default=None,
                             help=f"use only the first N test images (default all; {QUICK['test_size']} with --quick)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS and Numba threads of this process (default 1: on a busy or small "
-                             "machine more threads oversubscribe the cores and are much slower)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS and Numba threads of this process (default: all cores; each parallel "
+                             "job of --jobs or --dask-scheduler uses one)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="data root holding mnist/ and optdigits/ (default $NNSCRATCH_DATA, "
                              "then the download cache)")
@@ -150,7 +150,7 @@ def parse_args(parser, argv=None, out_name=None):
         args.out = RESULTS / "quick" / name if args.quick else RESULTS / name
     args.out = Path(args.out)
     for key in ("epochs", "batch_size", "threads"):
-        if getattr(args, key) < 1:
+        if getattr(args, key) is not None and getattr(args, key) < 1:
             parser.error(f"--{key.replace('_', '-')} must be a positive integer")
     if getattr(args, "jobs", 1) < 1 and getattr(args, "jobs", 1) != -1:
         parser.error("--jobs must be a positive integer or -1")
