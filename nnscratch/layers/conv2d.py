@@ -4,8 +4,7 @@ import numpy as np
 
 from nnscratch import initializers, kernels, rng
 from nnscratch.layers.activated import ActivatedLayer
-from nnscratch.layers.base import format_shape
-from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, window_geometry
+from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, place_windows
 
 __all__ = ["Conv2D"]
 
@@ -45,22 +44,10 @@ class Conv2D(ActivatedLayer):
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"Conv2D layer {self.name!r} expects images of shape (None, height, width, channels), "
-                f"got {format_shape(input_shape)}"
-            )
-        (h, w, c), (kh, kw), (sh, sw) = input_shape, self.kernel_size, self.strides
-        out_h, self._pad_top = window_geometry(h, kh, sh, self.padding)
-        out_w, self._pad_left = window_geometry(w, kw, sw, self.padding)
-        if out_h < 1 or out_w < 1:
-            raise ValueError(
-                f"Conv2D layer {self.name!r}: kernel {self.kernel_size} is larger than its "
-                f"valid-padded input {format_shape(input_shape)}; use padding='same' or a smaller kernel"
-            )
-        self._out_hw = (out_h, out_w)
+        self._out_hw, self._pad_top, self._pad_left = place_windows(
+            self, input_shape, self.kernel_size, self.strides, "kernel")
         generator = rng.new_generator()
-        shape = (kh, kw, c, self.filters)
+        shape = (*self.kernel_size, input_shape[-1], self.filters)
         self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator))
         if self.use_bias:
             self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.filters,), generator))

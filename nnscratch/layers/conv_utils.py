@@ -2,7 +2,9 @@
 
 import math
 
-__all__ = ["normalize_tuple", "normalize_padding", "window_geometry"]
+from nnscratch.layers.base import format_shape
+
+__all__ = ["normalize_tuple", "normalize_padding", "window_geometry", "place_windows"]
 
 
 def normalize_tuple(value, n: int, name: str) -> tuple:
@@ -39,3 +41,21 @@ def window_geometry(size: int, window: int, stride: int, padding: str) -> tuple[
     out = math.ceil(size / stride)
     total = max((out - 1) * stride + window - size, 0)
     return out, total // 2
+
+
+def place_windows(layer, input_shape, window, strides, what):
+    """Check that ``input_shape`` is an image and place ``window``-sized windows on it.
+
+    Returns ``(out_h, out_w), pad_top, pad_left``. Raises a ValueError naming the
+    layer when the input is not (height, width, channels) or a window does not fit.
+    """
+    kind = type(layer).__name__
+    if len(input_shape) != 3:
+        raise ValueError(f"{kind} layer {layer.name!r} expects images of shape (None, height, width, channels), "
+                         f"got {format_shape(input_shape)}")
+    out_h, pad_top = window_geometry(input_shape[0], window[0], strides[0], layer.padding)
+    out_w, pad_left = window_geometry(input_shape[1], window[1], strides[1], layer.padding)
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"{kind} layer {layer.name!r}: {what} {tuple(window)} is larger than its valid-padded "
+                         f"input {format_shape(input_shape)}; use padding='same' or a smaller {what}")
+    return (out_h, out_w), pad_top, pad_left

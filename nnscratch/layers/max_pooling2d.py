@@ -1,8 +1,8 @@
 """Max pooling over NHWC images."""
 
 from nnscratch import kernels
-from nnscratch.layers.base import Layer, format_shape
-from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, window_geometry
+from nnscratch.layers.base import Layer
+from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, place_windows
 
 __all__ = ["MaxPooling2D", "MaxPool2D"]
 
@@ -30,20 +30,8 @@ class MaxPooling2D(Layer):
         self.padding = normalize_padding(padding)
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"MaxPooling2D layer {self.name!r} expects images of shape (None, height, width, channels), "
-                f"got {format_shape(input_shape)}"
-            )
-        (h, w, _), (ph, pw), (sh, sw) = input_shape, self.pool_size, self.strides
-        out_h, self._pad_top = window_geometry(h, ph, sh, self.padding)
-        out_w, self._pad_left = window_geometry(w, pw, sw, self.padding)
-        if out_h < 1 or out_w < 1:
-            raise ValueError(
-                f"MaxPooling2D layer {self.name!r}: pool {self.pool_size} is larger than its "
-                f"valid-padded input {format_shape(input_shape)}"
-            )
-        self._out_hw = (out_h, out_w)
+        self._out_hw, self._pad_top, self._pad_left = place_windows(
+            self, input_shape, self.pool_size, self.strides, "pool")
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
