@@ -340,6 +340,11 @@ def test_default_hyperparameters_as_keras():
 
 
 def test_base_class_requires_update_step():
-    p = make_param([1.0], grad=[1.0])
-    with pytest.raises(NotImplementedError):
-        Optimizer(0.1).apply_gradients([p])
+    with pytest.raises(TypeError, match="update_step"):
+        Optimizer(0.1)
+
+    class NoStep(Optimizer):
+        pass
+
+    with pytest.raises(TypeError, match="update_step"):
+        NoStep(0.1)

@@ -19,6 +19,7 @@ Gradient clipping, as in Keras, for gradients :math:`g_1, \\dots, g_n`:
 * ``clipvalue`` :math:`v` clips every entry, :math:`g \\leftarrow \\min(\\max(g, -v), v)`.
 """
 
+import abc
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ __all__ = ["Optimizer"]
 _CLIP_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm")
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
     """Base class of all optimizers (Keras semantics).
 
     Subclasses implement :meth:`update_step` and list the per-parameter
@@ -144,6 +145,7 @@ class Optimizer:
             self._slots[param] = slots
         return slots
 
+    @abc.abstractmethod
     def update_step(self, param, grad, state) -> None:
         """Change ``param.value`` in place using ``grad`` and the slots in ``state``.
 
@@ -155,7 +157,6 @@ class Optimizer:
         state : dict of str to ndarray
             This parameter's slots; update them in place.
         """
-        raise NotImplementedError
 
     # ------------------------------------------------------------ saving
     def get_config(self) -> dict:
