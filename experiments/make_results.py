@@ -126,6 +126,41 @@ def machine_section(found):
     return "\n".join(lines) + "\n"
 
 
+# The targets for the full runs: (experiment, metrics key, label, target)
+TARGETS = [
+    ("deep_cnn", "test_accuracy", "deep CNN test accuracy", 0.996),
+    ("basic_mlp", "test_accuracy", "basic MLP (best width) test accuracy", 0.989),
+    ("optimized_mlp", "test_accuracy", "optimized MLP test accuracy", 0.978),
+    ("simple_cnn_three_conv", "test_accuracy", "simple CNN test accuracy", 0.989),
+    ("uci_digits_kfold", "test_accuracy", "UCI split test accuracy", 0.990),
+    ("uci_digits_kfold", "kfold_mean_accuracy", "UCI 5-fold mean accuracy", 0.990),
+]
+
+# Why targets are missed: the same text for every run; it names causes we could
+# check, not the test set (nothing was tuned on it).
+MISSED_TARGETS_NOTE = (
+    "Where a target is missed, these are the differences from the study we know of; none was tuned on "
+    "the test set. (1) One seed: the study reports one Keras run and so do we (seed 42); the spread "
+    "over seeds has not been measured yet, so a miss of a few tenths may be within it. (2) Augmentation: `ImageDataGenerator` follows "
+    "Keras's transforms but not its exact sampling (docs/data.md lists the differences), which matters "
+    "most for the augmented basic MLP. (3) Initialisation and Adam follow Keras's formulas, but random "
+    "streams differ from TensorFlow's. (4) The UCI split has 1,124 rows: one image is 0.09 points."
+)
+
+
+def targets_section(found):
+    rows = []
+    for name, key, label, target in TARGETS:
+        value = found.get(name, {}).get(key)
+        if value is None:
+            rows.append(f"| {label} | {_pct(target)} | not run | – |")
+            continue
+        verdict = "met" if value >= target else f"missed by {100 * (target - value):.2f} points"
+        rows.append(f"| {label} | {_pct(target)} | {_pct(value)} | {verdict} |")
+    table = "| target | at least | ours | verdict |\n|---|---|---|---|\n" + "\n".join(rows)
+    return f"## Targets of the full runs\n\n{table}\n\n{MISSED_TARGETS_NOTE}\n"
+
+
 def document(found, results_dir):
     missing = [name for name in ORDER if name not in found]
     parts = [
@@ -143,6 +178,7 @@ def document(found, results_dir):
           if any(m.get("quick") for m in found.values()) else []),
         summary_table(found),
         "",
+        targets_section(found),
     ]
     parts += [section for section in (sweep_section(found.get("basic_mlp")), uci_section(found)) if section]
     if "optimized_mlp" in found:
