@@ -120,8 +120,12 @@ def machine_section(found):
         lines.append("- " + ", ".join(f"{k} {v}" for k, v in version)
                      + ("" if len(versions) == 1 else f" ({', '.join(names)})"))
     for (threads, backend), names in runtimes.items():
-        lines.append(f"- {threads} BLAS/Numba thread(s) per process, kernel backend {backend}"
+        count = "all the machine's" if threads is None else f"{threads}"
+        lines.append(f"- {count} BLAS/Numba thread(s) per process, kernel backend {backend}"
                      + ("" if len(runtimes) == 1 else f" ({', '.join(names)})"))
+    if len(machines) > 1:
+        lines.append("- Wall and prediction times compare only within one machine; runs that shared a machine "
+                     "at the same time (see each metrics.json) slowed each other down.")
     lines.append("- Published figures: Keras (TensorFlow) on the original authors' machine.")
     return "\n".join(lines) + "\n"
 
