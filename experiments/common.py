@@ -27,9 +27,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import nnscratch  # first: it sets the BLAS thread policy, which NumPy reads on import
 
-import nnscratch
+import numpy as np
 from nnscratch.sklearn import build_model, limit_threads
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,12 +15,23 @@ The API follows Keras: layers, ``Sequential``/``Model``, ``compile``/``fit``/
 >>> model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
 """
 
-from nnscratch import callbacks, gradcheck, layers, losses, metrics, optimizers, utils
-from nnscratch.config import floatx, set_floatx
-from nnscratch.kernels import get_backend, set_backend
-from nnscratch.layers.input_layer import Input
-from nnscratch.models import Model, Sequential, load_model
-from nnscratch.rng import set_random_seed
+import os
+
+# Thread pools must not spin while the other one works. Numba's OpenMP threads and
+# OpenBLAS's threads both busy-wait after a parallel section by default; on a 2-core
+# machine each then steals the cores the other needs (training ran 2-50x slower).
+# OpenMP reads its setting when Numba first starts it; OpenBLAS reads its own when
+# NumPy is first imported, so that one only helps if nnscratch is imported first
+# (the experiments do). Users may override both.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+from nnscratch import callbacks, gradcheck, layers, losses, metrics, optimizers, utils  # noqa: E402
+from nnscratch.config import floatx, set_floatx  # noqa: E402
+from nnscratch.kernels import get_backend, set_backend  # noqa: E402
+from nnscratch.layers.input_layer import Input  # noqa: E402
+from nnscratch.models import Model, Sequential, load_model  # noqa: E402
+from nnscratch.rng import set_random_seed  # noqa: E402
 
 __version__ = "0.1.0"
 

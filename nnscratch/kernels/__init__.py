@@ -16,12 +16,6 @@ import importlib
 import os
 from types import ModuleType
 
-# Numba's OpenMP threads otherwise spin-wait after each parallel kernel and
-# fight with BLAS's threads (and with other processes) for the cores: on a busy
-# 2-core machine that made training 10-50x slower. Passive waiting costs
-# nothing measurable on an idle one. Must be set before OpenMP starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 __all__ = ["BACKENDS", "set_backend", "get_backend", "backend", "image_backend"]
 
 BACKENDS = ("numpy", "numba")
