@@ -426,6 +426,8 @@ def worker_main(framework, threads, backend):
         channel.write(json.dumps(obj) + "\n")
 
     try:
+        if framework == "nnscratch":
+            import nnscratch  # noqa: F401  (before NumPy: it sets OpenBLAS's thread policy, read on import)
         runner = RUNNERS[framework](threads, backend)
     except Exception:
         send({"error": traceback.format_exc()})
