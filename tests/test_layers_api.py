@@ -262,7 +262,11 @@ def test_trainable_false_freezes_params_but_not_the_rest():
     after = model.get_weights()
     for i in range(4):                       # frozen kernel, bias, gamma, beta
         np.testing.assert_array_equal(after[i], before[i])
-    # the gradients were still computed (backward is independent of freezing)
+    # fit skips the backward of frozen layers at the bottom (nothing there to train), but
+    # an explicit backward still computes their gradients: freezing is the optimizer's business
+    frozen_dense.params["kernel"].grad[...] = 0
+    model.forward(x[:4].astype("float32"), training=True)
+    model.backward(rng.normal(size=(4, 3)).astype("float32"))
     assert np.any(frozen_dense.params["kernel"].grad != 0)
     assert not np.array_equal(after[6], before[6])          # head kernel trained
 

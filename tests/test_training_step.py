@@ -48,3 +48,45 @@ def test_train_on_batch_matches_a_hand_written_step():
     model.train_on_batch(x, y)
     for w0, w1, g in zip(before, model.get_weights(), grads):
         np.testing.assert_allclose(w1, w0 - 0.1 * g, rtol=1e-4, atol=1e-6)
+
+
+class _CountingFlatten(Flatten):
+    """A Flatten that counts its backward calls."""
+
+    calls = 0
+
+    def backward(self, grad_output):
+        self.calls += 1
+        return super().backward(grad_output)
+
+
+@pytest.mark.parametrize("freeze_first_dense", [False, True], ids=["flatten-only", "frozen-dense"])
+def test_backward_stops_at_the_lowest_trainable_layer(freeze_first_dense):
+    """Layers below the lowest trainable one get no backward call; the gradients are unchanged."""
+    nnscratch.set_random_seed(0)
+    bottom = Dense(6, activation="relu", trainable=not freeze_first_dense)
+    flatten = _CountingFlatten()
+    model = nnscratch.Sequential([nnscratch.Input((3, 3, 2)), flatten, bottom,
+                                  Dense(5, activation="tanh"), Dense(3, activation="softmax")])
+    x = np.random.default_rng(0).standard_normal((4, 3, 3, 2)).astype("float32")
+    g = np.random.default_rng(1).standard_normal((4, 3)).astype("float32")
+    model.forward(x, training=True)
+    assert model.backward(g).shape == x.shape
+    assert flatten.calls == 1
+    full = [p.grad.copy() for p in model.parameters()]
+    model.forward(x, training=True)
+    assert model.backward(g, input_gradient=False) is None
+    assert flatten.calls == 1  # not called again
+    for expected, param in zip(full, model.parameters()):
+        np.testing.assert_array_equal(param.grad, expected)
+    if freeze_first_dense:
+        assert model.layers[2].skip_input_gradient  # the lowest trainable layer skips dL/d(input)
+
+
+def test_a_model_with_nothing_to_train_needs_no_backward():
+    model = nnscratch.Sequential([nnscratch.Input((4,)), Dense(3, activation="softmax", trainable=False)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = model.get_weights()
+    model.train_on_batch(np.ones((2, 4), "float32"), np.array([0, 1]))
+    for w0, w1 in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(w0, w1)

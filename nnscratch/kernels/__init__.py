@@ -16,14 +16,16 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["BACKENDS", "set_backend", "get_backend", "backend", "image_backend"]
+__all__ = ["BACKENDS", "set_backend", "get_backend", "backend", "image_backend", "optimizer_backend"]
 
 BACKENDS = ("numpy", "numba")
 
-# backend name -> (module with the nn kernels, module with the image kernels)
+# backend name -> (nn kernels, image kernels, optimizer kernels)
 _MODULES = {
-    "numpy": ("nnscratch.kernels.reference", "nnscratch.kernels.image_reference"),
-    "numba": ("nnscratch.kernels.fast", "nnscratch.kernels.image_fast"),
+    "numpy": ("nnscratch.kernels.reference", "nnscratch.kernels.image_reference",
+              "nnscratch.kernels.optimizer_reference"),
+    "numba": ("nnscratch.kernels.fast", "nnscratch.kernels.image_fast",
+              "nnscratch.kernels.optimizer_fast"),
 }
 
 
@@ -64,3 +66,8 @@ def backend(name: str | None = None) -> ModuleType:
 def image_backend(name: str | None = None) -> ModuleType:
     """Return the module of image-augmentation kernels for ``name`` (default: the active one)."""
     return importlib.import_module(_MODULES[_check(name or _backend)][1])
+
+
+def optimizer_backend(name: str | None = None) -> ModuleType:
+    """Return the module of optimizer-update kernels for ``name`` (default: the active one)."""
+    return importlib.import_module(_MODULES[_check(name or _backend)][2])

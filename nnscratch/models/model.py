@@ -136,15 +136,27 @@ class Model(Trainer):
 
         ``from_layer`` (an index) starts below that layer, used when the last
         layer's gradient was already computed by a fused loss. With
-        ``input_gradient=False`` (training) the first layer skips dL/d(input)
-        where it can, and the return value may be None.
+        ``input_gradient=False`` (training) backward stops at the lowest layer
+        with trainable parameters: the layers below it (Flatten, Dropout, frozen
+        layers, ...) need no gradient, and that layer skips dL/d(its input)
+        where it can. The return value is then None.
         """
         stop = len(self.layers) if from_layer is None else from_layer
-        for index in range(stop - 1, -1, -1):
+        lowest = 0 if input_gradient else self._lowest_trainable_layer()
+        if lowest is None:  # nothing to train: no gradient is needed at all
+            return None
+        for index in range(stop - 1, lowest - 1, -1):
             layer = self.layers[index]
-            layer.skip_input_gradient = index == 0 and not input_gradient
+            layer.skip_input_gradient = index == lowest and not input_gradient
             grad_output = layer.backward(grad_output)
-        return grad_output
+        return None if not input_gradient else grad_output
+
+    def _lowest_trainable_layer(self):
+        """Index of the first layer with a trainable parameter (None if there is none)."""
+        for index, layer in enumerate(self.layers):
+            if any(p.trainable for p in layer.params.values()):
+                return index
+        return None
 
     def __call__(self, x, training=False):
         return self.forward(np.asarray(x), training=training)

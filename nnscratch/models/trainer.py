@@ -75,7 +75,8 @@ class Trainer:
             last = self.layers[-1]
             losses, grad_logits = self.loss.softmax_fused(y, last.logits)
             if backward:
-                last.skip_input_gradient = len(self.layers) == 1
+                lowest = self._lowest_trainable_layer()
+                last.skip_input_gradient = lowest is None or lowest == len(self.layers) - 1
                 self.backward(last.backward_from_preactivation(grad_logits), from_layer=len(self.layers) - 1,
                               input_gradient=False)
             return losses
