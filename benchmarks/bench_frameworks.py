@@ -339,8 +339,12 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
     Runs what ``train_on_batch`` runs (forward with ``training=True``, the
     fused softmax cross-entropy, backward in reverse, ``apply_gradients``),
     timing each call; ``train_on_batch`` adds input checks and the metrics.
+    Like the model, it runs each BatchNormalization + ReLU pair as one fused
+    step (``model.steps()``): the ReLU's row then reads 0 and its time is in
+    the batch norm's row.
     """
     layers = model.layers
+    plan = model.steps()
     fused = model._fused_softmax()  # the trainer's own test: softmax layer + cross-entropy
     times = collections.defaultdict(list)
     totals = []
@@ -357,15 +361,16 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
             lap = now
 
         h = x
-        for layer in layers:
-            h = layer.forward(h, training=True)
+        for index, fused_relu in plan:
+            layer = layers[index]
+            h = layer.forward(h, training=True, relu=True) if fused_relu else layer.forward(h, training=True)
             record((layer.name, "forward"))
         if fused:
             _, grad = model.loss.softmax_fused(y, layers[-1].logits)
         else:
             grad = model.loss.gradient(y, h).astype(h.dtype, copy=False)
         record(("loss", "forward"))
-        for i in reversed(range(len(layers))):
+        for i, _ in reversed(plan):
             layer = layers[i]
             grad = layer.backward_from_preactivation(grad) if fused and i == len(layers) - 1 else layer.backward(grad)
             record((layer.name, "backward"))
@@ -375,10 +380,16 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
             totals.append(time.perf_counter() - start)
     batch = len(x)
     rows = []
+    fused_into = {index + 1 for index, fused_relu in plan if fused_relu}
+
+    def median_ms(key):
+        return 1e3 * statistics.median(times[key]) if times.get(key) else 0.0
+
     for i, layer in enumerate(layers):  # labelled by position: names depend on models built before
-        rows.append({"layer": f"{i + 1} {type(layer).__name__}", "output": list(layer.output_shape[1:]),
-                     "forward_ms": 1e3 * statistics.median(times[(layer.name, "forward")]),
-                     "backward_ms": 1e3 * statistics.median(times[(layer.name, "backward")]),
+        label = f"{i + 1} {type(layer).__name__}" + (" (fused into the batch norm)" if i in fused_into else "")
+        rows.append({"layer": label, "output": list(layer.output_shape[1:]),
+                     "forward_ms": median_ms((layer.name, "forward")),
+                     "backward_ms": median_ms((layer.name, "backward")),
                      "gemm_flops_per_image": 3 * gemm_flops(layer, 1)})  # forward + dW + dx
     rows.append({"layer": "loss (softmax CE)", "output": [], "forward_ms": 1e3 * statistics.median(
         times[("loss", "forward")]), "backward_ms": 0.0, "gemm_flops_per_image": 0})

@@ -95,3 +95,19 @@ def test_startup_in_fresh_processes(bench):
         assert run["first_step_s"] >= run["step_s"] > 0
         assert run["first_step_s"] == pytest.approx(
             run["interpreter_s"] + run["import_s"] + run["build_s"] + run["step_s"])
+
+
+def test_layer_breakdown_runs_batchnorm_relu_fused(bench):
+    import nnscratch
+    from nnscratch.layers import BatchNormalization, Conv2D, Dense, Flatten, ReLU
+
+    model = nnscratch.Sequential([nnscratch.Input((6, 6, 1)), Conv2D(2, 3), BatchNormalization(), ReLU(),
+                                  Flatten(), Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    x = np.random.default_rng(0).random((4, 6, 6, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(4)]
+    rows = bench.layer_breakdown(model, x, y, steps=2, warmup=1)["rows"]
+    assert rows[2]["layer"] == "3 ReLU (fused into the batch norm)"
+    assert rows[2]["forward_ms"] == rows[2]["backward_ms"] == 0.0
+    assert rows[1]["layer"] == "2 BatchNormalization"
+    assert rows[1]["forward_ms"] > 0 and rows[1]["backward_ms"] > 0

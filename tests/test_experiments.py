@@ -19,6 +19,7 @@ import compare  # noqa: E402
 import deep_cnn  # noqa: E402
 import make_results  # noqa: E402
 import optimized_mlp  # noqa: E402
+import seed_spread  # noqa: E402
 import simple_cnn  # noqa: E402
 import uci_digits_kfold  # noqa: E402
 
@@ -207,6 +208,40 @@ def test_make_results_writes_the_document(runs, tmp_path):
     assert "Not run yet" not in text
     empty = make_results.main(["--results", str(tmp_path / "nothing"), "--output", str(tmp_path / "empty.md")])
     assert "Not run yet" in empty and "python experiments/deep_cnn.py" in empty
+
+
+def test_seed_spread_reruns_the_script_per_seed_and_summarises(runs, tmp_path):
+    """Each seed is the experiment's own script in a subprocess: seed 42 reproduces the in-process run."""
+    record = seed_spread.main(["optimized_mlp", "--seeds", "42", "7", "--jobs", "2", "--out", str(tmp_path),
+                               "--", "--quick"])
+    assert record["seeds"] == [42, 7] and record["quick"] and record["extra_args"] == ["--quick"]
+    seed42 = common.read_json(tmp_path / "seed_42" / "metrics.json")
+    assert common.without_timings(seed42) | {"args": None} == common.without_timings(runs("optimized_mlp")) | {
+        "args": None}
+    values = record["test_accuracy"]["values"]
+    assert values[0] == runs("optimized_mlp")["test_accuracy"]
+    assert values[1] == common.read_json(tmp_path / "seed_7" / "metrics.json")["test_accuracy"]
+    assert record["test_accuracy"]["mean"] == pytest.approx(np.mean(values))
+    assert record["test_accuracy"]["std"] == pytest.approx(np.std(values, ddof=0))
+    assert record["test_accuracy"]["min"] == min(values) and record["kfold_mean_accuracy"] is None
+    assert common.read_json(tmp_path / "spread.json") == json.loads(json.dumps(record))
+    with pytest.raises(SystemExit):
+        seed_spread.main(["optimized_mlp", "--seeds", "1", "1"])
+
+
+def test_make_results_places_a_missed_target_within_the_spread():
+    found = {"optimized_mlp": {"test_accuracy": 0.977}, "basic_mlp": {"test_accuracy": 0.991}}
+    spreads = {"optimized_mlp": {"experiment": "optimized_mlp", "seeds": [1, 2, 3], "extra_args": [],
+                                 "test_accuracy": {"values": [0.976, 0.979, 0.981], "mean": 0.9787,
+                                                   "std": 0.002, "min": 0.976, "max": 0.981},
+                                 "wall_time_s": 100.0}}
+    section = make_results.targets_section(found, spreads)
+    assert "| optimized MLP test accuracy | 97.80% | 97.70% | missed by 0.10 points |" in section
+    assert "ranged 97.60% – 98.10%" in section and "2 of 3 reached 97.80%" in section
+    assert "basic MLP" not in section.split("measured:")[1]  # met: no sentence
+    table = make_results.spread_section(spreads, found)
+    assert "| optimized_mlp | as the study | 1, 2, 3 | 97.87% ± 0.20 | 97.60% – 98.10% | 97.70% | 97.80% | 2 of 3 |" \
+        in table
 
 
 def test_defaults_follow_the_study():

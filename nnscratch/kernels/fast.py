@@ -593,13 +593,16 @@ def _bn_statistics(x, chunk_rows, part_mean, part_m2, mean, m2):
 
 
 @njit(parallel=True, cache=True)
-def _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat):
+def _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat, relu):
     m, c = x.shape
     for r in prange(m):
         for q in range(c):
             h = (x[r, q] - mean[q]) * inv_std[q]
             xhat[r, q] = h
-            y[r, q] = gamma[q] * h + beta[q]
+            v = gamma[q] * h + beta[q]
+            if relu:  # as _bias_relu(v, 0): v + 0 turns -0.0 into 0.0, so <= here
+                v = 0 if v <= 0 else v
+            y[r, q] = v
 
 
 def _columns(x, name):
@@ -617,14 +620,16 @@ def _per_column(v, c, dtype):
     return v
 
 
-def batchnorm_forward_train(x, gamma, beta, epsilon):
+def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
     """Batch normalisation of a 2-D array ``(M, C)`` over its rows, per column.
 
     Twin of :func:`nnscratch.kernels.reference.batchnorm_forward_train`:
     returns ``y, xhat, mean, var, inv_std`` with the biased variance. The
     statistics come from one cache-friendly sweep per chunk of rows (two-pass
     per chunk, float64 sums, merged with Chan's formula); a second sweep writes
-    ``xhat`` and ``y``. Everything is in the dtype of ``x``.
+    ``xhat`` and ``y`` -- with ``relu=True``, ``y`` already through the ReLU,
+    bit-identical to ``bias_activation(y, None, "relu")`` after it, which saves
+    the ReLU's own pass. Everything is in the dtype of ``x``.
     """
     x = _columns(x, "x")
     if not np.issubdtype(x.dtype, np.floating):
@@ -650,14 +655,15 @@ def batchnorm_forward_train(x, gamma, beta, epsilon):
     y = np.empty_like(x)
     xhat = np.empty_like(x)
     if x.size:
-        _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat)
+        _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat, bool(relu))
     return y, xhat, mean, var, inv_std
 
 
 @njit(parallel=True, cache=True)
-def _bn_gradient_sums(grad_y, xhat, chunk_rows, part_b, part_g, dbeta, dgamma):
+def _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, chunk_rows, part_b, part_g, dbeta, dgamma):
     """Per column: ``sum(dy)`` and ``sum(dy * xhat)`` in float64, chunk by chunk
-    into the zeroed ``part_*`` arrays, then added up in chunk order."""
+    into the zeroed ``part_*`` arrays, then added up in chunk order. With
+    ``relu``, ``dy`` is first masked by the recomputed ReLU mask."""
     m, c = grad_y.shape
     nchunks = part_b.shape[0]
     for k in prange(nchunks):
@@ -666,6 +672,8 @@ def _bn_gradient_sums(grad_y, xhat, chunk_rows, part_b, part_g, dbeta, dgamma):
         for r in range(r0, r1):
             for q in range(c):
                 g = np.float64(grad_y[r, q])
+                if relu and not gamma[q] * xhat[r, q] + beta[q] > 0:
+                    g = g * 0.0   # as _relu_backward: NaN stays NaN
                 part_b[k, q] += g
                 part_g[k, q] += g * xhat[r, q]
     for k in range(nchunks):
@@ -675,20 +683,25 @@ def _bn_gradient_sums(grad_y, xhat, chunk_rows, part_b, part_g, dbeta, dgamma):
 
 
 @njit(parallel=True, cache=True)
-def _bn_input_gradient(grad_y, xhat, scale, m, dbeta, dgamma, dx):
+def _bn_input_gradient(grad_y, xhat, gamma, beta, relu, zero, scale, m, dbeta, dgamma, dx):
     rows, c = grad_y.shape
     for r in prange(rows):
         for q in range(c):
-            dx[r, q] = scale[q] * (m * grad_y[r, q] - dbeta[q] - xhat[r, q] * dgamma[q])
+            g = grad_y[r, q]
+            if relu and not gamma[q] * xhat[r, q] + beta[q] > 0:
+                g = g * zero  # zero has g's dtype, so g stays float32 in float32
+            dx[r, q] = scale[q] * (m * g - dbeta[q] - xhat[r, q] * dgamma[q])
 
 
-def batchnorm_backward(grad_y, xhat, gamma, inv_std):
+def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
     """Gradients of batch normalisation in training mode.
 
     Twin of :func:`nnscratch.kernels.reference.batchnorm_backward`: returns
     ``dx, dgamma, dbeta`` with ``dx = gamma * inv_std / M * (M * dy - dbeta -
     xhat * dgamma)``. The two column sums share one sweep (float64
     accumulation); a second sweep writes ``dx``. Everything in ``grad_y``'s dtype.
+    With ``relu=True`` both sweeps mask ``dy`` by ``gamma * xhat + beta > 0``
+    on the fly (the ReLU's backward, bit-identical, without its own pass).
     """
     grad_y = _columns(grad_y, "grad_y")
     if not np.issubdtype(grad_y.dtype, np.floating):
@@ -697,22 +710,26 @@ def batchnorm_backward(grad_y, xhat, gamma, inv_std):
     xhat = np.ascontiguousarray(xhat, dtype=dtype)
     if xhat.shape != grad_y.shape:
         raise ValueError(f"xhat shape {xhat.shape} differs from grad_y shape {grad_y.shape}")
+    if relu and beta is None:
+        raise ValueError("batchnorm_backward with relu=True needs beta to recompute the ReLU's mask")
     m, c = grad_y.shape
     gamma = _per_column(gamma, c, dtype)
     inv_std = _per_column(inv_std, c, dtype)
+    beta = _per_column(0.0 if beta is None else beta, c, dtype)
+    relu = bool(relu)
     dbeta64 = np.zeros(c, dtype=np.float64)
     dgamma64 = np.zeros(c, dtype=np.float64)
     if grad_y.size:
         rows, nchunks = _bn_chunks(m, c)
         part_b = np.zeros((nchunks, c), dtype=np.float64)
         part_g = np.zeros((nchunks, c), dtype=np.float64)
-        _bn_gradient_sums(grad_y, xhat, rows, part_b, part_g, dbeta64, dgamma64)
+        _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, rows, part_b, part_g, dbeta64, dgamma64)
     dbeta = dbeta64.astype(dtype)
     dgamma = dgamma64.astype(dtype)
     scale = (gamma * inv_std / max(m, 1)).astype(dtype)
     dx = np.empty_like(grad_y)
     if grad_y.size:
-        _bn_input_gradient(grad_y, xhat, scale, dtype.type(m), dbeta, dgamma, dx)
+        _bn_input_gradient(grad_y, xhat, gamma, beta, relu, dtype.type(0), scale, dtype.type(m), dbeta, dgamma, dx)
     return dx, dgamma, dbeta
 
 

@@ -207,11 +207,14 @@ def activation_backward(grad_y, y, activation):
     raise ValueError(f"unknown elementwise activation {activation!r}")
 
 
-def batchnorm_forward_train(x, gamma, beta, epsilon):
+def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
     """Batch normalisation of a 2-D array ``(M, C)`` over its rows, per column.
 
     ``mean = x.mean(0)``, ``var = x.var(0)`` (biased, as Keras),
     ``xhat = (x - mean) / sqrt(var + eps)``, ``y = gamma * xhat + beta``.
+    With ``relu=True`` (a BatchNormalization followed by a ReLU, fused by the
+    model) ``y`` is then passed through ``bias_activation(y, None, "relu")``:
+    the same numbers as the two layers one after the other.
 
     Returns
     -------
@@ -223,21 +226,33 @@ def batchnorm_forward_train(x, gamma, beta, epsilon):
     inv_std = 1.0 / np.sqrt(var + epsilon)
     xhat = (x - mean) * inv_std
     y = gamma * xhat + beta
+    if relu:
+        bias_activation(y, None, "relu")
     return y, xhat, mean, var, inv_std
 
 
-def batchnorm_backward(grad_y, xhat, gamma, inv_std):
+def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
     """Gradients of batch normalisation in training mode.
 
     With ``M`` rows: ``dbeta = sum(dy)``, ``dgamma = sum(dy * xhat)`` and
     ``dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma)``
     (the mean and variance depend on ``x`` too; this formula includes that).
 
+    With ``relu=True`` (the forward was fused with a ReLU) ``grad_y`` is the
+    gradient of the ReLU's output: it first goes through the ReLU's backward,
+    whose mask ``gamma * xhat + beta > 0`` is recomputed here (``beta`` is then
+    required), so nothing more than ``xhat`` is kept from the forward pass.
+
     Returns
     -------
     dx : ndarray (M, C)
     dgamma, dbeta : ndarray (C,)
     """
+    if relu:
+        if beta is None:
+            raise ValueError("batchnorm_backward with relu=True needs beta to recompute the ReLU's mask")
+        y = bias_activation(gamma * xhat + beta, None, "relu")
+        grad_y = activation_backward(grad_y, y, "relu")
     m = grad_y.shape[0]
     dbeta = grad_y.sum(axis=0)
     dgamma = (grad_y * xhat).sum(axis=0)

@@ -35,6 +35,13 @@ class BatchNormalization(Layer):
         \frac{\partial L}{\partial x} = \frac{\gamma}{M\sqrt{\sigma^2+\epsilon}}
         \Big(M g - \sum g - \hat x \sum g \hat x\Big)
 
+    A ``Model`` whose BatchNormalization is directly followed by a ReLU calls
+    ``forward(x, training, relu=True)`` and skips the ReLU layer: the kernels
+    then apply the ReLU in the same sweep that writes ``y``, and its backward
+    (mask ``gamma * xhat + beta > 0``, recomputed) in the sweeps of the batch-norm
+    backward. The numbers are bit-identical to the two layers one after the
+    other; the ReLU's two passes over the activations are saved.
+
     Parameters
     ----------
     momentum : float
@@ -65,19 +72,19 @@ class BatchNormalization(Layer):
         self.buffers["moving_variance"] = np.ones(channels, dtype=floatx())
         super().build(input_shape)
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, relu=False):
+        """``y = gamma * xhat + beta``; with ``relu=True``, ``max(y, 0)`` (fused with a following ReLU)."""
         self.check_input(x)
         channels = x.shape[-1]
         x2d = x.reshape(-1, channels)
+        self._relu = bool(relu)
         if not training:
             # fixed statistics: y = gamma * (x - moving_mean) * inv_std + beta, an affine map
-            mean, var = self.buffers["moving_mean"], self.buffers["moving_variance"]
-            inv_std = 1.0 / np.sqrt(var + self.epsilon)
-            scale = self.gamma.value * inv_std
-            self._x2d, self._inv_std, self._training = x2d, inv_std, False
-            return (x2d * scale + (self.beta.value - mean * scale)).reshape(x.shape)
+            self._x2d, self._training = x2d, False
+            self._inv_std = 1.0 / np.sqrt(self.buffers["moving_variance"] + self.epsilon)
+            return self._inference_output(x2d, relu).reshape(x.shape)
         y, xhat, mean, var, inv_std = kernels.backend().batchnorm_forward_train(
-            x2d, self.gamma.value, self.beta.value, self.epsilon)
+            x2d, self.gamma.value, self.beta.value, self.epsilon, relu=relu)
         for name, batch_value in (("moving_mean", mean), ("moving_variance", var)):
             moving = self.buffers[name]
             moving *= self.momentum
@@ -86,20 +93,33 @@ class BatchNormalization(Layer):
         return y.reshape(x.shape)
 
     def backward(self, grad_output):
+        """Gradients of the last forward; through its ReLU too if it was ``forward(..., relu=True)``."""
         shape = grad_output.shape
         grad2d = grad_output.reshape(-1, shape[-1])
+        gamma, beta = self.gamma.value, self.beta.value
         if self._training:
             dx, dgamma, dbeta = kernels.backend().batchnorm_backward(
-                grad2d, self._xhat, self.gamma.value, self._inv_std)
+                grad2d, self._xhat, gamma, self._inv_std, beta=beta, relu=self._relu)
         else:
             # after an inference-mode forward the statistics are constants:
             # dx = g * gamma * inv_std, dgamma = sum(g * xhat), dbeta = sum(g)
             xhat = (self._x2d - self.buffers["moving_mean"]) * self._inv_std
-            dx = grad2d * (self.gamma.value * self._inv_std)
+            if self._relu:  # the ReLU's backward first, its mask from the recomputed output
+                y = self._inference_output(self._x2d, relu=True)
+                grad2d = kernels.backend().activation_backward(grad2d, y, "relu")
+            dx = grad2d * (gamma * self._inv_std)
             dgamma, dbeta = (grad2d * xhat).sum(axis=0), grad2d.sum(axis=0)
         self.gamma.grad[...] = dgamma
         self.beta.grad[...] = dbeta
         return dx.reshape(shape)
+
+    def _inference_output(self, x2d, relu):
+        """The affine map of inference, ``x * scale + (beta - moving_mean * scale)``, then the ReLU if fused."""
+        scale = self.gamma.value * self._inv_std
+        y = x2d * scale + (self.beta.value - self.buffers["moving_mean"] * scale)
+        if relu:
+            kernels.backend().bias_activation(y, None, "relu")  # in place, as the ReLU layer does
+        return y
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}

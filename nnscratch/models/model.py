@@ -10,6 +10,12 @@ Built from the functional API, as Keras::
 
 or as a :class:`~nnscratch.Sequential`. Forward runs the layers in order;
 backward runs them in reverse, each turning dL/d(output) into dL/d(input).
+
+One fusion: a BatchNormalization directly followed by a ReLU (``ReLU()`` or
+``Activation("relu")``) runs as one step, ``bn.forward(x, training, relu=True)``,
+and the ReLU layer is skipped; the numbers are bit-identical, and two passes
+over the activations are saved in each direction. ``model.fuse_batchnorm_relu
+= False`` runs every layer on its own.
 """
 
 import numpy as np
@@ -17,7 +23,9 @@ import numpy as np
 from nnscratch import losses as losses_module
 from nnscratch import metrics as metrics_module
 from nnscratch import optimizers
+from nnscratch.layers.activation import Activation
 from nnscratch.layers.base import SymbolicTensor, format_shape
+from nnscratch.layers.batch_normalization import BatchNormalization
 from nnscratch.layers.input_layer import InputLayer
 from nnscratch.models import summary as summary_module
 from nnscratch.models.trainer import Trainer
@@ -124,11 +132,31 @@ class Model(Trainer):
         if x.ndim != len(expected) + 1 or x.shape[1:] != expected:
             raise ValueError(f"expected input shape {format_shape(expected)}, got {x.shape}")
 
+    #: Run each BatchNormalization + ReLU pair as one fused step (see the module docstring).
+    fuse_batchnorm_relu = True
+
+    def steps(self) -> list:
+        """How forward runs the layers: ``(index, fused)`` pairs in order.
+
+        ``fused`` means ``layers[index]`` is a BatchNormalization that also
+        applies ``layers[index + 1]``, a ReLU, which has no step of its own.
+        """
+        steps, index = [], 0
+        while index < len(self.layers):
+            fused = (self.fuse_batchnorm_relu and index + 1 < len(self.layers)
+                     and isinstance(self.layers[index], BatchNormalization)
+                     and isinstance(self.layers[index + 1], Activation)
+                     and self.layers[index + 1].activation == "relu")
+            steps.append((index, fused))
+            index += 2 if fused else 1
+        return steps
+
     def forward(self, x, training=False):
         """Run every layer in order; with ``training=True`` layers cache what backward needs."""
         self.check_input(x)
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        for index, fused in self.steps():
+            layer = self.layers[index]
+            x = layer.forward(x, training=training, relu=True) if fused else layer.forward(x, training=training)
         return x
 
     def backward(self, grad_output, from_layer=None, input_gradient=True):
@@ -145,10 +173,17 @@ class Model(Trainer):
         lowest = 0 if input_gradient else self._lowest_trainable_layer()
         if lowest is None:  # nothing to train: no gradient is needed at all
             return None
-        for index in range(stop - 1, lowest - 1, -1):
+        for index, fused in reversed(self.steps()):
+            if index >= stop:
+                continue
+            if index < lowest:  # a fused ReLU has no parameters: lowest is never index + 1
+                break
+            if fused and index + 1 >= stop:
+                raise ValueError(f"backward cannot start between {self.layers[index].name!r} and the ReLU fused "
+                                 "into it; set model.fuse_batchnorm_relu = False")
             layer = self.layers[index]
             layer.skip_input_gradient = index == lowest and not input_gradient
-            grad_output = layer.backward(grad_output)
+            grad_output = layer.backward(grad_output)  # through the fused ReLU too
         return None if not input_gradient else grad_output
 
     def _lowest_trainable_layer(self):

@@ -1,0 +1,118 @@
+"""Run one experiment over several seeds and report the spread of its test accuracy.
+
+The study reports one run per model, and so do the other scripts (seed 42). A
+miss of a few tenths of a point means little until we know how far another
+seed moves the result: this script measures that, without choosing anything
+on the test set (the reported figure stays the seed-42 run).
+
+Each seed runs the experiment's own script in a subprocess, one BLAS/Numba
+thread each, ``--jobs`` at a time, into ``<out>/seed_<S>/``; then
+``<out>/spread.json`` gathers the per-seed test accuracies with their mean,
+population std, min and max. ``make_results.py`` turns every
+``results/seed_spread/*/spread.json`` into a section of docs/results.md.
+
+    python experiments/seed_spread.py optimized_mlp --seeds 1 2 3 4 5 6 7 8 --jobs 2
+    python experiments/seed_spread.py basic_mlp --seeds 1 2 3 4 --jobs 2 -- --widths 512
+    python experiments/seed_spread.py uci_digits_kfold --seeds 1 2 3 4 5 6 7 8 --jobs 2 -- --skip-kfold
+"""
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+import common
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = {  # experiment name -> (script, arguments that select it)
+    "basic_mlp": ("basic_mlp.py", []),
+    "optimized_mlp": ("optimized_mlp.py", []),
+    "deep_cnn": ("deep_cnn.py", []),
+    "simple_cnn_three_conv": ("simple_cnn.py", ["--variant", "three-conv"]),
+    "simple_cnn_two_conv": ("simple_cnn.py", ["--variant", "two-conv"]),
+    "uci_digits_kfold": ("uci_digits_kfold.py", []),
+    "uci_digits_kfold_scaled": ("uci_digits_kfold.py", ["--scale"]),
+}
+
+
+def run_seed(experiment, seed, out, extra):
+    """Run the experiment's script with ``--seed seed``; return its metrics.json."""
+    script, selector = SCRIPTS[experiment]
+    folder = out / f"seed_{seed}"
+    command = [sys.executable, str(HERE / script), *selector, "--seed", str(seed), "--out", str(folder),
+               "--threads", "1", "--verbose", "0", *extra]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"seed {seed} failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
+    return common.read_json(folder / "metrics.json")
+
+
+def summarise(experiment, seeds, runs, extra, wall_time_s) -> dict:
+    """The spread record: per-seed values and their mean, population std, min and max."""
+    def stats(key):
+        values = [run.get(key) for run in runs]
+        if any(v is None for v in values):
+            return None
+        array = np.asarray(values, dtype=np.float64)
+        return {"values": array.tolist(), "mean": float(array.mean()), "std": float(array.std(ddof=0)),
+                "min": float(array.min()), "max": float(array.max())}
+
+    first = runs[0]
+    return {
+        "experiment": experiment,
+        "seeds": list(seeds),
+        "extra_args": list(extra),
+        "quick": bool(first.get("quick")),
+        "n_test": first.get("n_test"),
+        "test_accuracy": stats("test_accuracy"),
+        "kfold_mean_accuracy": stats("kfold_mean_accuracy"),
+        "best_val_accuracy": stats("best_val_accuracy"),
+        "epochs_run": [run.get("epochs_run") for run in runs],
+        "wall_time_s": wall_time_s,
+        "machine": first.get("machine"),
+        "versions": first.get("versions"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="experiments/seed_spread.py", description=__doc__.splitlines()[0],
+                                epilog="Arguments after `--` go to the experiment's script.")
+    p.add_argument("experiment", choices=sorted(SCRIPTS))
+    p.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds to run")
+    p.add_argument("--jobs", type=int, default=1, help="seeds run at the same time (default 1)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="default results/seed_spread/<experiment>/ (results/quick/... with --quick)")
+    return p
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    args = parser().parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser().error(f"--seeds must be distinct, got {args.seeds}")
+    if args.jobs < 1:
+        parser().error(f"--jobs must be a positive integer, got {args.jobs}")
+    base = common.RESULTS / "quick" if "--quick" in extra else common.RESULTS
+    out = args.out or base / "seed_spread" / args.experiment
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    runs = joblib.Parallel(n_jobs=min(args.jobs, len(args.seeds)), prefer="threads")(
+        joblib.delayed(run_seed)(args.experiment, seed, out, extra) for seed in args.seeds)
+    record = summarise(args.experiment, args.seeds, runs, extra, time.perf_counter() - start)
+    common.write_json(out / "spread.json", record)
+    acc = record["test_accuracy"]
+    print(f"{args.experiment} over seeds {args.seeds}: test accuracy mean {common.fmt_percent(acc['mean'])} "
+          f"(std {100 * acc['std']:.2f} points), min {common.fmt_percent(acc['min'])}, "
+          f"max {common.fmt_percent(acc['max'])}; wrote {out / 'spread.json'}")
+    return record
+
+
+if __name__ == "__main__":
+    main()
