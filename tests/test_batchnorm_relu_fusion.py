@@ -84,6 +84,22 @@ def test_fused_twins_agree(data, dtype, seed):
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
+@given(data=st.data(), dtype=float_dtypes(), seed=rng_seeds(), relu=st.booleans())
+def test_inference_kernel_is_the_numpy_expression_bit_for_bit(twin, data, dtype, seed, relu):
+    """``x * scale + shift`` (a product, then a sum: no fused multiply-add), then the twin's ReLU."""
+    shape = data.draw(bn_shapes(data.draw(st.sampled_from([2, 4]))), label="shape")
+    rng = np.random.default_rng(seed)
+    x, scale, shift = _inputs(rng, shape, dtype)
+    x2d = x.reshape(-1, shape[-1])
+    expected = x2d * scale + shift
+    if relu:
+        twin.bias_activation(expected, None, "relu")
+    result = twin.batchnorm_inference(x2d, scale, shift, relu=relu)
+    assert result.dtype == dtype
+    np.testing.assert_array_equal(result, expected)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
 def test_fused_backward_needs_beta(twin):
     g = np.ones((4, 2))
     with pytest.raises(ValueError, match="needs beta"):

@@ -181,6 +181,32 @@ def test_conv2d_forward_twins_agree(block_bytes, geom, filters, seed, dtype):
 
 @BLOCK_SIZES
 @few
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+@given(geom=conv_geometry(), filters=st.integers(1, 4), seed=rng_seeds(), dtype=dtypes,
+       activation=st.sampled_from(["linear", "relu", "sigmoid", "tanh"]), with_bias=st.booleans())
+def test_conv2d_forward_with_bias_and_activation_is_bias_activation_of_z(block_bytes, twin, geom, filters, seed,
+                                                                         dtype, activation, with_bias):
+    """The bias and activation fused into the (blocked) product: bit-identical to a separate pass."""
+    rng = np.random.default_rng(seed)
+    x = random(rng, geom.x_shape, dtype)
+    kernel = random(rng, (geom.kh, geom.kw, geom.c, filters), dtype)
+    bias = random(rng, (filters,), dtype) if with_bias else None
+    with conv_blocks_of(block_bytes):
+        expected = twin.bias_activation(twin.conv2d_forward(x, kernel, *geom.window_args), bias, activation)
+        y = twin.conv2d_forward(x, kernel, *geom.window_args, bias=bias, activation=activation)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+def test_conv2d_forward_rejects_unknown_activation(twin):
+    x = np.zeros((1, 3, 3, 1))
+    with pytest.raises(ValueError, match="unknown elementwise activation"):
+        twin.conv2d_forward(x, np.zeros((1, 1, 1, 2)), 1, 1, 1, 1, 0, 0, 3, 3, activation="softmax")
+
+
+@BLOCK_SIZES
+@few
 @given(geom=conv_geometry(), filters=st.integers(1, 4), seed=rng_seeds(), dtype=dtypes)
 def test_conv2d_backward_twins_agree(block_bytes, geom, filters, seed, dtype):
     rng = np.random.default_rng(seed)

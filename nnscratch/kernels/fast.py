@@ -43,6 +43,7 @@ __all__ = [
     "activation_backward",
     "batchnorm_forward_train",
     "batchnorm_backward",
+    "batchnorm_inference",
     "softmax_cross_entropy",
 ]
 
@@ -249,8 +250,16 @@ def _conv_block(n, rows_per_image, k, itemsize):
     return int(min(n, max(1, _CONV_BLOCK_BYTES // per_image)))
 
 
-def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
-    """``z = im2col(x) @ K``, block by block. Twin of :func:`reference.conv2d_forward`."""
+def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, bias=None,
+                   activation="linear"):
+    """``y = f(im2col(x) @ K + b)``, block by block. Twin of :func:`reference.conv2d_forward`.
+
+    The bias and the activation are applied to each block's rows right after
+    its product, while they are still in cache (the same arithmetic as one
+    ``bias_activation`` over the whole output, without another pass over it).
+    """
+    if activation not in _BIAS_ACTIVATIONS:
+        raise ValueError(f"unknown elementwise activation {activation!r}")
     x = _image(x)
     kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
     out_h, out_w = _output_size(out_h, out_w)
@@ -265,6 +274,7 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
         block_cols = cols[:(stop - start) * rows]
         _im2col_kernel(x[start:stop], block_cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
         np.matmul(block_cols, kernel_matrix, out=z[start * rows:stop * rows])
+        bias_activation(z[start * rows:stop * rows], bias, activation)
     return z
 
 
@@ -731,6 +741,34 @@ def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
     if grad_y.size:
         _bn_input_gradient(grad_y, xhat, gamma, beta, relu, dtype.type(0), scale, dtype.type(m), dbeta, dgamma, dx)
     return dx, dgamma, dbeta
+
+
+@njit(parallel=True, cache=True)
+def _scale_shift(x, scale, shift, relu, y):
+    m, c = x.shape
+    for r in prange(m):
+        for q in range(c):
+            v = x[r, q] * scale[q] + shift[q]
+            if relu:  # as _bias_relu(v, 0)
+                v = 0 if v <= 0 else v
+            y[r, q] = v
+
+
+def batchnorm_inference(x, scale, shift, relu=False):
+    """Batch normalisation with fixed statistics, ``y = x * scale + shift``, in one sweep.
+
+    Twin of :func:`nnscratch.kernels.reference.batchnorm_inference`, with the
+    same rounding (a product, then a sum); with ``relu=True`` the ReLU is
+    applied in the same sweep. Returns a new array in ``x``'s dtype.
+    """
+    x = _columns(x, "x")
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    c = x.shape[1]
+    y = np.empty_like(x)
+    if x.size:
+        _scale_shift(x, _per_column(scale, c, x.dtype), _per_column(shift, c, x.dtype), bool(relu), y)
+    return y
 
 
 # ---------------------------------------------------------------------------

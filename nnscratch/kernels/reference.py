@@ -28,6 +28,7 @@ __all__ = [
     "activation_backward",
     "batchnorm_forward_train",
     "batchnorm_backward",
+    "batchnorm_inference",
     "softmax_cross_entropy",
 ]
 
@@ -91,20 +92,26 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     return dxp[:, pad_top:pad_top + h, pad_left:pad_left + w, :].copy()
 
 
-def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
-    """Convolution as one matrix product: ``z = im2col(x) @ K``.
+def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, bias=None,
+                   activation="linear"):
+    """Convolution as one matrix product: ``z = im2col(x) @ K``, then ``f(z + b)``.
 
     Parameters
     ----------
     x : ndarray (N, H, W, C)
     kernel : ndarray (kh, kw, C, F), the Keras layout
+    bias : ndarray (F,) or None
+    activation : str
+        An elementwise activation of :func:`bias_activation`; the default
+        ``"linear"`` without a bias returns the pre-activation ``z`` itself.
 
     Returns
     -------
-    z : ndarray (N * out_h * out_w, F), the pre-activation, one row per output pixel
+    y : ndarray (N * out_h * out_w, F), ``f(z + b)``, one row per output pixel
     """
     cols = im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
-    return cols @ kernel.reshape(-1, kernel.shape[-1])
+    z = cols @ kernel.reshape(-1, kernel.shape[-1])
+    return bias_activation(z, bias, activation)
 
 
 def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient=True):
@@ -258,6 +265,20 @@ def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
     dgamma = (grad_y * xhat).sum(axis=0)
     dx = (gamma * inv_std / m) * (m * grad_y - dbeta - xhat * dgamma)
     return dx, dgamma, dbeta
+
+
+def batchnorm_inference(x, scale, shift, relu=False):
+    """Batch normalisation with fixed statistics: the affine map ``y = x * scale + shift``.
+
+    The layer folds its weights into ``scale = gamma / sqrt(moving_var + eps)``
+    and ``shift = beta - moving_mean * scale`` (one value per column of the
+    ``(M, C)`` array ``x``). With ``relu=True`` (fused with a following ReLU)
+    ``y`` then goes through ``bias_activation(y, None, "relu")``.
+    """
+    y = x * scale + shift
+    if relu:
+        bias_activation(y, None, "relu")
+    return y
 
 
 def softmax_cross_entropy(logits, labels):

@@ -37,6 +37,11 @@ class ActivatedLayer(Layer):
         self._y = y if training else None
         return y
 
+    def _keep(self, y, training):
+        """Keep ``y``, already ``f(z + bias)`` (a kernel fused it), for backward when training."""
+        self._y = y if training else None
+        return y
+
     def backward(self, grad_output):
         if self._y is None:
             raise RuntimeError(f"layer {self.name!r}: backward called without forward(x, training=True)")

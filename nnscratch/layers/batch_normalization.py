@@ -116,10 +116,8 @@ class BatchNormalization(Layer):
     def _inference_output(self, x2d, relu):
         """The affine map of inference, ``x * scale + (beta - moving_mean * scale)``, then the ReLU if fused."""
         scale = self.gamma.value * self._inv_std
-        y = x2d * scale + (self.beta.value - self.buffers["moving_mean"] * scale)
-        if relu:
-            kernels.backend().bias_activation(y, None, "relu")  # in place, as the ReLU layer does
-        return y
+        shift = self.beta.value - self.buffers["moving_mean"] * scale
+        return kernels.backend().batchnorm_inference(x2d, scale, shift, relu=relu)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}

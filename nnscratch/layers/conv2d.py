@@ -62,9 +62,14 @@ class Conv2D(ActivatedLayer):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        z = kernels.backend().conv2d_forward(x, self.kernel.value, *self._geometry())  # (N*H'*W', filters)
         self._x = x if training else None
-        y = self._activate(z, self.bias.value if self.use_bias else None, training)
+        bias = self.bias.value if self.use_bias else None
+        if self.activation == "softmax":  # needs whole rows: after the product
+            z = kernels.backend().conv2d_forward(x, self.kernel.value, *self._geometry())  # (N*H'*W', filters)
+            y = self._activate(z, bias, training)
+        else:  # the kernel adds the bias and applies f block by block, while in cache
+            y = self._keep(kernels.backend().conv2d_forward(
+                x, self.kernel.value, *self._geometry(), bias=bias, activation=self.activation), training)
         return y.reshape(x.shape[0], *self._out_hw, self.filters)
 
     def backward(self, grad_output):
