@@ -14,6 +14,11 @@ population std, min and max. ``make_results.py`` turns every
     python experiments/seed_spread.py optimized_mlp --seeds 1 2 3 4 5 6 7 8 --jobs 2
     python experiments/seed_spread.py basic_mlp --seeds 1 2 3 4 --jobs 2 -- --widths 512
     python experiments/seed_spread.py uci_digits_kfold --seeds 1 2 3 4 5 6 7 8 --jobs 2 -- --skip-kfold
+    python experiments/seed_spread.py uci_digits_kfold --name uci_split42 --seeds 1 2 3 4 5 6 7 8 \
+        --jobs 2 -- --skip-kfold --split-seed 42
+
+``--name`` (default: the experiment) names the folder, so that several
+spreads of one experiment (with other options) can sit side by side.
 """
 
 import argparse
@@ -51,7 +56,7 @@ def run_seed(experiment, seed, out, extra):
     return common.read_json(folder / "metrics.json")
 
 
-def summarise(experiment, seeds, runs, extra, wall_time_s) -> dict:
+def summarise(experiment, seeds, runs, extra, wall_time_s, name=None) -> dict:
     """The spread record: per-seed values and their mean, population std, min and max."""
     def stats(key):
         values = [run.get(key) for run in runs]
@@ -63,6 +68,7 @@ def summarise(experiment, seeds, runs, extra, wall_time_s) -> dict:
 
     first = runs[0]
     return {
+        "name": name or experiment,
         "experiment": experiment,
         "seeds": list(seeds),
         "extra_args": list(extra),
@@ -85,8 +91,9 @@ def parser():
     p.add_argument("experiment", choices=sorted(SCRIPTS))
     p.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds to run")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at the same time (default 1)")
+    p.add_argument("--name", default=None, help="name of this spread (default: the experiment)")
     p.add_argument("--out", type=Path, default=None,
-                   help="default results/seed_spread/<experiment>/ (results/quick/... with --quick)")
+                   help="default results/seed_spread/<name>/ (results/quick/... with --quick)")
     return p
 
 
@@ -100,15 +107,18 @@ def main(argv=None):
     if args.jobs < 1:
         parser().error(f"--jobs must be a positive integer, got {args.jobs}")
     base = common.RESULTS / "quick" if "--quick" in extra else common.RESULTS
-    out = args.out or base / "seed_spread" / args.experiment
+    name = args.name or args.experiment
+    if not name.replace("_", "").replace("-", "").isalnum():
+        parser().error(f"--name must be letters, digits, '_' or '-', got {name!r}")
+    out = args.out or base / "seed_spread" / name
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     runs = joblib.Parallel(n_jobs=min(args.jobs, len(args.seeds)), prefer="threads")(
         joblib.delayed(run_seed)(args.experiment, seed, out, extra) for seed in args.seeds)
-    record = summarise(args.experiment, args.seeds, runs, extra, time.perf_counter() - start)
+    record = summarise(args.experiment, args.seeds, runs, extra, time.perf_counter() - start, name=name)
     common.write_json(out / "spread.json", record)
     acc = record["test_accuracy"]
-    print(f"{args.experiment} over seeds {args.seeds}: test accuracy mean {common.fmt_percent(acc['mean'])} "
+    print(f"{name} over seeds {args.seeds}: test accuracy mean {common.fmt_percent(acc['mean'])} "
           f"(std {100 * acc['std']:.2f} points), min {common.fmt_percent(acc['min'])}, "
           f"max {common.fmt_percent(acc['max'])}; wrote {out / 'spread.json'}")
     return record

@@ -4,14 +4,18 @@ All 5,620 rows of UCI optdigits as (8, 8, 1) images, with the raw pixel counts
 0..16 as the tutorial fed them (``--scale`` divides by 16 instead; run both).
 Adam 1e-3, 100 epochs, batch 128, no validation, no callbacks.
 
-1. ``train_test_split(test_size=0.2, random_state=seed)`` (not stratified;
-   4,496 / 1,124 rows): train, then report test accuracy and macro
-   precision/recall/F1.
-2. ``KFold(5, shuffle=True, random_state=seed)`` on all rows, a fresh model
+1. ``train_test_split(test_size=0.2, random_state=split_seed)`` (not
+   stratified; 4,496 / 1,124 rows): train, then report test accuracy and
+   macro precision/recall/F1.
+2. ``KFold(5, shuffle=True, random_state=split_seed)`` on all rows, a fresh model
    per fold, through scikit-learn's ``cross_validate`` and
    :class:`nnscratch.sklearn.NNClassifier`: mean and population std (ddof=0).
    The folds run in parallel with ``--jobs`` or on a Dask cluster with
    ``--dask-scheduler``.
+
+``--split-seed`` (default: ``--seed``) fixes the partition of the rows apart
+from the models' seed: ``--seed 7 --split-seed 42`` trains other initial
+weights on the study's split.
 
     python experiments/uci_digits_kfold.py --jobs 2
     python experiments/uci_digits_kfold.py --jobs 2 --scale
@@ -41,6 +45,8 @@ def parser():
     p.add_argument("--rows", type=int, default=None,
                    help=f"use only the first N rows (default all 5,620; {QUICK_ROWS} with --quick)")
     p.add_argument("--skip-kfold", action="store_true", help="only the split evaluation")
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="random_state of the train/test split and of the KFold (default: --seed)")
     return p
 
 
@@ -54,7 +60,7 @@ def cross_validation(args, x, y):
                "precision_macro": make_scorer(precision_score, average="macro", zero_division=0),
                "recall_macro": make_scorer(recall_score, average="macro", zero_division=0),
                "f1_macro": make_scorer(f1_score, average="macro", zero_division=0)}
-    kfold = KFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
+    kfold = KFold(n_splits=args.folds, shuffle=True, random_state=args.split_seed)
     folds = list(kfold.split(x, y))[:args.max_folds]
     estimator = NNClassifier(zoo.uci_cnn, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                              scale=16 if args.scale else None, threads=common.worker_threads(args),
@@ -63,7 +69,7 @@ def cross_validation(args, x, y):
     with common.parallel_context(args.jobs, args.dask_scheduler) as (n_jobs, backend):
         scores = cross_validate(estimator, x, y, cv=folds, scoring=scoring, n_jobs=n_jobs,
                                 error_score="raise")
-    result = {"n_splits": args.folds, "folds_run": len(folds), "shuffle": True, "random_state": args.seed,
+    result = {"n_splits": args.folds, "folds_run": len(folds), "shuffle": True, "random_state": args.split_seed,
               "seed": args.seed, "backend": backend, "jobs": args.jobs,
               "fold_sizes": [int(len(test)) for _, test in folds],
               "std_ddof": 0, "kfold_time_s": time.perf_counter() - start,
@@ -98,6 +104,8 @@ def main(argv=None):
         args.rows = QUICK_ROWS
     if args.folds < 2:
         p.error("--folds must be at least 2")
+    if args.split_seed is None:
+        args.split_seed = args.seed
     start = time.perf_counter()
     with common.run_context(args):
         from sklearn.model_selection import train_test_split
@@ -106,12 +114,12 @@ def main(argv=None):
         if args.rows:
             raw_x, y = raw_x[:args.rows], y[:args.rows]
         x = raw_x / np.float32(16) if args.scale else raw_x
-        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=args.seed)
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=args.split_seed)
         data = common.Data(common.Split(x_train, y_train), None, common.Split(x_test, y_test),
                            {"dataset": "optdigits"})
         metrics, _ = common.run_single(
             args, build=zoo.uci_cnn, data=data, augment=False, callbacks=None, start=start,
-            extra={"scaled": bool(args.scale), "n_rows": int(len(y))},
+            extra={"scaled": bool(args.scale), "n_rows": int(len(y)), "split_seed": args.split_seed},
             description=("3 x [Conv same, Pool, Dropout .25], Dense 128/512 sigmoid, Dense 10; "
                          + ("inputs scaled to [0, 1]" if args.scale else "raw 0..16 inputs")))
         kfold = None if args.skip_kfold else cross_validation(args, raw_x, y)

@@ -755,3 +755,31 @@ def test_fast_twin_works_without_the_jit():
     proc = run_python(code, NUMBA_DISABLE_JIT="1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "function"  # plain Python, no dispatcher
+
+
+def test_conv_work_buffers_are_reused_and_per_thread():
+    """The im2col block buffer survives from call to call; another thread gets its own."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 6, 6, 3)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 3, 2)).astype(np.float32)
+    first = fast.conv2d_forward(x, kernel, 3, 3, 1, 1, 1, 1, 6, 6)
+    buffer = fast._scratch_space.cols
+    second = fast.conv2d_forward(x, kernel, 3, 3, 1, 1, 1, 1, 6, 6)
+    assert fast._scratch_space.cols is buffer
+    np.testing.assert_array_equal(first, second)
+    assert not np.shares_memory(first, buffer)  # results are never views of the work space
+    seen = {}
+
+    def other():
+        seen["z"] = fast.conv2d_forward(x, kernel, 3, 3, 1, 1, 1, 1, 6, 6)
+        seen["buffer"] = fast._scratch_space.cols
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen["buffer"] is not buffer
+    np.testing.assert_array_equal(seen["z"], first)
+    _, dx = fast.conv2d_backward(x, first, kernel, 3, 3, 1, 1, 1, 1, 6, 6)
+    assert not np.shares_memory(dx, fast._scratch_space.grad_cols)

@@ -29,6 +29,8 @@ With ``NUMBA_DISABLE_JIT=1`` the loops run as plain (slow) Python, and
 ``prange`` becomes ``range``; results are the same.
 """
 
+import threading
+
 import numpy as np
 from numba import njit, prange
 
@@ -243,6 +245,26 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 
 _CONV_BLOCK_BYTES = 4 << 20
 
+# The im2col block buffers are work space, reused from call to call (and so
+# from step to step) instead of being allocated, page-faulted and freed each
+# time; one set per thread, so that threads running models side by side
+# (joblib or Dask threads) never share one.
+_scratch_space = threading.local()
+
+
+def _scratch(name, shape, dtype):
+    """A reusable work array of ``shape`` and ``dtype``: a view of a per-thread buffer that only grows.
+
+    Its content is garbage; the caller overwrites it before reading, and must
+    not return it (or a view of it) to its own caller.
+    """
+    buffers = _scratch_space.__dict__
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = buffers.get(name)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[name] = np.empty(max(size, 1), dtype=np.uint8)
+    return buffer[:size].view(dtype).reshape(shape)
+
 
 def _conv_block(n, rows_per_image, k, itemsize):
     """Images per block so that a block's im2col matrix is about _CONV_BLOCK_BYTES."""
@@ -268,7 +290,7 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
     rows, k = out_h * out_w, kh * kw * c
     z = np.empty((n * rows, kernel_matrix.shape[1]), dtype=x.dtype)
     block = _conv_block(n, rows, k, x.itemsize)
-    cols = np.empty((block * rows, k), dtype=x.dtype)
+    cols = _scratch("cols", (block * rows, k), x.dtype)
     for start in range(0, n, block):
         stop = min(start + block, n)
         block_cols = cols[:(stop - start) * rows]
@@ -289,8 +311,8 @@ def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h,
     grad_z = np.ascontiguousarray(grad_z, dtype=x.dtype).reshape(-1, f)
     rows, k = out_h * out_w, kh * kw * c
     block = _conv_block(n, rows, k, x.itemsize)
-    cols = np.empty((block * rows, k), dtype=x.dtype)
-    grad_cols = np.empty_like(cols) if input_gradient else None
+    cols = _scratch("cols", (block * rows, k), x.dtype)
+    grad_cols = _scratch("grad_cols", (block * rows, k), x.dtype) if input_gradient else None
     dkernel = np.zeros((k, f), dtype=np.float64 if x.dtype == np.float64 else x.dtype)
     dkernel_block = np.empty_like(dkernel)
     dx = np.zeros(x.shape, dtype=x.dtype) if input_gradient else None
