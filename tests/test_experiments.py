@@ -162,6 +162,20 @@ def test_another_seed_gives_other_numbers(runs, tmp_path):
     assert other["test_loss"] != runs("optimized_mlp")["test_loss"]
 
 
+def test_uci_split_seed_fixes_the_split_apart_from_the_model_seed(runs, tmp_path):
+    def class_counts(metrics):  # rows of the confusion matrix = the test split's true labels
+        return np.asarray(metrics["confusion_matrix"]).sum(axis=1).tolist()
+
+    base = runs("uci_digits_kfold")
+    assert base["split_seed"] == base["seed"] == 42
+    argv = ["--quick", "--skip-kfold", "--verbose", "0", "--threads", "1", "--seed", "7"]
+    fixed = uci_digits_kfold.main(argv + ["--split-seed", "42", "--out", str(tmp_path / "fixed")])
+    moved = uci_digits_kfold.main(argv + ["--out", str(tmp_path / "moved")])
+    assert fixed["split_seed"] == 42 and moved["split_seed"] == 7 and fixed["seed"] == 7
+    assert class_counts(fixed) == class_counts(base) != class_counts(moved)
+    assert fixed["test_loss"] != base["test_loss"]  # other initial weights on the same split
+
+
 def test_kfold_folds_on_a_dask_cluster_match_the_local_run(runs, tmp_path):
     distributed = pytest.importorskip("distributed")
     local = runs("uci_digits_kfold")["kfold"]["accuracy"]["values"]
@@ -213,8 +227,9 @@ def test_make_results_writes_the_document(runs, tmp_path):
 def test_seed_spread_reruns_the_script_per_seed_and_summarises(runs, tmp_path):
     """Each seed is the experiment's own script in a subprocess: seed 42 reproduces the in-process run."""
     record = seed_spread.main(["optimized_mlp", "--seeds", "42", "7", "--jobs", "2", "--out", str(tmp_path),
-                               "--", "--quick"])
+                               "--name", "opt-quick", "--", "--quick"])
     assert record["seeds"] == [42, 7] and record["quick"] and record["extra_args"] == ["--quick"]
+    assert record["name"] == "opt-quick" and record["experiment"] == "optimized_mlp"
     seed42 = common.read_json(tmp_path / "seed_42" / "metrics.json")
     assert common.without_timings(seed42) | {"args": None} == common.without_timings(runs("optimized_mlp")) | {
         "args": None}
@@ -227,6 +242,8 @@ def test_seed_spread_reruns_the_script_per_seed_and_summarises(runs, tmp_path):
     assert common.read_json(tmp_path / "spread.json") == json.loads(json.dumps(record))
     with pytest.raises(SystemExit):
         seed_spread.main(["optimized_mlp", "--seeds", "1", "1"])
+    with pytest.raises(SystemExit):
+        seed_spread.main(["optimized_mlp", "--seeds", "1", "--name", "../elsewhere"])
 
 
 def test_make_results_places_a_missed_target_within_the_spread():
