@@ -223,7 +223,10 @@ def test_the_file_is_a_pickle_free_npz_with_a_json_config(tmp_path):
     assert all(a.dtype != object for a in arrays.values())
     config = json.loads(arrays.pop("__config__").tobytes().decode("utf-8"))
     weights = model.get_weights()
-    assert len(arrays) == len(weights)
+    assert len([k for k in arrays if k.startswith("w")]) == len(weights)
+    trainable = [p for p in model.parameters() if p.trainable]
+    assert len([k for k in arrays if k.startswith("o")]) == 2 * len(trainable)  # Adam's two moments
+    assert len(arrays) == len(weights) + 2 * len(trainable)
     assert config["model"]["class_name"] == "Sequential"
     assert [entry["config"]["name"] for entry in config["model"]["layers"]] == [l.name for l in model.layers]
     stored = [arrays[f"w{i}"] for i in range(len(weights))]

@@ -246,11 +246,11 @@ class Model(Trainer):
             "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers],
         }
 
-    def save(self, filepath) -> None:
-        """Save architecture, weights and compile settings to one ``.npz`` file (no pickle)."""
+    def save(self, filepath, include_optimizer=True) -> None:
+        """Save architecture, weights, compile settings and optimizer state to one ``.npz`` file (no pickle)."""
         from nnscratch.models.saving import save_model
 
-        save_model(self, filepath)
+        save_model(self, filepath, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath) -> None:
         """Save only the weights, to a ``.npz`` file (no pickle)."""

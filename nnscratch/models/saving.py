@@ -5,6 +5,11 @@ in the archive as the bytes of the entry ``__config__``) holds the
 architecture, the compile settings and a SHA-256 of the weights, so a
 truncated or tampered file is refused with a clear error instead of
 silently giving other predictions.
+
+Weights are the entries ``w0, w1, ...``. A compiled model also saves its
+optimizer's state (as Keras does): the step count in the JSON and the slot
+arrays (Adam's moments, ...) as ``o0, o1, ...``, with their own SHA-256, so
+that a loaded model resumes training exactly where the saved one stopped.
 """
 
 import hashlib
@@ -31,10 +36,11 @@ def _digest(weights) -> str:
     return h.hexdigest()
 
 
-def _write(filepath, config: dict, weights) -> None:
+def _write(filepath, config: dict, weights, optimizer_arrays=()) -> None:
     """Write exactly ``filepath`` (np.savez would append '.npz'), via a temporary file."""
     filepath = os.fspath(filepath)
     arrays = {f"w{i}": w for i, w in enumerate(weights)}
+    arrays.update({f"o{i}": a for i, a in enumerate(optimizer_arrays)})
     arrays["__config__"] = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
     tmp = f"{filepath}.tmp-{os.getpid()}"
     try:
@@ -47,7 +53,7 @@ def _write(filepath, config: dict, weights) -> None:
 
 
 def _read(filepath, expected_kind: str):
-    """Return (config, weights) from a file written by :func:`_write`, or raise ValueError."""
+    """Return (config, weights, optimizer arrays) from a file written by :func:`_write`, or raise ValueError."""
     filepath = os.fspath(filepath)
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"no model file at {filepath!r}")
@@ -58,6 +64,8 @@ def _read(filepath, expected_kind: str):
         with archive:
             config = json.loads(archive["__config__"].tobytes().decode("utf-8"))
             weights = [archive[f"w{i}"] for i in range(len(config["weights"]))]
+            state = config.get("optimizer_state") or {}
+            optimizer_arrays = [archive[f"o{i}"] for i in range(len(state.get("arrays", [])))]
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, UnicodeDecodeError) as error:
         raise ValueError(f"{filepath!r} is not a readable nnscratch file (truncated or corrupted?): {error}") from None
     if config.get("format") != FORMAT or config.get("kind") != expected_kind:
@@ -65,20 +73,37 @@ def _read(filepath, expected_kind: str):
                          f"(format {config.get('format')!r}, kind {config.get('kind')!r})")
     if _digest(weights) != config.get("sha256"):
         raise ValueError(f"{filepath!r}: the weights do not match their recorded SHA-256; the file was modified")
-    return config, weights
+    if optimizer_arrays and _digest(optimizer_arrays) != state.get("sha256"):
+        raise ValueError(f"{filepath!r}: the optimizer state does not match its recorded SHA-256; "
+                         "the file was modified")
+    return config, weights, optimizer_arrays
 
 
-def save_model(model, filepath) -> None:
-    """Save architecture, weights and compile settings of ``model`` to ``filepath``."""
+def save_model(model, filepath, include_optimizer=True) -> None:
+    """Save architecture, weights and compile settings of ``model`` to ``filepath``.
+
+    With ``include_optimizer`` (and a compiled model) the optimizer's current
+    hyperparameters (a learning rate lowered by ReduceLROnPlateau included),
+    step count and slots are saved too.
+    """
     weights = model.get_weights()
+    compiled = getattr(model, "compiled_config", None)
+    optimizer = getattr(model, "optimizer", None)
+    state, optimizer_arrays = None, []
+    if compiled and optimizer is not None:
+        compiled = {**compiled, "optimizer": optimizers.serialize(optimizer)}
+        if include_optimizer:
+            state, optimizer_arrays = optimizer.get_state(model.parameters())
+            state.update(arrays=[list(a.shape) for a in optimizer_arrays], sha256=_digest(optimizer_arrays))
     config = {
         "format": FORMAT, "version": VERSION, "kind": "model",
         "model": model.get_config(),
-        "compile": getattr(model, "compiled_config", None),
+        "compile": compiled,
         "weights": [list(w.shape) for w in weights],
         "sha256": _digest(weights),
+        "optimizer_state": state,
     }
-    _write(filepath, config, weights)
+    _write(filepath, config, weights, optimizer_arrays)
 
 
 def _layer_from_config(entry):
@@ -86,12 +111,17 @@ def _layer_from_config(entry):
 
 
 def load_model(filepath, compile=True):
-    """Load a model saved by ``model.save(filepath)``: same architecture, weights and predictions."""
+    """Load a model saved by ``model.save(filepath)``: same architecture, weights and predictions.
+
+    With ``compile`` the model is compiled as it was saved, and its optimizer
+    gets the saved step count and slots back: training goes on as if it had
+    never stopped.
+    """
     from nnscratch.layers.input_layer import Input
     from nnscratch.models.model import Model
     from nnscratch.models.sequential import Sequential
 
-    config, weights = _read(filepath, "model")
+    config, weights, optimizer_arrays = _read(filepath, "model")
     spec = config["model"]
     try:
         layers = [_layer_from_config(entry) for entry in spec["layers"]]
@@ -113,6 +143,11 @@ def load_model(filepath, compile=True):
         settings = config["compile"]
         model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
                       metrics=settings["metrics"])
+        if config.get("optimizer_state"):
+            try:
+                model.optimizer.set_state(model.parameters(), config["optimizer_state"], optimizer_arrays)
+            except ValueError as error:
+                raise ValueError(f"{os.fspath(filepath)!r}: {error}") from None
     return model
 
 
@@ -124,5 +159,5 @@ def save_weights(model, filepath) -> None:
 
 
 def load_weights(model, filepath) -> None:
-    _, weights = _read(filepath, "weights")
+    _, weights, _ = _read(filepath, "weights")
     model.set_weights(weights)

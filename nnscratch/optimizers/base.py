@@ -145,6 +145,47 @@ class Optimizer(abc.ABC):
             self._slots[param] = slots
         return slots
 
+    def get_state(self, params) -> tuple:
+        """The optimizer's state for saving: ``(meta, arrays)``.
+
+        ``meta`` is JSON-ready: the step count, the slot names and the indices
+        (into ``params``) of the parameters that have slots; ``arrays`` are those
+        slots, parameter by parameter, in slot-name order. Parameters never
+        updated yet have no slots and are left out.
+        """
+        names = list(self.slot_names())
+        indices, arrays = [], []
+        for index, param in enumerate(params):
+            slots = self._slots.get(param)
+            if slots is not None and names:
+                indices.append(index)
+                arrays += [slots[name] for name in names]
+        return {"iterations": self.iterations, "slot_names": names, "params": indices}, arrays
+
+    def set_state(self, params, meta, arrays) -> None:
+        """Restore what :meth:`get_state` returned, for the same ``params`` in the same order."""
+        params, names = list(params), list(self.slot_names())
+        if list(meta.get("slot_names", [])) != names:
+            raise ValueError(f"the saved optimizer state has slots {meta.get('slot_names')}, "
+                             f"{type(self).__name__} expects {names}")
+        indices = list(meta.get("params", []))
+        if len(arrays) != len(indices) * len(names):
+            raise ValueError(f"the saved optimizer state should have {len(indices) * len(names)} arrays, "
+                             f"got {len(arrays)}")
+        slots = {}
+        for k, index in enumerate(indices):
+            if not (isinstance(index, int) and 0 <= index < len(params)):
+                raise ValueError(f"the saved optimizer state names parameter {index!r} of {len(params)}")
+            param = params[index]
+            group = arrays[k * len(names):(k + 1) * len(names)]
+            for name, array in zip(names, group):
+                if array.shape != param.value.shape or array.dtype != param.value.dtype:
+                    raise ValueError(f"saved slot {name!r} of {param.name!r} is {array.dtype} {array.shape}, "
+                                     f"the parameter is {param.value.dtype} {param.value.shape}")
+            slots[param] = {name: np.array(array) for name, array in zip(names, group)}
+        self._slots = slots
+        self.iterations = int(meta.get("iterations", 0))
+
     @abc.abstractmethod
     def update_step(self, param, grad, state) -> None:
         """Change ``param.value`` in place using ``grad`` and the slots in ``state``.
