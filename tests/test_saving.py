@@ -308,3 +308,20 @@ def test_a_plain_npy_file_raises_value_error(tmp_path):
 def test_a_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.npz"):
         nnscratch.load_model(tmp_path / "nowhere.npz")
+
+
+def test_relu_layers_and_their_fusion_survive_a_round_trip(tmp_path):
+    from nnscratch.layers import Activation, ReLU
+
+    nnscratch.set_random_seed(2)
+    model = nnscratch.Sequential([nnscratch.Input((8, 8, 1)), Conv2D(4, 3, padding="same"), BatchNormalization(),
+                                  ReLU(name="relu_layer"), Flatten(), Dense(6), BatchNormalization(),
+                                  Activation("relu"), Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = digits_like()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    model.save(tmp_path / "m.npz")
+    loaded = nnscratch.load_model(tmp_path / "m.npz")
+    assert type(loaded.layers[2]) is ReLU and loaded.layers[2].name == "relu_layer"
+    assert loaded.steps() == model.steps() and (1, True) in loaded.steps() and (5, True) in loaded.steps()
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -1,0 +1,84 @@
+"""Weight initialisers: Keras's fans, bounds and standard deviations, and Dense/Conv2D using them."""
+
+import numpy as np
+import pytest
+
+import nnscratch
+from nnscratch import initializers
+from nnscratch.layers import Conv2D, Dense
+
+
+@pytest.mark.parametrize("shape, fans", [
+    ((7,), (7, 7)),                  # a bias
+    ((300, 200), (300, 200)),        # a Dense kernel
+    ((3, 3, 16, 32), (144, 288)),    # a Conv2D kernel: receptive field 9
+    ((5, 2, 4), (10, 20)),           # a 1-D conv kernel (width 5)
+])
+def test_fans_follow_keras(shape, fans):
+    assert initializers.compute_fans(shape) == fans
+
+
+SHAPE = (400, 300)
+FAN_IN, FAN_OUT = SHAPE
+
+
+@pytest.mark.parametrize("name, limit", [
+    ("glorot_uniform", np.sqrt(6 / (FAN_IN + FAN_OUT))),
+    ("he_uniform", np.sqrt(6 / FAN_IN)),
+])
+def test_uniform_initialisers_fill_their_interval(name, limit):
+    values = initializers.get(name)(SHAPE, np.random.default_rng(0))
+    assert values.shape == SHAPE
+    assert np.abs(values).max() <= limit
+    assert np.abs(values).max() > 0.99 * limit               # the whole interval is used
+    assert values.std() == pytest.approx(limit / np.sqrt(3), rel=0.02)   # std of U(-l, l)
+    assert abs(values.mean()) < 0.01 * limit
+
+
+@pytest.mark.parametrize("name, std", [
+    ("glorot_normal", np.sqrt(2 / (FAN_IN + FAN_OUT))),
+    ("he_normal", np.sqrt(2 / FAN_IN)),
+])
+def test_truncated_normal_initialisers_have_the_target_std_and_no_tails(name, std):
+    """Keras draws N(0, s / 0.8796) and redraws beyond 2 of those: the kept values have std ~ s."""
+    values = initializers.get(name)(SHAPE, np.random.default_rng(1))
+    drawn_std = std / 0.87962566103423978
+    assert np.abs(values).max() <= 2 * drawn_std
+    assert np.abs(values).max() > 1.9 * drawn_std
+    assert values.std() == pytest.approx(std, rel=0.02)
+    assert abs(values.mean()) < 0.01 * std
+
+
+def test_same_generator_state_same_values_and_constants():
+    for name in ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal"):
+        a = initializers.get(name)((20, 10), np.random.default_rng(5))
+        b = initializers.get(name)((20, 10), np.random.default_rng(5))
+        np.testing.assert_array_equal(a, b)
+    assert np.all(initializers.get("zeros")((3, 2)) == 0) and np.all(initializers.get("ones")((3,)) == 1)
+    assert initializers.get("He_Normal") is initializers.he_normal   # names are case-insensitive
+
+
+def test_a_callable_is_used_as_is_and_unknown_names_are_refused():
+    def custom(shape, rng):
+        return np.full(shape, 0.5)
+
+    assert initializers.get(custom) is custom
+    layer = Dense(3, kernel_initializer=custom)
+    layer.build((2,))
+    np.testing.assert_array_equal(layer.kernel.value, np.full((2, 3), 0.5, dtype=np.float32))
+    with pytest.raises(ValueError, match="unknown initializer 'lecun_magic'"):
+        initializers.get("lecun_magic")
+    with pytest.raises(ValueError, match="unknown initializer"):
+        Conv2D(4, 3, kernel_initializer="nope")   # refused when the layer is created, not built
+
+
+def test_layers_draw_from_the_library_seed():
+    def kernel(seed, init):
+        nnscratch.set_random_seed(seed)
+        layer = Conv2D(8, 3, kernel_initializer=init)
+        layer.build((6, 6, 4))
+        return layer.kernel.value
+
+    for init in ("he_normal", "glorot_normal"):
+        np.testing.assert_array_equal(kernel(3, init), kernel(3, init))
+        assert not np.array_equal(kernel(3, init), kernel(4, init))
