@@ -206,3 +206,28 @@ def test_fused_model_gradients(float64, seed, training):
     assert np.any(pre < 0) and np.any(pre > 0)  # the ReLU does cut something
     report = check_model(model, x, training=training, seed=seed, h=STEP)
     assert report.max_error < TOLERANCE, f"\n{report}"
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("rank", [2, 4])
+@given(data=st.data(), seed=rng_seeds())
+def test_fused_step_gradients_over_shapes(training, rank, data, seed):
+    """Input -> BN -> ReLU (one fused step), gradient-checked in float64 over generated shapes."""
+    shape = data.draw(bn_shapes(rank), label="shape")
+    rng = np.random.default_rng(seed)
+    previous = nnscratch.floatx()
+    nnscratch.set_floatx("float64")
+    try:
+        model = nnscratch.Sequential([nnscratch.Input(shape[1:]), BatchNormalization(), ReLU()])
+    finally:
+        nnscratch.set_floatx(previous)
+    assert model.steps() == [(0, True)]
+    bn = model.layers[0]
+    bn.forward(rng.standard_normal(shape), training=True)  # moving statistics of an earlier step
+    bn.set_weights(random_bn_weights(rng, shape[-1]))
+    x = rng.uniform(0.5, 2.0) * rng.standard_normal(shape) + rng.uniform(-1.0, 1.0)
+    pre = bn.forward(x, training=training)
+    assume(np.min(np.abs(pre)) > 1e-3)  # a step of h = 1e-5 never crosses the ReLU's kink
+    report = check_model(model, x, training=training, seed=seed % 1000, h=STEP)
+    assert [c.name.split("/")[-1] for c in report.checks] == ["input", "gamma", "beta"]
+    assert report.max_error < TOLERANCE, f"\n{report}"
