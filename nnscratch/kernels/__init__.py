@@ -3,13 +3,19 @@
 * :mod:`nnscratch.kernels.reference` -- plain NumPy, written to be read.
 * :mod:`nnscratch.kernels.fast` -- the Numba twin, written to be fast.
 
+Two smaller pairs follow the same pattern: ``image_reference`` / ``image_fast``
+(augmentation, :func:`image_backend`) and ``optimizer_reference`` /
+``optimizer_fast`` (the Adam update, :func:`optimizer_backend`).
+docs/kernels.md explains the design.
+
 Layers never loop themselves: they call ``kernels.backend().im2col(...)`` and
 friends. The active twin is chosen with :func:`set_backend` (``"numpy"`` or
 ``"numba"``) or the ``NNSCRATCH_BACKEND`` environment variable. The default is
 ``"numba"``, except when ``NUMBA_DISABLE_JIT=1`` turns the Numba twin into slow
 pure Python, in which case the NumPy reference is the default.
 
-Kernels know nothing about layers, models or optimizers.
+Kernels know nothing about layers, models or optimizers: they take arrays
+and return (or update) arrays.
 """
 
 import importlib
