@@ -56,7 +56,8 @@ CLASSES = 10
 DOC_BEGIN = "<!-- BEGIN bench_frameworks --backend {backend} (generated: do not edit by hand) -->"
 DOC_END = "<!-- END bench_frameworks --backend {backend} -->"
 THREAD_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT",
-              "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "KERAS_BACKEND")
+              "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "KERAS_BACKEND",
+              "NNSCRATCH_CONV_ALGORITHM")
 GOALS = {"deep_cnn": 1.2, "simple_cnn": 1.2, "mlp": 1.0, "inference": 1.2, "startup_s": 3.0}
 
 
@@ -95,6 +96,7 @@ class NnscratchRunner:
         self._limits = threadpool_limits(limits=threads, user_api="blas")  # kept alive: the limit holds
         numba.set_num_threads(threads)
         self.info = {"version": nnscratch.__version__, "backend": backend, "numba": numba.__version__,
+                     "conv_algorithm": nnscratch.kernels.get_conv_algorithm(),
                      "numba_threads": numba.get_num_threads(), "numpy": np.__version__,
                      "threadpools": threadpool_info()}
 

@@ -33,6 +33,7 @@ __all__ = [
     "padding",
     "ConvGeometry",
     "conv_geometry",
+    "winograd_geometry",
     "float_arrays",
     "normal_arrays",
     "rng_seeds",
@@ -140,6 +141,21 @@ def conv_geometry(draw, max_batch=3, max_size=9, max_channels=4, max_kernel=4,
     geom = ConvGeometry(n, h, w, c, kh, kw, sh, sw, pad)
     assert geom.out_h >= 1 and geom.out_w >= 1
     return geom
+
+
+@st.composite
+def winograd_geometry(draw, max_batch=3, max_size=9, max_channels=5):
+    """A 3x3, stride-1 :class:`ConvGeometry` ("same" or "valid"): what Winograd F(2x2, 3x3) computes.
+
+    Odd and even sizes both occur, so tiles cropped at the edges are exercised.
+    """
+    pad = draw(st.sampled_from(PADDINGS))
+    low = 3 if pad == "valid" else 1
+    h = draw(st.integers(low, max_size))
+    w = draw(st.integers(low, max_size))
+    n = draw(st.integers(1, max_batch))
+    c = draw(st.integers(1, max_channels))
+    return ConvGeometry(n, h, w, c, 3, 3, 1, 1, pad)
 
 
 def rng_seeds():

@@ -65,12 +65,24 @@ class Conv2D(ActivatedLayer):
         self._x = x if training else None
         bias = self.bias.value if self.use_bias else None
         if self.activation == "softmax":  # needs whole rows: after the product
-            z = kernels.backend().conv2d_forward(x, self.kernel.value, *self._geometry())  # (N*H'*W', filters)
+            z = self._convolve(x)  # (N*H'*W', filters)
             y = self._activate(z, bias, training)
         else:  # the kernel adds the bias and applies f block by block, while in cache
-            y = self._keep(kernels.backend().conv2d_forward(
-                x, self.kernel.value, *self._geometry(), bias=bias, activation=self.activation), training)
+            y = self._keep(self._convolve(x, bias, self.activation), training)
         return y.reshape(x.shape[0], *self._out_hw, self.filters)
+
+    def _winograd(self) -> bool:
+        """Whether this layer uses Winograd F(2x2, 3x3) (see ``kernels.set_conv_algorithm``)."""
+        return (kernels.get_conv_algorithm() == "winograd"
+                and kernels.winograd_backend().winograd_applies(self.kernel.value.shape, self.strides, self._out_hw))
+
+    def _convolve(self, x, bias=None, activation="linear"):
+        """``f(conv(x, K) + b)`` as (N*H'*W', filters), by im2col + GEMM or by Winograd."""
+        if self._winograd():
+            return kernels.winograd_backend().winograd_conv2d_forward(
+                x, self.kernel.value, self._pad_top, self._pad_left, *self._out_hw, bias=bias, activation=activation)
+        return kernels.backend().conv2d_forward(x, self.kernel.value, *self._geometry(), bias=bias,
+                                                activation=activation)
 
     def backward(self, grad_output):
         return super().backward(grad_output.reshape(-1, self.filters))
@@ -79,8 +91,18 @@ class Conv2D(ActivatedLayer):
         grad_z = grad_z.reshape(-1, self.filters)
         if self.use_bias:
             np.sum(grad_z, axis=0, out=self.bias.grad)
+        winograd = self._winograd()
         self.kernel.grad[...], grad_x = kernels.backend().conv2d_backward(
-            self._x, grad_z, self.kernel.value, *self._geometry(), input_gradient=not self.skip_input_gradient)
+            self._x, grad_z, self.kernel.value, *self._geometry(),
+            input_gradient=not (self.skip_input_gradient or winograd))
+        if winograd and not self.skip_input_gradient:
+            # stride 1: dL/dx is the correlation of the gradient with the kernel turned
+            # by 180 degrees (channels and filters swapped), padded by 2 - pad
+            n, h, w, _ = self._x.shape
+            turned = np.ascontiguousarray(self.kernel.value[::-1, ::-1].transpose(0, 1, 3, 2))
+            grad_x = kernels.winograd_backend().winograd_conv2d_forward(
+                grad_z.reshape(n, *self._out_hw, self.filters), turned, 2 - self._pad_top, 2 - self._pad_left,
+                h, w).reshape(self._x.shape)
         return grad_x
 
     def get_config(self):

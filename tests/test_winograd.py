@@ -1,0 +1,218 @@
+"""Winograd F(2x2, 3x3): equal to the im2col convolution up to rounding, in both twins and in Conv2D.
+
+* kernels: both twins against ``reference.conv2d_forward`` over generated 3x3
+  stride-1 geometries (odd and even sizes, "same" and "valid", 2 for the
+  input gradient of "valid"), with bias and activation, float32 and float64,
+  one block and many;
+* the layer: with ``set_conv_algorithm("winograd")`` Conv2D's forward and
+  input gradient match im2col's, its gradients pass the float64 check, and
+  layers Winograd does not apply to (other sizes, strides) are untouched.
+
+Runs with and without ``NUMBA_DISABLE_JIT=1``.
+"""
+
+import contextlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import nnscratch
+from nnscratch import kernels
+from nnscratch.gradcheck import check_layer
+from nnscratch.kernels import reference, winograd_fast, winograd_reference
+from nnscratch.layers import Conv2D
+
+try:
+    from tests.grad_strategies import PREACTIVATION_MARGIN, STEP, TOLERANCE, float64_floatx, kernel_values, min_abs
+    from tests.strategies import float_dtypes, rng_seeds, winograd_geometry
+except ImportError:  # tests/ itself is on sys.path
+    from grad_strategies import PREACTIVATION_MARGIN, STEP, TOLERANCE, float64_floatx, kernel_values, min_abs
+    from strategies import float_dtypes, rng_seeds, winograd_geometry
+
+TWINS = [winograd_reference, winograd_fast]
+RTOL = {np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
+
+
+@contextlib.contextmanager
+def conv_algorithm(name):
+    previous = kernels.get_conv_algorithm()
+    kernels.set_conv_algorithm(name)
+    try:
+        yield
+    finally:
+        kernels.set_conv_algorithm(previous)
+
+
+@contextlib.contextmanager
+def winograd_blocks_of(block_bytes):
+    saved, winograd_fast._WINOGRAD_BLOCK_BYTES = winograd_fast._WINOGRAD_BLOCK_BYTES, block_bytes
+    try:
+        yield
+    finally:
+        winograd_fast._WINOGRAD_BLOCK_BYTES = saved
+
+
+def _close(ours, expected, dtype, terms):
+    """Each output sums ``terms`` products of standard-normal-sized numbers: scale the tolerance by that."""
+    scale = np.sqrt(terms) * max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=RTOL[np.dtype(dtype)] * 10 * scale)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
+@pytest.mark.parametrize("block_bytes", [64, 4 << 20], ids=["one-image-blocks", "default-blocks"])
+@given(geom=winograd_geometry(), filters=st.integers(1, 5), dtype=float_dtypes(), seed=rng_seeds(),
+       activation=st.sampled_from(["linear", "relu", "tanh"]), with_bias=st.booleans(),
+       input_gradient_padding=st.booleans())
+def test_twins_equal_the_im2col_convolution(twin, block_bytes, geom, filters, dtype, seed, activation, with_bias,
+                                            input_gradient_padding):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(geom.x_shape).astype(dtype)
+    kernel = rng.standard_normal((3, 3, geom.c, filters)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype) if with_bias else None
+    pad_top, pad_left, out_h, out_w = geom.pad_top, geom.pad_left, geom.out_h, geom.out_w
+    if input_gradient_padding:  # the "full" correlation that the input gradient of a "valid" conv needs
+        pad_top, pad_left, out_h, out_w = 2, 2, geom.h + 2, geom.w + 2
+    linear = reference.conv2d_forward(x, kernel, 3, 3, 1, 1, pad_top, pad_left, out_h, out_w)
+    expected = reference.bias_activation(linear.copy(), bias, activation)
+    with winograd_blocks_of(block_bytes):
+        y = twin.winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=bias,
+                                         activation=activation)
+    assert y.shape == expected.shape and y.dtype == dtype
+    _close(y, expected, dtype, 9 * geom.c)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
+def test_bad_arguments_are_rejected(twin):
+    x = np.zeros((1, 5, 5, 2), np.float32)
+    with pytest.raises(ValueError, match=r"kernel must be \(3, 3, 2, F\)"):
+        twin.winograd_conv2d_forward(x, np.zeros((5, 5, 2, 1), np.float32), 1, 1, 5, 5)
+    with pytest.raises(ValueError, match="paddings in 0..2"):
+        twin.winograd_conv2d_forward(x, np.zeros((3, 3, 2, 1), np.float32), 3, 0, 5, 5)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        twin.winograd_conv2d_forward(x, np.zeros((3, 3, 2, 1), np.float32), 0, 0, 8, 5)
+    with pytest.raises(ValueError, match="float"):
+        twin.winograd_conv2d_forward(np.zeros((1, 5, 5, 2), np.int64), np.zeros((3, 3, 2, 1)), 1, 1, 5, 5)
+
+
+def test_winograd_applies_to_3x3_stride_1_with_enough_channels_and_pixels():
+    applies = winograd_reference.winograd_applies
+    assert applies((3, 3, 8, 8), (1, 1), (6, 6)) and applies((3, 3, 128, 128), (1, 1), (7, 7))
+    assert not applies((3, 3, 8, 8), (2, 2), (6, 6))
+    assert not applies((5, 5, 8, 8), (1, 1), (6, 6))
+    assert not applies((3, 1, 8, 8), (1, 1), (6, 6))
+    assert not applies((3, 3, 7, 8), (1, 1), (28, 28))   # too few input channels
+    assert not applies((3, 3, 64, 64), (1, 1), (5, 6))   # too small an output
+
+
+# -------------------------------------------------------------------- the layer
+
+def layer_geometry(max_size=9, max_batch=2):
+    """Geometries where Conv2D does use Winograd: >= 8 input channels, output >= 6x6."""
+    return winograd_geometry(max_batch=max_batch, max_size=max_size, max_channels=9).map(
+        lambda g: g._replace(c=max(g.c, 8), h=max(g.h, 8), w=max(g.w, 8)))
+
+
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+@given(geom=layer_geometry(), filters=st.integers(1, 4), seed=rng_seeds(),
+       activation=st.sampled_from(["linear", "relu", "sigmoid"]))
+def test_conv2d_with_winograd_matches_im2col(backend, geom, filters, seed, activation):
+    rng = np.random.default_rng(seed)
+    previous = kernels.get_backend()
+    kernels.set_backend(backend)
+    try:
+        nnscratch.set_random_seed(seed % 1000)
+        layer = Conv2D(filters, 3, padding=geom.padding, activation=activation)
+        layer.build(geom.x_shape[1:])
+        with conv_algorithm("winograd"):
+            assert layer._winograd()
+        layer.set_weights([rng.standard_normal((3, 3, geom.c, filters)).astype(np.float32),
+                           rng.standard_normal(filters).astype(np.float32)])
+        x = rng.standard_normal(geom.x_shape).astype(np.float32)
+        g = rng.standard_normal((geom.n, geom.out_h, geom.out_w, filters)).astype(np.float32)
+        results = {}
+        for algorithm in kernels.CONV_ALGORITHMS:
+            with conv_algorithm(algorithm):
+                y = layer.forward(x, training=True)
+                dx = layer.backward(g)
+                results[algorithm] = (y, dx, layer.kernel.grad.copy(), layer.bias.grad.copy())
+    finally:
+        kernels.set_backend(previous)
+    ours, theirs = results["winograd"], results["im2col"]
+    _close(ours[0], theirs[0], np.float32, 9 * geom.c)
+    if activation == "relu":  # a ReLU kink may flip between the two roundings: compare where it cannot
+        assume(min_abs(np.where(theirs[0] > 0, theirs[0], 1.0)) > 1e-4)
+    _close(ours[1], theirs[1], np.float32, 9 * filters * 4)
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-4, atol=1e-4 * np.abs(theirs[2]).max())
+
+
+@pytest.mark.parametrize("activation", ["linear", "tanh", "relu"])
+@given(geom=layer_geometry(max_size=8, max_batch=1), filters=st.integers(1, 3),
+       use_bias=st.booleans(), seed=rng_seeds())
+def test_conv2d_gradients_with_winograd(activation, geom, filters, use_bias, seed):
+    rng = np.random.default_rng(seed)
+    with float64_floatx():
+        layer = Conv2D(filters, 3, padding=geom.padding, activation=activation, use_bias=use_bias)
+        layer.build(geom.x_shape[1:])
+    kernel = kernel_values(rng, (3, 3, geom.c, filters), 9 * geom.c)
+    layer.set_weights([kernel, 0.5 * rng.standard_normal(filters)] if use_bias else [kernel])
+    x = rng.standard_normal(geom.x_shape)
+    with conv_algorithm("winograd"):
+        assert layer._winograd()
+        if activation == "relu":
+            pre = layer._convolve(x, layer.bias.value if use_bias else None)
+            assume(min_abs(pre) > PREACTIVATION_MARGIN)
+        report = check_layer(layer, x=x, seed=seed % 1000, h=STEP)
+    assert report.max_error < TOLERANCE, f"\n{report}"
+
+
+@pytest.mark.parametrize("kernel_size, strides, channels, size", [
+    (5, 1, 8, 8), (3, 2, 8, 12), ((3, 1), 1, 8, 8), (3, 1, 3, 8), (3, 1, 8, 5)])
+def test_layers_winograd_does_not_fit_are_unchanged(kernel_size, strides, channels, size):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, size, size, channels)).astype(np.float32)
+    layer = Conv2D(4, kernel_size, strides=strides, padding="same", activation="relu")
+    layer.build(x.shape[1:])
+    with conv_algorithm("im2col"):
+        expected = layer.forward(x)
+    with conv_algorithm("winograd"):
+        assert not layer._winograd()
+        np.testing.assert_array_equal(layer.forward(x), expected)
+
+
+def test_conv_algorithm_setting_and_environment():
+    assert kernels.get_conv_algorithm() == "im2col"  # the default: bit-identical to the published runs
+    with pytest.raises(ValueError, match="conv algorithm must be one of"):
+        kernels.set_conv_algorithm("fft")
+    code = "import nnscratch.kernels as k; print(k.get_conv_algorithm())"
+    env = {**os.environ, "NNSCRATCH_CONV_ALGORITHM": "winograd"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "winograd"
+    env["NNSCRATCH_CONV_ALGORITHM"] = "bogus"
+    failed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert failed.returncode != 0 and "conv algorithm must be one of" in failed.stderr
+
+
+def test_a_small_cnn_trains_with_winograd():
+    """End to end: the same model, both algorithms, losses close after a few steps."""
+    from nnscratch.layers import Dense, Flatten, MaxPooling2D
+
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 8, 8, 1), dtype=np.float32)
+    y = (x.reshape(32, -1).mean(axis=1) > 0.5).astype(int)
+    losses = {}
+    for algorithm in kernels.CONV_ALGORITHMS:
+        nnscratch.set_random_seed(1)
+        model = nnscratch.Sequential([nnscratch.Input((8, 8, 1)), Conv2D(8, 3, padding="same", activation="relu"),
+                                      Conv2D(8, 3, activation="relu"), MaxPooling2D(), Flatten(),
+                                      Dense(2, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        with conv_algorithm(algorithm):
+            assert model.layers[1]._winograd() == (algorithm == "winograd") and not model.layers[0]._winograd()
+            history = model.fit(x, y, epochs=3, batch_size=8, verbose=0, seed=2)
+        losses[algorithm] = history.history["loss"]
+    np.testing.assert_allclose(losses["winograd"], losses["im2col"], rtol=1e-3)
