@@ -10,6 +10,10 @@ layer would run it (fresh arrays, BLAS matmuls between the Numba kernels), to
 show the interplay of the two thread pools: try it with and without
 ``OMP_WAIT_POLICY=passive`` in the environment.
 
+Then the deep CNN's 3x3 convolutions (forward, and the input gradient as the
+layer computes it) by im2col + GEMM against Winograd F(2x2, 3x3), both fast
+twins, and the 1-channel first convolution that Winograd leaves to im2col.
+
 Also measures the start-up cost of the Numba twin: import plus the first call
 of every kernel in a fresh process, once with an empty Numba cache (compile)
 and once more with the cache that run left behind (``cache=True``).
@@ -17,7 +21,7 @@ and once more with the cache that run left behind (``cache=True``).
 Usage::
 
     python benchmarks/bench_kernels.py [--repeat 7] [--dtype float32] [--steps 10]
-        [--no-kernels] [--no-step] [--no-startup]
+        [--no-kernels] [--no-step] [--no-winograd] [--no-startup]
 """
 
 import argparse
@@ -31,7 +35,7 @@ import time
 
 import numpy as np
 
-from nnscratch.kernels import fast, reference
+from nnscratch.kernels import fast, reference, winograd_fast
 
 BATCH = 64
 CONV_LAYERS = [(28, 28, 32), (14, 14, 64), (7, 7, 128)]  # (H, W, C), 3x3 same, C filters
@@ -85,6 +89,32 @@ def cases(dtype, rng):
     logits = (rng.standard_normal((BATCH, 10)) * 3).astype(dtype)
     labels = np.eye(10, dtype=dtype)[rng.integers(0, 10, BATCH)]
     yield "softmax_cross_entropy (64, 10)", lambda k: k.softmax_cross_entropy(logits, labels)
+
+
+# the deep CNN's 3x3 "same" convolutions: (H, W, C in, F out)
+WINOGRAD_LAYERS = [(28, 28, 1, 32), (28, 28, 32, 32), (14, 14, 32, 64), (14, 14, 64, 64), (7, 7, 64, 128),
+                   (7, 7, 128, 128)]
+
+
+def winograd_times(dtype, rng, repeat):
+    """Yield (label, im2col ms, winograd ms) for the forward and input gradient of each deep-CNN conv."""
+    for h, w, c, f in WINOGRAD_LAYERS:
+        x = rng.standard_normal((BATCH, h, w, c)).astype(dtype)
+        kernel = (rng.standard_normal((3, 3, c, f)) * 0.1).astype(dtype)
+        g = rng.standard_normal((BATCH, h, w, f)).astype(dtype)
+        turned = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+        geo = (3, 3, 1, 1, 1, 1, h, w)
+        t_fwd = median_time(lambda: fast.conv2d_forward(x, kernel, *geo), repeat)
+        w_fwd = median_time(lambda: winograd_fast.winograd_conv2d_forward(x, kernel, 1, 1, h, w), repeat)
+        # im2col's input gradient: dcols = dz K^T, then col2im (what conv2d_backward adds for dx)
+        t_dx = (median_time(lambda: fast.conv2d_backward(x, g.reshape(-1, f), kernel, *geo), repeat)
+                - median_time(lambda: fast.conv2d_backward(x, g.reshape(-1, f), kernel, *geo,
+                                                           input_gradient=False), repeat))
+        w_dx = median_time(lambda: winograd_fast.winograd_conv2d_forward(g, turned, 1, 1, h, w), repeat)
+        applies = winograd_fast.winograd_applies(kernel.shape, (1, 1), (h, w))
+        tag = f"{h}x{w}x{c} -> {f}" + ("" if applies else " (Conv2D keeps im2col)")
+        yield f"forward {tag}", t_fwd, w_fwd
+        yield f"input gradient {tag}", t_dx, w_dx
 
 
 def training_step_times(dtype, rng, steps):
@@ -174,6 +204,7 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-kernels", action="store_true", help="skip the kernel-by-kernel table")
     parser.add_argument("--no-step", action="store_true")
+    parser.add_argument("--no-winograd", action="store_true")
     parser.add_argument("--no-startup", action="store_true")
     args = parser.parse_args()
 
@@ -204,6 +235,11 @@ def main():
         print(f"  {'sum of op medians':52s} {sum(per_op.values()) * 1e3:8.2f} ms")
         print(f"  {'median step':52s} {total * 1e3:8.2f} ms")
         print(f"  {'fastest step':52s} {best * 1e3:8.2f} ms")
+
+    if not args.no_winograd:
+        print(f"\n3x3 convolutions of the deep CNN, fast twins: {'im2col ms':>9s} {'winograd ms':>11s} {'speed-up':>8s}")
+        for label, t_im2col, t_winograd in winograd_times(np.dtype(args.dtype), rng, args.repeat):
+            print(f"  {label:58s} {t_im2col * 1e3:9.2f} {t_winograd * 1e3:11.2f} {t_im2col / t_winograd:7.2f}x")
 
     if not args.no_startup:
         print("\nfresh process, import + first call of every kernel (float32):")
