@@ -416,7 +416,7 @@ def thread_info(args) -> dict:
     import numba
 
     return {"threads": args.threads, "numba_threads": numba.get_num_threads(),
-            "kernel_backend": nnscratch.get_backend()}
+            "kernel_backend": nnscratch.get_backend(), "conv_algorithm": nnscratch.kernels.get_conv_algorithm()}
 
 
 def collect_metrics(args, model, evaluation, run, *, wall_time_s, description, **extra) -> dict:

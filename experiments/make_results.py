@@ -111,7 +111,8 @@ def machine_section(found):
         machines.setdefault(key, []).append(name)
         versions.setdefault(tuple(sorted(metrics.get("versions", {}).items())), []).append(name)
         runtime = metrics.get("runtime", {})
-        runtimes.setdefault((runtime.get("threads"), runtime.get("kernel_backend")), []).append(name)
+        runtimes.setdefault((runtime.get("threads"), runtime.get("kernel_backend"),
+                             runtime.get("conv_algorithm", "im2col")), []).append(name)
     lines = ["## Machine and software", ""]
     for (cpu, cores, memory, plat), names in machines.items():
         lines.append(f"- {cpu}, {cores} cores, {memory} GB memory, {plat}"
@@ -119,9 +120,10 @@ def machine_section(found):
     for version, names in versions.items():
         lines.append("- " + ", ".join(f"{k} {v}" for k, v in version)
                      + ("" if len(versions) == 1 else f" ({', '.join(names)})"))
-    for (threads, backend), names in runtimes.items():
+    for (threads, backend, algorithm), names in runtimes.items():
         count = "all the machine's" if threads is None else f"{threads}"
-        lines.append(f"- {count} BLAS/Numba thread(s) per process, kernel backend {backend}"
+        lines.append(f"- {count} BLAS/Numba thread(s) per process, kernel backend {backend}, "
+                     f"3x3 convolutions by {algorithm}"
                      + ("" if len(runtimes) == 1 else f" ({', '.join(names)})"))
     if len(machines) > 1:
         lines.append("- Wall and prediction times compare only within one machine; runs that shared a machine "
