@@ -6,7 +6,7 @@ seed moves the result: this script measures that, without choosing anything
 on the test set (the reported figure stays the seed-42 run).
 
 Each seed runs the experiment's own script in a subprocess, one BLAS/Numba
-thread each, ``--jobs`` at a time, into ``<out>/seed_<S>/``; then
+thread each (``--threads``), ``--jobs`` at a time, into ``<out>/seed_<S>/``; then
 ``<out>/spread.json`` gathers the per-seed test accuracies with their mean,
 population std, min and max. ``make_results.py`` turns every
 ``results/seed_spread/*/spread.json`` into a section of docs/results.md.
@@ -44,12 +44,18 @@ SCRIPTS = {  # experiment name -> (script, arguments that select it)
 }
 
 
-def run_seed(experiment, seed, out, extra):
-    """Run the experiment's script with ``--seed seed``; return its metrics.json."""
+def run_seed(experiment, seed, out, extra, threads=1, resume=False):
+    """Run the experiment's script with ``--seed seed``; return its metrics.json.
+
+    With ``resume``, a seed whose folder already holds a metrics.json (from an
+    interrupted spread) is read instead of run again.
+    """
     script, selector = SCRIPTS[experiment]
     folder = out / f"seed_{seed}"
+    if resume and (folder / "metrics.json").exists():
+        return common.read_json(folder / "metrics.json")
     command = [sys.executable, str(HERE / script), *selector, "--seed", str(seed), "--out", str(folder),
-               "--threads", "1", "--verbose", "0", *extra]
+               "--threads", str(threads), "--verbose", "0", *extra]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"seed {seed} failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
@@ -91,6 +97,9 @@ def parser():
     p.add_argument("experiment", choices=sorted(SCRIPTS))
     p.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds to run")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at the same time (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS/Numba threads of each run (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the seeds whose seed_<S>/metrics.json exists (an interrupted spread)")
     p.add_argument("--name", default=None, help="name of this spread (default: the experiment)")
     p.add_argument("--out", type=Path, default=None,
                    help="default results/seed_spread/<name>/ (results/quick/... with --quick)")
@@ -104,8 +113,8 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser().error(f"--seeds must be distinct, got {args.seeds}")
-    if args.jobs < 1:
-        parser().error(f"--jobs must be a positive integer, got {args.jobs}")
+    if args.jobs < 1 or args.threads < 1:
+        parser().error(f"--jobs and --threads must be positive integers, got {args.jobs} and {args.threads}")
     base = common.RESULTS / "quick" if "--quick" in extra else common.RESULTS
     name = args.name or args.experiment
     if not name.replace("_", "").replace("-", "").isalnum():
@@ -114,7 +123,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     runs = joblib.Parallel(n_jobs=min(args.jobs, len(args.seeds)), prefer="threads")(
-        joblib.delayed(run_seed)(args.experiment, seed, out, extra) for seed in args.seeds)
+        joblib.delayed(run_seed)(args.experiment, seed, out, extra, args.threads, args.resume) for seed in args.seeds)
     record = summarise(args.experiment, args.seeds, runs, extra, time.perf_counter() - start, name=name)
     common.write_json(out / "spread.json", record)
     acc = record["test_accuracy"]

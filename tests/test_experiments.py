@@ -240,6 +240,13 @@ def test_seed_spread_reruns_the_script_per_seed_and_summarises(runs, tmp_path):
     assert record["test_accuracy"]["std"] == pytest.approx(np.std(values, ddof=0))
     assert record["test_accuracy"]["min"] == min(values) and record["kfold_mean_accuracy"] is None
     assert common.read_json(tmp_path / "spread.json") == json.loads(json.dumps(record))
+    # --resume reads the seeds already done and runs only the new one
+    before = (tmp_path / "seed_42" / "metrics.json").stat().st_mtime_ns
+    resumed = seed_spread.main(["optimized_mlp", "--seeds", "42", "7", "3", "--out", str(tmp_path), "--resume",
+                                "--threads", "2", "--", "--quick"])
+    assert (tmp_path / "seed_42" / "metrics.json").stat().st_mtime_ns == before
+    assert resumed["test_accuracy"]["values"][:2] == values
+    assert common.read_json(tmp_path / "seed_3" / "metrics.json")["runtime"]["threads"] == 2
     with pytest.raises(SystemExit):
         seed_spread.main(["optimized_mlp", "--seeds", "1", "1"])
     with pytest.raises(SystemExit):
