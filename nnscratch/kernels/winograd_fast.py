@@ -59,10 +59,18 @@ def _input_transform(padded, v, th, tw):
             col = 2 * tx
             tile = t * tw + tx
             for q in range(c):
-                d00, d01, d02, d03 = padded[b, r, col, q], padded[b, r, col + 1, q], padded[b, r, col + 2, q], padded[b, r, col + 3, q]
-                d10, d11, d12, d13 = padded[b, r + 1, col, q], padded[b, r + 1, col + 1, q], padded[b, r + 1, col + 2, q], padded[b, r + 1, col + 3, q]
-                d20, d21, d22, d23 = padded[b, r + 2, col, q], padded[b, r + 2, col + 1, q], padded[b, r + 2, col + 2, q], padded[b, r + 2, col + 3, q]
-                d30, d31, d32, d33 = padded[b, r + 3, col, q], padded[b, r + 3, col + 1, q], padded[b, r + 3, col + 2, q], padded[b, r + 3, col + 3, q]
+                d00, d01, d02, d03 = (
+                    padded[b, r, col, q], padded[b, r, col + 1, q],
+                    padded[b, r, col + 2, q], padded[b, r, col + 3, q])
+                d10, d11, d12, d13 = (
+                    padded[b, r + 1, col, q], padded[b, r + 1, col + 1, q],
+                    padded[b, r + 1, col + 2, q], padded[b, r + 1, col + 3, q])
+                d20, d21, d22, d23 = (
+                    padded[b, r + 2, col, q], padded[b, r + 2, col + 1, q],
+                    padded[b, r + 2, col + 2, q], padded[b, r + 2, col + 3, q])
+                d30, d31, d32, d33 = (
+                    padded[b, r + 3, col, q], padded[b, r + 3, col + 1, q],
+                    padded[b, r + 3, col + 2, q], padded[b, r + 3, col + 3, q])
                 # B^T d: rows 0 - 2, 1 + 2, 2 - 1, 1 - 3
                 a0, a1, a2, a3 = d00 - d20, d01 - d21, d02 - d22, d03 - d23
                 b0, b1, b2, b3 = d10 + d20, d11 + d21, d12 + d22, d13 + d23

@@ -23,8 +23,8 @@ signature. Both are selected with ``nnscratch.kernels.set_conv_algorithm``.
 
 import numpy as np
 
-__all__ = ["BT", "G", "AT", "MIN_CHANNELS", "MIN_OUTPUT_SIDE", "winograd_applies", "check_winograd_args", "transform_kernel",
-           "winograd_conv2d_forward"]
+__all__ = ["BT", "G", "AT", "MIN_CHANNELS", "MIN_OUTPUT_SIDE", "winograd_applies", "check_winograd_args",
+           "transform_kernel", "winograd_conv2d_forward"]
 
 BT = np.array([[1, 0, -1, 0],
                [0, 1, 1, 0],
