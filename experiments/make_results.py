@@ -178,7 +178,8 @@ def spread_sentence(label, target, record, key):
     values = stats["values"]
     reached = sum(v >= target for v in values)
     options = " ".join(record.get("extra_args") or [])
-    return (f"- {label}: over {len(values)} other seeds ({', '.join(map(str, record['seeds']))}"
+    seeds = "seed" if len(values) == 1 else "seeds"
+    return (f"- {label}: over {len(values)} other {seeds} ({', '.join(map(str, record['seeds']))}"
             + (f"; options `{options}`" if options else "") + ") the result "
             f"ranged {_pct(stats['min'])} – {_pct(stats['max'])}, mean {_pct(stats['mean'])} "
             f"(std {100 * stats['std']:.2f} points); {reached} of {len(values)} reached {_pct(target)}.")
