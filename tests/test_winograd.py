@@ -4,8 +4,9 @@
   stride-1 geometries (odd and even sizes, "same" and "valid", 2 for the
   input gradient of "valid"), with bias and activation, float32 and float64,
   one block and many;
-* the layer: with ``set_conv_algorithm("winograd")`` Conv2D's forward and
-  input gradient match im2col's, its gradients pass the float64 check, and
+* the kernel gradient of both twins against ``reference.conv2d_backward``;
+* the layer: with ``set_conv_algorithm("winograd")`` Conv2D's forward,
+  input gradient and kernel gradient match im2col's, its gradients pass the float64 check, and
   layers Winograd does not apply to (other sizes, strides) are untouched.
 
 Runs with and without ``NUMBA_DISABLE_JIT=1``.
@@ -87,6 +88,44 @@ def test_twins_equal_the_im2col_convolution(twin, block_bytes, geom, filters, dt
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
+@pytest.mark.parametrize("block_bytes", [64, 4 << 20], ids=["one-image-blocks", "default-blocks"])
+@given(geom=winograd_geometry(), filters=st.integers(1, 5), dtype=float_dtypes(), seed=rng_seeds())
+def test_twins_kernel_gradient_equals_im2col(twin, block_bytes, geom, filters, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(geom.x_shape).astype(dtype)
+    grad_z = rng.standard_normal((geom.n * geom.out_h * geom.out_w, filters)).astype(dtype)
+    geometry = (3, 3, 1, 1, geom.pad_top, geom.pad_left, geom.out_h, geom.out_w)
+    expected, _ = reference.conv2d_backward(x, grad_z, np.zeros((3, 3, geom.c, filters), dtype), *geometry,
+                                            input_gradient=False)
+    with winograd_blocks_of(block_bytes):
+        dk = twin.winograd_conv2d_kernel_gradient(x, grad_z, geom.pad_top, geom.pad_left, geom.out_h, geom.out_w)
+    assert dk.shape == (3, 3, geom.c, filters) and dk.dtype == dtype
+    _close(dk, expected, dtype, geom.n * geom.out_h * geom.out_w)
+
+
+def test_fast_results_do_not_depend_on_the_number_of_threads():
+    """Blocks are cut by shape alone and each dK slot is summed in block order."""
+    import numba
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 12, 12, 8)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 8, 5)).astype(np.float32)
+    grad_z = rng.standard_normal((9 * 144, 5)).astype(np.float32)
+    results = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            with winograd_blocks_of(64):
+                results.append((winograd_fast.winograd_conv2d_forward(x, kernel, 1, 1, 12, 12),
+                                winograd_fast.winograd_conv2d_kernel_gradient(x, grad_z, 1, 1, 12, 12)))
+    finally:
+        numba.set_num_threads(previous)
+    for ours, first in zip(results[-1], results[0]):
+        np.testing.assert_array_equal(ours, first)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
 def test_bad_arguments_are_rejected(twin):
     x = np.zeros((1, 5, 5, 2), np.float32)
     with pytest.raises(ValueError, match=r"kernel must be \(3, 3, 2, F\)"):
@@ -97,24 +136,27 @@ def test_bad_arguments_are_rejected(twin):
         twin.winograd_conv2d_forward(x, np.zeros((3, 3, 2, 1), np.float32), 0, 0, 8, 5)
     with pytest.raises(ValueError, match="float"):
         twin.winograd_conv2d_forward(np.zeros((1, 5, 5, 2), np.int64), np.zeros((3, 3, 2, 1)), 1, 1, 5, 5)
+    with pytest.raises(ValueError, match=r"grad_z must be \(1 \* 5 \* 5, F\)"):
+        twin.winograd_conv2d_kernel_gradient(x, np.zeros((24, 3), np.float32), 1, 1, 5, 5)
 
 
 def test_winograd_applies_to_3x3_stride_1_with_enough_channels_and_pixels():
     applies = winograd_reference.winograd_applies
-    assert applies((3, 3, 8, 8), (1, 1), (6, 6)) and applies((3, 3, 128, 128), (1, 1), (7, 7))
+    assert applies((3, 3, 8, 8), (1, 1), (8, 8)) and applies((3, 3, 128, 128), (1, 1), (14, 14))
     assert not applies((3, 3, 8, 8), (2, 2), (6, 6))
     assert not applies((5, 5, 8, 8), (1, 1), (6, 6))
     assert not applies((3, 1, 8, 8), (1, 1), (6, 6))
     assert not applies((3, 3, 7, 8), (1, 1), (28, 28))   # too few input channels
     assert not applies((3, 3, 64, 64), (1, 1), (5, 6))   # too small an output
+    assert not applies((3, 3, 128, 128), (1, 1), (7, 7))  # the deep CNN's last block: im2col is faster
 
 
 # -------------------------------------------------------------------- the layer
 
 def layer_geometry(max_size=9, max_batch=2):
-    """Geometries where Conv2D does use Winograd: >= 8 input channels, output >= 6x6."""
+    """Geometries where Conv2D does use Winograd: >= 8 input channels, output >= 8x8."""
     return winograd_geometry(max_batch=max_batch, max_size=max_size, max_channels=9).map(
-        lambda g: g._replace(c=max(g.c, 8), h=max(g.h, 8), w=max(g.w, 8)))
+        lambda g: g._replace(c=max(g.c, 8), h=max(g.h, 10), w=max(g.w, 10)))
 
 
 @pytest.mark.parametrize("backend", kernels.BACKENDS)
@@ -185,13 +227,13 @@ def test_layers_winograd_does_not_fit_are_unchanged(kernel_size, strides, channe
 
 
 def test_conv_algorithm_setting_and_environment():
-    assert kernels.get_conv_algorithm() == "im2col"  # the default: bit-identical to the published runs
+    assert kernels.get_conv_algorithm() == "winograd"  # the default
     with pytest.raises(ValueError, match="conv algorithm must be one of"):
         kernels.set_conv_algorithm("fft")
     code = "import nnscratch.kernels as k; print(k.get_conv_algorithm())"
-    env = {**os.environ, "NNSCRATCH_CONV_ALGORITHM": "winograd"}
+    env = {**os.environ, "NNSCRATCH_CONV_ALGORITHM": "im2col"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "winograd"
+    assert out.stdout.strip() == "im2col"
     env["NNSCRATCH_CONV_ALGORITHM"] = "bogus"
     failed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert failed.returncode != 0 and "conv algorithm must be one of" in failed.stderr
@@ -202,12 +244,12 @@ def test_a_small_cnn_trains_with_winograd():
     from nnscratch.layers import Dense, Flatten, MaxPooling2D
 
     rng = np.random.default_rng(0)
-    x = rng.random((32, 8, 8, 1), dtype=np.float32)
+    x = rng.random((32, 10, 10, 1), dtype=np.float32)
     y = (x.reshape(32, -1).mean(axis=1) > 0.5).astype(int)
     losses = {}
     for algorithm in kernels.CONV_ALGORITHMS:
         nnscratch.set_random_seed(1)
-        model = nnscratch.Sequential([nnscratch.Input((8, 8, 1)), Conv2D(8, 3, padding="same", activation="relu"),
+        model = nnscratch.Sequential([nnscratch.Input((10, 10, 1)), Conv2D(8, 3, padding="same", activation="relu"),
                                       Conv2D(8, 3, activation="relu"), MaxPooling2D(), Flatten(),
                                       Dense(2, activation="softmax")])
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")

@@ -94,16 +94,18 @@ def _check_algorithm(name) -> str:
     return name
 
 
-_conv_algorithm = _check_algorithm(os.environ.get("NNSCRATCH_CONV_ALGORITHM") or "im2col")
+_conv_algorithm = _check_algorithm(os.environ.get("NNSCRATCH_CONV_ALGORITHM") or "winograd")
 
 
 def set_conv_algorithm(name: str) -> None:
-    """How Conv2D computes 3x3 stride-1 convolutions: ``"im2col"`` (default) or ``"winograd"``.
+    """How Conv2D computes 3x3 stride-1 convolutions: ``"winograd"`` (default) or ``"im2col"``.
 
-    ``"winograd"`` uses Winograd F(2x2, 3x3) for the forward pass and the input
-    gradient of those layers (the kernel gradient stays im2col): 2.25x fewer
-    multiplications, equal to im2col up to rounding (so not bit-identical:
-    a training run gives slightly different numbers). Also set by the
+    ``"winograd"`` uses Winograd F(2x2, 3x3) for the forward pass, the input
+    gradient and the kernel gradient of the layers where it measured faster
+    (``winograd_applies``: 3x3, stride 1, at least 8 input channels, output
+    at least 8x8); the others stay im2col. It does 2.25x fewer
+    multiplications and equals im2col up to rounding, so the two settings
+    give slightly different numbers in a training run. Also set by the
     ``NNSCRATCH_CONV_ALGORITHM`` environment variable.
     """
     global _conv_algorithm

@@ -30,7 +30,9 @@ With ``NUMBA_DISABLE_JIT=1`` the loops run as plain (slow) Python, and
 """
 
 import threading
+from contextlib import contextmanager
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -138,33 +140,39 @@ def _zero_run(dst, d, n):
 # im2col / col2im
 # ---------------------------------------------------------------------------
 
-@njit(parallel=True, cache=True)
-def _im2col_kernel(x, cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
-    n, h, w, c = x.shape
+@njit(cache=True)
+def _im2col_image(x, b, cols, w, row0, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Unfold image ``b`` of ``x`` into rows ``row0, row0 + 1, ...`` of ``cols[w]`` (serial)."""
+    n, h, wd, c = x.shape
     xf = x.reshape(x.size)
-    cf = cols.reshape(cols.size)
+    cf = cols[w].reshape(cols[w].size)
     run = kw * c                     # one window row: kw pixels x c channels
     k = kh * run                     # one window = one row of cols
-    for t in prange(n * out_h):      # t = (image b, output row oy)
-        b = t // out_h
-        oy = t - b * out_h
+    for oy in range(out_h):
         for ox in range(out_w):
-            dst0 = (t * out_w + ox) * k
+            dst0 = (row0 + oy * out_w + ox) * k
             c0 = ox * sw - pad_left  # first input column of the window
             for i in range(kh):
                 r = oy * sh - pad_top + i
                 dst = dst0 + i * run
                 if r < 0 or r >= h:  # the whole window row is padding
                     _zero_run(cf, dst, run)
-                elif c0 >= 0 and c0 + kw <= w:  # inside: one contiguous run
-                    _copy_run(cf, dst, xf, ((b * h + r) * w + c0) * c, run)
+                elif c0 >= 0 and c0 + kw <= wd:  # inside: one contiguous run
+                    _copy_run(cf, dst, xf, ((b * h + r) * wd + c0) * c, run)
                 else:                # straddles the left/right padding
                     for j in range(kw):
                         col = c0 + j
-                        if col < 0 or col >= w:
+                        if col < 0 or col >= wd:
                             _zero_run(cf, dst + j * c, c)
                         else:
-                            _copy_run(cf, dst + j * c, xf, ((b * h + r) * w + col) * c, c)
+                            _copy_run(cf, dst + j * c, xf, ((b * h + r) * wd + col) * c, c)
+
+
+@njit(parallel=True, cache=True)
+def _im2col_kernel(x, cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """``cols`` (1, N * out_h * out_w, K): every image unfolded, images shared among threads."""
+    for b in prange(x.shape[0]):
+        _im2col_image(x, b, cols, 0, b * out_h * out_w, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
 
 
 def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
@@ -178,38 +186,44 @@ def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
     out_h, out_w = _output_size(out_h, out_w)
     n, _, _, c = x.shape
-    cols = np.empty((n * out_h * out_w, kh * kw * c), dtype=x.dtype)
+    cols = np.empty((1, n * out_h * out_w, kh * kw * c), dtype=x.dtype)
     if cols.size:
         _im2col_kernel(x, cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
-    return cols
+    return cols[0]
+
+
+@njit(cache=True)
+def _col2im_image(cols, w, row0, dx, b, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Add rows ``row0, ...`` of ``cols[w]`` back into the pixels of image ``b`` of ``dx`` (serial)."""
+    n, h, wd, c = dx.shape
+    cf = cols[w].reshape(cols[w].size)
+    df = dx.reshape(dx.size)
+    run = kw * c
+    k = kh * run
+    for oy in range(out_h):
+        for ox in range(out_w):
+            src0 = (row0 + oy * out_w + ox) * k
+            c0 = ox * sw - pad_left
+            for i in range(kh):
+                r = oy * sh - pad_top + i
+                if r < 0 or r >= h:
+                    continue
+                src = src0 + i * run
+                if c0 >= 0 and c0 + kw <= wd:
+                    _add_run(df, ((b * h + r) * wd + c0) * c, cf, src, run)
+                else:
+                    for j in range(kw):
+                        col = c0 + j
+                        if 0 <= col < wd:
+                            _add_run(df, ((b * h + r) * wd + col) * c, cf, src + j * c, c)
 
 
 @njit(parallel=True, cache=True)
 def _col2im_kernel(cols, dx, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
-    n, h, w, c = dx.shape
-    cf = cols.reshape(cols.size)
-    df = dx.reshape(dx.size)
-    run = kw * c
-    k = kh * run
     # Windows of one image overlap, windows of different images do not:
     # the images are shared among threads, each is scattered serially.
-    for b in prange(n):
-        for oy in range(out_h):
-            for ox in range(out_w):
-                src0 = ((b * out_h + oy) * out_w + ox) * k
-                c0 = ox * sw - pad_left
-                for i in range(kh):
-                    r = oy * sh - pad_top + i
-                    if r < 0 or r >= h:
-                        continue
-                    src = src0 + i * run
-                    if c0 >= 0 and c0 + kw <= w:
-                        _add_run(df, ((b * h + r) * w + c0) * c, cf, src, run)
-                    else:
-                        for j in range(kw):
-                            col = c0 + j
-                            if 0 <= col < w:
-                                _add_run(df, ((b * h + r) * w + col) * c, cf, src + j * c, c)
+    for b in prange(dx.shape[0]):
+        _col2im_image(cols, 0, b * out_h * out_w, dx, b, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
 
 
 def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
@@ -226,7 +240,7 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     expected = (n * out_h * out_w, kh * kw * c)
     if cols.size != expected[0] * expected[1]:
         raise ValueError(f"cols must have shape {expected}, got {cols.shape}")
-    cols = cols.reshape(expected)
+    cols = cols.reshape((1, *expected))
     dx = np.zeros((n, h, w, c), dtype=cols.dtype)
     if cols.size and dx.size:
         _col2im_kernel(cols, dx, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
@@ -243,7 +257,7 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 # still in cache. The matrix products stay with BLAS.
 # ---------------------------------------------------------------------------
 
-_CONV_BLOCK_BYTES = 4 << 20
+_CONV_BLOCK_BYTES = 1 << 20
 
 # The im2col block buffers are work space, reused from call to call (and so
 # from step to step) instead of being allocated, page-faulted and freed each
@@ -266,15 +280,102 @@ def _scratch(name, shape, dtype):
     return buffer[:size].view(dtype).reshape(shape)
 
 
-def _conv_block(n, rows_per_image, k, itemsize):
-    """Images per block so that a block's im2col matrix is about _CONV_BLOCK_BYTES."""
-    per_image = max(rows_per_image * k * itemsize, 1)
-    return int(min(n, max(1, _CONV_BLOCK_BYTES // per_image)))
+# ---------------------------------------------------------------------------
+# one BLAS thread per worker
+#
+# The convolutions give each Numba thread whole blocks of images, and each
+# thread makes its block's products itself. A BLAS that started threads of its
+# own from inside them would oversubscribe the cores (measured: up to 30x
+# slower), so inside those loops every BLAS runs on its caller's thread.
+# ---------------------------------------------------------------------------
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = []        # [(threadpoolctl library controller, its thread count before)]
+_blas_libraries = None
+
+
+def _loaded_blas():
+    """threadpoolctl controllers of every BLAS loaded, SciPy's (which Numba's ``np.dot`` calls) included."""
+    global _blas_libraries
+    if _blas_libraries is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot loads it; load it before looking)
+        from threadpoolctl import ThreadpoolController
+        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas_libraries
+
+
+@contextmanager
+def _one_blas_thread():
+    """Inside the block every BLAS runs on its calling thread only; restored after (thread-safe)."""
+    global _blas_users
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved[:] = [(lib, lib.get_num_threads()) for lib in _loaded_blas()]
+            for lib, threads in _blas_saved:
+                if threads != 1:
+                    lib.set_num_threads(1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for lib, threads in _blas_saved:
+                    if threads != 1:
+                        lib.set_num_threads(threads)
+
+
+def _conv_blocks(n, bytes_per_image):
+    """(images per block, workers): blocks of about _CONV_BLOCK_BYTES; at most one worker per block."""
+    block = int(min(n, max(1, _CONV_BLOCK_BYTES // max(bytes_per_image, 1))))
+    return block, int(min(numba.get_num_threads(), -(-n // block)))
+
+
+# The three products of a block, each one BLAS call made by the worker's own
+# thread (Numba sends np.dot to SciPy's BLAS). They take the arrays whole with
+# indices, so that the parallel loops take no views (docs/kernels.md, rule 9).
+
+@njit(cache=True)
+def _block_forward_product(cols, w, m, kernel_matrix, z, r0):
+    """``z[r0:r0 + m] = cols[w, :m] @ K``."""
+    np.dot(cols[w, :m], kernel_matrix, z[r0:r0 + m])
+
+
+@njit(cache=True)
+def _block_kernel_gradient(cols, w, m, grad_z, r0, dkernel_parts, blk):
+    """``dkernel_parts[blk] = cols[w, :m]^T @ dz[r0:r0 + m]``."""
+    np.dot(cols[w, :m].T, grad_z[r0:r0 + m], dkernel_parts[blk])
+
+
+@njit(cache=True)
+def _block_unfolded_gradient(grad_z, r0, m, kernel_matrix_t, grad_cols, w):
+    """``grad_cols[w, :m] = dz[r0:r0 + m] @ K^T``."""
+    np.dot(grad_z[r0:r0 + m], kernel_matrix_t, grad_cols[w, :m])
+
+
+@njit(parallel=True, cache=True)
+def _conv_forward_blocks(x, kernel_matrix, z, cols, block, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                         bias, activation):
+    """Worker ``w`` takes blocks ``w, w + workers, ...``: im2col, product, bias and activation."""
+    n = x.shape[0]
+    workers = cols.shape[0]
+    blocks = (n + block - 1) // block
+    rows = out_h * out_w
+    for w in prange(workers):
+        for blk in range(w, blocks, workers):
+            start = blk * block
+            stop = min(start + block, n)
+            for b in range(start, stop):
+                _im2col_image(x, b, cols, w, (b - start) * rows, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+            _block_forward_product(cols, w, (stop - start) * rows, kernel_matrix, z, start * rows)
+            _bias_activation_rows(z, start * rows, stop * rows, bias, activation)
 
 
 def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, bias=None,
                    activation="linear"):
-    """``y = f(im2col(x) @ K + b)``, block by block. Twin of :func:`reference.conv2d_forward`.
+    """``y = f(im2col(x) @ K + b)``, a block of images per thread. Twin of :func:`reference.conv2d_forward`.
 
     The bias and the activation are applied to each block's rows right after
     its product, while they are still in cache (the same arithmetic as one
@@ -286,47 +387,73 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
     kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
     out_h, out_w = _output_size(out_h, out_w)
     n, _, _, c = x.shape
-    kernel_matrix = np.ascontiguousarray(kernel.reshape(-1, kernel.shape[-1]), dtype=x.dtype)
+    f = kernel.shape[-1]
+    kernel_matrix = np.ascontiguousarray(kernel.reshape(-1, f), dtype=x.dtype)
     rows, k = out_h * out_w, kh * kw * c
-    z = np.empty((n * rows, kernel_matrix.shape[1]), dtype=x.dtype)
-    block = _conv_block(n, rows, k, x.itemsize)
-    cols = _scratch("cols", (block * rows, k), x.dtype)
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        block_cols = cols[:(stop - start) * rows]
-        _im2col_kernel(x[start:stop], block_cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
-        np.matmul(block_cols, kernel_matrix, out=z[start * rows:stop * rows])
-        bias_activation(z[start * rows:stop * rows], bias, activation)
+    z = np.empty((n * rows, f), dtype=x.dtype)
+    if z.size == 0:
+        return z
+    block, workers = _conv_blocks(n, rows * k * x.itemsize)
+    cols = _scratch("cols", (workers, block * rows, k), x.dtype)
+    bias, code = _bias_and_code(bias, activation, f, x.dtype)
+    with _one_blas_thread():
+        _conv_forward_blocks(x, kernel_matrix, z, cols, block, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                             bias, code)
     return z
 
 
+@njit(parallel=True, cache=True)
+def _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_parts, dx, block,
+                          kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient):
+    """Worker ``w`` takes blocks ``w, w + workers, ...``: the block's dK, and its dx if asked."""
+    n = x.shape[0]
+    workers = cols.shape[0]
+    blocks = (n + block - 1) // block
+    rows = out_h * out_w
+    for w in prange(workers):
+        for blk in range(w, blocks, workers):
+            start = blk * block
+            stop = min(start + block, n)
+            m = (stop - start) * rows
+            for b in range(start, stop):
+                _im2col_image(x, b, cols, w, (b - start) * rows, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+            _block_kernel_gradient(cols, w, m, grad_z, start * rows, dkernel_parts, blk)
+            if input_gradient:
+                _block_unfolded_gradient(grad_z, start * rows, m, kernel_matrix_t, grad_cols, w)
+                for b in range(start, stop):
+                    _col2im_image(grad_cols, w, (b - start) * rows, dx, b, kh, kw, sh, sw, pad_top, pad_left,
+                                  out_h, out_w)
+
+
 def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient=True):
-    """``dK = im2col(x)^T dz``, ``dx = col2im(dz K^T)``, block by block. Twin of :func:`reference.conv2d_backward`."""
+    """``dK = im2col(x)^T dz``, ``dx = col2im(dz K^T)``, a block per thread. Twin of :func:`reference.conv2d_backward`.
+
+    Each block's ``dK`` goes to a slot of its own; the slots are summed in
+    block order afterwards, so the sum does not depend on the threads.
+    """
     x = _image(x)
     kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
     out_h, out_w = _output_size(out_h, out_w)
     n, _, _, c = x.shape
     f = kernel.shape[-1]
-    kernel_matrix = np.ascontiguousarray(kernel.reshape(-1, f), dtype=x.dtype)
+    kernel_matrix_t = np.ascontiguousarray(kernel.reshape(-1, f).T, dtype=x.dtype)
     grad_z = np.ascontiguousarray(grad_z, dtype=x.dtype).reshape(-1, f)
     rows, k = out_h * out_w, kh * kw * c
-    block = _conv_block(n, rows, k, x.itemsize)
-    cols = _scratch("cols", (block * rows, k), x.dtype)
-    grad_cols = _scratch("grad_cols", (block * rows, k), x.dtype) if input_gradient else None
-    dkernel = np.zeros((k, f), dtype=np.float64 if x.dtype == np.float64 else x.dtype)
-    dkernel_block = np.empty_like(dkernel)
     dx = np.zeros(x.shape, dtype=x.dtype) if input_gradient else None
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        block_cols = cols[:(stop - start) * rows]
-        block_grad = grad_z[start * rows:stop * rows]
-        _im2col_kernel(x[start:stop], block_cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
-        np.matmul(block_cols.T, block_grad, out=dkernel_block)
-        dkernel += dkernel_block
-        if input_gradient:
-            block_grad_cols = grad_cols[:(stop - start) * rows]
-            np.matmul(block_grad, kernel_matrix.T, out=block_grad_cols)
-            _col2im_kernel(block_grad_cols, dx[start:stop], kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+    if n == 0 or rows == 0:
+        return np.zeros(kernel.shape, dtype=x.dtype), dx
+    block, workers = _conv_blocks(n, rows * k * x.itemsize)
+    blocks = -(-n // block)
+    cols = _scratch("cols", (workers, block * rows, k), x.dtype)
+    grad_cols = _scratch("grad_cols", (workers, block * rows, k) if input_gradient else (1, 1, 1), x.dtype)
+    dkernel_parts = _scratch("dkernel_parts", (blocks, k, f), x.dtype)
+    with _one_blas_thread():
+        _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_parts,
+                              dx if input_gradient else np.zeros((1, 1, 1, 1), dtype=x.dtype), block,
+                              kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient)
+    dkernel = dkernel_parts[0].copy()
+    for part in dkernel_parts[1:]:
+        dkernel += part
     return dkernel.reshape(kernel.shape), dx
 
 
@@ -519,6 +646,36 @@ def bias_activation(z, bias, activation):
     if work is not z:
         z[...] = work
     return z
+
+
+_ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+
+
+def _bias_and_code(bias, activation, c, dtype):
+    """(bias as a contiguous (c,) array, zeros if None; activation code) for :func:`_bias_activation_rows`."""
+    if bias is None:
+        return np.zeros(c, dtype=dtype), _ACTIVATION_CODES[activation]
+    bias = np.asarray(bias)
+    if bias.size not in (1, c):
+        raise ValueError(f"bias of shape {bias.shape} does not broadcast along the last axis ({c})")
+    return np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (c,)), dtype=dtype), _ACTIVATION_CODES[activation]
+
+
+@njit(cache=True, inline="always")
+def _bias_activation_rows(z, first, last, bias, activation):
+    """Rows ``first:last`` of ``z`` become ``f(z + b)``, serially, with the arithmetic of ``_bias_*``."""
+    for r in range(first, last):
+        for q in range(z.shape[1]):
+            v = z[r, q] + bias[q]
+            if activation == 0:
+                z[r, q] = v
+            elif activation == 1:
+                z[r, q] = 0 if v < 0 else v   # as np.maximum(v, 0): NaN stays NaN
+            elif activation == 2:
+                e = np.exp(-np.abs(v))        # never overflows
+                z[r, q] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+            else:
+                z[r, q] = np.tanh(v)
 
 
 @njit(parallel=True, cache=True)

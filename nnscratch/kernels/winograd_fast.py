@@ -2,92 +2,116 @@
 
 Same name, signature and result (up to rounding) as
 :mod:`nnscratch.kernels.winograd_reference`; read that module for the maths.
-Here the batch is cut into blocks of images, as in the im2col convolution,
-so that the transformed input (16 x tiles x C) and the 16 products (16 x
-tiles x F) of one block stay in cache:
+Here the batch is cut into blocks of images, so that a block's transformed
+input (16 x tiles x C) and its 16 products (16 x tiles x F) stay in cache,
+and **each thread works a whole block at a time**, from input to output:
 
 1. ``_pad_block`` copies the block into a zero-bordered buffer, so that every
-   4x4 tile lies inside it; ``_input_transform`` computes ``B^T d B`` of every
-   tile, 16 loads and 32 additions per channel in registers, the innermost
-   loop running over the contiguous channels;
-2. 16 matrix products ``(tiles, C) @ (C, F)`` with BLAS (``np.matmul`` on the
-   stacked arrays);
-3. ``_output_transform``: ``A^T m A``, the 2x2 outputs of each tile, cropped at
+   4x4 tile lies inside it;
+2. ``_input_transform`` computes ``B^T d B`` of every tile, 16 loads and 32
+   additions per channel in registers, the innermost loop running over the
+   contiguous channels;
+3. ``_products``: the 16 matrix products ``(tiles, C) @ (C, F)``, each one
+   ``np.dot`` call, which Numba sends to BLAS (SciPy's) on this thread;
+4. ``_output_transform``: ``A^T m A``, the 2x2 outputs of each tile, cropped at
    odd edges; then bias and activation on the block's rows while they are hot.
+
+Why threads take whole blocks: with one parallel loop per step and two-thread
+BLAS products, a block meant five thread wake-ups and barriers, and 16 small
+products that two BLAS threads share badly. Whole blocks need one parallel
+region per call; the products then run on one BLAS thread each
+(``fast._one_blas_thread``), as many side by side as Numba has threads.
+
+Two rules keep the transforms vectorised (docs/kernels.md): the parallel body
+indexes the work arrays with a worker number instead of taking views of them
+(a view inside a ``prange`` body makes Numba drop the "no alias" promise that
+lets LLVM use SIMD), and the transforms are inlined into it
+(``inline="always"``); the products, which need views, sit in a function of
+their own.
+
+Each block is computed the same way whichever thread takes it, and the block
+size depends only on the shapes, so the result does not depend on the number
+of threads.
 """
 
+import numba
 import numpy as np
 from numba import njit, prange
 
-from nnscratch.kernels.fast import _BIAS_ACTIVATIONS, _scratch, bias_activation
-from nnscratch.kernels.winograd_reference import check_winograd_args, transform_kernel, winograd_applies
+from nnscratch.kernels.fast import (_ACTIVATION_CODES, _bias_activation_rows, _bias_and_code, _one_blas_thread,
+                                    _scratch)
+from nnscratch.kernels.winograd_reference import (check_winograd_args, kernel_from_transformed_gradient,
+                                                  transform_kernel, winograd_applies)
 
-__all__ = ["winograd_applies", "winograd_conv2d_forward"]
+__all__ = ["winograd_applies", "winograd_conv2d_forward", "winograd_conv2d_kernel_gradient"]
 
-_WINOGRAD_BLOCK_BYTES = 4 << 20
-
-
-@njit(parallel=True, cache=True)
-def _pad_block(x, padded, start, stop, pad_top, pad_left):
-    """Copy images ``start:stop`` of ``x`` into the zeroed borders of ``padded`` (every tile then lies inside)."""
-    n, h, w, c = x.shape
-    rows = min(h, padded.shape[1] - pad_top)
-    cols = min(w, padded.shape[2] - pad_left)
-    for t in prange((stop - start) * padded.shape[1]):
-        b = t // padded.shape[1]
-        r = t % padded.shape[1]
-        out = padded[b, r]
-        out[:, :] = 0
-        if pad_top <= r < pad_top + rows:
-            out[pad_left:pad_left + cols, :] = x[start + b, r - pad_top, :cols, :]
+_WINOGRAD_BLOCK_BYTES = 1 << 20
 
 
-@njit(parallel=True, cache=True)
-def _input_transform(padded, v, th, tw):
-    """``v[k, tile, c]`` = entry ``k`` of ``B^T d B`` for every 4x4 tile ``d`` of the padded block.
+@njit(cache=True, inline="always")
+def _pad_block(x, padded, w, start, stop, pad_top, pad_left):
+    """Copy images ``start:stop`` of ``x`` into worker ``w``'s zero-bordered buffer."""
+    n, h, wd, c = x.shape
+    hp, wp = padded.shape[2], padded.shape[3]
+    for b in range(stop - start):
+        for r in range(hp):
+            inside_row = pad_top <= r < pad_top + h
+            for col in range(wp):
+                if inside_row and pad_left <= col < pad_left + wd:
+                    for q in range(c):
+                        padded[w, b, r, col, q] = x[start + b, r - pad_top, col - pad_left, q]
+                else:
+                    for q in range(c):
+                        padded[w, b, r, col, q] = 0
 
-    One tile row per parallel task; for each tile the 16 inputs of a channel
-    are loaded and combined in registers, the innermost loop running over the
-    contiguous channels.
-    """
-    nb = padded.shape[0]
-    c = padded.shape[3]
-    for t in prange(nb * th):
+
+@njit(cache=True, inline="always")
+def _input_transform(padded, w, images, v, th, tw):
+    """``v[w, k, tile, c]`` = entry ``k`` of ``B^T d B`` for every 4x4 tile ``d`` of worker ``w``'s block."""
+    c = padded.shape[4]
+    for t in range(images * th):
         b = t // th
         r = 2 * (t % th)
         for tx in range(tw):
             col = 2 * tx
             tile = t * tw + tx
             for q in range(c):
-                d00, d01, d02, d03 = (
-                    padded[b, r, col, q], padded[b, r, col + 1, q],
-                    padded[b, r, col + 2, q], padded[b, r, col + 3, q])
-                d10, d11, d12, d13 = (
-                    padded[b, r + 1, col, q], padded[b, r + 1, col + 1, q],
-                    padded[b, r + 1, col + 2, q], padded[b, r + 1, col + 3, q])
-                d20, d21, d22, d23 = (
-                    padded[b, r + 2, col, q], padded[b, r + 2, col + 1, q],
-                    padded[b, r + 2, col + 2, q], padded[b, r + 2, col + 3, q])
-                d30, d31, d32, d33 = (
-                    padded[b, r + 3, col, q], padded[b, r + 3, col + 1, q],
-                    padded[b, r + 3, col + 2, q], padded[b, r + 3, col + 3, q])
+                d00, d01, d02, d03 = (padded[w, b, r, col, q], padded[w, b, r, col + 1, q],
+                                      padded[w, b, r, col + 2, q], padded[w, b, r, col + 3, q])
+                d10, d11, d12, d13 = (padded[w, b, r + 1, col, q], padded[w, b, r + 1, col + 1, q],
+                                      padded[w, b, r + 1, col + 2, q], padded[w, b, r + 1, col + 3, q])
+                d20, d21, d22, d23 = (padded[w, b, r + 2, col, q], padded[w, b, r + 2, col + 1, q],
+                                      padded[w, b, r + 2, col + 2, q], padded[w, b, r + 2, col + 3, q])
+                d30, d31, d32, d33 = (padded[w, b, r + 3, col, q], padded[w, b, r + 3, col + 1, q],
+                                      padded[w, b, r + 3, col + 2, q], padded[w, b, r + 3, col + 3, q])
                 # B^T d: rows 0 - 2, 1 + 2, 2 - 1, 1 - 3
                 a0, a1, a2, a3 = d00 - d20, d01 - d21, d02 - d22, d03 - d23
                 b0, b1, b2, b3 = d10 + d20, d11 + d21, d12 + d22, d13 + d23
                 c0, c1, c2, c3 = d20 - d10, d21 - d11, d22 - d12, d23 - d13
                 e0, e1, e2, e3 = d10 - d30, d11 - d31, d12 - d32, d13 - d33
                 # (B^T d) B: the same combinations of the columns
-                v[0, tile, q], v[1, tile, q], v[2, tile, q], v[3, tile, q] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
-                v[4, tile, q], v[5, tile, q], v[6, tile, q], v[7, tile, q] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
-                v[8, tile, q], v[9, tile, q], v[10, tile, q], v[11, tile, q] = c0 - c2, c1 + c2, c2 - c1, c1 - c3
-                v[12, tile, q], v[13, tile, q], v[14, tile, q], v[15, tile, q] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+                v[w, 0, tile, q], v[w, 1, tile, q], v[w, 2, tile, q], v[w, 3, tile, q] = (
+                    a0 - a2, a1 + a2, a2 - a1, a1 - a3)
+                v[w, 4, tile, q], v[w, 5, tile, q], v[w, 6, tile, q], v[w, 7, tile, q] = (
+                    b0 - b2, b1 + b2, b2 - b1, b1 - b3)
+                v[w, 8, tile, q], v[w, 9, tile, q], v[w, 10, tile, q], v[w, 11, tile, q] = (
+                    c0 - c2, c1 + c2, c2 - c1, c1 - c3)
+                v[w, 12, tile, q], v[w, 13, tile, q], v[w, 14, tile, q], v[w, 15, tile, q] = (
+                    e0 - e2, e1 + e2, e2 - e1, e1 - e3)
 
 
-@njit(parallel=True, cache=True)
-def _output_transform(m, z, start, stop, th, tw, out_h, out_w):
-    """The 2x2 outputs ``A^T m A`` of every tile of images ``start:stop``, into ``z`` (pixels, F)."""
-    f = m.shape[2]
-    for t in prange((stop - start) * th):
+@njit(cache=True)
+def _products(v, u, m, w, tiles):
+    """``m[w, k] = v[w, k] @ u[k]`` for the 16 entries ``k``: one BLAS product each (views live here)."""
+    for k in range(16):
+        np.dot(v[w, k, :tiles], u[k], m[w, k, :tiles])
+
+
+@njit(cache=True, inline="always")
+def _output_transform(m, w, z, start, stop, th, tw, out_h, out_w):
+    """``A^T m A``: the 2x2 outputs of every tile of images ``start:stop``, into rows of ``z``."""
+    f = m.shape[3]
+    for t in range((stop - start) * th):
         b = start + t // th
         oy = 2 * (t % th)
         for tx in range(tw):
@@ -98,14 +122,14 @@ def _output_transform(m, z, start, stop, th, tw, out_h, out_w):
             has_below = oy + 1 < out_h
             for q in range(f):
                 # A^T m: rows 0 + 1 + 2 and 1 - 2 - 3 (m[4 i + j] is entry (i, j))
-                s0 = m[0, tile, q] + m[4, tile, q] + m[8, tile, q]
-                s1 = m[1, tile, q] + m[5, tile, q] + m[9, tile, q]
-                s2 = m[2, tile, q] + m[6, tile, q] + m[10, tile, q]
-                s3 = m[3, tile, q] + m[7, tile, q] + m[11, tile, q]
-                u0 = m[4, tile, q] - m[8, tile, q] - m[12, tile, q]
-                u1 = m[5, tile, q] - m[9, tile, q] - m[13, tile, q]
-                u2 = m[6, tile, q] - m[10, tile, q] - m[14, tile, q]
-                u3 = m[7, tile, q] - m[11, tile, q] - m[15, tile, q]
+                s0 = m[w, 0, tile, q] + m[w, 4, tile, q] + m[w, 8, tile, q]
+                s1 = m[w, 1, tile, q] + m[w, 5, tile, q] + m[w, 9, tile, q]
+                s2 = m[w, 2, tile, q] + m[w, 6, tile, q] + m[w, 10, tile, q]
+                s3 = m[w, 3, tile, q] + m[w, 7, tile, q] + m[w, 11, tile, q]
+                u0 = m[w, 4, tile, q] - m[w, 8, tile, q] - m[w, 12, tile, q]
+                u1 = m[w, 5, tile, q] - m[w, 9, tile, q] - m[w, 13, tile, q]
+                u2 = m[w, 6, tile, q] - m[w, 10, tile, q] - m[w, 14, tile, q]
+                u3 = m[w, 7, tile, q] - m[w, 11, tile, q] - m[w, 15, tile, q]
                 # (A^T m) A: the same combinations of the columns, cropped at odd edges
                 z[row0, q] = s0 + s1 + s2
                 if has_right:
@@ -116,32 +140,144 @@ def _output_transform(m, z, start, stop, th, tw, out_h, out_w):
                         z[row0 + out_w + 1, q] = u1 - u2 - u3
 
 
+@njit(parallel=True, cache=True)
+def _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, activation):
+    """Worker ``w`` computes blocks ``w, w + workers, ...`` of ``block`` images each, start to end."""
+    n = x.shape[0]
+    workers = padded.shape[0]
+    blocks = (n + block - 1) // block
+    for w in prange(workers):
+        for blk in range(w, blocks, workers):
+            start = blk * block
+            stop = min(start + block, n)
+            _pad_block(x, padded, w, start, stop, pad_top, pad_left)
+            _input_transform(padded, w, stop - start, v, th, tw)
+            _products(v, u, m, w, (stop - start) * th * tw)
+            _output_transform(m, w, z, start, stop, th, tw, out_h, out_w)
+            _bias_activation_rows(z, start * out_h * out_w, stop * out_h * out_w, bias, activation)
+
+
 def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear"):
-    """3x3 stride-1 convolution by Winograd F(2x2, 3x3), block by block.
+    """3x3 stride-1 convolution by Winograd F(2x2, 3x3), a block of images per thread.
 
     Twin of :func:`nnscratch.kernels.winograd_reference.winograd_conv2d_forward`.
     """
-    if activation not in _BIAS_ACTIVATIONS:
+    if activation not in _ACTIVATION_CODES:
         raise ValueError(f"unknown elementwise activation {activation!r}")
     x, kernel, pad_top, pad_left, out_h, out_w = check_winograd_args(x, kernel, pad_top, pad_left, out_h, out_w)
     x = np.ascontiguousarray(x)
     n, _, _, c = x.shape
     f = kernel.shape[3]
+    bias, code = _bias_and_code(bias, activation, f, x.dtype)
     th, tw = -(-out_h // 2), -(-out_w // 2)
     u = np.ascontiguousarray(transform_kernel(kernel), dtype=x.dtype)     # (16, C, F)
     z = np.empty((n * out_h * out_w, f), dtype=x.dtype)
+    if n == 0:
+        return z
     per_image = 16 * th * tw * max(c, f) * x.itemsize
-    block = int(min(n, max(1, _WINOGRAD_BLOCK_BYTES // max(per_image, 1))))
-    v = _scratch("winograd_v", (16, block * th * tw, c), x.dtype)
-    m = _scratch("winograd_m", (16, block * th * tw, f), x.dtype)
-    padded = _scratch("winograd_padded", (block, 2 * th + 2, 2 * tw + 2, c), x.dtype)
-    pixels = out_h * out_w
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        tiles = (stop - start) * th * tw
-        _pad_block(x, padded, start, stop, pad_top, pad_left)
-        _input_transform(padded[:stop - start], v, th, tw)
-        np.matmul(v[:, :tiles], u, out=m[:, :tiles])
-        _output_transform(m, z, start, stop, th, tw, out_h, out_w)
-        bias_activation(z[start * pixels:stop * pixels], bias, activation)
+    block = int(min(n, max(1, _WINOGRAD_BLOCK_BYTES // per_image)))
+    workers = int(min(numba.get_num_threads(), -(-n // block)))
+    v = _scratch("winograd_v", (workers, 16, block * th * tw, c), x.dtype)
+    m = _scratch("winograd_m", (workers, 16, block * th * tw, f), x.dtype)
+    padded = _scratch("winograd_padded", (workers, block, 2 * th + 2, 2 * tw + 2, c), x.dtype)
+    with _one_blas_thread():
+        _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code)
     return z
+
+
+# ---------------------------------------------------------------------------
+# kernel gradient: dU = V^T dM per block, then dg = G^T dU G
+# ---------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _gradient_transform(grad_z, start, stop, dm, w, th, tw, out_h, out_w):
+    """``dm[w, k, tile, f]`` = entry ``k`` of ``A dY A^T`` for the 2x2 output gradient ``dY`` of every tile."""
+    f = grad_z.shape[1]
+    for t in range((stop - start) * th):
+        b = start + t // th
+        oy = 2 * (t % th)
+        for tx in range(tw):
+            tile = t * tw + tx
+            ox = 2 * tx
+            row0 = (b * out_h + oy) * out_w + ox
+            has_right = ox + 1 < out_w
+            has_below = oy + 1 < out_h
+            for q in range(f):
+                g00 = grad_z[row0, q]
+                g01 = grad_z[row0 + 1, q] if has_right else 0.0
+                g10 = grad_z[row0 + out_w, q] if has_below else 0.0
+                g11 = grad_z[row0 + out_w + 1, q] if has_right and has_below else 0.0
+                # A dY: rows g0, g0 + g1, g0 - g1, -g1; then (A dY) A^T: the same on the columns
+                p0, q0 = g00, g01
+                p1, q1 = g00 + g10, g01 + g11
+                p2, q2 = g00 - g10, g01 - g11
+                p3, q3 = -g10, -g11
+                dm[w, 0, tile, q], dm[w, 1, tile, q], dm[w, 2, tile, q], dm[w, 3, tile, q] = (
+                    p0, p0 + q0, p0 - q0, -q0)
+                dm[w, 4, tile, q], dm[w, 5, tile, q], dm[w, 6, tile, q], dm[w, 7, tile, q] = (
+                    p1, p1 + q1, p1 - q1, -q1)
+                dm[w, 8, tile, q], dm[w, 9, tile, q], dm[w, 10, tile, q], dm[w, 11, tile, q] = (
+                    p2, p2 + q2, p2 - q2, -q2)
+                dm[w, 12, tile, q], dm[w, 13, tile, q], dm[w, 14, tile, q], dm[w, 15, tile, q] = (
+                    p3, p3 + q3, p3 - q3, -q3)
+
+
+@njit(cache=True)
+def _gradient_products(v, dm, du_parts, w, blk, tiles):
+    """``du_parts[blk, k] = v[w, k]^T @ dm[w, k]`` for the 16 entries ``k`` (views live here)."""
+    for k in range(16):
+        np.dot(v[w, k, :tiles].T, dm[w, k, :tiles], du_parts[blk, k])
+
+
+@njit(parallel=True, cache=True)
+def _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, block, pad_top, pad_left, th, tw, out_h, out_w):
+    """Worker ``w`` takes blocks ``w, w + workers, ...``: each block's ``dU`` into a slot of its own."""
+    n = x.shape[0]
+    workers = padded.shape[0]
+    blocks = (n + block - 1) // block
+    for w in prange(workers):
+        for blk in range(w, blocks, workers):
+            start = blk * block
+            stop = min(start + block, n)
+            _pad_block(x, padded, w, start, stop, pad_top, pad_left)
+            _input_transform(padded, w, stop - start, v, th, tw)
+            _gradient_transform(grad_z, start, stop, dm, w, th, tw, out_h, out_w)
+            _gradient_products(v, dm, du_parts, w, blk, (stop - start) * th * tw)
+
+
+def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w):
+    """Kernel gradient of the 3x3 stride-1 convolution by Winograd, a block of images per thread.
+
+    Twin of :func:`nnscratch.kernels.winograd_reference.winograd_conv2d_kernel_gradient`.
+    Each block's ``dU`` goes to a slot of its own; the slots are summed in
+    block order, so the result does not depend on the number of threads.
+    """
+    x = np.asarray(x)
+    grad_z = np.asarray(grad_z)
+    n = x.shape[0] if x.ndim == 4 else 0
+    if grad_z.ndim != 2 or grad_z.shape[0] != n * int(out_h) * int(out_w):
+        raise ValueError(f"grad_z must be ({n} * {out_h} * {out_w}, F), got {grad_z.shape}")
+    f = grad_z.shape[1]
+    x, _, pad_top, pad_left, out_h, out_w = check_winograd_args(
+        x, np.zeros((3, 3, x.shape[3], f), x.dtype), pad_top, pad_left, out_h, out_w)
+    x = np.ascontiguousarray(x)
+    grad_z = np.ascontiguousarray(grad_z, dtype=x.dtype)
+    c = x.shape[3]
+    if n == 0:
+        return np.zeros((3, 3, c, f), dtype=x.dtype)
+    th, tw = -(-out_h // 2), -(-out_w // 2)
+    per_image = 16 * th * tw * max(c, f) * x.itemsize
+    block = int(min(n, max(1, _WINOGRAD_BLOCK_BYTES // per_image)))
+    blocks = -(-n // block)
+    workers = int(min(numba.get_num_threads(), blocks))
+    v = _scratch("winograd_v", (workers, 16, block * th * tw, c), x.dtype)
+    dm = _scratch("winograd_m", (workers, 16, block * th * tw, f), x.dtype)
+    padded = _scratch("winograd_padded", (workers, block, 2 * th + 2, 2 * tw + 2, c), x.dtype)
+    du_parts = _scratch("winograd_du", (blocks, 16, c, f), x.dtype)
+    with _one_blas_thread():
+        _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, block, pad_top, pad_left, th, tw,
+                                  out_h, out_w)
+    du = du_parts[0].copy()
+    for part in du_parts[1:]:
+        du += part
+    return kernel_from_transformed_gradient(du).astype(x.dtype)

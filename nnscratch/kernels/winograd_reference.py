@@ -24,7 +24,8 @@ signature. Both are selected with ``nnscratch.kernels.set_conv_algorithm``.
 import numpy as np
 
 __all__ = ["BT", "G", "AT", "MIN_CHANNELS", "MIN_OUTPUT_SIDE", "winograd_applies", "check_winograd_args",
-           "transform_kernel", "winograd_conv2d_forward"]
+           "transform_kernel", "winograd_conv2d_forward", "kernel_from_transformed_gradient",
+           "winograd_conv2d_kernel_gradient"]
 
 BT = np.array([[1, 0, -1, 0],
                [0, 1, 1, 0],
@@ -42,11 +43,11 @@ AT = np.array([[1, 1, 1, 0],
 # few input channels the 16 transformed products (16 x tiles x F) outweigh the
 # output itself, and on small images the 2x2 tiles overhang the edges.
 MIN_CHANNELS = 8
-MIN_OUTPUT_SIDE = 6
+MIN_OUTPUT_SIDE = 8
 
 
 def winograd_applies(kernel_shape, strides, out_hw=(MIN_OUTPUT_SIDE, MIN_OUTPUT_SIDE)) -> bool:
-    """True where Conv2D uses F(2x2, 3x3): 3x3 kernels, stride 1, >= 8 input channels, output >= 6x6."""
+    """True where Conv2D uses F(2x2, 3x3): 3x3 kernels, stride 1, >= 8 input channels, output >= 8x8."""
     return (tuple(kernel_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
             and kernel_shape[2] >= MIN_CHANNELS and min(out_hw) >= MIN_OUTPUT_SIDE)
 
@@ -74,6 +75,18 @@ def transform_kernel(kernel):
     return u.reshape(16, kernel.shape[2], kernel.shape[3])
 
 
+def _input_tiles(x, pad_top, pad_left, th, tw):
+    """``B^T d B`` of every 4x4 input tile, as (16, tiles, C)."""
+    n, h, w, c = x.shape
+    padded = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)   # every 4x4 tile lies inside it
+    rows, cols = min(h, padded.shape[1] - pad_top), min(w, padded.shape[2] - pad_left)
+    padded[:, pad_top:pad_top + rows, pad_left:pad_left + cols] = x[:, :rows, :cols]
+    # tiles[n, ty, tx, c, i, j] = padded[n, 2 ty + i, 2 tx + j, c]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (4, 4), axis=(1, 2))  # (n, H', W', c, 4, 4)
+    tiles = windows[:, ::2, ::2][:, :th, :tw]
+    return np.einsum("ai,ntxcij,bj->abntxc", BT, tiles, BT).reshape(16, n * th * tw, c)
+
+
 def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear"):
     """3x3 stride-1 convolution by Winograd F(2x2, 3x3); the same result as ``conv2d_forward``.
 
@@ -98,16 +111,59 @@ def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=Non
     n, h, w, c = x.shape
     f = kernel.shape[3]
     th, tw = -(-out_h // 2), -(-out_w // 2)  # 2x2 output tiles
-    # padded input: every 4x4 tile (stride 2) lies inside it
-    padded = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
-    rows, cols = min(h, padded.shape[1] - pad_top), min(w, padded.shape[2] - pad_left)
-    padded[:, pad_top:pad_top + rows, pad_left:pad_left + cols] = x[:, :rows, :cols]
-    # tiles[n, ty, tx, i, j, c] = padded[n, 2 ty + i, 2 tx + j, c]
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (4, 4), axis=(1, 2))  # (n, H', W', c, 4, 4)
-    tiles = windows[:, ::2, ::2][:, :th, :tw]
-    v = np.einsum("ai,ntxcij,bj->abntxc", BT, tiles, BT).reshape(16, n * th * tw, c)
+    v = _input_tiles(x, pad_top, pad_left, th, tw)                       # (16, tiles, C)
     m = np.matmul(v, transform_kernel(kernel).astype(x.dtype))           # (16, tiles, F)
     y = np.einsum("ai,ijtf,bj->tabf", AT, m.reshape(4, 4, -1, f), AT)    # (tiles, 2, 2, F)
     y = y.reshape(n, th, tw, 2, 2, f).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * th, 2 * tw, f)
     z = np.ascontiguousarray(y[:, :out_h, :out_w], dtype=x.dtype).reshape(-1, f)
     return bias_activation(z, bias, activation)
+
+
+def kernel_from_transformed_gradient(du):
+    """``dL/dg = G^T dU G`` for every (channel, filter) pair: (16, C, F) -> (3, 3, C, F), float64 math.
+
+    The adjoint of :func:`transform_kernel` (``U = G g G^T``).
+    """
+    du = np.asarray(du, dtype=np.float64)
+    return np.einsum("ai,abcf,bj->ijcf", G, du.reshape(4, 4, *du.shape[1:]), G)
+
+
+def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w):
+    r"""Kernel gradient of the 3x3 stride-1 convolution, by Winograd F(2x2, 3x3).
+
+    The forward pass is ``Y = A^T [U \odot V] A`` per tile, summed over
+    channels, with ``U = G g G^T``; so, going backwards, each tile's output
+    gradient ``dY`` (2x2, zero where cropped) becomes ``dM = A\, dY A^T``
+    (4x4), the 16 products become ``dU = V^T dM`` (16 GEMMs ``(C, tiles) @
+    (tiles, F)``, summed over tiles), and ``dg = G^T dU G``: the same value as
+    ``im2col(x)^T dz``, up to rounding.
+
+    Parameters
+    ----------
+    x : ndarray (N, H, W, C)
+    grad_z : ndarray (N * out_h * out_w, F)
+        Gradient of the loss with respect to the pre-activation output.
+    pad_top, pad_left, out_h, out_w : int
+        As :func:`winograd_conv2d_forward`.
+
+    Returns
+    -------
+    ndarray (3, 3, C, F) in ``x``'s dtype.
+    """
+    x = np.asarray(x)
+    grad_z = np.asarray(grad_z)
+    n = x.shape[0] if x.ndim == 4 else 0
+    if grad_z.ndim != 2 or grad_z.shape[0] != n * int(out_h) * int(out_w):
+        raise ValueError(f"grad_z must be ({n} * {out_h} * {out_w}, F), got {grad_z.shape}")
+    f = grad_z.shape[1]
+    x, _, pad_top, pad_left, out_h, out_w = check_winograd_args(
+        x, np.zeros((3, 3, x.shape[3], f), x.dtype), pad_top, pad_left, out_h, out_w)
+    th, tw = -(-out_h // 2), -(-out_w // 2)
+    v = _input_tiles(x, pad_top, pad_left, th, tw)                       # (16, tiles, C)
+    # output gradient, zero beyond the cropped edges, cut into 2x2 tiles
+    g = np.zeros((n, 2 * th, 2 * tw, f), dtype=x.dtype)
+    g[:, :out_h, :out_w] = grad_z.reshape(n, out_h, out_w, f)
+    g = g.reshape(n, th, 2, tw, 2, f).transpose(0, 1, 3, 2, 4, 5).reshape(-1, 2, 2, f)  # (tiles, 2, 2, F)
+    dm = np.einsum("ai,tabf,bj->ijtf", AT, g, AT).reshape(16, -1, f)    # A dY A^T
+    du = np.matmul(v.transpose(0, 2, 1), dm)                            # (16, C, F)
+    return kernel_from_transformed_gradient(du).astype(x.dtype)

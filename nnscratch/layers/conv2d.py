@@ -91,19 +91,22 @@ class Conv2D(ActivatedLayer):
         grad_z = grad_z.reshape(-1, self.filters)
         if self.use_bias:
             np.sum(grad_z, axis=0, out=self.bias.grad)
-        winograd = self._winograd()
-        self.kernel.grad[...], grad_x = kernels.backend().conv2d_backward(
-            self._x, grad_z, self.kernel.value, *self._geometry(),
-            input_gradient=not (self.skip_input_gradient or winograd))
-        if winograd and not self.skip_input_gradient:
-            # stride 1: dL/dx is the correlation of the gradient with the kernel turned
-            # by 180 degrees (channels and filters swapped), padded by 2 - pad
-            n, h, w, _ = self._x.shape
-            turned = np.ascontiguousarray(self.kernel.value[::-1, ::-1].transpose(0, 1, 3, 2))
-            grad_x = kernels.winograd_backend().winograd_conv2d_forward(
-                grad_z.reshape(n, *self._out_hw, self.filters), turned, 2 - self._pad_top, 2 - self._pad_left,
-                h, w).reshape(self._x.shape)
-        return grad_x
+        if not self._winograd():
+            self.kernel.grad[...], grad_x = kernels.backend().conv2d_backward(
+                self._x, grad_z, self.kernel.value, *self._geometry(), input_gradient=not self.skip_input_gradient)
+            return grad_x
+        winograd = kernels.winograd_backend()
+        self.kernel.grad[...] = winograd.winograd_conv2d_kernel_gradient(
+            self._x, grad_z, self._pad_top, self._pad_left, *self._out_hw)
+        if self.skip_input_gradient:
+            return None
+        # stride 1: dL/dx is the correlation of the gradient with the kernel turned
+        # by 180 degrees (channels and filters swapped), padded by 2 - pad
+        n, h, w, _ = self._x.shape
+        turned = np.ascontiguousarray(self.kernel.value[::-1, ::-1].transpose(0, 1, 3, 2))
+        return winograd.winograd_conv2d_forward(
+            grad_z.reshape(n, *self._out_hw, self.filters), turned, 2 - self._pad_top, 2 - self._pad_left,
+            h, w).reshape(self._x.shape)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
