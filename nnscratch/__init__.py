@@ -26,6 +26,13 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+from nnscratch.allocator import keep_freed_memory  # noqa: E402
+
+# Each training step frees and allocates the same large arrays: keep them in the
+# heap instead of page-faulting fresh memory every step (see nnscratch.allocator).
+if os.environ.get("NNSCRATCH_KEEP_FREED_MEMORY", "1") != "0":
+    keep_freed_memory()
+
 from nnscratch import callbacks, gradcheck, layers, losses, metrics, optimizers, utils  # noqa: E402
 from nnscratch.config import floatx, set_floatx  # noqa: E402
 from nnscratch.kernels import get_backend, set_backend  # noqa: E402

@@ -355,6 +355,20 @@ def test_maxpool_backward_twins_agree_with_brute_force(data, geom, dtype):
         assert_close(dx, expected, scale=scale)
 
 
+@pytest.mark.parametrize("size, stride, pad, hw", [(2, 2, 0, 26), (2, 2, 0, 7), (3, 3, 1, 8), (2, 3, 0, 9)])
+def test_maxpool_backward_of_disjoint_windows_is_bit_identical(size, stride, pad, hw):
+    """Windows that do not overlap take a write-only path in the Numba twin: the same bits, signed zeros too."""
+    rng = np.random.default_rng(size * 100 + stride * 10 + hw)
+    x = rng.standard_normal((3, hw, hw + 1, 5)).astype(np.float32)
+    out = ((hw + 2 * pad - size) // stride + 1, (hw + 1 + 2 * pad - size) // stride + 1)
+    geometry = (size, size, stride, stride, pad, pad)
+    _, argmax = reference.maxpool2d_forward(x, *geometry, *out)
+    grad_y = rng.standard_normal(argmax.shape).astype(np.float32)
+    grad_y[0, 0, 0, :3] = -0.0
+    ours = fast.maxpool2d_backward(grad_y, argmax, x.shape, *geometry)
+    assert ours.tobytes() == reference.maxpool2d_backward(grad_y, argmax, x.shape, *geometry).tobytes()
+
+
 # ---------------------------------------------------------------------------
 # bias + activation
 # ---------------------------------------------------------------------------

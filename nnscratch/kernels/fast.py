@@ -548,6 +548,43 @@ def _maxpool_backward_kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_le
                         img[r, col, q] += g_run[q]
 
 
+@njit(parallel=True, cache=True)
+def _maxpool_backward_disjoint(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left):
+    """Windows that do not overlap (strides >= pool size, the usual 2x2 / 2): each input
+    cell has at most one window, so every cell of a window is *written* in one vector
+    sweep over the channels (``0 + g`` where it won, 0 elsewhere) instead of scattered."""
+    n, h, w, c = dx.shape
+    out_h = grad_y.shape[1]
+    out_w = grad_y.shape[2]
+    gf = grad_y.reshape(grad_y.size)
+    af = argmax.reshape(argmax.size)
+    df = dx.reshape(dx.size)
+    zero = dx.dtype.type(0)
+    for t in prange(n * out_h):
+        b = t // out_h
+        oy = t - b * out_h
+        for ox in range(out_w):
+            o = (t * out_w + ox) * c
+            g_run = gf[o:o + c]
+            a_run = af[o:o + c]
+            for i in range(kh):
+                r = oy * sh - pad_top + i
+                if r < 0 or r >= h:
+                    continue
+                for j in range(kw):
+                    col = ox * sw - pad_left + j
+                    if 0 <= col < w:
+                        _select_run(df, ((b * h + r) * w + col) * c, g_run, a_run, i * kw + j, zero)
+
+
+@njit(cache=True)
+def _select_run(dst, d, g_run, a_run, idx, zero):
+    """``dst[d:d+n] = 0 + g`` where the window's winner is cell ``idx``, else 0 (as ``+=`` into zeros)."""
+    out = dst[d:d + g_run.size]
+    for q in range(g_run.size):
+        out[q] = zero + g_run[q] if a_run[q] == idx else zero
+
+
 def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left):
     """Route each output gradient to the input cell that won its window.
 
@@ -564,7 +601,9 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_lef
         raise ValueError(f"grad_y shape {grad_y.shape} does not match x_shape {(n, h, w, c)}")
     dx = np.zeros((n, h, w, c), dtype=grad_y.dtype)
     if grad_y.size and dx.size:
-        _maxpool_backward_kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left)
+        disjoint = sh >= kh and sw >= kw
+        kernel = _maxpool_backward_disjoint if disjoint else _maxpool_backward_kernel
+        kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left)
     return dx
 
 
