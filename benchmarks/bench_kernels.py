@@ -10,9 +10,9 @@ layer would run it (fresh arrays, BLAS matmuls between the Numba kernels), to
 show the interplay of the two thread pools: try it with and without
 ``OMP_WAIT_POLICY=passive`` in the environment.
 
-Then the deep CNN's 3x3 convolutions (forward, and the input gradient as the
-layer computes it) by im2col + GEMM against Winograd F(2x2, 3x3), both fast
-twins, and the 1-channel first convolution that Winograd leaves to im2col.
+Then the deep CNN's 3x3 convolutions (forward, input gradient and kernel
+gradient, as the layer computes them) by im2col + GEMM against Winograd
+F(2x2, 3x3), both fast twins, including the layers Conv2D leaves to im2col.
 
 Also measures the start-up cost of the Numba twin: import plus the first call
 of every kernel in a fresh process, once with an empty Numba cache (compile)
@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 
+import nnscratch  # noqa: F401  (before NumPy: its thread settings must reach OpenBLAS)
 import numpy as np
 
 from nnscratch.kernels import fast, reference, winograd_fast
@@ -97,7 +98,7 @@ WINOGRAD_LAYERS = [(28, 28, 1, 32), (28, 28, 32, 32), (14, 14, 32, 64), (14, 14,
 
 
 def winograd_times(dtype, rng, repeat):
-    """Yield (label, im2col ms, winograd ms) for the forward and input gradient of each deep-CNN conv."""
+    """Yield (label, im2col ms, winograd ms) for the three products of each deep-CNN conv."""
     for h, w, c, f in WINOGRAD_LAYERS:
         x = rng.standard_normal((BATCH, h, w, c)).astype(dtype)
         kernel = (rng.standard_normal((3, 3, c, f)) * 0.1).astype(dtype)
@@ -106,15 +107,18 @@ def winograd_times(dtype, rng, repeat):
         geo = (3, 3, 1, 1, 1, 1, h, w)
         t_fwd = median_time(lambda: fast.conv2d_forward(x, kernel, *geo), repeat)
         w_fwd = median_time(lambda: winograd_fast.winograd_conv2d_forward(x, kernel, 1, 1, h, w), repeat)
-        # im2col's input gradient: dcols = dz K^T, then col2im (what conv2d_backward adds for dx)
-        t_dx = (median_time(lambda: fast.conv2d_backward(x, g.reshape(-1, f), kernel, *geo), repeat)
-                - median_time(lambda: fast.conv2d_backward(x, g.reshape(-1, f), kernel, *geo,
-                                                           input_gradient=False), repeat))
+        # im2col's kernel gradient alone, and what the input gradient adds to it (dcols = dz K^T, col2im)
+        t_dk = median_time(lambda: fast.conv2d_backward(x, g.reshape(-1, f), kernel, *geo, input_gradient=False),
+                           repeat)
+        t_dx = median_time(lambda: fast.conv2d_backward(x, g.reshape(-1, f), kernel, *geo), repeat) - t_dk
+        w_dk = median_time(lambda: winograd_fast.winograd_conv2d_kernel_gradient(x, g.reshape(-1, f), 1, 1, h, w),
+                           repeat)
         w_dx = median_time(lambda: winograd_fast.winograd_conv2d_forward(g, turned, 1, 1, h, w), repeat)
         applies = winograd_fast.winograd_applies(kernel.shape, (1, 1), (h, w))
         tag = f"{h}x{w}x{c} -> {f}" + ("" if applies else " (Conv2D keeps im2col)")
         yield f"forward {tag}", t_fwd, w_fwd
         yield f"input gradient {tag}", t_dx, w_dx
+        yield f"kernel gradient {tag}", t_dk, w_dk
 
 
 def training_step_times(dtype, rng, steps):

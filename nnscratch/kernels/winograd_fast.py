@@ -40,8 +40,9 @@ from numba import njit, prange
 
 from nnscratch.kernels.fast import (_ACTIVATION_CODES, _bias_activation_rows, _bias_and_code, _one_blas_thread,
                                     _scratch)
-from nnscratch.kernels.winograd_reference import (check_winograd_args, kernel_from_transformed_gradient,
-                                                  transform_kernel, winograd_applies)
+from nnscratch.kernels.winograd_reference import (check_winograd_args, check_winograd_gradient_args,
+                                                  kernel_from_transformed_gradient, transform_kernel,
+                                                  winograd_applies)
 
 __all__ = ["winograd_applies", "winograd_conv2d_forward", "winograd_conv2d_kernel_gradient"]
 
@@ -252,16 +253,10 @@ def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w):
     Each block's ``dU`` goes to a slot of its own; the slots are summed in
     block order, so the result does not depend on the number of threads.
     """
-    x = np.asarray(x)
-    grad_z = np.asarray(grad_z)
-    n = x.shape[0] if x.ndim == 4 else 0
-    if grad_z.ndim != 2 or grad_z.shape[0] != n * int(out_h) * int(out_w):
-        raise ValueError(f"grad_z must be ({n} * {out_h} * {out_w}, F), got {grad_z.shape}")
-    f = grad_z.shape[1]
-    x, _, pad_top, pad_left, out_h, out_w = check_winograd_args(
-        x, np.zeros((3, 3, x.shape[3], f), x.dtype), pad_top, pad_left, out_h, out_w)
-    x = np.ascontiguousarray(x)
-    grad_z = np.ascontiguousarray(grad_z, dtype=x.dtype)
+    x, grad_z, pad_top, pad_left, out_h, out_w = check_winograd_gradient_args(
+        x, grad_z, pad_top, pad_left, out_h, out_w)
+    x, grad_z = np.ascontiguousarray(x), np.ascontiguousarray(grad_z)
+    n, f = x.shape[0], grad_z.shape[1]
     c = x.shape[3]
     if n == 0:
         return np.zeros((3, 3, c, f), dtype=x.dtype)

@@ -24,6 +24,7 @@ signature. Both are selected with ``nnscratch.kernels.set_conv_algorithm``.
 import numpy as np
 
 __all__ = ["BT", "G", "AT", "MIN_CHANNELS", "MIN_OUTPUT_SIDE", "winograd_applies", "check_winograd_args",
+           "check_winograd_gradient_args",
            "transform_kernel", "winograd_conv2d_forward", "kernel_from_transformed_gradient",
            "winograd_conv2d_kernel_gradient"]
 
@@ -67,6 +68,20 @@ def check_winograd_args(x, kernel, pad_top, pad_left, out_h, out_w):
     if out_h > x.shape[1] + 2 * pad_top or out_w > x.shape[2] + 2 * pad_left:
         raise ValueError(f"output {out_h}x{out_w} is larger than the padded input allows")
     return x, kernel.astype(x.dtype, copy=False), pad_top, pad_left, out_h, out_w
+
+
+def check_winograd_gradient_args(x, grad_z, pad_top, pad_left, out_h, out_w):
+    """Validate the kernel gradient's arguments (both twins); return them, ``grad_z`` in ``x``'s dtype."""
+    x = np.asarray(x)
+    grad_z = np.asarray(grad_z)
+    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"x must be a float (N, H, W, C) array, got {x.dtype} {x.shape}")
+    n = x.shape[0]
+    if grad_z.ndim != 2 or grad_z.shape[0] != n * int(out_h) * int(out_w):
+        raise ValueError(f"grad_z must be ({n} * {out_h} * {out_w}, F), got {grad_z.shape}")
+    x, _, pad_top, pad_left, out_h, out_w = check_winograd_args(
+        x, np.zeros((3, 3, x.shape[3], grad_z.shape[1]), x.dtype), pad_top, pad_left, out_h, out_w)
+    return x, grad_z.astype(x.dtype, copy=False), pad_top, pad_left, out_h, out_w
 
 
 def transform_kernel(kernel):
@@ -150,14 +165,9 @@ def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w):
     -------
     ndarray (3, 3, C, F) in ``x``'s dtype.
     """
-    x = np.asarray(x)
-    grad_z = np.asarray(grad_z)
-    n = x.shape[0] if x.ndim == 4 else 0
-    if grad_z.ndim != 2 or grad_z.shape[0] != n * int(out_h) * int(out_w):
-        raise ValueError(f"grad_z must be ({n} * {out_h} * {out_w}, F), got {grad_z.shape}")
-    f = grad_z.shape[1]
-    x, _, pad_top, pad_left, out_h, out_w = check_winograd_args(
-        x, np.zeros((3, 3, x.shape[3], f), x.dtype), pad_top, pad_left, out_h, out_w)
+    x, grad_z, pad_top, pad_left, out_h, out_w = check_winograd_gradient_args(
+        x, grad_z, pad_top, pad_left, out_h, out_w)
+    n, f = x.shape[0], grad_z.shape[1]
     th, tw = -(-out_h // 2), -(-out_w // 2)
     v = _input_tiles(x, pad_top, pad_left, th, tw)                       # (16, tiles, C)
     # output gradient, zero beyond the cropped edges, cut into 2x2 tiles

@@ -27,6 +27,11 @@ class Conv2D(ActivatedLayer):
 
     where col2im, the adjoint of im2col, adds each window's gradient back
     into the pixels it was copied from.
+
+    3x3 stride-1 layers with at least 8 input channels and an output of at
+    least 8x8 compute the same three products by Winograd F(2x2, 3x3)
+    instead (2.25x fewer multiplications, equal up to rounding; see
+    ``kernels.set_conv_algorithm`` and docs/kernels.md).
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
