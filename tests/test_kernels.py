@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import numba
 
 from nnscratch import kernels
-from nnscratch.kernels import fast, reference
+from nnscratch.kernels import fast, reference, workspace
 
 try:
     from tests.strategies import (conv_geometry, float_arrays, normal_arrays, output_size,
@@ -779,16 +779,16 @@ def test_conv_work_buffers_are_reused_and_per_thread():
     x = rng.standard_normal((4, 6, 6, 3)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, 3, 2)).astype(np.float32)
     first = fast.conv2d_forward(x, kernel, 3, 3, 1, 1, 1, 1, 6, 6)
-    buffer = fast._scratch_space.cols
+    buffer = workspace.scratch_space.cols
     second = fast.conv2d_forward(x, kernel, 3, 3, 1, 1, 1, 1, 6, 6)
-    assert fast._scratch_space.cols is buffer
+    assert workspace.scratch_space.cols is buffer
     np.testing.assert_array_equal(first, second)
     assert not np.shares_memory(first, buffer)  # results are never views of the work space
     seen = {}
 
     def other():
         seen["z"] = fast.conv2d_forward(x, kernel, 3, 3, 1, 1, 1, 1, 6, 6)
-        seen["buffer"] = fast._scratch_space.cols
+        seen["buffer"] = workspace.scratch_space.cols
 
     thread = threading.Thread(target=other)
     thread.start()
@@ -796,4 +796,4 @@ def test_conv_work_buffers_are_reused_and_per_thread():
     assert seen["buffer"] is not buffer
     np.testing.assert_array_equal(seen["z"], first)
     _, dx = fast.conv2d_backward(x, first, kernel, 3, 3, 1, 1, 1, 1, 6, 6)
-    assert not np.shares_memory(dx, fast._scratch_space.grad_cols)
+    assert not np.shares_memory(dx, workspace.scratch_space.grad_cols)

@@ -9,6 +9,9 @@ float rounding) as its twin in ``reference.py``; read that module first to see
 * the loops run ``prange`` over the batch or over rows, and their innermost
   loop walks the contiguous channel axis (NHWC: a window row of ``kw`` pixels
   is one contiguous run of ``kw * C`` numbers, copied in one sweep);
+* the batch-norm kernels live in :mod:`nnscratch.kernels.batchnorm_fast`
+  and the reusable work buffers and the one-BLAS-thread switch in
+  :mod:`nnscratch.kernels.workspace` (for length); this module exports them;
 * the dtype is preserved: float32 in, float32 out; float64 in, float64 out.
   Sums over many rows (batch-norm statistics and gradients) accumulate in
   float64 and are then rounded to the input dtype;
@@ -18,9 +21,12 @@ float rounding) as its twin in ``reference.py``; read that module first to see
 
 Threads: the parallel loops use Numba's thread pool, whose size follows
 ``NUMBA_NUM_THREADS`` (or ``numba.set_num_threads``). This module sets no
-thread count on import. The kernels never run at the same time as a BLAS call,
-but idle threads that spin-wait do compete for the cores: that is why
-:mod:`nnscratch.kernels` asks OpenMP for ``OMP_WAIT_POLICY=PASSIVE``. Every
+thread count on import. The convolutions give each thread whole blocks of
+images and make each block's matrix products on that thread, with every BLAS
+set to one thread meanwhile (``workspace.one_blas_thread``); the other kernels
+never run at the same time as a BLAS call. Idle threads that spin-wait do
+compete for the cores: that is why ``import nnscratch`` asks OpenMP for
+``OMP_WAIT_POLICY=PASSIVE``. Every
 parallel loop ends in a barrier, so on a machine busy with other processes a
 kernel can wait a whole scheduler tick for its slowest thread; there,
 ``NUMBA_NUM_THREADS=1`` may be faster.
@@ -29,12 +35,12 @@ With ``NUMBA_DISABLE_JIT=1`` the loops run as plain (slow) Python, and
 ``prange`` becomes ``range``; results are the same.
 """
 
-import threading
-from contextlib import contextmanager
-
 import numba
 import numpy as np
 from numba import njit, prange
+
+from nnscratch.kernels.batchnorm_fast import batchnorm_backward, batchnorm_forward_train, batchnorm_inference
+from nnscratch.kernels.workspace import one_blas_thread, scratch
 
 __all__ = [
     "im2col",
@@ -51,10 +57,6 @@ __all__ = [
     "softmax_cross_entropy",
 ]
 
-# Batch-norm sums: rows are cut into chunks of about this many numbers, so a
-# chunk stays in cache between its two passes, and partial sums are combined
-# in chunk order (the result does not depend on the number of threads).
-_BN_CHUNK_ELEMENTS = 16384
 
 
 # ---------------------------------------------------------------------------
@@ -259,74 +261,6 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 
 _CONV_BLOCK_BYTES = 1 << 20
 
-# The im2col block buffers are work space, reused from call to call (and so
-# from step to step) instead of being allocated, page-faulted and freed each
-# time; one set per thread, so that threads running models side by side
-# (joblib or Dask threads) never share one.
-_scratch_space = threading.local()
-
-
-def _scratch(name, shape, dtype):
-    """A reusable work array of ``shape`` and ``dtype``: a view of a per-thread buffer that only grows.
-
-    Its content is garbage; the caller overwrites it before reading, and must
-    not return it (or a view of it) to its own caller.
-    """
-    buffers = _scratch_space.__dict__
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buffer = buffers.get(name)
-    if buffer is None or buffer.size < size:
-        buffer = buffers[name] = np.empty(max(size, 1), dtype=np.uint8)
-    return buffer[:size].view(dtype).reshape(shape)
-
-
-# ---------------------------------------------------------------------------
-# one BLAS thread per worker
-#
-# The convolutions give each Numba thread whole blocks of images, and each
-# thread makes its block's products itself. A BLAS that started threads of its
-# own from inside them would oversubscribe the cores (measured: up to 30x
-# slower), so inside those loops every BLAS runs on its caller's thread.
-# ---------------------------------------------------------------------------
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_saved = []        # [(threadpoolctl library controller, its thread count before)]
-_blas_libraries = None
-
-
-def _loaded_blas():
-    """threadpoolctl controllers of every BLAS loaded, SciPy's (which Numba's ``np.dot`` calls) included."""
-    global _blas_libraries
-    if _blas_libraries is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot loads it; load it before looking)
-        from threadpoolctl import ThreadpoolController
-        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-    return _blas_libraries
-
-
-@contextmanager
-def _one_blas_thread():
-    """Inside the block every BLAS runs on its calling thread only; restored after (thread-safe)."""
-    global _blas_users
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_saved[:] = [(lib, lib.get_num_threads()) for lib in _loaded_blas()]
-            for lib, threads in _blas_saved:
-                if threads != 1:
-                    lib.set_num_threads(1)
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                for lib, threads in _blas_saved:
-                    if threads != 1:
-                        lib.set_num_threads(threads)
-
-
 def _conv_blocks(n, bytes_per_image):
     """(images per block, workers): blocks of about _CONV_BLOCK_BYTES; at most one worker per block."""
     block = int(min(n, max(1, _CONV_BLOCK_BYTES // max(bytes_per_image, 1))))
@@ -394,9 +328,9 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
     if z.size == 0:
         return z
     block, workers = _conv_blocks(n, rows * k * x.itemsize)
-    cols = _scratch("cols", (workers, block * rows, k), x.dtype)
+    cols = scratch("cols", (workers, block * rows, k), x.dtype)
     bias, code = _bias_and_code(bias, activation, f, x.dtype)
-    with _one_blas_thread():
+    with one_blas_thread():
         _conv_forward_blocks(x, kernel_matrix, z, cols, block, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
                              bias, code)
     return z
@@ -444,10 +378,10 @@ def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h,
         return np.zeros(kernel.shape, dtype=x.dtype), dx
     block, workers = _conv_blocks(n, rows * k * x.itemsize)
     blocks = -(-n // block)
-    cols = _scratch("cols", (workers, block * rows, k), x.dtype)
-    grad_cols = _scratch("grad_cols", (workers, block * rows, k) if input_gradient else (1, 1, 1), x.dtype)
-    dkernel_parts = _scratch("dkernel_parts", (blocks, k, f), x.dtype)
-    with _one_blas_thread():
+    cols = scratch("cols", (workers, block * rows, k), x.dtype)
+    grad_cols = scratch("grad_cols", (workers, block * rows, k) if input_gradient else (1, 1, 1), x.dtype)
+    dkernel_parts = scratch("dkernel_parts", (blocks, k, f), x.dtype)
+    with one_blas_thread():
         _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_parts,
                               dx if input_gradient else np.zeros((1, 1, 1, 1), dtype=x.dtype), block,
                               kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient)
@@ -772,221 +706,6 @@ def activation_backward(grad_y, y, activation):
     if dz.size:
         kernel(g, yy, dz.reshape(-1))
     return dz
-
-
-# ---------------------------------------------------------------------------
-# batch normalisation
-# ---------------------------------------------------------------------------
-
-def _bn_chunks(m, c):
-    """``(rows per chunk, number of chunks)`` for an (m, c) array: from the shape only."""
-    rows = max(1, _BN_CHUNK_ELEMENTS // max(c, 1))
-    return rows, -(-m // rows)
-
-
-@njit(parallel=True, cache=True)
-def _bn_statistics(x, chunk_rows, part_mean, part_m2, mean, m2):
-    """Per column: the mean and the sum of squared deviations M2, in float64.
-
-    Each chunk of rows is summed twice while it is in cache (its mean, then
-    the squares of the deviations from that mean -- the sound two-pass
-    formula) into row ``k`` of the zeroed ``part_*`` arrays; the chunks are
-    then merged in order with Chan's formula into the zeroed ``mean``, ``m2``.
-    """
-    m, c = x.shape
-    nchunks = part_mean.shape[0]
-    for k in prange(nchunks):
-        r0 = k * chunk_rows
-        r1 = min(m, r0 + chunk_rows)
-        for r in range(r0, r1):
-            for q in range(c):
-                part_mean[k, q] += x[r, q]
-        inv_rows = 1.0 / (r1 - r0)
-        for q in range(c):
-            part_mean[k, q] *= inv_rows
-        for r in range(r0, r1):
-            for q in range(c):
-                d = x[r, q] - part_mean[k, q]
-                part_m2[k, q] += d * d
-    # merge chunk 0, 1, 2, ... in order (Chan, Golub & LeVeque)
-    count = 0.0
-    for k in range(nchunks):
-        rows = min(m, (k + 1) * chunk_rows) - k * chunk_rows
-        total = count + rows
-        for q in range(c):
-            delta = part_mean[k, q] - mean[q]
-            mean[q] += delta * (rows / total)
-            m2[q] += part_m2[k, q] + delta * delta * (count * rows / total)
-        count = total
-
-
-@njit(parallel=True, cache=True)
-def _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat, relu):
-    m, c = x.shape
-    for r in prange(m):
-        for q in range(c):
-            h = (x[r, q] - mean[q]) * inv_std[q]
-            xhat[r, q] = h
-            v = gamma[q] * h + beta[q]
-            if relu:  # as _bias_relu(v, 0): v + 0 turns -0.0 into 0.0, so <= here
-                v = 0 if v <= 0 else v
-            y[r, q] = v
-
-
-def _columns(x, name):
-    x = np.ascontiguousarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (M, C), got shape {x.shape}")
-    return x
-
-
-def _per_column(v, c, dtype):
-    """``v`` as a contiguous (c,) array of ``dtype`` (broadcast if needed)."""
-    v = np.ascontiguousarray(v, dtype=dtype)
-    if v.shape != (c,):
-        v = np.ascontiguousarray(np.broadcast_to(v, (c,)))
-    return v
-
-
-def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
-    """Batch normalisation of a 2-D array ``(M, C)`` over its rows, per column.
-
-    Twin of :func:`nnscratch.kernels.reference.batchnorm_forward_train`:
-    returns ``y, xhat, mean, var, inv_std`` with the biased variance. The
-    statistics come from one cache-friendly sweep per chunk of rows (two-pass
-    per chunk, float64 sums, merged with Chan's formula); a second sweep writes
-    ``xhat`` and ``y`` -- with ``relu=True``, ``y`` already through the ReLU,
-    bit-identical to ``bias_activation(y, None, "relu")`` after it, which saves
-    the ReLU's own pass. Everything is in the dtype of ``x``.
-    """
-    x = _columns(x, "x")
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float64)
-    dtype = x.dtype
-    m, c = x.shape
-    gamma = _per_column(gamma, c, dtype)
-    beta = _per_column(beta, c, dtype)
-    mean64 = np.zeros(c, dtype=np.float64)
-    m2 = np.zeros(c, dtype=np.float64)
-    if m == 0:
-        mean64[:] = np.nan
-        m2[:] = np.nan
-    elif c:
-        rows, nchunks = _bn_chunks(m, c)
-        part_mean = np.zeros((nchunks, c), dtype=np.float64)
-        part_m2 = np.zeros((nchunks, c), dtype=np.float64)
-        _bn_statistics(x, rows, part_mean, part_m2, mean64, m2)
-    var64 = m2 / max(m, 1)
-    mean = mean64.astype(dtype)
-    var = var64.astype(dtype)
-    inv_std = (1.0 / np.sqrt(var64 + float(epsilon))).astype(dtype)
-    y = np.empty_like(x)
-    xhat = np.empty_like(x)
-    if x.size:
-        _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat, bool(relu))
-    return y, xhat, mean, var, inv_std
-
-
-@njit(parallel=True, cache=True)
-def _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, chunk_rows, part_b, part_g, dbeta, dgamma):
-    """Per column: ``sum(dy)`` and ``sum(dy * xhat)`` in float64, chunk by chunk
-    into the zeroed ``part_*`` arrays, then added up in chunk order. With
-    ``relu``, ``dy`` is first masked by the recomputed ReLU mask."""
-    m, c = grad_y.shape
-    nchunks = part_b.shape[0]
-    for k in prange(nchunks):
-        r0 = k * chunk_rows
-        r1 = min(m, r0 + chunk_rows)
-        for r in range(r0, r1):
-            for q in range(c):
-                g = np.float64(grad_y[r, q])
-                if relu and not gamma[q] * xhat[r, q] + beta[q] > 0:
-                    g = g * 0.0   # as _relu_backward: NaN stays NaN
-                part_b[k, q] += g
-                part_g[k, q] += g * xhat[r, q]
-    for k in range(nchunks):
-        for q in range(c):
-            dbeta[q] += part_b[k, q]
-            dgamma[q] += part_g[k, q]
-
-
-@njit(parallel=True, cache=True)
-def _bn_input_gradient(grad_y, xhat, gamma, beta, relu, zero, scale, m, dbeta, dgamma, dx):
-    rows, c = grad_y.shape
-    for r in prange(rows):
-        for q in range(c):
-            g = grad_y[r, q]
-            if relu and not gamma[q] * xhat[r, q] + beta[q] > 0:
-                g = g * zero  # zero has g's dtype, so g stays float32 in float32
-            dx[r, q] = scale[q] * (m * g - dbeta[q] - xhat[r, q] * dgamma[q])
-
-
-def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
-    """Gradients of batch normalisation in training mode.
-
-    Twin of :func:`nnscratch.kernels.reference.batchnorm_backward`: returns
-    ``dx, dgamma, dbeta`` with ``dx = gamma * inv_std / M * (M * dy - dbeta -
-    xhat * dgamma)``. The two column sums share one sweep (float64
-    accumulation); a second sweep writes ``dx``. Everything in ``grad_y``'s dtype.
-    With ``relu=True`` both sweeps mask ``dy`` by ``gamma * xhat + beta > 0``
-    on the fly (the ReLU's backward, bit-identical, without its own pass).
-    """
-    grad_y = _columns(grad_y, "grad_y")
-    if not np.issubdtype(grad_y.dtype, np.floating):
-        grad_y = grad_y.astype(np.float64)
-    dtype = grad_y.dtype
-    xhat = np.ascontiguousarray(xhat, dtype=dtype)
-    if xhat.shape != grad_y.shape:
-        raise ValueError(f"xhat shape {xhat.shape} differs from grad_y shape {grad_y.shape}")
-    if relu and beta is None:
-        raise ValueError("batchnorm_backward with relu=True needs beta to recompute the ReLU's mask")
-    m, c = grad_y.shape
-    gamma = _per_column(gamma, c, dtype)
-    inv_std = _per_column(inv_std, c, dtype)
-    beta = _per_column(0.0 if beta is None else beta, c, dtype)
-    relu = bool(relu)
-    dbeta64 = np.zeros(c, dtype=np.float64)
-    dgamma64 = np.zeros(c, dtype=np.float64)
-    if grad_y.size:
-        rows, nchunks = _bn_chunks(m, c)
-        part_b = np.zeros((nchunks, c), dtype=np.float64)
-        part_g = np.zeros((nchunks, c), dtype=np.float64)
-        _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, rows, part_b, part_g, dbeta64, dgamma64)
-    dbeta = dbeta64.astype(dtype)
-    dgamma = dgamma64.astype(dtype)
-    scale = (gamma * inv_std / max(m, 1)).astype(dtype)
-    dx = np.empty_like(grad_y)
-    if grad_y.size:
-        _bn_input_gradient(grad_y, xhat, gamma, beta, relu, dtype.type(0), scale, dtype.type(m), dbeta, dgamma, dx)
-    return dx, dgamma, dbeta
-
-
-@njit(parallel=True, cache=True)
-def _scale_shift(x, scale, shift, relu, y):
-    m, c = x.shape
-    for r in prange(m):
-        for q in range(c):
-            v = x[r, q] * scale[q] + shift[q]
-            if relu:  # as _bias_relu(v, 0)
-                v = 0 if v <= 0 else v
-            y[r, q] = v
-
-
-def batchnorm_inference(x, scale, shift, relu=False):
-    """Batch normalisation with fixed statistics, ``y = x * scale + shift``, in one sweep.
-
-    Twin of :func:`nnscratch.kernels.reference.batchnorm_inference`, with the
-    same rounding (a product, then a sum); with ``relu=True`` the ReLU is
-    applied in the same sweep. Returns a new array in ``x``'s dtype.
-    """
-    x = _columns(x, "x")
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float64)
-    c = x.shape[1]
-    y = np.empty_like(x)
-    if x.size:
-        _scale_shift(x, _per_column(scale, c, x.dtype), _per_column(shift, c, x.dtype), bool(relu), y)
-    return y
 
 
 # ---------------------------------------------------------------------------

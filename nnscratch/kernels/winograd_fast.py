@@ -20,7 +20,7 @@ Why threads take whole blocks: with one parallel loop per step and two-thread
 BLAS products, a block meant five thread wake-ups and barriers, and 16 small
 products that two BLAS threads share badly. Whole blocks need one parallel
 region per call; the products then run on one BLAS thread each
-(``fast._one_blas_thread``), as many side by side as Numba has threads.
+(``workspace.one_blas_thread``), as many side by side as Numba has threads.
 
 Two rules keep the transforms vectorised (docs/kernels.md): the parallel body
 indexes the work arrays with a worker number instead of taking views of them
@@ -38,8 +38,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from nnscratch.kernels.fast import (_ACTIVATION_CODES, _bias_activation_rows, _bias_and_code, _one_blas_thread,
-                                    _scratch)
+from nnscratch.kernels.fast import _ACTIVATION_CODES, _bias_activation_rows, _bias_and_code
+from nnscratch.kernels.workspace import one_blas_thread, scratch
 from nnscratch.kernels.winograd_reference import (check_winograd_args, check_winograd_gradient_args,
                                                   kernel_from_transformed_gradient, transform_kernel,
                                                   winograd_applies)
@@ -178,10 +178,10 @@ def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=Non
     per_image = 16 * th * tw * max(c, f) * x.itemsize
     block = int(min(n, max(1, _WINOGRAD_BLOCK_BYTES // per_image)))
     workers = int(min(numba.get_num_threads(), -(-n // block)))
-    v = _scratch("winograd_v", (workers, 16, block * th * tw, c), x.dtype)
-    m = _scratch("winograd_m", (workers, 16, block * th * tw, f), x.dtype)
-    padded = _scratch("winograd_padded", (workers, block, 2 * th + 2, 2 * tw + 2, c), x.dtype)
-    with _one_blas_thread():
+    v = scratch("winograd_v", (workers, 16, block * th * tw, c), x.dtype)
+    m = scratch("winograd_m", (workers, 16, block * th * tw, f), x.dtype)
+    padded = scratch("winograd_padded", (workers, block, 2 * th + 2, 2 * tw + 2, c), x.dtype)
+    with one_blas_thread():
         _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code)
     return z
 
@@ -265,11 +265,11 @@ def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w):
     block = int(min(n, max(1, _WINOGRAD_BLOCK_BYTES // per_image)))
     blocks = -(-n // block)
     workers = int(min(numba.get_num_threads(), blocks))
-    v = _scratch("winograd_v", (workers, 16, block * th * tw, c), x.dtype)
-    dm = _scratch("winograd_m", (workers, 16, block * th * tw, f), x.dtype)
-    padded = _scratch("winograd_padded", (workers, block, 2 * th + 2, 2 * tw + 2, c), x.dtype)
-    du_parts = _scratch("winograd_du", (blocks, 16, c, f), x.dtype)
-    with _one_blas_thread():
+    v = scratch("winograd_v", (workers, 16, block * th * tw, c), x.dtype)
+    dm = scratch("winograd_m", (workers, 16, block * th * tw, f), x.dtype)
+    padded = scratch("winograd_padded", (workers, block, 2 * th + 2, 2 * tw + 2, c), x.dtype)
+    du_parts = scratch("winograd_du", (blocks, 16, c, f), x.dtype)
+    with one_blas_thread():
         _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, block, pad_top, pad_left, th, tw,
                                   out_h, out_w)
     du = du_parts[0].copy()

@@ -1,0 +1,79 @@
+"""Work space of the fast kernels: reusable scratch buffers, and one BLAS thread per worker.
+
+Infrastructure shared by :mod:`nnscratch.kernels.fast` and
+:mod:`nnscratch.kernels.winograd_fast`; no kernel lives here.
+"""
+
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+__all__ = ["scratch", "scratch_space", "one_blas_thread"]
+
+# The convolutions' block buffers are work space, reused from call to call (and so
+# from step to step) instead of being allocated, page-faulted and freed each
+# time; one set per thread, so that threads running models side by side
+# (joblib or Dask threads) never share one.
+scratch_space = threading.local()
+
+
+def scratch(name, shape, dtype):
+    """A reusable work array of ``shape`` and ``dtype``: a view of a per-thread buffer that only grows.
+
+    Its content is garbage; the caller overwrites it before reading, and must
+    not return it (or a view of it) to its own caller.
+    """
+    buffers = scratch_space.__dict__
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = buffers.get(name)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[name] = np.empty(max(size, 1), dtype=np.uint8)
+    return buffer[:size].view(dtype).reshape(shape)
+
+
+# ---------------------------------------------------------------------------
+# one BLAS thread per worker
+#
+# The convolutions give each Numba thread whole blocks of images, and each
+# thread makes its block's products itself (docs/kernels.md, section 3). A BLAS that started threads of its
+# own from inside them would oversubscribe the cores (measured: up to 30x
+# slower), so inside those loops every BLAS runs on its caller's thread.
+# ---------------------------------------------------------------------------
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = []        # [(threadpoolctl library controller, its thread count before)]
+_blas_libraries = None
+
+
+def _loaded_blas():
+    """threadpoolctl controllers of every BLAS loaded, SciPy's (which Numba's ``np.dot`` calls) included."""
+    global _blas_libraries
+    if _blas_libraries is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot loads it; load it before looking)
+        from threadpoolctl import ThreadpoolController
+        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas_libraries
+
+
+@contextmanager
+def one_blas_thread():
+    """Inside the block every BLAS runs on its calling thread only; restored after (thread-safe)."""
+    global _blas_users
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved[:] = [(lib, lib.get_num_threads()) for lib in _loaded_blas()]
+            for lib, threads in _blas_saved:
+                if threads != 1:
+                    lib.set_num_threads(1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for lib, threads in _blas_saved:
+                    if threads != 1:
+                        lib.set_num_threads(threads)
