@@ -66,7 +66,7 @@ def one_blas_thread():
             _blas_saved[:] = [(lib, lib.get_num_threads()) for lib in _loaded_blas()]
             for lib, threads in _blas_saved:
                 if threads != 1:
-                    lib.set_num_threads(1)
+                    _set_threads(lib, 1)
         _blas_users += 1
     try:
         yield
@@ -76,4 +76,17 @@ def one_blas_thread():
             if _blas_users == 0:
                 for lib, threads in _blas_saved:
                     if threads != 1:
-                        lib.set_num_threads(threads)
+                        _set_threads(lib, threads)
+
+
+def _set_threads(lib, threads):
+    """Set a BLAS's thread count from whichever Python thread calls.
+
+    threadpoolctl's OpenBLAS controller lets only one "controlling" Python thread
+    change the count and silently ignores the others (so that threads do not
+    fight over a process-wide pool). Here the lock and the count of users above
+    already keep threads from fighting, and a model trained in a worker thread
+    (joblib, Dask) must get one BLAS thread too, so the call goes to the
+    library directly when threadpoolctl offers it.
+    """
+    getattr(lib, "_real_set_num_threads", lib.set_num_threads)(threads)
