@@ -51,6 +51,8 @@ __all__ = [
     "maxpool2d_backward",
     "bias_activation",
     "activation_backward",
+    "bias_gradient",
+    "dropout_forward",
     "batchnorm_forward_train",
     "batchnorm_backward",
     "batchnorm_inference",
@@ -395,44 +397,39 @@ def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h,
 # max pooling
 # ---------------------------------------------------------------------------
 
-@njit(cache=True)
-def _max_into(best, where, src, s, n, idx):
-    """Fold the run ``src[s:s+n]`` (cell ``idx`` of n windows) into the running max."""
-    v_run = src[s:s + n]
-    for q in range(n):
-        v = v_run[q]
-        b = best[q]
-        # strictly greater: the first maximum wins ties;
-        # like np.argmax, the first NaN wins over numbers
-        take = v > b or (v != v and b == b)
-        best[q] = v if take else b
-        where[q] = idx if take else where[q]
-
-
 @njit(parallel=True, cache=True)
 def _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """One output row per task; for each window cell, one sweep over the channels.
+
+    The arrays are indexed whole, never sliced into views, inside the parallel
+    loop (docs/kernels.md, rule 9): that keeps the channel sweep vectorised.
+    """
     n, h, w, c = x.shape
-    xf = x.reshape(x.size)
-    yf = y.reshape(y.size)
-    af = argmax.reshape(argmax.size)
     for t in prange(n * out_h):
         b = t // out_h
         oy = t - b * out_h
         for ox in range(out_w):
-            o = (t * out_w + ox) * c
-            best = yf[o:o + c]
-            where = af[o:o + c]
             # start as if the window held only padding: -inf, index 0
-            best[:] = -np.inf
-            where[:] = 0
+            for q in range(c):
+                y[b, oy, ox, q] = -np.inf
+                argmax[b, oy, ox, q] = 0
             for i in range(kh):
                 r = oy * sh - pad_top + i
                 if r < 0 or r >= h:
                     continue
                 for j in range(kw):
                     col = ox * sw - pad_left + j
-                    if 0 <= col < w:
-                        _max_into(best, where, xf, ((b * h + r) * w + col) * c, c, i * kw + j)
+                    if col < 0 or col >= w:
+                        continue
+                    cell = i * kw + j
+                    for q in range(c):
+                        v = x[b, r, col, q]
+                        best = y[b, oy, ox, q]
+                        # strictly greater: the first maximum wins ties;
+                        # like np.argmax, the first NaN wins over numbers
+                        take = v > best or (v != v and best == best)
+                        y[b, oy, ox, q] = v if take else best
+                        argmax[b, oy, ox, q] = cell if take else argmax[b, oy, ox, q]
 
 
 def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
@@ -486,37 +483,27 @@ def _maxpool_backward_kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_le
 def _maxpool_backward_disjoint(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left):
     """Windows that do not overlap (strides >= pool size, the usual 2x2 / 2): each input
     cell has at most one window, so every cell of a window is *written* in one vector
-    sweep over the channels (``0 + g`` where it won, 0 elsewhere) instead of scattered."""
+    sweep over the channels (``0 + g`` where it won, 0 elsewhere) instead of scattered.
+    Whole-array indexing, no views, as in the forward kernel."""
     n, h, w, c = dx.shape
     out_h = grad_y.shape[1]
     out_w = grad_y.shape[2]
-    gf = grad_y.reshape(grad_y.size)
-    af = argmax.reshape(argmax.size)
-    df = dx.reshape(dx.size)
     zero = dx.dtype.type(0)
     for t in prange(n * out_h):
         b = t // out_h
         oy = t - b * out_h
         for ox in range(out_w):
-            o = (t * out_w + ox) * c
-            g_run = gf[o:o + c]
-            a_run = af[o:o + c]
             for i in range(kh):
                 r = oy * sh - pad_top + i
                 if r < 0 or r >= h:
                     continue
                 for j in range(kw):
                     col = ox * sw - pad_left + j
-                    if 0 <= col < w:
-                        _select_run(df, ((b * h + r) * w + col) * c, g_run, a_run, i * kw + j, zero)
-
-
-@njit(cache=True)
-def _select_run(dst, d, g_run, a_run, idx, zero):
-    """``dst[d:d+n] = 0 + g`` where the window's winner is cell ``idx``, else 0 (as ``+=`` into zeros)."""
-    out = dst[d:d + g_run.size]
-    for q in range(g_run.size):
-        out[q] = zero + g_run[q] if a_run[q] == idx else zero
+                    if col < 0 or col >= w:
+                        continue
+                    cell = i * kw + j
+                    for q in range(c):   # as += into zeros: 0 + g where the cell won
+                        dx[b, r, col, q] = zero + grad_y[b, oy, ox, q] if argmax[b, oy, ox, q] == cell else zero
 
 
 def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left):
@@ -706,6 +693,79 @@ def activation_backward(grad_y, y, activation):
     if dz.size:
         kernel(g, yy, dz.reshape(-1))
     return dz
+
+
+# ---------------------------------------------------------------------------
+# bias gradient (column sums) and the dropout step
+# ---------------------------------------------------------------------------
+
+_SUM_COLUMNS = 16   # columns per chunk: one 64-byte line of float32
+
+
+@njit(parallel=True, cache=True)
+def _column_sums(z, out, width):
+    """``out[q] = z[0, q] + z[1, q] + ...``, rows added in order; chunks of columns shared among threads."""
+    m, c = z.shape
+    for k in prange((c + width - 1) // width):
+        lo = k * width
+        hi = min(lo + width, c)
+        for q in range(lo, hi):
+            out[q] = 0                # start from +0, as NumPy does (so -0 + -0 gives +0)
+        for r in range(m):
+            for q in range(lo, hi):
+                out[q] += z[r, q]
+
+
+def bias_gradient(grad_z):
+    """Gradient of a bias added along the last axis: the column sums of ``grad_z``.
+
+    Twin of :func:`nnscratch.kernels.reference.bias_gradient`, bit for bit:
+    each column is summed row after row, in row order, as NumPy does, and
+    the threads share the columns (chunks of 16), never the rows, so the
+    result does not depend on their number. NumPy sums a single column
+    pairwise instead, so C == 1 is left to NumPy.
+    """
+    grad_z = np.asarray(grad_z)
+    if grad_z.ndim == 0:
+        raise ValueError("grad_z must have at least one axis")
+    z = np.ascontiguousarray(grad_z).reshape(-1, grad_z.shape[-1])
+    if z.shape[1] == 1 or z.shape[0] == 0 or not np.issubdtype(z.dtype, np.floating):
+        return z.sum(axis=0)
+    out = np.empty(z.shape[1], dtype=z.dtype)
+    _column_sums(z, out, _SUM_COLUMNS)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _dropout_kernel(x, uniform, rate, keep_scale, y, mask):
+    zero = keep_scale - keep_scale   # 0 in the dtype of the scale
+    for k in prange(x.size):
+        s = keep_scale if uniform[k] >= rate else zero
+        mask[k] = s
+        y[k] = x[k] * s
+
+
+def dropout_forward(x, uniform, rate):
+    """Inverted dropout from uniform draws, one pass. Twin of :func:`reference.dropout_forward`, bit for bit.
+
+    ``mask = [u >= rate] / (1 - rate)``: the quotient is ``1 / (1 - rate)`` or
+    ``0 / (1 - rate) = 0``, computed once in ``x``'s dtype; ``rate`` is compared
+    in the draws' dtype, as NumPy compares an array with a Python float.
+    """
+    x, uniform = np.asarray(x), np.asarray(uniform)
+    if uniform.shape != x.shape:
+        raise ValueError(f"uniform draws of shape {uniform.shape} do not match x of shape {x.shape}")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+    if not np.issubdtype(x.dtype, np.floating) or not np.issubdtype(uniform.dtype, np.floating):
+        raise TypeError(f"dropout_forward needs floating-point arrays, got {x.dtype} and {uniform.dtype}")
+    keep_scale = x.dtype.type(1) / x.dtype.type(1.0 - rate)
+    y = np.empty(x.shape, dtype=x.dtype)
+    mask = np.empty(x.shape, dtype=x.dtype)
+    if x.size:
+        _dropout_kernel(np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(uniform).reshape(-1),
+                        uniform.dtype.type(rate), keep_scale, y.reshape(-1), mask.reshape(-1))
+    return y, mask
 
 
 # ---------------------------------------------------------------------------

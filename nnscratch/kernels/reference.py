@@ -26,6 +26,8 @@ __all__ = [
     "maxpool2d_backward",
     "bias_activation",
     "activation_backward",
+    "bias_gradient",
+    "dropout_forward",
     "batchnorm_forward_train",
     "batchnorm_backward",
     "batchnorm_inference",
@@ -212,6 +214,35 @@ def activation_backward(grad_y, y, activation):
     if activation == "linear":
         return grad_y
     raise ValueError(f"unknown elementwise activation {activation!r}")
+
+
+def bias_gradient(grad_z):
+    """Gradient of a bias added along the last axis: ``db[c] = sum of grad_z[..., c]``.
+
+    ``grad_z`` (..., C) -> ``db`` (C,), in ``grad_z``'s dtype. NumPy adds the
+    rows one after the other when C > 1 (the fast twin adds them in the same
+    order, so the two agree bit for bit).
+    """
+    grad_z = np.asarray(grad_z)
+    if grad_z.ndim == 0:
+        raise ValueError("grad_z must have at least one axis")
+    return grad_z.reshape(-1, grad_z.shape[-1]).sum(axis=0)
+
+
+def dropout_forward(x, uniform, rate):
+    """Inverted dropout from uniform draws: keep where ``u >= rate``, scale by ``1/(1-rate)``.
+
+    ``mask = [u >= rate] / (1 - rate)`` (in ``x``'s dtype) and ``y = x * mask``;
+    ``uniform`` has ``x``'s shape, values in [0, 1). Returns ``y`` and ``mask``
+    (the backward pass is ``dx = dy * mask``).
+    """
+    x, uniform = np.asarray(x), np.asarray(uniform)
+    if uniform.shape != x.shape:
+        raise ValueError(f"uniform draws of shape {uniform.shape} do not match x of shape {x.shape}")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+    mask = (uniform >= rate).astype(x.dtype) / x.dtype.type(1.0 - rate)
+    return x * mask, mask
 
 
 def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):

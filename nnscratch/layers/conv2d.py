@@ -95,7 +95,7 @@ class Conv2D(ActivatedLayer):
     def backward_from_preactivation(self, grad_z):
         grad_z = grad_z.reshape(-1, self.filters)
         if self.use_bias:
-            np.sum(grad_z, axis=0, out=self.bias.grad)
+            self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
         if not self._winograd():
             self.kernel.grad[...], grad_x = kernels.backend().conv2d_backward(
                 self._x, grad_z, self.kernel.value, *self._geometry(), input_gradient=not self.skip_input_gradient)

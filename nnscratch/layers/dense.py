@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import initializers, rng
+from nnscratch import initializers, kernels, rng
 from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.base import format_shape
 
@@ -67,7 +67,7 @@ class Dense(ActivatedLayer):
     def backward_from_preactivation(self, grad_z):
         np.matmul(self._x.T, grad_z, out=self.kernel.grad)
         if self.use_bias:
-            np.sum(grad_z, axis=0, out=self.bias.grad)
+            self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
         return None if self.skip_input_gradient else grad_z @ self.kernel.value.T
 
     def get_config(self):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import rng
+from nnscratch import kernels, rng
 from nnscratch.layers.base import Layer
 
 __all__ = ["Dropout"]
@@ -41,9 +41,9 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             self._scaled_mask = None
             return x
-        keep = self.generator.random(x.shape, dtype=np.float32) >= self.rate
-        self._scaled_mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.rate)
-        return x * self._scaled_mask
+        uniform = self.generator.random(x.shape, dtype=np.float32)
+        y, self._scaled_mask = kernels.backend().dropout_forward(x, uniform, self.rate)  # keep where u >= rate
+        return y
 
     def backward(self, grad_output):
         if self._scaled_mask is None:
