@@ -72,6 +72,13 @@ def cases(dtype, rng):
         yield f"  (copy of z, included above)", lambda k, z=z: z.copy()
         y = np.maximum(z, 0)
         yield f"activation_backward relu {z.shape}", lambda k, g=z, y=y: k.activation_backward(g, y, "relu")
+        yield f"bias_gradient {z.shape}", lambda k, g=z: k.bias_gradient(g)
+        yield f"  (np.sum(dz, axis=0), what Conv2D called before)", lambda k, g=z: np.sum(g, axis=0)
+    x = rng.standard_normal((BATCH, 14, 14, 32)).astype(dtype)   # the deep CNN's first Dropout(0.25)
+    u = rng.random(x.shape, dtype=np.float32)
+    yield f"dropout_forward {x.shape}", lambda k, x=x, u=u: k.dropout_forward(x, u, 0.25)
+    yield "  (the uniform draws, Generator.random float32)", lambda k, g=np.random.default_rng(0), s=x.shape: g.random(
+        s, dtype=np.float32)
     for h, w, c in CONV_LAYERS[:2]:
         x = rng.standard_normal((BATCH, h, w, c)).astype(dtype)
         geo = (2, 2, 2, 2, 0, 0, h // 2, w // 2)
@@ -184,6 +191,8 @@ g = np.ones(3, np.float32)
 out = k.batchnorm_forward_train(z, g, g, 1e-3)
 k.batchnorm_backward(z, out[1], g, out[4])
 k.softmax_cross_entropy(z, z)
+k.bias_gradient(z)
+k.dropout_forward(z, z, 0.5)
 t2 = time.perf_counter()
 print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
 """
