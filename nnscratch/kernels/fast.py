@@ -274,15 +274,15 @@ def _conv_blocks(n, bytes_per_image):
 # indices, so that the parallel loops take no views (docs/kernels.md, rule 9).
 
 @njit(cache=True)
-def _block_forward_product(cols, w, m, kernel_matrix, z, r0):
-    """``z[r0:r0 + m] = cols[w, :m] @ K``."""
-    np.dot(cols[w, :m], kernel_matrix, z[r0:r0 + m])
+def _block_forward_product(cols, w, c0, m, kernel_matrix, z, r0):
+    """``z[r0:r0 + m] = cols[w, c0:c0 + m] @ K``."""
+    np.dot(cols[w, c0:c0 + m], kernel_matrix, z[r0:r0 + m])
 
 
 @njit(cache=True)
-def _block_kernel_gradient(cols, w, m, grad_z, r0, dkernel_parts, blk):
-    """``dkernel_parts[blk] = cols[w, :m]^T @ dz[r0:r0 + m]``."""
-    np.dot(cols[w, :m].T, grad_z[r0:r0 + m], dkernel_parts[blk])
+def _block_kernel_gradient(cols, w, c0, m, grad_z, r0, dkernel_parts, blk):
+    """``dkernel_parts[blk] = cols[w, c0:c0 + m]^T @ dz[r0:r0 + m]``."""
+    np.dot(cols[w, c0:c0 + m].T, grad_z[r0:r0 + m], dkernel_parts[blk])
 
 
 @njit(cache=True)
@@ -292,30 +292,41 @@ def _block_unfolded_gradient(grad_z, r0, m, kernel_matrix_t, grad_cols, w):
 
 
 @njit(parallel=True, cache=True)
-def _conv_forward_blocks(x, kernel_matrix, z, cols, block, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
-                         bias, activation):
-    """Worker ``w`` takes blocks ``w, w + workers, ...``: im2col, product, bias and activation."""
+def _conv_forward_blocks(x, kernel_matrix, z, cols, block, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
+                         out_h, out_w, bias, activation):
+    """Worker ``w`` takes blocks ``w, w + workers, ...``: im2col, product, bias and activation.
+
+    ``kept``: ``cols`` is the whole (1, N * rows, K) im2col matrix, kept for the
+    backward pass, and each block is unfolded into its own rows of it; else
+    ``cols`` holds one reused block buffer per worker.
+    """
     n = x.shape[0]
-    workers = cols.shape[0]
     blocks = (n + block - 1) // block
     rows = out_h * out_w
     for w in prange(workers):
+        cw = w - w if kept else w    # (not 0: keeps the prange index type)
         for blk in range(w, blocks, workers):
             start = blk * block
             stop = min(start + block, n)
+            c0 = start * rows if kept else 0
             for b in range(start, stop):
-                _im2col_image(x, b, cols, w, (b - start) * rows, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
-            _block_forward_product(cols, w, (stop - start) * rows, kernel_matrix, z, start * rows)
+                _im2col_image(x, b, cols, cw, c0 + (b - start) * rows, kh, kw, sh, sw, pad_top, pad_left,
+                              out_h, out_w)
+            _block_forward_product(cols, cw, c0, (stop - start) * rows, kernel_matrix, z, start * rows)
             _bias_activation_rows(z, start * rows, stop * rows, bias, activation)
 
 
 def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, bias=None,
-                   activation="linear"):
+                   activation="linear", cols_out=None):
     """``y = f(im2col(x) @ K + b)``, a block of images per thread. Twin of :func:`reference.conv2d_forward`.
 
     The bias and the activation are applied to each block's rows right after
     its product, while they are still in cache (the same arithmetic as one
     ``bias_activation`` over the whole output, without another pass over it).
+    With ``cols_out`` (an (N * out_h * out_w, kh * kw * C) array) the blocks are
+    unfolded into it rather than into reused buffers, so that the caller keeps
+    ``im2col(x)`` for ``conv2d_backward(..., cols=...)``; the products see the
+    same numbers in the same blocks, so ``z`` is the same bit for bit.
     """
     if activation not in _BIAS_ACTIVATIONS:
         raise ValueError(f"unknown elementwise activation {activation!r}")
@@ -327,33 +338,51 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
     kernel_matrix = np.ascontiguousarray(kernel.reshape(-1, f), dtype=x.dtype)
     rows, k = out_h * out_w, kh * kw * c
     z = np.empty((n * rows, f), dtype=x.dtype)
+    kept = cols_out is not None
+    if kept:
+        _check_cols(cols_out, n * rows, k, x.dtype, "cols_out")
     if z.size == 0:
         return z
     block, workers = _conv_blocks(n, rows * k * x.itemsize)
-    cols = scratch("cols", (workers, block * rows, k), x.dtype)
+    cols = cols_out.reshape(1, n * rows, k) if kept else scratch("cols", (workers, block * rows, k), x.dtype)
     bias, code = _bias_and_code(bias, activation, f, x.dtype)
     with one_blas_thread():
-        _conv_forward_blocks(x, kernel_matrix, z, cols, block, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
-                             bias, code)
+        _conv_forward_blocks(x, kernel_matrix, z, cols, block, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
+                             out_h, out_w, bias, code)
     return z
 
 
+def _check_cols(cols, m, k, dtype, name):
+    """``cols`` must be a C-contiguous (m, k) array of ``dtype`` (it is written or read in place)."""
+    if not isinstance(cols, np.ndarray) or cols.shape != (m, k) or cols.dtype != dtype \
+            or not cols.flags.c_contiguous:
+        got = f"{cols.dtype} {cols.shape}" if isinstance(cols, np.ndarray) else type(cols).__name__
+        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {(m, k)}, got {got}")
+
+
 @njit(parallel=True, cache=True)
-def _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_parts, dx, block,
+def _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_parts, dx, block, workers, kept,
                           kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient):
-    """Worker ``w`` takes blocks ``w, w + workers, ...``: the block's dK, and its dx if asked."""
+    """Worker ``w`` takes blocks ``w, w + workers, ...``: the block's dK, and its dx if asked.
+
+    ``kept``: ``cols`` is the whole im2col matrix the forward pass kept, read
+    block by block; else each block is unfolded again into the worker's buffer.
+    """
     n = x.shape[0]
-    workers = cols.shape[0]
     blocks = (n + block - 1) // block
     rows = out_h * out_w
     for w in prange(workers):
+        cw = w - w if kept else w    # (not 0: keeps the prange index type)
         for blk in range(w, blocks, workers):
             start = blk * block
             stop = min(start + block, n)
             m = (stop - start) * rows
-            for b in range(start, stop):
-                _im2col_image(x, b, cols, w, (b - start) * rows, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
-            _block_kernel_gradient(cols, w, m, grad_z, start * rows, dkernel_parts, blk)
+            c0 = start * rows if kept else 0
+            if not kept:
+                for b in range(start, stop):
+                    _im2col_image(x, b, cols, w, (b - start) * rows, kh, kw, sh, sw, pad_top, pad_left,
+                                  out_h, out_w)
+            _block_kernel_gradient(cols, cw, c0, m, grad_z, start * rows, dkernel_parts, blk)
             if input_gradient:
                 _block_unfolded_gradient(grad_z, start * rows, m, kernel_matrix_t, grad_cols, w)
                 for b in range(start, stop):
@@ -361,11 +390,14 @@ def _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_p
                                   out_h, out_w)
 
 
-def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient=True):
+def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient=True,
+                    cols=None):
     """``dK = im2col(x)^T dz``, ``dx = col2im(dz K^T)``, a block per thread. Twin of :func:`reference.conv2d_backward`.
 
     Each block's ``dK`` goes to a slot of its own; the slots are summed in
     block order afterwards, so the sum does not depend on the threads.
+    ``cols``: ``im2col(x)`` as kept by ``conv2d_forward(..., cols_out=...)``;
+    then no block is unfolded again (same blocks, same bits).
     """
     x = _image(x)
     kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
@@ -378,14 +410,17 @@ def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h,
     dx = np.zeros(x.shape, dtype=x.dtype) if input_gradient else None
     if n == 0 or rows == 0:
         return np.zeros(kernel.shape, dtype=x.dtype), dx
+    kept = cols is not None
+    if kept:
+        _check_cols(cols, n * rows, k, x.dtype, "cols")
     block, workers = _conv_blocks(n, rows * k * x.itemsize)
     blocks = -(-n // block)
-    cols = scratch("cols", (workers, block * rows, k), x.dtype)
+    cols = cols.reshape(1, n * rows, k) if kept else scratch("cols", (workers, block * rows, k), x.dtype)
     grad_cols = scratch("grad_cols", (workers, block * rows, k) if input_gradient else (1, 1, 1), x.dtype)
     dkernel_parts = scratch("dkernel_parts", (blocks, k, f), x.dtype)
     with one_blas_thread():
         _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_parts,
-                              dx if input_gradient else np.zeros((1, 1, 1, 1), dtype=x.dtype), block,
+                              dx if input_gradient else np.zeros((1, 1, 1, 1), dtype=x.dtype), block, workers, kept,
                               kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient)
     dkernel = dkernel_parts[0].copy()
     for part in dkernel_parts[1:]:

@@ -8,6 +8,11 @@ from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, plac
 
 __all__ = ["Conv2D"]
 
+# An im2col matrix up to this size is kept from the forward pass for the kernel
+# gradient (for a one-channel first layer it is small, 1.8 MB at batch 64, but slow
+# to build: a copy of 9 numbers per row); larger ones are rebuilt block by block.
+KEEP_COLS_BYTES = 4 << 20
+
 
 class Conv2D(ActivatedLayer):
     r"""2-D convolution (cross-correlation, as Keras): ``y = f(conv(x, K) + b)``.
@@ -68,6 +73,7 @@ class Conv2D(ActivatedLayer):
     def forward(self, x, training=False):
         self.check_input(x)
         self._x = x if training else None
+        self._cols = self._new_cols(x) if training else None
         bias = self.bias.value if self.use_bias else None
         if self.activation == "softmax":  # needs whole rows: after the product
             z = self._convolve(x)  # (N*H'*W', filters)
@@ -81,13 +87,20 @@ class Conv2D(ActivatedLayer):
         return (kernels.get_conv_algorithm() == "winograd"
                 and kernels.winograd_backend().winograd_applies(self.kernel.value.shape, self.strides, self._out_hw))
 
+    def _new_cols(self, x):
+        """An empty im2col matrix to keep for backward, or None where it is rebuilt (see ``KEEP_COLS_BYTES``)."""
+        if self._winograd():
+            return None
+        shape = (x.shape[0] * self._out_hw[0] * self._out_hw[1], int(np.prod(self.kernel.value.shape[:3])))
+        return np.empty(shape, dtype=x.dtype) if shape[0] * shape[1] * x.itemsize <= KEEP_COLS_BYTES else None
+
     def _convolve(self, x, bias=None, activation="linear"):
         """``f(conv(x, K) + b)`` as (N*H'*W', filters), by im2col + GEMM or by Winograd."""
         if self._winograd():
             return kernels.winograd_backend().winograd_conv2d_forward(
                 x, self.kernel.value, self._pad_top, self._pad_left, *self._out_hw, bias=bias, activation=activation)
         return kernels.backend().conv2d_forward(x, self.kernel.value, *self._geometry(), bias=bias,
-                                                activation=activation)
+                                                activation=activation, cols_out=self._cols)
 
     def backward(self, grad_output):
         return super().backward(grad_output.reshape(-1, self.filters))
@@ -98,7 +111,8 @@ class Conv2D(ActivatedLayer):
             self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
         if not self._winograd():
             self.kernel.grad[...], grad_x = kernels.backend().conv2d_backward(
-                self._x, grad_z, self.kernel.value, *self._geometry(), input_gradient=not self.skip_input_gradient)
+                self._x, grad_z, self.kernel.value, *self._geometry(), input_gradient=not self.skip_input_gradient,
+                cols=self._cols)
             return grad_x
         winograd = kernels.winograd_backend()
         self.kernel.grad[...] = winograd.winograd_conv2d_kernel_gradient(
