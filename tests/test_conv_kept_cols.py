@@ -6,8 +6,6 @@ The products see the same numbers in the same blocks, so every result is the
 same bit for bit as without the matrix; these tests hold both twins to that.
 """
 
-import contextlib
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -19,22 +17,14 @@ from nnscratch.kernels import fast, reference
 from nnscratch.layers import Conv2D
 
 try:
+    from tests.kernel_helpers import conv_algorithm, conv_blocks_of
     from tests.strategies import conv_geometry, rng_seeds
 except ImportError:  # tests/ itself is on sys.path
+    from kernel_helpers import conv_algorithm, conv_blocks_of
     from strategies import conv_geometry, rng_seeds
 
 TWINS = [reference, fast]
 TWIN_IDS = ["numpy", "numba"]
-
-
-@contextlib.contextmanager
-def conv_blocks_of(block_bytes):
-    """Run the fast twin with blocks of about ``block_bytes`` (64: one image per block)."""
-    saved, fast._CONV_BLOCK_BYTES = fast._CONV_BLOCK_BYTES, block_bytes
-    try:
-        yield
-    finally:
-        fast._CONV_BLOCK_BYTES = saved
 
 
 @pytest.mark.parametrize("block_bytes", [64, 4 << 20], ids=["one-image-blocks", "default-blocks"])
@@ -119,12 +109,9 @@ def test_large_layers_and_inference_keep_nothing():
     layer = Conv2D(8, 3, padding="same")
     layer.build((28, 28, 32))                     # 28*28*288 floats per image: rebuilt block by block
     x = np.zeros((64, 28, 28, 32), np.float32)
-    nnscratch.kernels.set_conv_algorithm("im2col")
-    try:
+    with conv_algorithm("im2col"):
         layer.forward(x, training=True)
-        assert layer._cols is None
-    finally:
-        nnscratch.kernels.set_conv_algorithm("winograd")
+    assert layer._cols is None
     small = Conv2D(4, 3)
     small.build((8, 8, 1))
     small.forward(np.zeros((4, 8, 8, 1), np.float32), training=True)

@@ -12,7 +12,6 @@
 Runs with and without ``NUMBA_DISABLE_JIT=1``.
 """
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -28,9 +27,11 @@ from nnscratch import kernels
 from nnscratch.kernels import fast, reference, workspace
 
 try:
+    from tests.kernel_helpers import conv_blocks_of
     from tests.strategies import (conv_geometry, float_arrays, normal_arrays, output_size,
                                   rng_seeds, same_padding)
 except ImportError:  # tests/ itself is on sys.path
+    from kernel_helpers import conv_blocks_of
     from strategies import (conv_geometry, float_arrays, normal_arrays, output_size,
                             rng_seeds, same_padding)
 
@@ -152,16 +153,6 @@ def test_im2col_col2im_are_adjoint(twin, geom, seed):
 # --- convolution: im2col + one matrix product, block by block in the fast twin
 
 BLOCK_SIZES = pytest.mark.parametrize("block_bytes", [64, 4 << 20], ids=["one-image-blocks", "default-blocks"])
-
-
-@contextlib.contextmanager
-def conv_blocks_of(block_bytes):
-    """Run the fast conv twin with blocks of about ``block_bytes`` (64: one image per block)."""
-    saved, fast._CONV_BLOCK_BYTES = fast._CONV_BLOCK_BYTES, block_bytes
-    try:
-        yield
-    finally:
-        fast._CONV_BLOCK_BYTES = saved
 
 
 @BLOCK_SIZES

@@ -12,7 +12,6 @@
 Runs with and without ``NUMBA_DISABLE_JIT=1``.
 """
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -30,32 +29,17 @@ from nnscratch.layers import Conv2D
 
 try:
     from tests.grad_strategies import PREACTIVATION_MARGIN, STEP, TOLERANCE, float64_floatx, kernel_values, min_abs
+    from tests.kernel_helpers import conv_algorithm, winograd_blocks_of
     from tests.strategies import float_dtypes, rng_seeds, winograd_geometry
 except ImportError:  # tests/ itself is on sys.path
     from grad_strategies import PREACTIVATION_MARGIN, STEP, TOLERANCE, float64_floatx, kernel_values, min_abs
+    from kernel_helpers import conv_algorithm, winograd_blocks_of
     from strategies import float_dtypes, rng_seeds, winograd_geometry
 
 TWINS = [winograd_reference, winograd_fast]
 RTOL = {np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
 
 
-@contextlib.contextmanager
-def conv_algorithm(name):
-    previous = kernels.get_conv_algorithm()
-    kernels.set_conv_algorithm(name)
-    try:
-        yield
-    finally:
-        kernels.set_conv_algorithm(previous)
-
-
-@contextlib.contextmanager
-def winograd_blocks_of(block_bytes):
-    saved, winograd_fast._WINOGRAD_BLOCK_BYTES = winograd_fast._WINOGRAD_BLOCK_BYTES, block_bytes
-    try:
-        yield
-    finally:
-        winograd_fast._WINOGRAD_BLOCK_BYTES = saved
 
 
 def _close(ours, expected, dtype, terms):

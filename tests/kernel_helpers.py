@@ -1,0 +1,40 @@
+"""Helpers for the kernel tests: run the fast twins with other block sizes or conv algorithms."""
+
+import contextlib
+
+from nnscratch import kernels
+from nnscratch.kernels import fast, winograd_fast
+
+__all__ = ["module_value", "conv_blocks_of", "winograd_blocks_of", "conv_algorithm"]
+
+
+@contextlib.contextmanager
+def module_value(module, name, value):
+    """Set ``module.name`` to ``value`` for the duration, then restore it."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
+def conv_blocks_of(block_bytes):
+    """Run the fast conv twin with blocks of about ``block_bytes`` (64: one image per block)."""
+    return module_value(fast, "_CONV_BLOCK_BYTES", block_bytes)
+
+
+def winograd_blocks_of(block_bytes):
+    """Run the fast Winograd twin with blocks of about ``block_bytes``."""
+    return module_value(winograd_fast, "_WINOGRAD_BLOCK_BYTES", block_bytes)
+
+
+@contextlib.contextmanager
+def conv_algorithm(name):
+    """Run with ``kernels.set_conv_algorithm(name)``, then restore the previous one."""
+    previous = kernels.get_conv_algorithm()
+    kernels.set_conv_algorithm(name)
+    try:
+        yield
+    finally:
+        kernels.set_conv_algorithm(previous)
