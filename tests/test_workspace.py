@@ -1,12 +1,14 @@
-"""nnscratch.kernels.workspace: reusable scratch buffers and the one-BLAS-thread switch."""
+"""nnscratch.kernels.workspace: reusable scratch buffers, the one-BLAS-thread switch, small work on one thread."""
 
 import threading
 
+import numba
 import numpy as np
+import pytest
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba calls: loaded before "before" is read)
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from nnscratch.kernels import workspace
+from nnscratch.kernels import fast, workspace
 
 
 def blas_threads():
@@ -60,3 +62,64 @@ def test_scratch_buffers_grow_and_are_reused():
     grown = workspace.scratch_space.test_buffer
     workspace.scratch("test_buffer", (4,), np.float32)              # fits: the same buffer
     assert workspace.scratch_space.test_buffer is grown
+
+
+@pytest.fixture
+def two_numba_threads():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("the machine has one core: Numba has a single thread")
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(before)
+
+
+def test_threads_for_runs_small_work_on_one_thread_and_restores(two_numba_threads):
+    with workspace.threads_for(workspace.SERIAL_BELOW - 1):
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == 2
+    with workspace.threads_for(workspace.SERIAL_BELOW):
+        assert numba.get_num_threads() == 2
+    with pytest.raises(KeyError):
+        with workspace.threads_for(10):
+            raise KeyError("inside")
+    assert numba.get_num_threads() == 2
+
+
+def test_threads_for_leaves_other_threads_alone(two_numba_threads):
+    inside, seen = threading.Event(), {}
+    leave = threading.Event()
+
+    def worker():
+        with workspace.threads_for(10):
+            seen["worker"] = numba.get_num_threads()
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    inside.wait(10)
+    seen["main"] = numba.get_num_threads()
+    leave.set()
+    thread.join()
+    assert seen == {"worker": 1, "main": 2}
+
+
+def test_small_kernels_give_the_same_bits_on_one_thread_or_two(two_numba_threads, monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 64)).astype(np.float32)
+    gamma, beta = rng.standard_normal(64).astype(np.float32), rng.standard_normal(64).astype(np.float32)
+    images = rng.standard_normal((4, 6, 6, 16)).astype(np.float32)
+
+    def run():
+        y, xhat, _, _, inv_std = fast.batchnorm_forward_train(x, gamma, beta, 1e-3, relu=True)
+        dx, dgamma, dbeta = fast.batchnorm_backward(x, xhat, gamma, inv_std, beta, relu=True)
+        pooled, argmax = fast.maxpool2d_forward(images, 2, 2, 2, 2, 0, 0, 3, 3)
+        losses, grad = fast.softmax_cross_entropy(x[:, :10], np.eye(10, dtype=np.float32)[np.arange(300) % 10])
+        return [y, dx, dgamma, dbeta, pooled, argmax, losses, grad,
+                fast.bias_activation(x.copy(), beta, "tanh"), fast.activation_backward(x, y, "relu")]
+
+    serial = run()
+    monkeypatch.setattr(workspace, "SERIAL_BELOW", 0)   # everything on two threads
+    parallel = run()
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(serial, parallel))

@@ -11,6 +11,8 @@ bit the unfused one.
 import numpy as np
 from numba import njit, prange
 
+from nnscratch.kernels.workspace import threads_for
+
 __all__ = ["batchnorm_forward_train", "batchnorm_backward", "batchnorm_inference"]
 
 # Rows are cut into chunks of about this many numbers, so a chunk stays in
@@ -116,7 +118,8 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
         rows, nchunks = _bn_chunks(m, c)
         part_mean = np.zeros((nchunks, c), dtype=np.float64)
         part_m2 = np.zeros((nchunks, c), dtype=np.float64)
-        _bn_statistics(x, rows, part_mean, part_m2, mean64, m2)
+        with threads_for(x.size):
+            _bn_statistics(x, rows, part_mean, part_m2, mean64, m2)
     var64 = m2 / max(m, 1)
     mean = mean64.astype(dtype)
     var = var64.astype(dtype)
@@ -124,7 +127,8 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
     y = np.empty_like(x)
     xhat = np.empty_like(x)
     if x.size:
-        _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat, bool(relu))
+        with threads_for(x.size):
+            _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat, bool(relu))
     return y, xhat, mean, var, inv_std
 
 
@@ -192,13 +196,15 @@ def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
         rows, nchunks = _bn_chunks(m, c)
         part_b = np.zeros((nchunks, c), dtype=np.float64)
         part_g = np.zeros((nchunks, c), dtype=np.float64)
-        _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, rows, part_b, part_g, dbeta64, dgamma64)
+        with threads_for(grad_y.size):
+            _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, rows, part_b, part_g, dbeta64, dgamma64)
     dbeta = dbeta64.astype(dtype)
     dgamma = dgamma64.astype(dtype)
     scale = (gamma * inv_std / max(m, 1)).astype(dtype)
     dx = np.empty_like(grad_y)
     if grad_y.size:
-        _bn_input_gradient(grad_y, xhat, gamma, beta, relu, dtype.type(0), scale, dtype.type(m), dbeta, dgamma, dx)
+        with threads_for(grad_y.size):
+            _bn_input_gradient(grad_y, xhat, gamma, beta, relu, dtype.type(0), scale, dtype.type(m), dbeta, dgamma, dx)
     return dx, dgamma, dbeta
 
 
@@ -226,5 +232,6 @@ def batchnorm_inference(x, scale, shift, relu=False):
     c = x.shape[1]
     y = np.empty_like(x)
     if x.size:
-        _scale_shift(x, _per_column(scale, c, x.dtype), _per_column(shift, c, x.dtype), bool(relu), y)
+        with threads_for(x.size):
+            _scale_shift(x, _per_column(scale, c, x.dtype), _per_column(shift, c, x.dtype), bool(relu), y)
     return y

@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from nnscratch.kernels.batchnorm_fast import batchnorm_backward, batchnorm_forward_train, batchnorm_inference
-from nnscratch.kernels.workspace import one_blas_thread, scratch
+from nnscratch.kernels.workspace import one_blas_thread, scratch, threads_for
 
 __all__ = [
     "im2col",
@@ -484,7 +484,8 @@ def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     y = np.empty((n, out_h, out_w, c), dtype=x.dtype)
     argmax = np.empty((n, out_h, out_w, c), dtype=np.int32)
     if y.size:
-        _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+        with threads_for(x.size):
+            _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
     return y, argmax
 
 
@@ -559,7 +560,8 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_lef
     if grad_y.size and dx.size:
         disjoint = sh >= kh and sw >= kw
         kernel = _maxpool_backward_disjoint if disjoint else _maxpool_backward_kernel
-        kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left)
+        with threads_for(dx.size):
+            kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left)
     return dx
 
 
@@ -637,7 +639,8 @@ def bias_activation(z, bias, activation):
         return z
     # work on a 2-D contiguous view of z (a copy, written back, if z is strided)
     work = z if z.flags.c_contiguous else np.ascontiguousarray(z)
-    kernel(work.reshape(-1, c), bias)
+    with threads_for(work.size):
+        kernel(work.reshape(-1, c), bias)
     if work is not z:
         z[...] = work
     return z
@@ -726,7 +729,8 @@ def activation_backward(grad_y, y, activation):
     yy = np.ascontiguousarray(y, dtype=None if activation == "relu" else dtype).reshape(-1)
     dz = np.empty(grad_y.shape, dtype=dtype)
     if dz.size:
-        kernel(g, yy, dz.reshape(-1))
+        with threads_for(dz.size):
+            kernel(g, yy, dz.reshape(-1))
     return dz
 
 
@@ -797,8 +801,9 @@ def dropout_forward(x, uniform, rate):
     y = np.empty(x.shape, dtype=x.dtype)
     mask = np.empty(x.shape, dtype=x.dtype)
     if x.size:
-        _dropout_kernel(np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(uniform).reshape(-1),
-                        uniform.dtype.type(rate), keep_scale, y.reshape(-1), mask.reshape(-1))
+        with threads_for(x.size):
+            _dropout_kernel(np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(uniform).reshape(-1),
+                            uniform.dtype.type(rate), keep_scale, y.reshape(-1), mask.reshape(-1))
     return y, mask
 
 
@@ -848,5 +853,6 @@ def softmax_cross_entropy(logits, labels):
     losses = np.zeros(n, dtype=dtype)
     grad = np.empty((n, k), dtype=dtype)
     if n and k:
-        _softmax_cross_entropy_kernel(z, t, losses, grad)
+        with threads_for(z.size):
+            _softmax_cross_entropy_kernel(z, t, losses, grad)
     return losses, grad

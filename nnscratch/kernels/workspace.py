@@ -1,4 +1,4 @@
-"""Work space of the fast kernels: reusable scratch buffers, and one BLAS thread per worker.
+"""Work space of the fast kernels: reusable scratch buffers, one BLAS thread per worker, small work on one thread.
 
 Infrastructure shared by :mod:`nnscratch.kernels.fast` and
 :mod:`nnscratch.kernels.winograd_fast`; no kernel lives here.
@@ -7,9 +7,10 @@ Infrastructure shared by :mod:`nnscratch.kernels.fast` and
 import threading
 from contextlib import contextmanager
 
+import numba
 import numpy as np
 
-__all__ = ["scratch", "scratch_space", "one_blas_thread"]
+__all__ = ["scratch", "scratch_space", "one_blas_thread", "SERIAL_BELOW", "threads_for"]
 
 # The convolutions' block buffers are work space, reused from call to call (and so
 # from step to step) instead of being allocated, page-faulted and freed each
@@ -90,3 +91,38 @@ def _set_threads(lib, threads):
     library directly when threadpoolctl offers it.
     """
     getattr(lib, "_real_set_num_threads", lib.set_num_threads)(threads)
+
+
+# ---------------------------------------------------------------------------
+# small work on one thread
+#
+# With OMP_WAIT_POLICY=PASSIVE (set by ``import nnscratch``) Numba's idle threads
+# sleep, and every parallel loop first wakes them: 35-65 microseconds measured
+# on the 2-core machine, whatever the loop's size (one batch norm, two loops, of
+# a 64x512 dense output: 156 us on two threads, 29 us on one). Measured kernel
+# by kernel, one thread was faster up to 400k numbers, even at 500k, and two
+# were faster from 800k; so below 262,144 numbers the element-wise, pooling,
+# batch-norm and loss kernels run their loops on the calling thread. The
+# kernels give the same bits on any number of threads (docs/kernels.md,
+# rule 3), so this changes the time only.
+# ---------------------------------------------------------------------------
+
+SERIAL_BELOW = 1 << 18   # numbers (elements of the largest array a kernel sweeps)
+
+
+@contextmanager
+def threads_for(size):
+    """Run the Numba loops inside on one thread when ``size`` is below :data:`SERIAL_BELOW`.
+
+    ``numba.set_num_threads`` is per calling thread, so models trained side
+    by side in other threads keep their own count.
+    """
+    threads = numba.get_num_threads()
+    if size >= SERIAL_BELOW or threads == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
