@@ -1,11 +1,12 @@
-"""Winograd F(2x2, 3x3): equal to the im2col convolution up to rounding, in both twins and in Conv2D.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3): equal to the im2col convolution up to rounding, in both twins and in Conv2D.
 
 * kernels: both twins against ``reference.conv2d_forward`` over generated 3x3
   stride-1 geometries (odd and even sizes, "same" and "valid", 2 for the
   input gradient of "valid"), with bias and activation, float32 and float64,
   one block and many;
 * the kernel gradient of both twins against ``reference.conv2d_backward``;
-* the layer: with ``set_conv_algorithm("winograd")`` Conv2D's forward,
+* the kernel transforms of the fast twin give the reference's bits;
+* the layer: with ``set_conv_algorithm("winograd")`` (and ``"winograd4"``) Conv2D's forward,
   input gradient and kernel gradient match im2col's, its gradients pass the float64 check, and
   layers Winograd does not apply to (other sizes, strides) are untouched.
 
@@ -37,24 +38,28 @@ except ImportError:  # tests/ itself is on sys.path
     from strategies import float_dtypes, rng_seeds, winograd_geometry
 
 TWINS = [winograd_reference, winograd_fast]
+TILES = winograd_reference.TILES
 RTOL = {np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
+# F(4x4, 3x3)'s transforms scale by up to 8 and 1/24: its rounding error is about ten times F(2x2, 3x3)'s
+TILE_ERROR = {2: 1.0, 4: 10.0}
 
 
 
 
-def _close(ours, expected, dtype, terms):
+def _close(ours, expected, dtype, terms, tile=2):
     """Each output sums ``terms`` products of standard-normal-sized numbers: scale the tolerance by that."""
-    scale = np.sqrt(terms) * max(1.0, float(np.abs(expected).max()))
+    scale = np.sqrt(terms) * max(1.0, float(np.abs(expected).max())) * TILE_ERROR[tile]
     np.testing.assert_allclose(ours, expected, rtol=0, atol=RTOL[np.dtype(dtype)] * 10 * scale)
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
+@pytest.mark.parametrize("tile", TILES, ids=["F2", "F4"])
 @pytest.mark.parametrize("block_bytes", [64, 4 << 20], ids=["one-image-blocks", "default-blocks"])
 @given(geom=winograd_geometry(), filters=st.integers(1, 5), dtype=float_dtypes(), seed=rng_seeds(),
        activation=st.sampled_from(["linear", "relu", "tanh"]), with_bias=st.booleans(),
        input_gradient_padding=st.booleans())
-def test_twins_equal_the_im2col_convolution(twin, block_bytes, geom, filters, dtype, seed, activation, with_bias,
-                                            input_gradient_padding):
+def test_twins_equal_the_im2col_convolution(twin, tile, block_bytes, geom, filters, dtype, seed, activation,
+                                            with_bias, input_gradient_padding):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(geom.x_shape).astype(dtype)
     kernel = rng.standard_normal((3, 3, geom.c, filters)).astype(dtype)
@@ -66,15 +71,16 @@ def test_twins_equal_the_im2col_convolution(twin, block_bytes, geom, filters, dt
     expected = reference.bias_activation(linear.copy(), bias, activation)
     with winograd_blocks_of(block_bytes):
         y = twin.winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=bias,
-                                         activation=activation)
+                                         activation=activation, tile=tile)
     assert y.shape == expected.shape and y.dtype == dtype
-    _close(y, expected, dtype, 9 * geom.c)
+    _close(y, expected, dtype, 9 * geom.c, tile)
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
+@pytest.mark.parametrize("tile", TILES, ids=["F2", "F4"])
 @pytest.mark.parametrize("block_bytes", [64, 4 << 20], ids=["one-image-blocks", "default-blocks"])
 @given(geom=winograd_geometry(), filters=st.integers(1, 5), dtype=float_dtypes(), seed=rng_seeds())
-def test_twins_kernel_gradient_equals_im2col(twin, block_bytes, geom, filters, dtype, seed):
+def test_twins_kernel_gradient_equals_im2col(twin, tile, block_bytes, geom, filters, dtype, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(geom.x_shape).astype(dtype)
     grad_z = rng.standard_normal((geom.n * geom.out_h * geom.out_w, filters)).astype(dtype)
@@ -82,9 +88,35 @@ def test_twins_kernel_gradient_equals_im2col(twin, block_bytes, geom, filters, d
     expected, _ = reference.conv2d_backward(x, grad_z, np.zeros((3, 3, geom.c, filters), dtype), *geometry,
                                             input_gradient=False)
     with winograd_blocks_of(block_bytes):
-        dk = twin.winograd_conv2d_kernel_gradient(x, grad_z, geom.pad_top, geom.pad_left, geom.out_h, geom.out_w)
+        dk = twin.winograd_conv2d_kernel_gradient(x, grad_z, geom.pad_top, geom.pad_left, geom.out_h, geom.out_w,
+                                                  tile=tile)
     assert dk.shape == (3, 3, geom.c, filters) and dk.dtype == dtype
-    _close(dk, expected, dtype, geom.n * geom.out_h * geom.out_w)
+    _close(dk, expected, dtype, geom.n * geom.out_h * geom.out_w, tile)
+
+
+@pytest.mark.parametrize("tile", TILES, ids=["F2", "F4"])
+@given(channels=st.integers(1, 6), filters=st.integers(1, 6), dtype=float_dtypes(), seed=rng_seeds())
+def test_fast_kernel_transforms_give_the_reference_bits(tile, channels, filters, dtype, seed):
+    """``G g G^T`` and ``G^T dU G``: the Numba loops sum in the einsum's order, so the bits agree."""
+    rng = np.random.default_rng(seed)
+    kernel = rng.standard_normal((3, 3, channels, filters)).astype(dtype)
+    du = rng.standard_normal(((tile + 2) ** 2, channels, filters)).astype(dtype)
+    np.testing.assert_array_equal(winograd_fast.transform_kernel(kernel, tile),
+                                  winograd_reference.transform_kernel(kernel, tile))
+    np.testing.assert_array_equal(winograd_fast.kernel_from_transformed_gradient(du, tile),
+                                  winograd_reference.kernel_from_transformed_gradient(du, tile))
+
+
+@pytest.mark.parametrize("tile", TILES, ids=["F2", "F4"])
+def test_one_tile_through_the_transforms_is_the_direct_correlation(tile):
+    """``A^T [(G g G^T) * (B^T d B)] A`` of one tile equals the 3x3 correlation of ``d`` with ``g``, exactly in float64."""
+    bt, g, at = winograd_reference._matrices(tile)
+    rng = np.random.default_rng(tile)
+    d = rng.standard_normal((tile + 2, tile + 2))
+    kernel = rng.standard_normal((3, 3))
+    y = at @ ((g @ kernel @ g.T) * (bt @ d @ bt.T)) @ at.T
+    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * kernel) for j in range(tile)] for i in range(tile)])
+    np.testing.assert_allclose(y, direct, rtol=0, atol=1e-12)
 
 
 def test_fast_results_do_not_depend_on_the_number_of_threads():
@@ -101,12 +133,16 @@ def test_fast_results_do_not_depend_on_the_number_of_threads():
         for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(threads)
             with winograd_blocks_of(64):
-                results.append((winograd_fast.winograd_conv2d_forward(x, kernel, 1, 1, 12, 12),
-                                winograd_fast.winograd_conv2d_kernel_gradient(x, grad_z, 1, 1, 12, 12)))
+                for tile in TILES:
+                    results.append((winograd_fast.winograd_conv2d_forward(x, kernel, 1, 1, 12, 12, tile=tile),
+                                    winograd_fast.winograd_conv2d_kernel_gradient(x, grad_z, 1, 1, 12, 12,
+                                                                                  tile=tile)))
     finally:
         numba.set_num_threads(previous)
-    for ours, first in zip(results[-1], results[0]):
-        np.testing.assert_array_equal(ours, first)
+    half = len(results) // 2
+    for one_thread, all_threads in zip(results[:half], results[half:]):
+        for ours, first in zip(all_threads, one_thread):
+            np.testing.assert_array_equal(ours, first)
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
@@ -122,6 +158,10 @@ def test_bad_arguments_are_rejected(twin):
         twin.winograd_conv2d_forward(np.zeros((1, 5, 5, 2), np.int64), np.zeros((3, 3, 2, 1)), 1, 1, 5, 5)
     with pytest.raises(ValueError, match=r"grad_z must be \(1 \* 5 \* 5, F\)"):
         twin.winograd_conv2d_kernel_gradient(x, np.zeros((24, 3), np.float32), 1, 1, 5, 5)
+    with pytest.raises(ValueError, match=r"tile must be one of \(2, 4\)"):
+        twin.winograd_conv2d_forward(x, np.zeros((3, 3, 2, 1), np.float32), 1, 1, 5, 5, tile=3)
+    with pytest.raises(ValueError, match=r"tile must be one of \(2, 4\)"):
+        twin.winograd_conv2d_kernel_gradient(x, np.zeros((25, 1), np.float32), 1, 1, 5, 5, tile=6)
 
 
 def test_winograd_applies_to_3x3_stride_1_with_enough_channels_and_pixels():
@@ -135,6 +175,16 @@ def test_winograd_applies_to_3x3_stride_1_with_enough_channels_and_pixels():
     assert not applies((3, 3, 128, 128), (1, 1), (7, 7))  # the deep CNN's last block: im2col is faster
 
 
+def test_winograd_tile_follows_the_algorithm():
+    tile = winograd_reference.winograd_tile
+    assert winograd_fast.winograd_tile is tile
+    assert tile((3, 3, 32, 32), (1, 1), (28, 28)) == 2  # the default algorithm
+    assert [tile((3, 3, 32, 32), (1, 1), (28, 28), a) for a in kernels.CONV_ALGORITHMS] == [0, 2, 4]
+    assert [tile((3, 3, 3, 32), (1, 1), (28, 28), a) for a in kernels.CONV_ALGORITHMS] == [0, 0, 0]
+    with pytest.raises(ValueError, match="algorithm must be"):
+        tile((3, 3, 32, 32), (1, 1), (28, 28), "fft")
+
+
 # -------------------------------------------------------------------- the layer
 
 def layer_geometry(max_size=9, max_batch=2):
@@ -143,10 +193,14 @@ def layer_geometry(max_size=9, max_batch=2):
         lambda g: g._replace(c=max(g.c, 8), h=max(g.h, 10), w=max(g.w, 10)))
 
 
+WINOGRAD_ALGORITHMS = [a for a in kernels.CONV_ALGORITHMS if a != "im2col"]
+
+
 @pytest.mark.parametrize("backend", kernels.BACKENDS)
+@pytest.mark.parametrize("algorithm", WINOGRAD_ALGORITHMS)
 @given(geom=layer_geometry(), filters=st.integers(1, 4), seed=rng_seeds(),
        activation=st.sampled_from(["linear", "relu", "sigmoid"]))
-def test_conv2d_with_winograd_matches_im2col(backend, geom, filters, seed, activation):
+def test_conv2d_with_winograd_matches_im2col(backend, algorithm, geom, filters, seed, activation):
     rng = np.random.default_rng(seed)
     previous = kernels.get_backend()
     kernels.set_backend(backend)
@@ -154,32 +208,34 @@ def test_conv2d_with_winograd_matches_im2col(backend, geom, filters, seed, activ
         nnscratch.set_random_seed(seed % 1000)
         layer = Conv2D(filters, 3, padding=geom.padding, activation=activation)
         layer.build(geom.x_shape[1:])
-        with conv_algorithm("winograd"):
-            assert layer._winograd()
+        with conv_algorithm(algorithm):
+            tile = layer._winograd()
+        assert tile == (4 if algorithm == "winograd4" else 2)
         layer.set_weights([rng.standard_normal((3, 3, geom.c, filters)).astype(np.float32),
                            rng.standard_normal(filters).astype(np.float32)])
         x = rng.standard_normal(geom.x_shape).astype(np.float32)
         g = rng.standard_normal((geom.n, geom.out_h, geom.out_w, filters)).astype(np.float32)
         results = {}
-        for algorithm in kernels.CONV_ALGORITHMS:
-            with conv_algorithm(algorithm):
+        for name in (algorithm, "im2col"):
+            with conv_algorithm(name):
                 y = layer.forward(x, training=True)
                 dx = layer.backward(g)
-                results[algorithm] = (y, dx, layer.kernel.grad.copy(), layer.bias.grad.copy())
+                results[name] = (y, dx, layer.kernel.grad.copy(), layer.bias.grad.copy())
     finally:
         kernels.set_backend(previous)
-    ours, theirs = results["winograd"], results["im2col"]
-    _close(ours[0], theirs[0], np.float32, 9 * geom.c)
+    ours, theirs = results[algorithm], results["im2col"]
+    _close(ours[0], theirs[0], np.float32, 9 * geom.c, tile)
     if activation == "relu":  # a ReLU kink may flip between the two roundings: compare where it cannot
-        assume(min_abs(np.where(theirs[0] > 0, theirs[0], 1.0)) > 1e-4)
-    _close(ours[1], theirs[1], np.float32, 9 * filters * 4)
+        assume(min_abs(np.where(theirs[0] > 0, theirs[0], 1.0)) > 1e-4 * TILE_ERROR[tile])
+    _close(ours[1], theirs[1], np.float32, 9 * filters * 4, tile)
     np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-4, atol=1e-4 * np.abs(theirs[2]).max())
 
 
+@pytest.mark.parametrize("algorithm", WINOGRAD_ALGORITHMS)
 @pytest.mark.parametrize("activation", ["linear", "tanh", "relu"])
 @given(geom=layer_geometry(max_size=8, max_batch=1), filters=st.integers(1, 3),
        use_bias=st.booleans(), seed=rng_seeds())
-def test_conv2d_gradients_with_winograd(activation, geom, filters, use_bias, seed):
+def test_conv2d_gradients_with_winograd(algorithm, activation, geom, filters, use_bias, seed):
     rng = np.random.default_rng(seed)
     with float64_floatx():
         layer = Conv2D(filters, 3, padding=geom.padding, activation=activation, use_bias=use_bias)
@@ -187,7 +243,7 @@ def test_conv2d_gradients_with_winograd(activation, geom, filters, use_bias, see
     kernel = kernel_values(rng, (3, 3, geom.c, filters), 9 * geom.c)
     layer.set_weights([kernel, 0.5 * rng.standard_normal(filters)] if use_bias else [kernel])
     x = rng.standard_normal(geom.x_shape)
-    with conv_algorithm("winograd"):
+    with conv_algorithm(algorithm):
         assert layer._winograd()
         if activation == "relu":
             pre = layer._convolve(x, layer.bias.value if use_bias else None)
@@ -205,9 +261,10 @@ def test_layers_winograd_does_not_fit_are_unchanged(kernel_size, strides, channe
     layer.build(x.shape[1:])
     with conv_algorithm("im2col"):
         expected = layer.forward(x)
-    with conv_algorithm("winograd"):
-        assert not layer._winograd()
-        np.testing.assert_array_equal(layer.forward(x), expected)
+    for algorithm in WINOGRAD_ALGORITHMS:
+        with conv_algorithm(algorithm):
+            assert not layer._winograd()
+            np.testing.assert_array_equal(layer.forward(x), expected)
 
 
 def test_conv_algorithm_setting_and_environment():
@@ -238,7 +295,9 @@ def test_a_small_cnn_trains_with_winograd():
                                       Dense(2, activation="softmax")])
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         with conv_algorithm(algorithm):
-            assert model.layers[1]._winograd() == (algorithm == "winograd") and not model.layers[0]._winograd()
+            assert model.layers[1]._winograd() == {"im2col": 0, "winograd": 2, "winograd4": 4}[algorithm]
+            assert not model.layers[0]._winograd()
             history = model.fit(x, y, epochs=3, batch_size=8, verbose=0, seed=2)
         losses[algorithm] = history.history["loss"]
     np.testing.assert_allclose(losses["winograd"], losses["im2col"], rtol=1e-3)
+    np.testing.assert_allclose(losses["winograd4"], losses["im2col"], rtol=1e-3)

@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) convolution, Numba twin (written to be fast).
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution, Numba twin (written to be fast).
 
 Same name, signature and result (up to rounding) as
 :mod:`nnscratch.kernels.winograd_reference`; read that module for the maths.
@@ -15,6 +15,9 @@ and **each thread works a whole block at a time**, from input to output:
    ``np.dot`` call, which Numba sends to BLAS (SciPy's) on this thread;
 4. ``_output_transform``: ``A^T m A``, the 2x2 outputs of each tile, cropped at
    odd edges; then bias and activation on the block's rows while they are hot.
+
+F(4x4, 3x3) (``tile=4``) runs the same four steps with 6x6 tiles and 36
+products; its transforms are in :mod:`nnscratch.kernels.winograd_f4_fast`.
 
 Why threads take whole blocks: with one parallel loop per step and two-thread
 BLAS products, a block meant five thread wake-ups and barriers, and 16 small
@@ -40,18 +43,69 @@ from numba import njit, prange
 
 from nnscratch.kernels.fast import _ACTIVATION_CODES, _bias_activation_rows, _bias_and_code
 from nnscratch.kernels.workspace import one_blas_thread, scratch
-from nnscratch.kernels.winograd_reference import (check_winograd_args, check_winograd_gradient_args,
-                                                  kernel_from_transformed_gradient, transform_kernel,
-                                                  winograd_applies)
+from nnscratch.kernels.winograd_f4_fast import gradient_transform4, input_transform4, output_transform4
+from nnscratch.kernels.winograd_reference import (TILES, _matrices, check_winograd_args, check_winograd_gradient_args,
+                                                  winograd_applies, winograd_tile)
 
-__all__ = ["winograd_applies", "winograd_conv2d_forward", "winograd_conv2d_kernel_gradient"]
+__all__ = ["winograd_applies", "winograd_tile", "transform_kernel", "kernel_from_transformed_gradient",
+           "winograd_conv2d_forward", "winograd_conv2d_kernel_gradient"]
 
 _WINOGRAD_BLOCK_BYTES = 1 << 20
 
 
-@njit(cache=True, inline="always")
+# ---------------------------------------------------------------------------
+# the kernel's transforms, U = G g G^T and its adjoint dg = G^T dU G
+#
+# Each output sums its nine terms in float64 in the order of the reference's
+# np.einsum (i, then j; each term (G[a, i] g[i, j]) G[b, j]), so both twins give
+# the same bits; the einsum took 1.6 ms for a 3x3x128x128 kernel (4.7 for
+# F(4x4, 3x3)), these loops 0.1-0.3 ms.
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _sandwich(left, g, right, out):
+    """``out[a, b, c, f] = sum_i sum_j left[a, i] g[i, j, c, f] right[b, j]``, float64 sums."""
+    rows, cols = left.shape[0], right.shape[0]
+    inner_a, inner_b = g.shape[0], g.shape[1]
+    channels, filters = g.shape[2], g.shape[3]
+    for c in prange(channels):
+        for a in range(rows):
+            for b in range(cols):
+                for f in range(filters):
+                    acc = 0.0
+                    for i in range(inner_a):
+                        for j in range(inner_b):
+                            acc += left[a, i] * g[i, j, c, f] * right[b, j]
+                    out[a, b, c, f] = acc
+
+
+def transform_kernel(kernel, tile=2):
+    """``U = G g G^T``: (3, 3, C, F) -> ((tile + 2)^2, C, F) in float64, as the reference twin's."""
+    _, g, _ = _matrices(tile)
+    kernel = np.asarray(kernel)
+    out = np.empty((tile + 2, tile + 2, *kernel.shape[2:]), dtype=np.float64)
+    _sandwich(g, np.ascontiguousarray(kernel), g, out)
+    return out.reshape((tile + 2) ** 2, *kernel.shape[2:])
+
+
+def kernel_from_transformed_gradient(du, tile=2):
+    """``dL/dg = G^T dU G``: ((tile + 2)^2, C, F) -> (3, 3, C, F) in float64, as the reference twin's."""
+    _, g, _ = _matrices(tile)
+    du = np.ascontiguousarray(du)
+    out = np.empty((3, 3, *du.shape[1:]), dtype=np.float64)
+    _sandwich(np.ascontiguousarray(g.T), du.reshape(tile + 2, tile + 2, *du.shape[1:]), np.ascontiguousarray(g.T), out)
+    return out
+
+
+@njit(cache=True)
 def _pad_block(x, padded, w, start, stop, pad_top, pad_left):
-    """Copy images ``start:stop`` of ``x`` into worker ``w``'s zero-bordered buffer."""
+    """Copy images ``start:stop`` of ``x`` into worker ``w``'s zero-bordered buffer.
+
+    Not inlined, unlike the transforms: inlined into the parallel body, this copy made the
+    input transform after it 2.5-10x slower (measured: a 28x28x32 forward's pad and input
+    transform 1.42 against 0.54 ms, 7x7x128's 3.94 against 0.46), as a call of its own it
+    costs nothing.
+    """
     n, h, wd, c = x.shape
     hp, wp = padded.shape[2], padded.shape[3]
     for b in range(stop - start):
@@ -103,8 +157,8 @@ def _input_transform(padded, w, images, v, th, tw):
 
 @njit(cache=True)
 def _products(v, u, m, w, tiles):
-    """``m[w, k] = v[w, k] @ u[k]`` for the 16 entries ``k``: one BLAS product each (views live here)."""
-    for k in range(16):
+    """``m[w, k] = v[w, k] @ u[k]`` for the 16 (or 36) entries ``k``: one BLAS product each (views live here)."""
+    for k in range(u.shape[0]):
         np.dot(v[w, k, :tiles], u[k], m[w, k, :tiles])
 
 
@@ -158,31 +212,66 @@ def _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, ou
             _bias_activation_rows(z, start * out_h * out_w, stop * out_h * out_w, bias, activation)
 
 
-def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear"):
-    """3x3 stride-1 convolution by Winograd F(2x2, 3x3), a block of images per thread.
+@njit(parallel=True, cache=True)
+def _winograd4_blocks(x, u, z, padded, v, m, t, block, pad_top, pad_left, th, tw, out_h, out_w, bias, activation):
+    """``_winograd_blocks`` for F(4x4, 3x3): 6x6 tiles, 36 products, ``t`` the transforms' buffer."""
+    n = x.shape[0]
+    workers = padded.shape[0]
+    blocks = (n + block - 1) // block
+    for w in prange(workers):
+        for blk in range(w, blocks, workers):
+            start = blk * block
+            stop = min(start + block, n)
+            _pad_block(x, padded, w, start, stop, pad_top, pad_left)
+            input_transform4(padded, w, stop - start, v, t, th, tw)
+            _products(v, u, m, w, (stop - start) * th * tw)
+            output_transform4(m, w, t, z, start, stop, th, tw, out_h, out_w)
+            _bias_activation_rows(z, start * out_h * out_w, stop * out_h * out_w, bias, activation)
+
+
+def _check_tile(tile):
+    if tile not in TILES:
+        raise ValueError(f"tile must be one of {TILES} (F(2x2, 3x3) or F(4x4, 3x3)), got {tile!r}")
+    return int(tile)
+
+
+def _work_arrays(n, c, f, th, tw, tile, dtype, itemsize):
+    """Block size, workers and the per-worker buffers of one call: ``block, workers, padded, v, m, t``."""
+    entries = (tile + 2) ** 2
+    per_image = entries * th * tw * max(c, f) * itemsize
+    block = int(min(n, max(1, _WINOGRAD_BLOCK_BYTES // per_image)))
+    workers = int(min(numba.get_num_threads(), -(-n // block)))
+    v = scratch("winograd_v", (workers, entries, block * th * tw, c), dtype)
+    m = scratch("winograd_m", (workers, entries, block * th * tw, f), dtype)
+    padded = scratch("winograd_padded", (workers, block, tile * th + 2, tile * tw + 2, c), dtype)
+    t = scratch("winograd_t", (workers, 6, 6, max(c, f)), dtype) if tile == 4 else None
+    return block, workers, padded, v, m, t
+
+
+def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear", tile=2):
+    """3x3 stride-1 convolution by Winograd F(tile x tile, 3x3), a block of images per thread.
 
     Twin of :func:`nnscratch.kernels.winograd_reference.winograd_conv2d_forward`.
     """
     if activation not in _ACTIVATION_CODES:
         raise ValueError(f"unknown elementwise activation {activation!r}")
+    tile = _check_tile(tile)
     x, kernel, pad_top, pad_left, out_h, out_w = check_winograd_args(x, kernel, pad_top, pad_left, out_h, out_w)
     x = np.ascontiguousarray(x)
     n, _, _, c = x.shape
     f = kernel.shape[3]
     bias, code = _bias_and_code(bias, activation, f, x.dtype)
-    th, tw = -(-out_h // 2), -(-out_w // 2)
-    u = np.ascontiguousarray(transform_kernel(kernel), dtype=x.dtype)     # (16, C, F)
+    th, tw = -(-out_h // tile), -(-out_w // tile)
+    u = np.ascontiguousarray(transform_kernel(kernel, tile), dtype=x.dtype)     # ((tile + 2)^2, C, F)
     z = np.empty((n * out_h * out_w, f), dtype=x.dtype)
     if n == 0:
         return z
-    per_image = 16 * th * tw * max(c, f) * x.itemsize
-    block = int(min(n, max(1, _WINOGRAD_BLOCK_BYTES // per_image)))
-    workers = int(min(numba.get_num_threads(), -(-n // block)))
-    v = scratch("winograd_v", (workers, 16, block * th * tw, c), x.dtype)
-    m = scratch("winograd_m", (workers, 16, block * th * tw, f), x.dtype)
-    padded = scratch("winograd_padded", (workers, block, 2 * th + 2, 2 * tw + 2, c), x.dtype)
+    block, workers, padded, v, m, t = _work_arrays(n, c, f, th, tw, tile, x.dtype, x.itemsize)
     with one_blas_thread():
-        _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code)
+        if tile == 2:
+            _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code)
+        else:
+            _winograd4_blocks(x, u, z, padded, v, m, t, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code)
     return z
 
 
@@ -225,8 +314,8 @@ def _gradient_transform(grad_z, start, stop, dm, w, th, tw, out_h, out_w):
 
 @njit(cache=True)
 def _gradient_products(v, dm, du_parts, w, blk, tiles):
-    """``du_parts[blk, k] = v[w, k]^T @ dm[w, k]`` for the 16 entries ``k`` (views live here)."""
-    for k in range(16):
+    """``du_parts[blk, k] = v[w, k]^T @ dm[w, k]`` for the 16 (or 36) entries ``k`` (views live here)."""
+    for k in range(du_parts.shape[1]):
         np.dot(v[w, k, :tiles].T, dm[w, k, :tiles], du_parts[blk, k])
 
 
@@ -246,13 +335,31 @@ def _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, block, pad_top
             _gradient_products(v, dm, du_parts, w, blk, (stop - start) * th * tw)
 
 
-def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w):
+@njit(parallel=True, cache=True)
+def _winograd4_gradient_blocks(x, grad_z, du_parts, padded, v, dm, t, block, pad_top, pad_left, th, tw,
+                               out_h, out_w, zero):
+    """``_winograd_gradient_blocks`` for F(4x4, 3x3)."""
+    n = x.shape[0]
+    workers = padded.shape[0]
+    blocks = (n + block - 1) // block
+    for w in prange(workers):
+        for blk in range(w, blocks, workers):
+            start = blk * block
+            stop = min(start + block, n)
+            _pad_block(x, padded, w, start, stop, pad_top, pad_left)
+            input_transform4(padded, w, stop - start, v, t, th, tw)
+            gradient_transform4(grad_z, start, stop, dm, w, t, th, tw, out_h, out_w, zero)
+            _gradient_products(v, dm, du_parts, w, blk, (stop - start) * th * tw)
+
+
+def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w, tile=2):
     """Kernel gradient of the 3x3 stride-1 convolution by Winograd, a block of images per thread.
 
     Twin of :func:`nnscratch.kernels.winograd_reference.winograd_conv2d_kernel_gradient`.
     Each block's ``dU`` goes to a slot of its own; the slots are summed in
     block order, so the result does not depend on the number of threads.
     """
+    tile = _check_tile(tile)
     x, grad_z, pad_top, pad_left, out_h, out_w = check_winograd_gradient_args(
         x, grad_z, pad_top, pad_left, out_h, out_w)
     x, grad_z = np.ascontiguousarray(x), np.ascontiguousarray(grad_z)
@@ -260,19 +367,18 @@ def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w):
     c = x.shape[3]
     if n == 0:
         return np.zeros((3, 3, c, f), dtype=x.dtype)
-    th, tw = -(-out_h // 2), -(-out_w // 2)
-    per_image = 16 * th * tw * max(c, f) * x.itemsize
-    block = int(min(n, max(1, _WINOGRAD_BLOCK_BYTES // per_image)))
+    th, tw = -(-out_h // tile), -(-out_w // tile)
+    block, workers, padded, v, dm, t = _work_arrays(n, c, f, th, tw, tile, x.dtype, x.itemsize)
     blocks = -(-n // block)
-    workers = int(min(numba.get_num_threads(), blocks))
-    v = scratch("winograd_v", (workers, 16, block * th * tw, c), x.dtype)
-    dm = scratch("winograd_m", (workers, 16, block * th * tw, f), x.dtype)
-    padded = scratch("winograd_padded", (workers, block, 2 * th + 2, 2 * tw + 2, c), x.dtype)
-    du_parts = scratch("winograd_du", (blocks, 16, c, f), x.dtype)
+    du_parts = scratch("winograd_du", (blocks, (tile + 2) ** 2, c, f), x.dtype)
     with one_blas_thread():
-        _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, block, pad_top, pad_left, th, tw,
-                                  out_h, out_w)
+        if tile == 2:
+            _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, block, pad_top, pad_left, th, tw,
+                                      out_h, out_w)
+        else:
+            _winograd4_gradient_blocks(x, grad_z, du_parts, padded, v, dm, t, block, pad_top, pad_left, th, tw,
+                                       out_h, out_w, x.dtype.type(0))
     du = du_parts[0].copy()
     for part in du_parts[1:]:
         du += part
-    return kernel_from_transformed_gradient(du).astype(x.dtype)
+    return kernel_from_transformed_gradient(du, tile).astype(x.dtype)

@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) convolution, NumPy reference twin (written to be read).
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution, NumPy reference twin (written to be read).
 
 A 3x3, stride-1 convolution computes each 2x2 block of outputs from a 4x4
 tile of the (padded) input. Done directly that is 2*2*9 = 36 multiplications
@@ -17,13 +17,23 @@ positions of the 4x4 transformed tile, is a matrix product: 16 GEMMs of
 2.25x fewer multiply-adds. The transforms add only additions (and the
 kernel's halves), so the result equals the direct convolution up to rounding.
 
+F(4x4, 3x3) (``tile=4``) is the same with larger tiles: each 4x4 block of
+outputs from a 6x6 input tile, with ``B^T`` (6x6), ``G`` (6x3) and ``A^T``
+(4x6) built on the points 0, 1, -1, 2, -2 and infinity (``BT4``, ``G4``,
+``AT4``). 36 products give 16 outputs, where direct convolution needs 144:
+4x fewer multiply-adds (1.78x fewer than F(2x2, 3x3)). The price is rounding:
+the transforms multiply by up to 8 and divide by up to 24, so float32 results
+differ from the direct convolution by about ten times more than F(2x2,
+3x3)'s (measured in tests/test_winograd.py), still far below the noise of
+training.
+
 Its Numba twin, :mod:`nnscratch.kernels.winograd_fast`, has the same name and
 signature. Both are selected with ``nnscratch.kernels.set_conv_algorithm``.
 """
 
 import numpy as np
 
-__all__ = ["BT", "G", "AT", "MIN_CHANNELS", "MIN_OUTPUT_SIDE", "winograd_applies", "check_winograd_args",
+__all__ = ["BT", "G", "AT", "BT4", "G4", "AT4", "TILES", "MIN_CHANNELS", "winograd_tile", "MIN_OUTPUT_SIDE", "winograd_applies", "check_winograd_args",
            "check_winograd_gradient_args",
            "transform_kernel", "winograd_conv2d_forward", "kernel_from_transformed_gradient",
            "winograd_conv2d_kernel_gradient"]
@@ -39,6 +49,35 @@ G = np.array([[1.0, 0.0, 0.0],
 AT = np.array([[1, 1, 1, 0],
                [0, 1, -1, -1]], dtype=np.float64)
 
+# F(4x4, 3x3), from the points 0, 1, -1, 2, -2 and infinity (Lavin & Gray, 2016)
+BT4 = np.array([[4, 0, -5, 0, 1, 0],
+                [0, -4, -4, 1, 1, 0],
+                [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0],
+                [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+G4 = np.array([[1 / 4, 0, 0],
+               [-1 / 6, -1 / 6, -1 / 6],
+               [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6],
+               [1 / 24, -1 / 12, 1 / 6],
+               [0, 0, 1]], dtype=np.float64)
+AT4 = np.array([[1, 1, 1, 1, 1, 0],
+                [0, 1, -1, 2, -2, 0],
+                [0, 1, 1, 4, 4, 0],
+                [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+
+TILES = (2, 4)  # output tile sides: F(2x2, 3x3) and F(4x4, 3x3)
+
+
+def _matrices(tile):
+    """``(B^T, G, A^T)`` of F(tile x tile, 3x3)."""
+    if tile == 2:
+        return BT, G, AT
+    if tile == 4:
+        return BT4, G4, AT4
+    raise ValueError(f"tile must be one of {TILES} (F(2x2, 3x3) or F(4x4, 3x3)), got {tile!r}")
+
 
 # Below these, Winograd measured slower than im2col (2-core EPYC, batch 64): with
 # few input channels the 16 transformed products (16 x tiles x F) outweigh the
@@ -51,6 +90,20 @@ def winograd_applies(kernel_shape, strides, out_hw=(MIN_OUTPUT_SIDE, MIN_OUTPUT_
     """True where Conv2D uses F(2x2, 3x3): 3x3 kernels, stride 1, >= 8 input channels, output >= 8x8."""
     return (tuple(kernel_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
             and kernel_shape[2] >= MIN_CHANNELS and min(out_hw) >= MIN_OUTPUT_SIDE)
+
+
+def winograd_tile(kernel_shape, strides, out_hw, algorithm="winograd") -> int:
+    """The output tile side a Conv2D layer uses: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3), 0 for im2col.
+
+    ``algorithm`` is ``kernels.get_conv_algorithm()``: ``"winograd"`` (the
+    default) takes F(2x2, 3x3) where Winograd applies (``winograd_applies``),
+    ``"winograd4"`` F(4x4, 3x3) there, ``"im2col"`` never Winograd.
+    """
+    if algorithm not in ("im2col", "winograd", "winograd4"):
+        raise ValueError(f"algorithm must be 'im2col', 'winograd' or 'winograd4', got {algorithm!r}")
+    if algorithm == "im2col" or not winograd_applies(kernel_shape, strides, out_hw):
+        return 0
+    return 4 if algorithm == "winograd4" else 2
 
 
 def check_winograd_args(x, kernel, pad_top, pad_left, out_h, out_w):
@@ -84,26 +137,29 @@ def check_winograd_gradient_args(x, grad_z, pad_top, pad_left, out_h, out_w):
     return x, grad_z.astype(x.dtype, copy=False), pad_top, pad_left, out_h, out_w
 
 
-def transform_kernel(kernel):
-    """``U = G g G^T`` for every (channel, filter) pair: (3, 3, C, F) -> (16, C, F), float64 math."""
-    u = np.einsum("ai,ijcf,bj->abcf", G, kernel.astype(np.float64), G)
-    return u.reshape(16, kernel.shape[2], kernel.shape[3])
+def transform_kernel(kernel, tile=2):
+    """``U = G g G^T`` for every (channel, filter) pair: (3, 3, C, F) -> ((tile + 2)^2, C, F), float64 math."""
+    _, g, _ = _matrices(tile)
+    u = np.einsum("ai,ijcf,bj->abcf", g, kernel.astype(np.float64), g)
+    return u.reshape((tile + 2) ** 2, kernel.shape[2], kernel.shape[3])
 
 
-def _input_tiles(x, pad_top, pad_left, th, tw):
-    """``B^T d B`` of every 4x4 input tile, as (16, tiles, C)."""
+def _input_tiles(x, pad_top, pad_left, th, tw, tile):
+    """``B^T d B`` of every (tile + 2)-square input tile ``d``, as ((tile + 2)^2, tiles, C)."""
+    bt, _, _ = _matrices(tile)
     n, h, w, c = x.shape
-    padded = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)   # every 4x4 tile lies inside it
+    side = tile + 2
+    padded = np.zeros((n, tile * th + 2, tile * tw + 2, c), dtype=x.dtype)   # every input tile lies inside it
     rows, cols = min(h, padded.shape[1] - pad_top), min(w, padded.shape[2] - pad_left)
     padded[:, pad_top:pad_top + rows, pad_left:pad_left + cols] = x[:, :rows, :cols]
-    # tiles[n, ty, tx, c, i, j] = padded[n, 2 ty + i, 2 tx + j, c]
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (4, 4), axis=(1, 2))  # (n, H', W', c, 4, 4)
-    tiles = windows[:, ::2, ::2][:, :th, :tw]
-    return np.einsum("ai,ntxcij,bj->abntxc", BT, tiles, BT).reshape(16, n * th * tw, c)
+    # tiles[n, ty, tx, c, i, j] = padded[n, tile ty + i, tile tx + j, c]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (side, side), axis=(1, 2))  # (n, H', W', c, s, s)
+    tiles = windows[:, ::tile, ::tile][:, :th, :tw]
+    return np.einsum("ai,ntxcij,bj->abntxc", bt, tiles, bt).reshape(side * side, n * th * tw, c)
 
 
-def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear"):
-    """3x3 stride-1 convolution by Winograd F(2x2, 3x3); the same result as ``conv2d_forward``.
+def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear", tile=2):
+    """3x3 stride-1 convolution by Winograd F(tile x tile, 3x3); the same result as ``conv2d_forward``.
 
     Parameters
     ----------
@@ -115,6 +171,8 @@ def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=Non
     out_h, out_w : int
     bias, activation
         As :func:`nnscratch.kernels.reference.bias_activation`.
+    tile : {2, 4}
+        Output tile side: F(2x2, 3x3) or F(4x4, 3x3).
 
     Returns
     -------
@@ -123,42 +181,45 @@ def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=Non
     from nnscratch.kernels.reference import bias_activation
 
     x, kernel, pad_top, pad_left, out_h, out_w = check_winograd_args(x, kernel, pad_top, pad_left, out_h, out_w)
+    _, _, at = _matrices(tile)
     n, h, w, c = x.shape
-    f = kernel.shape[3]
-    th, tw = -(-out_h // 2), -(-out_w // 2)  # 2x2 output tiles
-    v = _input_tiles(x, pad_top, pad_left, th, tw)                       # (16, tiles, C)
-    m = np.matmul(v, transform_kernel(kernel).astype(x.dtype))           # (16, tiles, F)
-    y = np.einsum("ai,ijtf,bj->tabf", AT, m.reshape(4, 4, -1, f), AT)    # (tiles, 2, 2, F)
-    y = y.reshape(n, th, tw, 2, 2, f).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * th, 2 * tw, f)
+    f, side = kernel.shape[3], tile + 2
+    th, tw = -(-out_h // tile), -(-out_w // tile)  # tile x tile output tiles
+    v = _input_tiles(x, pad_top, pad_left, th, tw, tile)                        # (side^2, tiles, C)
+    m = np.matmul(v, transform_kernel(kernel, tile).astype(x.dtype))            # (side^2, tiles, F)
+    y = np.einsum("ai,ijtf,bj->tabf", at, m.reshape(side, side, -1, f), at)      # (tiles, tile, tile, F)
+    y = y.reshape(n, th, tw, tile, tile, f).transpose(0, 1, 3, 2, 4, 5).reshape(n, tile * th, tile * tw, f)
     z = np.ascontiguousarray(y[:, :out_h, :out_w], dtype=x.dtype).reshape(-1, f)
     return bias_activation(z, bias, activation)
 
 
-def kernel_from_transformed_gradient(du):
-    """``dL/dg = G^T dU G`` for every (channel, filter) pair: (16, C, F) -> (3, 3, C, F), float64 math.
+def kernel_from_transformed_gradient(du, tile=2):
+    """``dL/dg = G^T dU G`` for every (channel, filter) pair: ((tile + 2)^2, C, F) -> (3, 3, C, F), float64 math.
 
     The adjoint of :func:`transform_kernel` (``U = G g G^T``).
     """
+    _, g, _ = _matrices(tile)
     du = np.asarray(du, dtype=np.float64)
-    return np.einsum("ai,abcf,bj->ijcf", G, du.reshape(4, 4, *du.shape[1:]), G)
+    return np.einsum("ai,abcf,bj->ijcf", g, du.reshape(tile + 2, tile + 2, *du.shape[1:]), g)
 
 
-def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w):
-    r"""Kernel gradient of the 3x3 stride-1 convolution, by Winograd F(2x2, 3x3).
+def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w, tile=2):
+    r"""Kernel gradient of the 3x3 stride-1 convolution, by Winograd F(tile x tile, 3x3).
 
     The forward pass is ``Y = A^T [U \odot V] A`` per tile, summed over
     channels, with ``U = G g G^T``; so, going backwards, each tile's output
     gradient ``dY`` (2x2, zero where cropped) becomes ``dM = A\, dY A^T``
     (4x4), the 16 products become ``dU = V^T dM`` (16 GEMMs ``(C, tiles) @
     (tiles, F)``, summed over tiles), and ``dg = G^T dU G``: the same value as
-    ``im2col(x)^T dz``, up to rounding.
+    ``im2col(x)^T dz``, up to rounding. With ``tile=4`` the same with 4x4
+    ``dY``, 6x6 ``dM`` and 36 products.
 
     Parameters
     ----------
     x : ndarray (N, H, W, C)
     grad_z : ndarray (N * out_h * out_w, F)
         Gradient of the loss with respect to the pre-activation output.
-    pad_top, pad_left, out_h, out_w : int
+    pad_top, pad_left, out_h, out_w, tile : int
         As :func:`winograd_conv2d_forward`.
 
     Returns
@@ -167,13 +228,14 @@ def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w):
     """
     x, grad_z, pad_top, pad_left, out_h, out_w = check_winograd_gradient_args(
         x, grad_z, pad_top, pad_left, out_h, out_w)
+    _, _, at = _matrices(tile)
     n, f = x.shape[0], grad_z.shape[1]
-    th, tw = -(-out_h // 2), -(-out_w // 2)
-    v = _input_tiles(x, pad_top, pad_left, th, tw)                       # (16, tiles, C)
-    # output gradient, zero beyond the cropped edges, cut into 2x2 tiles
-    g = np.zeros((n, 2 * th, 2 * tw, f), dtype=x.dtype)
+    th, tw = -(-out_h // tile), -(-out_w // tile)
+    v = _input_tiles(x, pad_top, pad_left, th, tw, tile)                 # (side^2, tiles, C)
+    # output gradient, zero beyond the cropped edges, cut into tile x tile tiles
+    g = np.zeros((n, tile * th, tile * tw, f), dtype=x.dtype)
     g[:, :out_h, :out_w] = grad_z.reshape(n, out_h, out_w, f)
-    g = g.reshape(n, th, 2, tw, 2, f).transpose(0, 1, 3, 2, 4, 5).reshape(-1, 2, 2, f)  # (tiles, 2, 2, F)
-    dm = np.einsum("ai,tabf,bj->ijtf", AT, g, AT).reshape(16, -1, f)    # A dY A^T
-    du = np.matmul(v.transpose(0, 2, 1), dm)                            # (16, C, F)
-    return kernel_from_transformed_gradient(du).astype(x.dtype)
+    g = g.reshape(n, th, tile, tw, tile, f).transpose(0, 1, 3, 2, 4, 5).reshape(-1, tile, tile, f)
+    dm = np.einsum("ai,tabf,bj->ijtf", at, g, at).reshape((tile + 2) ** 2, -1, f)    # A dY A^T
+    du = np.matmul(v.transpose(0, 2, 1), dm)                            # (side^2, C, F)
+    return kernel_from_transformed_gradient(du, tile).astype(x.dtype)

@@ -35,8 +35,9 @@ class Conv2D(ActivatedLayer):
 
     3x3 stride-1 layers with at least 8 input channels and an output of at
     least 8x8 compute the same three products by Winograd F(2x2, 3x3)
-    instead (2.25x fewer multiplications, equal up to rounding; see
-    ``kernels.set_conv_algorithm`` and docs/kernels.md).
+    instead (2.25x fewer multiplications, equal up to rounding), or
+    F(4x4, 3x3) with ``set_conv_algorithm("winograd4")``; see
+    ``kernels.set_conv_algorithm`` and docs/kernels.md.
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
@@ -82,10 +83,10 @@ class Conv2D(ActivatedLayer):
             y = self._keep(self._convolve(x, bias, self.activation), training)
         return y.reshape(x.shape[0], *self._out_hw, self.filters)
 
-    def _winograd(self) -> bool:
-        """Whether this layer uses Winograd F(2x2, 3x3) (see ``kernels.set_conv_algorithm``)."""
-        return (kernels.get_conv_algorithm() == "winograd"
-                and kernels.winograd_backend().winograd_applies(self.kernel.value.shape, self.strides, self._out_hw))
+    def _winograd(self) -> int:
+        """The Winograd output tile this layer uses (2 or 4), or 0 for im2col (see ``kernels.set_conv_algorithm``)."""
+        return kernels.winograd_backend().winograd_tile(self.kernel.value.shape, self.strides, self._out_hw,
+                                                        kernels.get_conv_algorithm())
 
     def _new_cols(self, x):
         """An empty im2col matrix to keep for backward, or None where it is rebuilt (see ``KEEP_COLS_BYTES``)."""
@@ -96,9 +97,11 @@ class Conv2D(ActivatedLayer):
 
     def _convolve(self, x, bias=None, activation="linear"):
         """``f(conv(x, K) + b)`` as (N*H'*W', filters), by im2col + GEMM or by Winograd."""
-        if self._winograd():
+        tile = self._winograd()
+        if tile:
             return kernels.winograd_backend().winograd_conv2d_forward(
-                x, self.kernel.value, self._pad_top, self._pad_left, *self._out_hw, bias=bias, activation=activation)
+                x, self.kernel.value, self._pad_top, self._pad_left, *self._out_hw, bias=bias, activation=activation,
+                tile=tile)
         return kernels.backend().conv2d_forward(x, self.kernel.value, *self._geometry(), bias=bias,
                                                 activation=activation, cols_out=self._cols)
 
@@ -109,14 +112,15 @@ class Conv2D(ActivatedLayer):
         grad_z = grad_z.reshape(-1, self.filters)
         if self.use_bias:
             self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
-        if not self._winograd():
+        tile = self._winograd()
+        if not tile:
             self.kernel.grad[...], grad_x = kernels.backend().conv2d_backward(
                 self._x, grad_z, self.kernel.value, *self._geometry(), input_gradient=not self.skip_input_gradient,
                 cols=self._cols)
             return grad_x
         winograd = kernels.winograd_backend()
         self.kernel.grad[...] = winograd.winograd_conv2d_kernel_gradient(
-            self._x, grad_z, self._pad_top, self._pad_left, *self._out_hw)
+            self._x, grad_z, self._pad_top, self._pad_left, *self._out_hw, tile=tile)
         if self.skip_input_gradient:
             return None
         # stride 1: dL/dx is the correlation of the gradient with the kernel turned
@@ -125,7 +129,7 @@ class Conv2D(ActivatedLayer):
         turned = np.ascontiguousarray(self.kernel.value[::-1, ::-1].transpose(0, 1, 3, 2))
         return winograd.winograd_conv2d_forward(
             grad_z.reshape(n, *self._out_hw, self.filters), turned, 2 - self._pad_top, 2 - self._pad_left,
-            h, w).reshape(self._x.shape)
+            h, w, tile=tile).reshape(self._x.shape)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
