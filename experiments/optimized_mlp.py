@@ -14,9 +14,8 @@ import sys
 import time
 from functools import partial
 
+import common  # first: it imports nnscratch, which sets up OpenBLAS before NumPy loads it
 import numpy as np
-
-import common
 from nnscratch import zoo
 from nnscratch.features import select_k_best_pixels
 

@@ -27,10 +27,9 @@ import sys
 import time
 from pathlib import Path
 
+import common  # first: it imports nnscratch, which sets up OpenBLAS before NumPy loads it
 import joblib
 import numpy as np
-
-import common
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {  # experiment name -> (script, arguments that select it)

@@ -25,9 +25,8 @@ weights on the study's split.
 import sys
 import time
 
+import common  # first: it imports nnscratch, which sets up OpenBLAS before NumPy loads it
 import numpy as np
-
-import common
 from nnscratch import zoo
 from nnscratch.sklearn import NNClassifier
 
