@@ -56,6 +56,7 @@ CLASSES = 10
 DOC_BEGIN = "<!-- BEGIN bench_frameworks --backend {backend} (generated: do not edit by hand) -->"
 DOC_END = "<!-- END bench_frameworks --backend {backend} -->"
 THREAD_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT",
+              "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
               "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "KERAS_BACKEND",
               "NNSCRATCH_CONV_ALGORITHM")
 GOALS = {"deep_cnn": 1.2, "simple_cnn": 1.2, "mlp": 1.0, "inference": 1.2, "startup_s": 3.0}
@@ -654,6 +655,14 @@ def _cell(cell, what):
     return f"{text} ({_fmt(min(rounds))}-{_fmt(max(rounds))})" if len(rounds) > 1 else text
 
 
+def blas_kernels(results):
+    """The run line's BLAS sentence: the nnscratch worker's BLAS libraries and the kernels OpenBLAS chose."""
+    pools = results.get("workers", {}).get("nnscratch", {}).get("threadpools") or []
+    blas = [f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} ({os.path.basename(p['filepath'])})"
+            for p in pools if p.get("user_api") == "blas"]
+    return f" nnscratch's BLAS: {'; '.join(blas)}." if blas else ""
+
+
 def render_markdown(results):
     """The figures as markdown: throughput, goals, memory, start-up, per-layer breakdown."""
     cfg, machine = results["config"], results["machine"]
@@ -662,7 +671,7 @@ def render_markdown(results):
              f"`{cfg['backend']}`, batch {cfg['batch']}, {cfg['rounds']} rounds (median), >= {cfg['steps']} timed "
              f"steps after {cfg['warmup']} warm-up, commit {machine['commit']}, load before "
              f"{machine['load_before'][0]:.2f}, environment {machine.get('env') or '{}'}. Versions: " + ", ".join(
-                 f"{k} {v}" for k, v in machine["versions"].items() if v) + ".", ""]
+                 f"{k} {v}" for k, v in machine["versions"].items() if v) + "." + blas_kernels(results), ""]
     tp, ra = results["throughput"], results["ratios"]
     header = (["model"] + [f"{fw} train" for fw in fws] + ["train ratio"]
               + [f"{fw} infer" for fw in fws] + ["infer ratio"])

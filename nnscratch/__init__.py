@@ -26,14 +26,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-from nnscratch.cpu import set_openblas_coretype  # noqa: E402  (imports no NumPy)
-
-# On an AVX-512 CPU that OpenBLAS does not know (Zen 5 with OpenBLAS 0.3.31), it
-# falls back to AVX2 kernels at half the speed: ask for its AVX-512 ones (see
-# nnscratch.cpu). Like the thread timeout, this reaches NumPy's OpenBLAS only if
-# nnscratch is imported first; SciPy's (used by the Numba kernels) loads later.
-set_openblas_coretype()
-
 from nnscratch.allocator import keep_freed_memory  # noqa: E402
 
 # Each training step frees and allocates the same large arrays: keep them in the
