@@ -514,14 +514,20 @@ class Worker:
 
 
 def run_throughput(workers, models, rounds, batch=64, steps=20, warmup=3, min_seconds=1.0,
-                   infer_images=1000, infer_batch=100, infer_passes=5, log=print):
-    """Alternate the frameworks, model by model, for ``rounds`` rounds; return per-round img/s."""
+                   infer_images=1000, infer_batch=100, infer_passes=5, settle=1.0, log=print):
+    """Alternate the frameworks, model by model, for ``rounds`` rounds; return per-round img/s.
+
+    Before each job every worker has been idle for ``settle`` seconds: a framework's
+    threads may spin on after its own job (Intel OpenMP, under PyTorch's MKL, for
+    200 ms by default) and would take the cores from the next framework's timed steps.
+    """
     names = list(workers)
     results = {m: {fw: {"train_rounds": [], "infer_rounds": [], "train_steps": []} for fw in names} for m in models}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]  # rotate who goes first
         for model in models:
             for fw in order:
+                time.sleep(settle)
                 out = workers[fw].call(job="throughput", model=model, batch=batch, steps=steps, warmup=warmup,
                                        min_seconds=min_seconds, infer_images=infer_images,
                                        infer_batch=infer_batch, infer_passes=infer_passes)
@@ -669,7 +675,7 @@ def render_markdown(results):
     fws = cfg["frameworks"]
     lines = [f"Run: {machine['cpu']}, {machine['cores']} cores, {cfg['threads']} threads, nnscratch backend "
              f"`{cfg['backend']}`, batch {cfg['batch']}, {cfg['rounds']} rounds (median), >= {cfg['steps']} timed "
-             f"steps after {cfg['warmup']} warm-up, commit {machine['commit']}, load before "
+             f"steps after {cfg['warmup']} warm-up and {cfg.get('settle', 0):g} s idle, commit {machine['commit']}, load before "
              f"{machine['load_before'][0]:.2f}, environment {machine.get('env') or '{}'}. Versions: " + ", ".join(
                  f"{k} {v}" for k, v in machine["versions"].items() if v) + "." + blas_kernels(results), ""]
     tp, ra = results["throughput"], results["ratios"]
@@ -769,7 +775,8 @@ def run_benchmark(args, log=print):
     missing = [fw for fw in requested if fw not in present]
     results = {"machine": machine_info(), "config": {
         "threads": args.threads, "backend": args.backend, "rounds": args.rounds, "steps": args.steps,
-        "warmup": args.warmup, "batch": args.batch, "min_seconds": args.min_seconds, "models": models,
+        "warmup": args.warmup, "batch": args.batch, "min_seconds": args.min_seconds, "settle": args.settle,
+        "models": models,
         "frameworks": requested, "missing": missing}}
     log(f"frameworks: {present}" + (f"; not installed: {missing}" if missing else ""))
     workers = {}
@@ -778,7 +785,8 @@ def run_benchmark(args, log=print):
             workers[fw] = Worker(fw, args.threads, args.backend)
         results["workers"] = {fw: w.info for fw, w in workers.items()}
         throughput = run_throughput(workers, models, args.rounds, batch=args.batch, steps=args.steps,
-                                    warmup=args.warmup, min_seconds=args.min_seconds, log=log)
+                                    warmup=args.warmup, min_seconds=args.min_seconds, settle=args.settle,
+                                    log=log)
         if not args.no_layers and "nnscratch" in workers:
             log("per-layer breakdown of the nnscratch deep_cnn step ...")
             results["layers"] = workers["nnscratch"].call(job="layers", model="deep_cnn", batch=args.batch,
@@ -810,6 +818,8 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=3, help="untimed training steps before the timed ones")
     parser.add_argument("--min-seconds", type=float, default=1.0,
                         help="keep timing steps until this long has passed (fast models)")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="seconds all workers idle before each timed job (threads that spin after work stop)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--layer-steps", type=int, default=10)
     parser.add_argument("--models", default=",".join(MODELS))
