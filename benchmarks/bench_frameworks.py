@@ -675,8 +675,9 @@ def render_markdown(results):
     fws = cfg["frameworks"]
     lines = [f"Run: {machine['cpu']}, {machine['cores']} cores, {cfg['threads']} threads, nnscratch backend "
              f"`{cfg['backend']}`, batch {cfg['batch']}, {cfg['rounds']} rounds (median), >= {cfg['steps']} timed "
-             f"steps after {cfg['warmup']} warm-up and {cfg.get('settle', 0):g} s idle, commit {machine['commit']}, load before "
-             f"{machine['load_before'][0]:.2f}, environment {machine.get('env') or '{}'}. Versions: " + ", ".join(
+             f"steps after {cfg['warmup']} warm-up and {cfg.get('settle', 0):g} s idle, commit {machine['commit']}, "
+             f"load before {machine['load_before'][0]:.2f}, environment {machine.get('env') or '{}'}. "
+             f"Versions: " + ", ".join(
                  f"{k} {v}" for k, v in machine["versions"].items() if v) + "." + blas_kernels(results), ""]
     tp, ra = results["throughput"], results["ratios"]
     header = (["model"] + [f"{fw} train" for fw in fws] + ["train ratio"]

@@ -109,7 +109,7 @@ def test_fast_kernel_transforms_give_the_reference_bits(tile, channels, filters,
 
 @pytest.mark.parametrize("tile", TILES, ids=["F2", "F4"])
 def test_one_tile_through_the_transforms_is_the_direct_correlation(tile):
-    """``A^T [(G g G^T) * (B^T d B)] A`` of one tile equals the 3x3 correlation of ``d`` with ``g``, exactly in float64."""
+    """``A^T [(G g G^T) * (B^T d B)] A`` of one tile is the 3x3 correlation of ``d`` with ``g`` (float64)."""
     bt, g, at = winograd_reference._matrices(tile)
     rng = np.random.default_rng(tile)
     d = rng.standard_normal((tile + 2, tile + 2))

@@ -84,7 +84,7 @@ def optimizer_backend(name: str | None = None) -> ModuleType:
 
 
 def winograd_backend(name: str | None = None) -> ModuleType:
-    """Return the module of the Winograd F(2x2, 3x3) / F(4x4, 3x3) convolution for ``name`` (default: the active one)."""
+    """Return the module of the Winograd convolutions for ``name`` (default: the active one)."""
     return importlib.import_module(_MODULES[_check(name or _backend)][3])
 
 

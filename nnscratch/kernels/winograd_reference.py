@@ -33,7 +33,8 @@ signature. Both are selected with ``nnscratch.kernels.set_conv_algorithm``.
 
 import numpy as np
 
-__all__ = ["BT", "G", "AT", "BT4", "G4", "AT4", "TILES", "MIN_CHANNELS", "winograd_tile", "MIN_OUTPUT_SIDE", "winograd_applies", "check_winograd_args",
+__all__ = ["BT", "G", "AT", "BT4", "G4", "AT4", "TILES", "MIN_CHANNELS", "MIN_OUTPUT_SIDE", "winograd_applies",
+           "winograd_tile", "check_winograd_args",
            "check_winograd_gradient_args",
            "transform_kernel", "winograd_conv2d_forward", "kernel_from_transformed_gradient",
            "winograd_conv2d_kernel_gradient"]
