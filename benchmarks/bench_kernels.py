@@ -36,6 +36,7 @@ import time
 import nnscratch  # noqa: F401  (before NumPy: its thread settings must reach OpenBLAS)
 import numpy as np
 
+from nnscratch import kernels
 from nnscratch.kernels import fast, reference, winograd_fast
 
 BATCH = 64
@@ -105,7 +106,7 @@ WINOGRAD_LAYERS = [(28, 28, 1, 32), (28, 28, 32, 32), (14, 14, 32, 64), (14, 14,
 
 
 def winograd_times(dtype, rng, repeat):
-    """Yield (label, im2col ms, winograd ms) for the three products of each deep-CNN conv."""
+    """Yield (label, im2col ms, F(2x2, 3x3) ms, F(4x4, 3x3) ms) for the three products of each deep-CNN conv."""
     for h, w, c, f in WINOGRAD_LAYERS:
         x = rng.standard_normal((BATCH, h, w, c)).astype(dtype)
         kernel = (rng.standard_normal((3, 3, c, f)) * 0.1).astype(dtype)
@@ -113,19 +114,23 @@ def winograd_times(dtype, rng, repeat):
         turned = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
         geo = (3, 3, 1, 1, 1, 1, h, w)
         t_fwd = median_time(lambda: fast.conv2d_forward(x, kernel, *geo), repeat)
-        w_fwd = median_time(lambda: winograd_fast.winograd_conv2d_forward(x, kernel, 1, 1, h, w), repeat)
         # im2col's kernel gradient alone, and what the input gradient adds to it (dcols = dz K^T, col2im)
         t_dk = median_time(lambda: fast.conv2d_backward(x, g.reshape(-1, f), kernel, *geo, input_gradient=False),
                            repeat)
         t_dx = median_time(lambda: fast.conv2d_backward(x, g.reshape(-1, f), kernel, *geo), repeat) - t_dk
-        w_dk = median_time(lambda: winograd_fast.winograd_conv2d_kernel_gradient(x, g.reshape(-1, f), 1, 1, h, w),
-                           repeat)
-        w_dx = median_time(lambda: winograd_fast.winograd_conv2d_forward(g, turned, 1, 1, h, w), repeat)
-        applies = winograd_fast.winograd_applies(kernel.shape, (1, 1), (h, w))
-        tag = f"{h}x{w}x{c} -> {f}" + ("" if applies else " (Conv2D keeps im2col)")
-        yield f"forward {tag}", t_fwd, w_fwd
-        yield f"input gradient {tag}", t_dx, w_dx
-        yield f"kernel gradient {tag}", t_dk, w_dk
+        w_fwd, w_dk, w_dx = [], [], []
+        for tile in winograd_fast.TILES:
+            w_fwd.append(median_time(lambda: winograd_fast.winograd_conv2d_forward(x, kernel, 1, 1, h, w, tile=tile),
+                                     repeat))
+            w_dk.append(median_time(lambda: winograd_fast.winograd_conv2d_kernel_gradient(
+                x, g.reshape(-1, f), 1, 1, h, w, tile=tile), repeat))
+            w_dx.append(median_time(lambda: winograd_fast.winograd_conv2d_forward(g, turned, 1, 1, h, w, tile=tile),
+                                    repeat))
+        tile = winograd_fast.winograd_tile(kernel.shape, (1, 1), (h, w), kernels.get_conv_algorithm())
+        tag = f"{h}x{w}x{c} -> {f}" + (f" (Conv2D: F{tile})" if tile else " (Conv2D: im2col)")
+        yield f"forward {tag}", t_fwd, *w_fwd
+        yield f"input gradient {tag}", t_dx, *w_dx
+        yield f"kernel gradient {tag}", t_dk, *w_dk
 
 
 def training_step_times(dtype, rng, steps):
@@ -250,9 +255,9 @@ def main():
         print(f"  {'fastest step':52s} {best * 1e3:8.2f} ms")
 
     if not args.no_winograd:
-        print(f"\n3x3 convolutions of the deep CNN, fast twins: {'im2col ms':>9s} {'winograd ms':>11s} {'speed-up':>8s}")
-        for label, t_im2col, t_winograd in winograd_times(np.dtype(args.dtype), rng, args.repeat):
-            print(f"  {label:58s} {t_im2col * 1e3:9.2f} {t_winograd * 1e3:11.2f} {t_im2col / t_winograd:7.2f}x")
+        print(f"\n3x3 convolutions of the deep CNN, fast twins: {'im2col ms':>9s} {'F2 ms':>7s} {'F4 ms':>7s}")
+        for label, t_im2col, t_f2, t_f4 in winograd_times(np.dtype(args.dtype), rng, args.repeat):
+            print(f"  {label:58s} {t_im2col * 1e3:9.2f} {t_f2 * 1e3:7.2f} {t_f4 * 1e3:7.2f}")
 
     if not args.no_startup:
         print("\nfresh process, import + first call of every kernel (float32):")
