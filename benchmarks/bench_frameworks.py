@@ -340,8 +340,9 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
     """Median ms of each layer's forward and backward, the loss and the optimizer, over ``steps`` steps.
 
     Runs what ``train_on_batch`` runs (forward with ``training=True``, the
-    fused softmax cross-entropy, backward in reverse, ``apply_gradients``),
-    timing each call; ``train_on_batch`` adds input checks and the metrics.
+    fused softmax cross-entropy, backward in reverse, with no input gradient
+    for the lowest trainable layer, ``apply_gradients``), timing each call;
+    ``train_on_batch`` adds input checks and the metrics.
     Like the model, it runs each BatchNormalization + ReLU pair as one fused
     step (``model.steps()``): the ReLU's row then reads 0 and its time is in
     the batch norm's row.
@@ -349,6 +350,7 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
     layers = model.layers
     plan = model.steps()
     fused = model._fused_softmax()  # the trainer's own test: softmax layer + cross-entropy
+    lowest = model._lowest_trainable_layer()
     times = collections.defaultdict(list)
     totals = []
     for step in range(warmup + steps):
@@ -374,7 +376,10 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
             grad = model.loss.gradient(y, h).astype(h.dtype, copy=False)
         record(("loss", "forward"))
         for i, _ in reversed(plan):
+            if lowest is None or i < lowest:  # as Model.backward: nothing to compute below the lowest
+                break
             layer = layers[i]
+            layer.skip_input_gradient = i == lowest  # ... and no input gradient for it
             grad = layer.backward_from_preactivation(grad) if fused and i == len(layers) - 1 else layer.backward(grad)
             record((layer.name, "backward"))
         model.optimizer.apply_gradients(model.parameters())
