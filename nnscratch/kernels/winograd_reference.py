@@ -81,24 +81,27 @@ def _matrices(tile):
 
 
 # Below these, Winograd measured slower than im2col (2-core EPYC, batch 64): with
-# few input channels the 16 transformed products (16 x tiles x F) outweigh the
-# output itself, and on small images the 2x2 tiles overhang the edges.
+# few input channels the 16 (36) transformed products (tiles x F each) outweigh
+# the output itself, and on small images the tiles overhang the edges (a 5x5 layer's
+# 3x3 output is one 4x4 tile of F(4x4, 3x3), 44% of it wasted). The deep CNN's 7x7
+# layers measured faster with F(4x4, 3x3) (two 4x4 tiles a side) than with im2col,
+# 9.6 against 16.7 ms for 7x7x128 (Zen 4 EPYC, session 6).
 MIN_CHANNELS = 8
-MIN_OUTPUT_SIDE = 8
+MIN_OUTPUT_SIDE = 7
 
 
 def winograd_applies(kernel_shape, strides, out_hw=(MIN_OUTPUT_SIDE, MIN_OUTPUT_SIDE)) -> bool:
-    """True where Conv2D uses F(2x2, 3x3): 3x3 kernels, stride 1, >= 8 input channels, output >= 8x8."""
+    """True where Conv2D uses Winograd: 3x3 kernels, stride 1, >= 8 input channels, output >= 7x7."""
     return (tuple(kernel_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
             and kernel_shape[2] >= MIN_CHANNELS and min(out_hw) >= MIN_OUTPUT_SIDE)
 
 
-def winograd_tile(kernel_shape, strides, out_hw, algorithm="winograd") -> int:
+def winograd_tile(kernel_shape, strides, out_hw, algorithm="winograd4") -> int:
     """The output tile side a Conv2D layer uses: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3), 0 for im2col.
 
-    ``algorithm`` is ``kernels.get_conv_algorithm()``: ``"winograd"`` (the
-    default) takes F(2x2, 3x3) where Winograd applies (``winograd_applies``),
-    ``"winograd4"`` F(4x4, 3x3) there, ``"im2col"`` never Winograd.
+    ``algorithm`` is ``kernels.get_conv_algorithm()``: ``"winograd4"`` (the
+    default) takes F(4x4, 3x3) where Winograd applies (``winograd_applies``),
+    ``"winograd"`` F(2x2, 3x3) there, ``"im2col"`` never Winograd.
     """
     if algorithm not in ("im2col", "winograd", "winograd4"):
         raise ValueError(f"algorithm must be 'im2col', 'winograd' or 'winograd4', got {algorithm!r}")
