@@ -171,14 +171,17 @@ def test_winograd_applies_to_3x3_stride_1_with_enough_channels_and_pixels():
     assert not applies((5, 5, 8, 8), (1, 1), (6, 6))
     assert not applies((3, 1, 8, 8), (1, 1), (6, 6))
     assert not applies((3, 3, 7, 8), (1, 1), (28, 28))   # too few input channels
-    assert not applies((3, 3, 64, 64), (1, 1), (5, 7))   # too small an output
-    assert applies((3, 3, 128, 128), (1, 1), (7, 7))  # the deep CNN's last block: F(4x4, 3x3) is faster
+    assert not applies((3, 3, 64, 64), (1, 1), (5, 6))   # too small an output
+    assert not applies((3, 3, 128, 128), (1, 1), (7, 7))  # the deep CNN's last block: im2col for F(2x2) ...
+    assert applies((3, 3, 128, 128), (1, 1), (7, 7), tile=4)  # ... but F(4x4, 3x3) is faster there
+    assert not applies((3, 3, 64, 64), (1, 1), (6, 6), tile=4)
 
 
 def test_winograd_tile_follows_the_algorithm():
     tile = winograd_reference.winograd_tile
     assert winograd_fast.winograd_tile is tile
-    assert tile((3, 3, 32, 32), (1, 1), (28, 28)) == 4  # the default algorithm
+    assert tile((3, 3, 32, 32), (1, 1), (28, 28)) == 2  # the default algorithm
+    assert [tile((3, 3, 64, 128), (1, 1), (7, 7), a) for a in kernels.CONV_ALGORITHMS] == [0, 0, 4]
     assert [tile((3, 3, 32, 32), (1, 1), (28, 28), a) for a in kernels.CONV_ALGORITHMS] == [0, 2, 4]
     assert [tile((3, 3, 3, 32), (1, 1), (28, 28), a) for a in kernels.CONV_ALGORITHMS] == [0, 0, 0]
     with pytest.raises(ValueError, match="algorithm must be"):
@@ -188,7 +191,7 @@ def test_winograd_tile_follows_the_algorithm():
 # -------------------------------------------------------------------- the layer
 
 def layer_geometry(max_size=9, max_batch=2):
-    """Geometries where Conv2D does use Winograd: >= 8 input channels, output >= 7x7 (here 8x8 and more)."""
+    """Geometries where Conv2D does use Winograd (both tiles): >= 8 input channels, output >= 8x8."""
     return winograd_geometry(max_batch=max_batch, max_size=max_size, max_channels=9).map(
         lambda g: g._replace(c=max(g.c, 8), h=max(g.h, 10), w=max(g.w, 10)))
 
@@ -268,7 +271,7 @@ def test_layers_winograd_does_not_fit_are_unchanged(kernel_size, strides, channe
 
 
 def test_conv_algorithm_setting_and_environment():
-    assert kernels.get_conv_algorithm() == "winograd4"  # the default
+    assert kernels.get_conv_algorithm() == "winograd"  # the default
     with pytest.raises(ValueError, match="conv algorithm must be one of"):
         kernels.set_conv_algorithm("fft")
     code = "import nnscratch.kernels as k; print(k.get_conv_algorithm())"
