@@ -11,7 +11,7 @@ measured only when importable.
 * Inference: 1,000 images in batches of 100 (``predict``), images/s, median pass.
 
 Every framework runs in its own long-lived worker process (its own thread
-pools and environment: nnscratch's ``OMP_WAIT_POLICY=PASSIVE`` does not leak
+pools and environment: nnscratch's ``GOMP_SPINCOUNT`` does not leak
 into PyTorch). The parent alternates them -- round 1: nnscratch, torch; round
 2: torch, nnscratch; ... -- so machine noise hits all of them alike, and
 reports the median over rounds and the ratio nnscratch / best other framework.
@@ -55,7 +55,7 @@ CLASSES = 10
 # --update-doc replaces the text between these markers; one block per nnscratch backend
 DOC_BEGIN = "<!-- BEGIN bench_frameworks --backend {backend} (generated: do not edit by hand) -->"
 DOC_END = "<!-- END bench_frameworks --backend {backend} -->"
-THREAD_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT",
+THREAD_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT",
               "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
               "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "KERAS_BACKEND",
               "NNSCRATCH_CONV_ALGORITHM")

@@ -255,6 +255,31 @@ def test_conv2d_gradients_with_winograd(algorithm, activation, geom, filters, us
     assert report.max_error < TOLERANCE, f"\n{report}"
 
 
+@pytest.mark.parametrize("padding, size", [("same", 7), ("valid", 9)])
+def test_winograd4_takes_7x7_outputs_and_matches_im2col(padding, size):
+    """F(4x4, 3x3) also applies to a 7x7 output (the deep CNN's last block), F(2x2, 3x3) does not."""
+    rng = np.random.default_rng(7)
+    layer = Conv2D(5, 3, padding=padding, activation="relu")
+    layer.build((size, size, 8))
+    with conv_algorithm("winograd"):
+        assert layer._winograd() == 0
+    layer.set_weights([rng.standard_normal((3, 3, 8, 5)).astype(np.float32),
+                       rng.standard_normal(5).astype(np.float32)])
+    x = rng.standard_normal((3, size, size, 8)).astype(np.float32)
+    g = rng.standard_normal((3, 7, 7, 5)).astype(np.float32)
+    results = {}
+    for name in ("winograd4", "im2col"):
+        with conv_algorithm(name):
+            assert layer._winograd() == (4 if name == "winograd4" else 0)
+            y = layer.forward(x, training=True)
+            results[name] = (y, layer.backward(g), layer.kernel.grad.copy())
+    ours, theirs = results["winograd4"], results["im2col"]
+    _close(ours[0], theirs[0], np.float32, 9 * 8, 4)
+    assert min_abs(np.where(theirs[0] > 0, theirs[0], 1.0)) > 1e-4 * TILE_ERROR[4]  # no ReLU kink flipped
+    _close(ours[1], theirs[1], np.float32, 9 * 5 * 4, 4)
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-4, atol=1e-4 * np.abs(theirs[2]).max())
+
+
 @pytest.mark.parametrize("kernel_size, strides, channels, size", [
     (5, 1, 8, 8), (3, 2, 8, 12), ((3, 1), 1, 8, 8), (3, 1, 3, 8), (3, 1, 8, 5)])
 def test_layers_winograd_does_not_fit_are_unchanged(kernel_size, strides, channels, size):
