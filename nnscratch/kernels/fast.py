@@ -262,11 +262,23 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 # ---------------------------------------------------------------------------
 
 _CONV_BLOCK_BYTES = 1 << 20
+_BLOCK_COUNT_MULTIPLE = 4
+
 
 def _conv_blocks(n, bytes_per_image):
-    """(images per block, workers): blocks of about _CONV_BLOCK_BYTES; at most one worker per block."""
-    block = int(min(n, max(1, _CONV_BLOCK_BYTES // max(bytes_per_image, 1))))
-    return block, int(min(numba.get_num_threads(), -(-n // block)))
+    """(images per block, workers): blocks of at most about _CONV_BLOCK_BYTES, equal in size.
+
+    The number of blocks is rounded up to a multiple of _BLOCK_COUNT_MULTIPLE
+    (or to ``n``), so that 2 or 4 threads get equal shares: 64 images of
+    26x26 windows of 9 numbers make 4 blocks of 16, not blocks of 43 and 21
+    that left one thread idle half the time. The blocks depend only on the
+    shapes, never on the threads (the kernel gradient is summed block by block).
+    """
+    most = max(1, _CONV_BLOCK_BYTES // max(bytes_per_image, 1))
+    blocks = -(-n // most)
+    blocks = min(n, -(-blocks // _BLOCK_COUNT_MULTIPLE) * _BLOCK_COUNT_MULTIPLE)
+    block = -(-n // blocks)
+    return int(block), int(min(numba.get_num_threads(), -(-n // block)))
 
 
 # The three products of a block, each one BLAS call made by the worker's own
@@ -327,6 +339,10 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
     unfolded into it rather than into reused buffers, so that the caller keeps
     ``im2col(x)`` for ``conv2d_backward(..., cols=...)``; the products see the
     same numbers in the same blocks, so ``z`` is the same bit for bit.
+    A column-major (F-contiguous) ``cols_out`` is filled column by column
+    (``_im2col_transposed_kernel``, fast for few channels) and multiplied in
+    one product on BLAS's own threads, then ``bias_activation``: equal to the
+    blocks' result up to rounding.
     """
     if activation not in _BIAS_ACTIVATIONS:
         raise ValueError(f"unknown elementwise activation {activation!r}")
@@ -343,6 +359,10 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
         _check_cols(cols_out, n * rows, k, x.dtype, "cols_out")
     if z.size == 0:
         return z
+    if _column_major(cols_out):  # few channels: unfold by columns, then one product on BLAS's threads
+        _im2col_transposed_kernel(x, cols_out.T, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+        np.matmul(cols_out, kernel_matrix, out=z)
+        return bias_activation(z, bias, activation)
     block, workers = _conv_blocks(n, rows * k * x.itemsize)
     cols = cols_out.reshape(1, n * rows, k) if kept else scratch("cols", (workers, block * rows, k), x.dtype)
     bias, code = _bias_and_code(bias, activation, f, x.dtype)
@@ -353,11 +373,57 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
 
 
 def _check_cols(cols, m, k, dtype, name):
-    """``cols`` must be a C-contiguous (m, k) array of ``dtype`` (it is written or read in place)."""
+    """``cols``: a C- or F-contiguous (m, k) array of ``dtype`` (it is written or read in place)."""
     if not isinstance(cols, np.ndarray) or cols.shape != (m, k) or cols.dtype != dtype \
-            or not cols.flags.c_contiguous:
+            or not (cols.flags.c_contiguous or cols.flags.f_contiguous):
         got = f"{cols.dtype} {cols.shape}" if isinstance(cols, np.ndarray) else type(cols).__name__
-        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {(m, k)}, got {got}")
+        raise ValueError(f"{name} must be a C- or F-contiguous {np.dtype(dtype)} array of shape {(m, k)}, "
+                         f"got {got}")
+
+
+def _column_major(cols):
+    """True for a kept im2col matrix stored by columns: each window position one contiguous run."""
+    return cols is not None and cols.flags.f_contiguous and not cols.flags.c_contiguous
+
+
+@njit(parallel=True, cache=True)
+def _im2col_transposed_kernel(x, cols_t, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """``cols_t = im2col(x)^T`` (K, N * out_h * out_w): row ``(i, j, c)`` holds that window cell everywhere.
+
+    For few channels this is the fast way to unfold: output row ``oy`` of
+    image ``b`` needs, for window cell ``(i, j, c)``, the input pixels
+    ``ox * sw + j - pad_left`` of input row ``oy * sh + i - pad_top``, which
+    for one channel and stride 1 is one contiguous run of ``out_w`` numbers
+    (28 for MNIST), where the row-major layout copies runs of ``kw * C``
+    numbers (3). Images are shared among the threads.
+    """
+    n, h, wd, c = x.shape
+    rows = out_h * out_w
+    m = cols_t.shape[1]
+    xf = x.reshape(x.size)
+    cf = cols_t.reshape(cols_t.size)
+    for b in prange(n):
+        for i in range(kh):
+            for j in range(kw):
+                # the output columns whose input column ox * sw + j - pad_left lies in [0, wd)
+                lo = min(max(0, (pad_left - j + sw - 1) // sw), out_w)
+                hi = max(min(out_w, (wd - 1 + pad_left - j) // sw + 1), lo)
+                for ch in range(c):
+                    row0 = ((i * kw + j) * c + ch) * m + b * rows
+                    for oy in range(out_h):
+                        r = oy * sh + i - pad_top
+                        d = row0 + oy * out_w
+                        if r < 0 or r >= h:      # the whole run is padding
+                            cf[d:d + out_w] = 0
+                            continue
+                        cf[d:d + lo] = 0
+                        s = ((b * h + r) * wd + j - pad_left) * c + ch
+                        if sw == 1 and c == 1:   # one contiguous copy
+                            cf[d + lo:d + hi] = xf[s + lo:s + hi]
+                        else:
+                            for ox in range(lo, hi):
+                                cf[d + ox] = xf[s + ox * sw * c]
+                        cf[d + hi:d + out_w] = 0
 
 
 @njit(parallel=True, cache=True)
@@ -397,7 +463,9 @@ def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h,
     Each block's ``dK`` goes to a slot of its own; the slots are summed in
     block order afterwards, so the sum does not depend on the threads.
     ``cols``: ``im2col(x)`` as kept by ``conv2d_forward(..., cols_out=...)``;
-    then no block is unfolded again (same blocks, same bits).
+    then no block is unfolded again (same blocks, same bits). A column-major
+    ``cols`` gives ``dK = cols^T dz`` as one product on BLAS's threads (equal
+    up to rounding), and ``dx`` by one ``col2im``.
     """
     x = _image(x)
     kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
@@ -413,6 +481,12 @@ def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h,
     kept = cols is not None
     if kept:
         _check_cols(cols, n * rows, k, x.dtype, "cols")
+    if _column_major(cols):  # as the forward pass: whole-batch products on BLAS's threads
+        dkernel = np.matmul(cols.T, grad_z)
+        if input_gradient:
+            grad_cols = np.matmul(grad_z, kernel_matrix_t).reshape(1, n * rows, k)
+            _col2im_kernel(grad_cols, dx, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+        return dkernel.reshape(kernel.shape), dx
     block, workers = _conv_blocks(n, rows * k * x.itemsize)
     blocks = -(-n // block)
     cols = cols.reshape(1, n * rows, k) if kept else scratch("cols", (workers, block * rows, k), x.dtype)

@@ -109,6 +109,8 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
     cols_out : ndarray (N * out_h * out_w, kh * kw * C) or None
         If given, ``im2col(x)`` is also written into it, for the caller to
         pass to :func:`conv2d_backward` (``cols=``) instead of unfolding again.
+        C- or F-contiguous (row- or column-major); the fast twin unfolds a
+        column-major one column by column.
 
     Returns
     -------
@@ -123,9 +125,10 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
 
 
 def _check_cols(cols, shape, dtype, name):
-    if not isinstance(cols, np.ndarray) or cols.shape != shape or cols.dtype != dtype or not cols.flags.c_contiguous:
+    if not isinstance(cols, np.ndarray) or cols.shape != shape or cols.dtype != dtype \
+            or not (cols.flags.c_contiguous or cols.flags.f_contiguous):
         got = f"{cols.dtype} {cols.shape}" if isinstance(cols, np.ndarray) else type(cols).__name__
-        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {shape}, got {got}")
+        raise ValueError(f"{name} must be a C- or F-contiguous {np.dtype(dtype)} array of shape {shape}, got {got}")
 
 
 def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient=True,

@@ -12,6 +12,10 @@ __all__ = ["Conv2D"]
 # gradient (for a one-channel first layer it is small, 1.8 MB at batch 64, but slow
 # to build: a copy of 9 numbers per row); larger ones are rebuilt block by block.
 KEEP_COLS_BYTES = 4 << 20
+# With this many input channels or fewer (grayscale, RGB) the kept matrix is
+# column-major: each window cell's values for all output pixels in one
+# contiguous row, which the fast kernel fills with whole image rows at a time.
+COLUMN_MAJOR_CHANNELS = 3
 
 
 class Conv2D(ActivatedLayer):
@@ -74,13 +78,15 @@ class Conv2D(ActivatedLayer):
     def forward(self, x, training=False):
         self.check_input(x)
         self._x = x if training else None
-        self._cols = self._new_cols(x) if training else None
+        self._cols = self._new_cols(x, training)
         bias = self.bias.value if self.use_bias else None
         if self.activation == "softmax":  # needs whole rows: after the product
             z = self._convolve(x)  # (N*H'*W', filters)
             y = self._activate(z, bias, training)
         else:  # the kernel adds the bias and applies f block by block, while in cache
             y = self._keep(self._convolve(x, bias, self.activation), training)
+        if not training:
+            self._cols = None
         return y.reshape(x.shape[0], *self._out_hw, self.filters)
 
     def _winograd(self) -> int:
@@ -88,12 +94,20 @@ class Conv2D(ActivatedLayer):
         return kernels.winograd_backend().winograd_tile(self.kernel.value.shape, self.strides, self._out_hw,
                                                         kernels.get_conv_algorithm())
 
-    def _new_cols(self, x):
-        """An empty im2col matrix to keep for backward, or None where it is rebuilt (see ``KEEP_COLS_BYTES``)."""
+    def _new_cols(self, x, training):
+        """An empty im2col matrix for the forward pass to fill, or None where the kernel unfolds block by block.
+
+        Kept for backward when training (up to ``KEEP_COLS_BYTES``); with few
+        channels (``COLUMN_MAJOR_CHANNELS``) it is column-major and used for
+        inference too, where unfolding column by column is the faster way.
+        """
         if self._winograd():
             return None
         shape = (x.shape[0] * self._out_hw[0] * self._out_hw[1], int(np.prod(self.kernel.value.shape[:3])))
-        return np.empty(shape, dtype=x.dtype) if shape[0] * shape[1] * x.itemsize <= KEEP_COLS_BYTES else None
+        column_major = x.shape[-1] <= COLUMN_MAJOR_CHANNELS
+        if shape[0] * shape[1] * x.itemsize > KEEP_COLS_BYTES or not (training or column_major):
+            return None
+        return np.empty(shape, dtype=x.dtype, order="F" if column_major else "C")
 
     def _convolve(self, x, bias=None, activation="linear"):
         """``f(conv(x, K) + b)`` as (N*H'*W', filters), by im2col + GEMM or by Winograd."""
