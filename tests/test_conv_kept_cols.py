@@ -109,9 +109,10 @@ def test_a_wrong_matrix_is_refused(twin):
             twin.conv2d_backward(x, np.zeros((18, 4), np.float32), kernel, *args, cols=bad)
 
 
-def _trained_weights(keep_bytes, monkeypatch, column_major_channels=0):
+def _trained_weights(keep_bytes, monkeypatch, column_major_channels=0, in_training=False):
     monkeypatch.setattr(conv2d_module, "KEEP_COLS_BYTES", keep_bytes)
     monkeypatch.setattr(conv2d_module, "COLUMN_MAJOR_CHANNELS", column_major_channels)
+    monkeypatch.setattr(conv2d_module, "COLUMN_MAJOR_IN_TRAINING", in_training)
     nnscratch.set_random_seed(3)
     model = nnscratch.Sequential([
         nnscratch.Input((10, 10, 1)),
@@ -137,9 +138,18 @@ def test_training_is_bit_identical_with_and_without_kept_matrices(monkeypatch):
         assert a.tobytes() == b.tobytes()
 
 
+def test_default_training_keeps_the_row_major_bits(monkeypatch):
+    """By default training is bit for bit the row-major blocks' (column-major is for inference)."""
+    default, kept = _trained_weights(4 << 20, monkeypatch, column_major_channels=3)
+    row_major, _ = _trained_weights(4 << 20, monkeypatch, column_major_channels=0)
+    assert kept == [True, True]
+    for a, b in zip(default, row_major):
+        assert a.tobytes() == b.tobytes()
+
+
 def test_training_with_a_column_major_matrix_matches(monkeypatch):
-    """The one-channel first layer's matrix column-major: the same training, up to rounding."""
-    column_major, kept = _trained_weights(4 << 20, monkeypatch, column_major_channels=3)
+    """The one-channel first layer's matrix column-major in training: the same training, up to rounding."""
+    column_major, kept = _trained_weights(4 << 20, monkeypatch, column_major_channels=3, in_training=True)
     row_major, _ = _trained_weights(4 << 20, monkeypatch, column_major_channels=0)
     assert kept == [True, True]
     assert any(a.tobytes() != b.tobytes() for a, b in zip(column_major, row_major))  # really another path
@@ -147,7 +157,8 @@ def test_training_with_a_column_major_matrix_matches(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
-def test_few_channels_unfold_column_major_in_training_and_inference(monkeypatch):
+@pytest.mark.parametrize("in_training", [False, True])
+def test_few_channels_unfold_column_major(monkeypatch, in_training):
     seen = []
     original = fast.conv2d_forward
 
@@ -156,6 +167,7 @@ def test_few_channels_unfold_column_major_in_training_and_inference(monkeypatch)
         return original(*args, cols_out=cols_out, **kwargs)
 
     monkeypatch.setattr(fast, "conv2d_forward", spy)
+    monkeypatch.setattr(conv2d_module, "COLUMN_MAJOR_IN_TRAINING", in_training)
     nnscratch.set_backend("numba")                       # (the test fixture restores the backend)
     rgb = Conv2D(4, 3)
     rgb.build((8, 8, 3))
@@ -166,7 +178,7 @@ def test_few_channels_unfold_column_major_in_training_and_inference(monkeypatch)
     rgb.forward(x3, training=False)
     wide.forward(x4, training=True)
     wide.forward(x4, training=False)
-    assert seen == ["F", "F", "C", None]
+    assert seen == ["F" if in_training else "C", "F", "C", None]
     assert rgb._cols is None and wide._cols is None      # inference keeps nothing
 
 

@@ -262,23 +262,11 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 # ---------------------------------------------------------------------------
 
 _CONV_BLOCK_BYTES = 1 << 20
-_BLOCK_COUNT_MULTIPLE = 4
-
 
 def _conv_blocks(n, bytes_per_image):
-    """(images per block, workers): blocks of at most about _CONV_BLOCK_BYTES, equal in size.
-
-    The number of blocks is rounded up to a multiple of _BLOCK_COUNT_MULTIPLE
-    (or to ``n``), so that 2 or 4 threads get equal shares: 64 images of
-    26x26 windows of 9 numbers make 4 blocks of 16, not blocks of 43 and 21
-    that left one thread idle half the time. The blocks depend only on the
-    shapes, never on the threads (the kernel gradient is summed block by block).
-    """
-    most = max(1, _CONV_BLOCK_BYTES // max(bytes_per_image, 1))
-    blocks = -(-n // most)
-    blocks = min(n, -(-blocks // _BLOCK_COUNT_MULTIPLE) * _BLOCK_COUNT_MULTIPLE)
-    block = -(-n // blocks)
-    return int(block), int(min(numba.get_num_threads(), -(-n // block)))
+    """(images per block, workers): blocks of about _CONV_BLOCK_BYTES; at most one worker per block."""
+    block = int(min(n, max(1, _CONV_BLOCK_BYTES // max(bytes_per_image, 1))))
+    return block, int(min(numba.get_num_threads(), -(-n // block)))
 
 
 # The three products of a block, each one BLAS call made by the worker's own

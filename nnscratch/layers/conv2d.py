@@ -12,10 +12,15 @@ __all__ = ["Conv2D"]
 # gradient (for a one-channel first layer it is small, 1.8 MB at batch 64, but slow
 # to build: a copy of 9 numbers per row); larger ones are rebuilt block by block.
 KEEP_COLS_BYTES = 4 << 20
-# With this many input channels or fewer (grayscale, RGB) the kept matrix is
-# column-major: each window cell's values for all output pixels in one
+# With this many input channels or fewer (grayscale, RGB) inference unfolds into
+# a column-major matrix: each window cell's values for all output pixels in one
 # contiguous row, which the fast kernel fills with whole image rows at a time.
 COLUMN_MAJOR_CHANNELS = 3
+# ... and training too when True: faster, but the first layer's results change by
+# rounding, and the main job's seed-42 run then stopped early at 99.31% test
+# accuracy (docs/performance.md, session 7), so training keeps the row-major
+# blocks whose results docs/results.md reports.
+COLUMN_MAJOR_IN_TRAINING = False
 
 
 class Conv2D(ActivatedLayer):
@@ -99,12 +104,13 @@ class Conv2D(ActivatedLayer):
 
         Kept for backward when training (up to ``KEEP_COLS_BYTES``); with few
         channels (``COLUMN_MAJOR_CHANNELS``) it is column-major and used for
-        inference too, where unfolding column by column is the faster way.
+        inference too, where unfolding column by column is the faster way (in
+        training only with ``COLUMN_MAJOR_IN_TRAINING``).
         """
         if self._winograd():
             return None
         shape = (x.shape[0] * self._out_hw[0] * self._out_hw[1], int(np.prod(self.kernel.value.shape[:3])))
-        column_major = x.shape[-1] <= COLUMN_MAJOR_CHANNELS
+        column_major = x.shape[-1] <= COLUMN_MAJOR_CHANNELS and (COLUMN_MAJOR_IN_TRAINING or not training)
         if shape[0] * shape[1] * x.itemsize > KEEP_COLS_BYTES or not (training or column_major):
             return None
         return np.empty(shape, dtype=x.dtype, order="F" if column_major else "C")
