@@ -281,6 +281,30 @@ def test_float32_stays_float32_and_updates_in_place(opt):
     assert all(s.dtype == np.float32 for s in opt.get_slots(p).values())
 
 
+@pytest.mark.parametrize("opt", [SGD(0.1, momentum=0.9), SGD(0.1, momentum=0.9, nesterov=True),
+                                 RMSprop(momentum=0.5, centered=True), Adam(beta_2=0.9),
+                                 Adam(beta_2=0.9, amsgrad=True)], ids=lambda o: type(o).__name__)
+def test_state_of_a_weight_whose_gradient_stays_zero_reaches_zero(opt):
+    """No subnormal number ever stays in an optimizer's state (they make every step slow).
+
+    One step with a gradient, then 1,200 with none (a dead ReLU unit): each
+    moment decays by its beta and must end at exactly 0, never resting below
+    the smallest normal float32 on the way.
+    """
+    tiny = np.finfo(np.float32).tiny
+    p = make_param([0.5, -2.0, 1.0], grad=[1e-2, -3e-3, 0.0], dtype=np.float32)
+    opt.apply_gradients([p])
+    p.grad[...] = 0
+    for _ in range(1200):
+        opt.apply_gradients([p])
+        for name, slot in opt.get_slots(p).items():
+            assert np.all((slot == 0) | (np.abs(slot) >= tiny)), (name, slot)
+    decaying = {"momentum", "velocity", "average_gradient"}
+    for name, slot in opt.get_slots(p).items():
+        if name in decaying:
+            np.testing.assert_array_equal(slot, 0, err_msg=name)
+
+
 def test_slots_are_per_parameter_and_lazy():
     opt = Adam()
     a, b = make_param([1.0], grad=[1.0]), make_param([1.0, 2.0], grad=[1.0, 1.0])

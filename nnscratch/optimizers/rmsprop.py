@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from nnscratch.kernels.optimizer_reference import flush_subnormals
 from nnscratch.optimizers.base import Optimizer
 
 __all__ = ["RMSprop"]
@@ -27,6 +28,9 @@ class RMSprop(Optimizer):
     :math:`m \leftarrow \mu m + \Delta`, :math:`w \leftarrow w - m`.
 
     Note that :math:`\epsilon` sits *inside* the square root (Keras), unlike Adam.
+    State that decays below the smallest normal float (a weight whose gradient
+    stays 0) is set to 0 (see
+    :func:`~nnscratch.kernels.optimizer_reference.flush_subnormals`).
 
     Parameters
     ----------
@@ -67,12 +71,14 @@ class RMSprop(Optimizer):
         tmp *= 1.0 - rho
         s *= rho
         s += tmp                           # s = rho s + (1 - rho) g^2
+        flush_subnormals(s)                # no slow subnormal numbers in the state
 
         if self.centered:
             g_bar = state["average_gradient"]
             np.multiply(grad, 1.0 - rho, out=tmp)
             g_bar *= rho
             g_bar += tmp                   # g_bar = rho g_bar + (1 - rho) g
+            flush_subnormals(g_bar)
             np.square(g_bar, out=tmp)
             np.subtract(s, tmp, out=tmp)   # s - g_bar^2
         else:
@@ -86,6 +92,7 @@ class RMSprop(Optimizer):
             m = state["momentum"]
             m *= self.momentum
             m += tmp
+            flush_subnormals(m)
             param.value -= m
         else:
             param.value -= tmp

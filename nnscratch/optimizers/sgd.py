@@ -1,5 +1,6 @@
 """Stochastic gradient descent, optionally with (Nesterov) momentum."""
 
+from nnscratch.kernels.optimizer_reference import flush_subnormals
 from nnscratch.optimizers.base import Optimizer
 
 __all__ = ["SGD"]
@@ -23,6 +24,10 @@ class SGD(Optimizer):
       .. math::
 
           v \leftarrow \mu v - \eta g, \qquad w \leftarrow w + \mu v - \eta g.
+
+    A velocity that decays below the smallest normal float (a weight whose
+    gradient stays 0) is set to 0 (see
+    :func:`~nnscratch.kernels.optimizer_reference.flush_subnormals`).
 
     Parameters
     ----------
@@ -57,6 +62,7 @@ class SGD(Optimizer):
         v = state["velocity"]
         v *= self.momentum
         v -= step                          # v = mu v - eta g
+        flush_subnormals(v)                # no slow subnormal numbers in the state
         if self.nesterov:
             w += self.momentum * v - step  # mu v - eta g, with the new v
         else:
