@@ -126,14 +126,19 @@ def _trained_weights(keep_bytes, monkeypatch, column_major_channels=0, in_traini
     x = rng.random((24, 10, 10, 1), dtype=np.float32)
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 24)]
     model.fit(x, y, batch_size=8, epochs=2, verbose=0, seed=2)
-    kept = [layer._cols is not None for layer in model.layers if isinstance(layer, Conv2D)]
+    kept = [_layout(layer._cols) for layer in model.layers if isinstance(layer, Conv2D)]
     return model.get_weights(), kept
+
+
+def _layout(cols):
+    """How a layer kept its im2col matrix: None (rebuilt in backward), "C" (row-major) or "F" (column-major)."""
+    return None if cols is None else ("F" if cols.flags.f_contiguous and not cols.flags.c_contiguous else "C")
 
 
 def test_training_is_bit_identical_with_and_without_kept_matrices(monkeypatch):
     with_kept, kept = _trained_weights(4 << 20, monkeypatch)
     without, rebuilt = _trained_weights(0, monkeypatch)
-    assert kept == [True, True] and rebuilt == [False, False]
+    assert kept == ["C", "C"] and rebuilt == [None, None]
     for a, b in zip(with_kept, without):
         assert a.tobytes() == b.tobytes()
 
@@ -142,7 +147,7 @@ def test_default_training_keeps_the_row_major_bits(monkeypatch):
     """By default training is bit for bit the row-major blocks' (column-major is for inference)."""
     default, kept = _trained_weights(4 << 20, monkeypatch, column_major_channels=3)
     row_major, _ = _trained_weights(4 << 20, monkeypatch, column_major_channels=0)
-    assert kept == [True, True]
+    assert kept == ["C", "C"]
     for a, b in zip(default, row_major):
         assert a.tobytes() == b.tobytes()
 
@@ -150,9 +155,9 @@ def test_default_training_keeps_the_row_major_bits(monkeypatch):
 def test_training_with_a_column_major_matrix_matches(monkeypatch):
     """The one-channel first layer's matrix column-major in training: the same training, up to rounding."""
     column_major, kept = _trained_weights(4 << 20, monkeypatch, column_major_channels=3, in_training=True)
-    row_major, _ = _trained_weights(4 << 20, monkeypatch, column_major_channels=0)
-    assert kept == [True, True]
-    assert any(a.tobytes() != b.tobytes() for a, b in zip(column_major, row_major))  # really another path
+    row_major, kept_row_major = _trained_weights(4 << 20, monkeypatch, column_major_channels=0)
+    # really the other path; whether its bits differ is up to BLAS's kernels (they did not on Zen 5's Haswell ones)
+    assert kept == ["F", "C"] and kept_row_major == ["C", "C"]
     for a, b in zip(column_major, row_major):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
