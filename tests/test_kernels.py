@@ -360,6 +360,28 @@ def test_maxpool_backward_of_disjoint_windows_is_bit_identical(size, stride, pad
     assert ours.tobytes() == reference.maxpool2d_backward(grad_y, argmax, x.shape, *geometry).tobytes()
 
 
+@pytest.mark.parametrize("h, w, out", [(8, 8, (4, 4)), (7, 9, (3, 4)), (7, 9, (4, 5))], ids=["covered", "valid", "same"])
+def test_maxpool_backward_of_tiling_windows_writes_every_cell(h, w, out, monkeypatch):
+    """2x2 / 2 windows tile dx from its corner, so the Numba twin starts from np.empty, not zeros:
+    every cell must still be written, the rows and columns past the last window ("valid") too."""
+    rng = np.random.default_rng(h * w)
+    x = rng.standard_normal((2, h, w, 3)).astype(np.float32)
+    _, argmax = reference.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, *out)
+    grad_y = rng.standard_normal(argmax.shape).astype(np.float32)
+    expected = reference.maxpool2d_backward(grad_y, argmax, x.shape, 2, 2, 2, 2, 0, 0)
+    real_empty = np.empty
+
+    def poisoned_empty(shape, dtype=float, order="C", **kwargs):  # memory as dirty as a reused heap block
+        a = real_empty(shape, dtype, order, **kwargs)
+        a.fill(np.nan if np.issubdtype(np.dtype(dtype), np.floating) else 7)
+        return a
+
+    monkeypatch.setattr(np, "empty", poisoned_empty)
+    ours = fast.maxpool2d_backward(grad_y, argmax, x.shape, 2, 2, 2, 2, 0, 0)
+    monkeypatch.undo()
+    assert ours.tobytes() == expected.tobytes()
+
+
 # ---------------------------------------------------------------------------
 # bias + activation
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""nnscratch.kernels.workspace: reusable scratch buffers, the one-BLAS-thread switch, small work on one thread."""
+"""nnscratch.kernels.workspace: reusable scratch buffers, the one-BLAS-thread switch, small work serial."""
 
 import threading
 
@@ -74,35 +74,38 @@ def two_numba_threads():
     numba.set_num_threads(before)
 
 
-def test_threads_for_runs_small_work_on_one_thread_and_restores(two_numba_threads):
-    with workspace.threads_for(workspace.SERIAL_BELOW - 1):
-        assert numba.get_num_threads() == 1
-    assert numba.get_num_threads() == 2
-    with workspace.threads_for(workspace.SERIAL_BELOW):
-        assert numba.get_num_threads() == 2
-    with pytest.raises(KeyError):
-        with workspace.threads_for(10):
-            raise KeyError("inside")
-    assert numba.get_num_threads() == 2
+JIT = not numba.config.DISABLE_JIT
 
 
-def test_threads_for_leaves_other_threads_alone(two_numba_threads):
-    inside, seen = threading.Event(), {}
-    leave = threading.Event()
+def test_for_size_runs_small_work_serial_and_large_work_parallel(two_numba_threads):
+    kernel = fast._relu_backward
+    small = workspace.for_size(kernel, workspace.SERIAL_BELOW - 1)
+    large = workspace.for_size(kernel, workspace.SERIAL_BELOW)
+    assert large is kernel
+    if not JIT:  # plain Python functions: nothing to choose between
+        assert small is kernel
+        return
+    assert small is workspace.serial_twin(kernel) and small is not kernel
+    assert kernel.targetoptions.get("parallel") and not small.targetoptions.get("parallel")
+    numba.set_num_threads(1)   # this thread asked for one Numba thread: serial whatever the size
+    assert workspace.for_size(kernel, 10 * workspace.SERIAL_BELOW) is small
 
-    def worker():
-        with workspace.threads_for(10):
-            seen["worker"] = numba.get_num_threads()
-            inside.set()
-            leave.wait(10)
 
-    thread = threading.Thread(target=worker)
-    thread.start()
-    inside.wait(10)
-    seen["main"] = numba.get_num_threads()
-    leave.set()
-    thread.join()
-    assert seen == {"worker": 1, "main": 2}
+def test_the_serial_twin_is_cached_under_a_name_of_its_own():
+    kernel = fast._bias_relu
+    if not JIT:  # NUMBA_DISABLE_JIT: no compilation to twin, the function runs as it is
+        assert workspace.for_size(kernel, 0) is kernel
+        return
+    twin = workspace.serial_twin(kernel)
+    assert workspace.serial_twin(kernel) is twin   # compiled once
+    # Numba names cache files after the qualified name: the same name would let
+    # the two compilations overwrite each other's entries
+    assert twin.py_func.__qualname__ == kernel.py_func.__qualname__ + "_serial"
+    assert twin.py_func.__code__ is kernel.py_func.__code__
+    assert twin._cache._cache_file._index_name != kernel._cache._cache_file._index_name  # (Numba internals)
+    z, bias = np.array([[-1.0, 2.0]], np.float32), np.array([0.5, -3.0], np.float32)
+    twin(z, bias)
+    assert z.tolist() == [[0.0, 0.0]]
 
 
 def test_small_kernels_give_the_same_bits_on_one_thread_or_two(two_numba_threads, monkeypatch):
@@ -116,7 +119,10 @@ def test_small_kernels_give_the_same_bits_on_one_thread_or_two(two_numba_threads
         dx, dgamma, dbeta = fast.batchnorm_backward(x, xhat, gamma, inv_std, beta, relu=True)
         pooled, argmax = fast.maxpool2d_forward(images, 2, 2, 2, 2, 0, 0, 3, 3)
         losses, grad = fast.softmax_cross_entropy(x[:, :10], np.eye(10, dtype=np.float32)[np.arange(300) % 10])
-        return [y, dx, dgamma, dbeta, pooled, argmax, losses, grad,
+        unpooled = fast.maxpool2d_backward(pooled * 3, argmax, images.shape, 2, 2, 2, 2, 0, 0)
+        dropped, mask = fast.dropout_forward(x, np.linspace(0, 1, x.size, dtype=np.float32).reshape(x.shape), 0.3)
+        return [y, dx, dgamma, dbeta, pooled, argmax, losses, grad, unpooled, dropped, mask,
+                fast.batchnorm_inference(x, gamma, beta, relu=True),
                 fast.bias_activation(x.copy(), beta, "tanh"), fast.activation_backward(x, y, "relu")]
 
     serial = run()

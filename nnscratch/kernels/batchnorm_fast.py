@@ -11,7 +11,7 @@ bit the unfused one.
 import numpy as np
 from numba import njit, prange
 
-from nnscratch.kernels.workspace import threads_for
+from nnscratch.kernels.workspace import for_size
 
 __all__ = ["batchnorm_forward_train", "batchnorm_backward", "batchnorm_inference"]
 
@@ -118,8 +118,7 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
         rows, nchunks = _bn_chunks(m, c)
         part_mean = np.zeros((nchunks, c), dtype=np.float64)
         part_m2 = np.zeros((nchunks, c), dtype=np.float64)
-        with threads_for(x.size):
-            _bn_statistics(x, rows, part_mean, part_m2, mean64, m2)
+        for_size(_bn_statistics, x.size)(x, rows, part_mean, part_m2, mean64, m2)
     var64 = m2 / max(m, 1)
     mean = mean64.astype(dtype)
     var = var64.astype(dtype)
@@ -127,8 +126,7 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
     y = np.empty_like(x)
     xhat = np.empty_like(x)
     if x.size:
-        with threads_for(x.size):
-            _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat, bool(relu))
+        for_size(_bn_normalize, x.size)(x, mean, inv_std, gamma, beta, y, xhat, bool(relu))
     return y, xhat, mean, var, inv_std
 
 
@@ -196,15 +194,15 @@ def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
         rows, nchunks = _bn_chunks(m, c)
         part_b = np.zeros((nchunks, c), dtype=np.float64)
         part_g = np.zeros((nchunks, c), dtype=np.float64)
-        with threads_for(grad_y.size):
-            _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, rows, part_b, part_g, dbeta64, dgamma64)
+        for_size(_bn_gradient_sums, grad_y.size)(grad_y, xhat, gamma, beta, relu, rows, part_b, part_g,
+                                                 dbeta64, dgamma64)
     dbeta = dbeta64.astype(dtype)
     dgamma = dgamma64.astype(dtype)
     scale = (gamma * inv_std / max(m, 1)).astype(dtype)
     dx = np.empty_like(grad_y)
     if grad_y.size:
-        with threads_for(grad_y.size):
-            _bn_input_gradient(grad_y, xhat, gamma, beta, relu, dtype.type(0), scale, dtype.type(m), dbeta, dgamma, dx)
+        for_size(_bn_input_gradient, grad_y.size)(grad_y, xhat, gamma, beta, relu, dtype.type(0), scale,
+                                                  dtype.type(m), dbeta, dgamma, dx)
     return dx, dgamma, dbeta
 
 
@@ -232,6 +230,6 @@ def batchnorm_inference(x, scale, shift, relu=False):
     c = x.shape[1]
     y = np.empty_like(x)
     if x.size:
-        with threads_for(x.size):
-            _scale_shift(x, _per_column(scale, c, x.dtype), _per_column(shift, c, x.dtype), bool(relu), y)
+        scale, shift = _per_column(scale, c, x.dtype), _per_column(shift, c, x.dtype)
+        for_size(_scale_shift, x.size)(x, scale, shift, bool(relu), y)
     return y

@@ -5,12 +5,13 @@ Infrastructure shared by :mod:`nnscratch.kernels.fast` and
 """
 
 import threading
+import types
 from contextlib import contextmanager
 
 import numba
 import numpy as np
 
-__all__ = ["scratch", "scratch_space", "one_blas_thread", "SERIAL_BELOW", "threads_for"]
+__all__ = ["scratch", "scratch_space", "one_blas_thread", "SERIAL_BELOW", "serial_twin", "for_size"]
 
 # The convolutions' block buffers are work space, reused from call to call (and so
 # from step to step) instead of being allocated, page-faulted and freed each
@@ -94,7 +95,7 @@ def _set_threads(lib, threads):
 
 
 # ---------------------------------------------------------------------------
-# small work on one thread
+# small work on one thread, compiled serial
 #
 # Numba's idle threads sleep once their short spin is over (``import nnscratch``
 # sets GOMP_SPINCOUNT=20000; until session 6 OMP_WAIT_POLICY=PASSIVE, no spin),
@@ -103,27 +104,56 @@ def _set_threads(lib, threads):
 # a 64x512 dense output: 156 us on two threads, 29 us on one). Measured kernel
 # by kernel, one thread was faster up to 400k numbers, even at 500k, and two
 # were faster from 800k; so below 262,144 numbers the element-wise, pooling,
-# batch-norm and loss kernels run their loops on the calling thread. The
-# kernels give the same bits on any number of threads (docs/kernels.md,
-# rule 3), so this changes the time only.
+# batch-norm and loss kernels run their loops on the calling thread. Until
+# session 9 that was the parallel compilation with ``numba.set_num_threads(1)``
+# around the call, which still opens a parallel region: 14 us for a 100x512
+# bias + ReLU between two matrix products on Zen 5 (50 us on session 8's Xeon)
+# against 5 us for the same loops compiled without ``parallel=True``, which is
+# what runs now (:func:`serial_twin`). The kernels give the same bits on any
+# number of threads and in either compilation (docs/kernels.md, rule 3), so
+# this changes the time only.
 # ---------------------------------------------------------------------------
 
 SERIAL_BELOW = 1 << 18   # numbers (elements of the largest array a kernel sweeps)
 
+_serial_twins: dict = {}
+_serial_twins_lock = threading.Lock()
 
-@contextmanager
-def threads_for(size):
-    """Run the Numba loops inside on one thread when ``size`` is below :data:`SERIAL_BELOW`.
 
-    ``numba.set_num_threads`` is per calling thread, so models trained side
-    by side in other threads keep their own count.
+def serial_twin(kernel):
+    """``kernel``, an ``@njit(parallel=True, cache=True)`` function, compiled once more without ``parallel``.
+
+    Its ``prange`` loops then run as plain ``range`` loops on the calling
+    thread: the same arithmetic in the same order, with no parallel region to
+    open and no thread to wake. The Python function is copied under another
+    qualified name (``..._serial``), because Numba's on-disk cache files are
+    named after the file and the qualified name, not the compile options: two
+    compilations of one function would overwrite each other's cache entries.
     """
-    threads = numba.get_num_threads()
-    if size >= SERIAL_BELOW or threads == 1:
-        yield
-        return
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(threads)
+    twin = _serial_twins.get(kernel)
+    if twin is None:
+        with _serial_twins_lock:
+            twin = _serial_twins.get(kernel)
+            if twin is None:
+                f = kernel.py_func
+                copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__,
+                                          f.__closure__)
+                copy.__qualname__ = f.__qualname__ + "_serial"
+                copy.__doc__ = f.__doc__
+                twin = _serial_twins[kernel] = numba.njit(cache=True)(copy)
+    return twin
+
+
+def for_size(kernel, size):
+    """The compilation of ``kernel`` to run for an array of ``size`` numbers.
+
+    Below :data:`SERIAL_BELOW`, or when this thread runs Numba on one thread
+    (``numba.set_num_threads(1)`` is per calling thread), the serial twin;
+    else ``kernel`` itself, on Numba's threads. With ``NUMBA_DISABLE_JIT=1``
+    ``kernel`` is a plain Python function and is returned as it is.
+    """
+    if not hasattr(kernel, "py_func"):
+        return kernel
+    if size >= SERIAL_BELOW and numba.get_num_threads() > 1:
+        return kernel
+    return serial_twin(kernel)
