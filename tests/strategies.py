@@ -120,18 +120,19 @@ class ConvGeometry(NamedTuple):
 
 @st.composite
 def conv_geometry(draw, max_batch=3, max_size=9, max_channels=4, max_kernel=4,
-                  max_stride=3, paddings=PADDINGS, square=False):
+                  max_stride=3, paddings=PADDINGS, square=False, channels=None, kernel=None):
     """A :class:`ConvGeometry` whose output is at least 1x1.
 
     With ``"valid"`` the window never exceeds the image; with ``"same"`` it may
     (TensorFlow allows it: the padding grows). ``square=True`` draws equal
-    heights/widths, window sides and strides.
+    heights/widths, window sides and strides. ``channels`` and ``kernel`` fix
+    the channel count and the window side (``kernel`` x ``kernel``).
     """
     pad = draw(st.sampled_from(paddings))
     n = draw(st.integers(1, max_batch))
-    c = draw(st.integers(1, max_channels))
-    kh = draw(st.integers(1, max_kernel))
-    kw = kh if square else draw(st.integers(1, max_kernel))
+    c = channels if channels is not None else draw(st.integers(1, max_channels))
+    kh = kernel if kernel is not None else draw(st.integers(1, max_kernel))
+    kw = kernel if kernel is not None else kh if square else draw(st.integers(1, max_kernel))
     sh = draw(st.integers(1, max_stride))
     sw = sh if square else draw(st.integers(1, max_stride))
     low_h = kh if pad == "valid" else 1

@@ -128,6 +128,19 @@ def test_im2col_twins_agree(geom, seed, dtype):
 
 
 @many
+@given(geom=conv_geometry(max_size=12, channels=1, kernel=3), seed=rng_seeds(), dtype=dtypes)
+def test_im2col_of_3x3_windows_over_one_channel(geom, seed, dtype):
+    """The fast twin unfolds 3x3 windows of grayscale images by scalar copies: the same matrix, padding too."""
+    x = random(np.random.default_rng(seed), geom.x_shape, dtype)
+    expected = reference.im2col(x, *geom.window_args)
+    assert fast.im2col(x, *geom.window_args).tobytes() == expected.tobytes()
+    kept = np.full(geom.cols_shape, np.nan, dtype=dtype)   # the training path unfolds into the kept matrix
+    kernel = random(np.random.default_rng(seed + 1), (3, 3, 1, 2), dtype)
+    fast.conv2d_forward(x, kernel, *geom.window_args, cols_out=kept)
+    assert kept.tobytes() == expected.tobytes()
+
+
+@many
 @given(geom=conv_geometry(), seed=rng_seeds(), dtype=dtypes)
 def test_col2im_twins_agree(geom, seed, dtype):
     cols = random(np.random.default_rng(seed), geom.cols_shape, dtype)
