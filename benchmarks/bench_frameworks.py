@@ -345,12 +345,15 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
     ``train_on_batch`` adds input checks and the metrics.
     Like the model, it runs each BatchNormalization + ReLU pair as one fused
     step (``model.steps()``): the ReLU's row then reads 0 and its time is in
-    the batch norm's row.
+    the batch norm's row; and a MaxPooling2D after a ReLU-activated layer
+    takes that ReLU's backward (``model.poolings_through_relu()``), whose time
+    is then in the pooling's backward, not the layer's.
     """
     layers = model.layers
     plan = model.steps()
     fused = model._fused_softmax()  # the trainer's own test: softmax layer + cross-entropy
     lowest = model._lowest_trainable_layer()
+    through_relu = model.poolings_through_relu()
     times = collections.defaultdict(list)
     totals = []
     for step in range(warmup + steps):
@@ -375,12 +378,17 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
         else:
             grad = model.loss.gradient(y, h).astype(h.dtype, copy=False)
         record(("loss", "forward"))
+        preactivation = fused  # the fused loss gives the last layer's dL/dz
         for i, _ in reversed(plan):
             if lowest is None or i < lowest:  # as Model.backward: nothing to compute below the lowest
                 break
             layer = layers[i]
             layer.skip_input_gradient = i == lowest  # ... and no input gradient for it
-            grad = layer.backward_from_preactivation(grad) if fused and i == len(layers) - 1 else layer.backward(grad)
+            if preactivation:
+                grad = layer.backward_from_preactivation(grad)
+            else:
+                grad = layer.backward(grad, relu=True) if i in through_relu else layer.backward(grad)
+            preactivation = i in through_relu
             record((layer.name, "backward"))
         model.optimizer.apply_gradients(model.parameters())
         record(("optimizer", "step"))

@@ -614,10 +614,12 @@ def _maxpool_backward_kernel(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_le
 
 
 @njit(parallel=True, cache=True)
-def _maxpool_backward_disjoint(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left):
+def _maxpool_backward_disjoint(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left, y, relu):
     """Windows that do not overlap (strides >= pool size, the usual 2x2 / 2): each input
     cell has at most one window, so every cell of a window is *written* in one vector
     sweep over the channels (``0 + g`` where it won, 0 elsewhere) instead of scattered.
+    With ``relu``, also the backward of a ReLU before the pooling, from the pooled ``y``
+    (its output at the winner): ``g if y > 0 else g * 0``, as ``_relu_backward``.
     Whole-array indexing, no views, as in the forward kernel."""
     n, h, w, c = dx.shape
     out_h = grad_y.shape[1]
@@ -636,15 +638,24 @@ def _maxpool_backward_disjoint(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_
                     if col < 0 or col >= w:
                         continue
                     cell = i * kw + j
-                    for q in range(c):   # as += into zeros: 0 + g where the cell won
-                        dx[b, r, col, q] = zero + grad_y[b, oy, ox, q] if argmax[b, oy, ox, q] == cell else zero
+                    if relu:
+                        for q in range(c):
+                            g = zero + grad_y[b, oy, ox, q] if argmax[b, oy, ox, q] == cell else zero
+                            dx[b, r, col, q] = g if y[b, oy, ox, q] > 0 else g * 0
+                    else:
+                        for q in range(c):   # as += into zeros: 0 + g where the cell won
+                            dx[b, r, col, q] = zero + grad_y[b, oy, ox, q] if argmax[b, oy, ox, q] == cell else zero
 
 
-def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left):
+def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left, relu_output=None):
     """Route each output gradient to the input cell that won its window.
 
     Twin of :func:`nnscratch.kernels.reference.maxpool2d_backward`; overlapping
     windows add up. Returns ``dx`` of shape ``x_shape``, dtype of ``grad_y``.
+    With ``relu_output`` (the pooled ``y`` of ReLU outputs) the gradient also
+    goes back through that ReLU, in the same sweep where the windows do not
+    overlap: bit for bit ``activation_backward(dx, h, "relu")``, one pass over
+    the input-sized arrays instead of three.
     """
     n, h, w, c = _image_shape(x_shape)
     kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
@@ -654,6 +665,11 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_lef
         raise ValueError(f"argmax shape {argmax.shape} differs from grad_y shape {grad_y.shape}")
     if grad_y.shape[0] != n or grad_y.shape[3] != c:
         raise ValueError(f"grad_y shape {grad_y.shape} does not match x_shape {(n, h, w, c)}")
+    relu = relu_output is not None
+    if relu:
+        relu_output = np.ascontiguousarray(relu_output)
+        if relu_output.shape != grad_y.shape:
+            raise ValueError(f"relu_output shape {relu_output.shape} differs from grad_y shape {grad_y.shape}")
     disjoint = sh >= kh and sw >= kw
     # windows that tile the image from its corner (2x2 / 2, no padding before):
     # the disjoint kernel writes every cell they cover, so only the rows and
@@ -664,9 +680,16 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_lef
     if tiled:
         dx[:, grad_y.shape[1] * sh:] = 0
         dx[:, :, grad_y.shape[2] * sw:] = 0
-    if grad_y.size and dx.size:
-        kernel = _maxpool_backward_disjoint if disjoint else _maxpool_backward_kernel
-        for_size(kernel, dx.size)(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left)
+    if grad_y.size and dx.size and disjoint:
+        for_size(_maxpool_backward_disjoint, dx.size)(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left,
+                                                      relu_output if relu else grad_y, relu)
+    elif grad_y.size and dx.size:
+        for_size(_maxpool_backward_kernel, dx.size)(grad_y, argmax, dx, kh, kw, sh, sw, pad_top, pad_left)
+        if relu:  # overlapping windows: the mask [h > 0] scattered as the reference does
+            won = np.zeros((n, h, w, c), dtype=dx.dtype)
+            positive = (relu_output > 0).astype(dx.dtype)
+            for_size(_maxpool_backward_kernel, dx.size)(positive, argmax, won, kh, kw, sh, sw, pad_top, pad_left)
+            dx = dx * (won > 0)
     return dx
 
 

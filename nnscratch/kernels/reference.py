@@ -182,11 +182,17 @@ def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     return y, argmax
 
 
-def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left):
+def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left, relu_output=None):
     """Route each output gradient to the input cell that won its window.
 
     ``dx[n, oy*sh - pad_top + i, ox*sw - pad_left + j, c] += grad_y[n, oy, ox, c]``
     where ``argmax[n, oy, ox, c] == i * kw + j``; overlapping windows add up.
+
+    ``relu_output``: the pooling's output ``y``, given when the pooled values
+    ``h`` were the output of a ReLU; the gradient then goes on through that
+    ReLU too, ``dz = dx * [h > 0]``, as ``activation_backward(dx, h, "relu")``.
+    ``h`` itself is not needed: where a cell won a window, ``h`` there *is*
+    that window's ``y``; where it won none, ``dx`` is 0 whatever the mask.
     """
     n, h, w, c = x_shape
     _, out_h, out_w, _ = grad_y.shape
@@ -196,7 +202,13 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_lef
         for j in range(kw):
             routed = np.where(argmax == i * kw + j, grad_y, 0)
             dxp[:, i:i + sh * out_h:sh, j:j + sw * out_w:sw, :] += routed
-    return dxp[:, pad_top:pad_top + h, pad_left:pad_left + w, :].copy()
+    dx = dxp[:, pad_top:pad_top + h, pad_left:pad_left + w, :].copy()
+    if relu_output is None:
+        return dx
+    # [h > 0] at every cell: 1 where the cell won a window whose maximum is positive
+    won_positive = maxpool2d_backward((relu_output > 0).astype(dx.dtype), argmax, x_shape, kh, kw, sh, sw,
+                                      pad_top, pad_left) > 0
+    return dx * won_positive
 
 
 def bias_activation(z, bias, activation):

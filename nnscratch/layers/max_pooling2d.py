@@ -21,6 +21,16 @@ class MaxPooling2D(Layer):
     Tie rule: if several cells share the maximum, the first in row-major order
     inside the window receives the whole gradient. With ``padding="same"`` the
     padding cells never win.
+
+    A ``Model`` whose ReLU-activated layer (``Conv2D(..., activation="relu")``,
+    ``Dense``, ``Activation("relu")``) is directly followed by a MaxPooling2D
+    with windows that do not overlap calls ``backward(grad, relu=True)``: the
+    pooling then also takes the ReLU's backward, ``dz = dx \cdot [h > 0]``, in
+    the same sweep, and the layer before continues from ``dz`` with
+    ``backward_from_preactivation``. The mask needs no ``h``: a cell that won a
+    window holds that window's maximum ``y``, and one that won none gets
+    ``dx = 0`` anyway. The numbers are bit-identical to the two backward
+    passes one after the other.
     """
 
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
@@ -28,6 +38,7 @@ class MaxPooling2D(Layer):
         self.pool_size = normalize_tuple(pool_size, 2, "pool_size")
         self.strides = self.pool_size if strides is None else normalize_tuple(strides, 2, "strides")
         self.padding = normalize_padding(padding)
+        self._argmax = self._y = None
 
     def build(self, input_shape):
         self._out_hw, self._pad_top, self._pad_left = place_windows(
@@ -42,12 +53,22 @@ class MaxPooling2D(Layer):
         geometry = (*self.pool_size, *self.strides, self._pad_top, self._pad_left, *self._out_hw)
         y, argmax = kernels.backend().maxpool2d_forward(x, *geometry)
         self._argmax, self._n = (argmax if training else None), x.shape[0]
+        self._y = y if training else None  # the window maxima, for backward(..., relu=True)
         return y
 
-    def backward(self, grad_output):
+    @property
+    def windows_overlap(self) -> bool:
+        """Whether a cell can fall in two windows (a stride shorter than the pool)."""
+        return self.strides[0] < self.pool_size[0] or self.strides[1] < self.pool_size[1]
+
+    def backward(self, grad_output, relu=False):
+        """``dL/dx``; with ``relu=True``, ``dL/dz`` of the ReLU before the pooling (``x = relu(z)``)."""
+        if self._argmax is None:
+            raise RuntimeError(f"layer {self.name!r}: backward called without forward(x, training=True)")
         geometry = (*self.pool_size, *self.strides, self._pad_top, self._pad_left)
         x_shape = (self._n, *self.input_shape)
-        return kernels.backend().maxpool2d_backward(grad_output, self._argmax, x_shape, *geometry)
+        return kernels.backend().maxpool2d_backward(grad_output, self._argmax, x_shape, *geometry,
+                                                    relu_output=self._y if relu else None)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),

@@ -11,11 +11,19 @@ Built from the functional API, as Keras::
 or as a :class:`~nnscratch.Sequential`. Forward runs the layers in order;
 backward runs them in reverse, each turning dL/d(output) into dL/d(input).
 
-One fusion: a BatchNormalization directly followed by a ReLU (``ReLU()`` or
-``Activation("relu")``) runs as one step, ``bn.forward(x, training, relu=True)``,
-and the ReLU layer is skipped; the numbers are bit-identical, and two passes
-over the activations are saved in each direction. ``model.fuse_batchnorm_relu
-= False`` runs every layer on its own.
+Two fusions, both bit-identical to the layers one after the other:
+
+* a BatchNormalization directly followed by a ReLU (``ReLU()`` or
+  ``Activation("relu")``) runs as one step, ``bn.forward(x, training, relu=True)``,
+  and the ReLU layer is skipped; two passes over the activations are saved in
+  each direction. ``model.fuse_batchnorm_relu = False`` turns it off.
+* in backward, a MaxPooling2D with windows that do not overlap, directly after
+  a layer of its own whose activation is ReLU (``Conv2D(..., activation="relu")``),
+  takes that ReLU's backward too, ``pool.backward(grad, relu=True)``, and the
+  layer continues from the pre-activation gradient with
+  ``backward_from_preactivation``; the forward pass is unchanged. One pass over
+  the input-sized arrays instead of three. ``model.fuse_relu_maxpool = False``
+  turns it off.
 """
 
 import numpy as np
@@ -23,10 +31,12 @@ import numpy as np
 from nnscratch import losses as losses_module
 from nnscratch import metrics as metrics_module
 from nnscratch import optimizers
+from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.activation import Activation
 from nnscratch.layers.base import SymbolicTensor, format_shape
 from nnscratch.layers.batch_normalization import BatchNormalization
 from nnscratch.layers.input_layer import InputLayer
+from nnscratch.layers.max_pooling2d import MaxPooling2D
 from nnscratch.models import summary as summary_module
 from nnscratch.models.trainer import Trainer
 
@@ -151,6 +161,25 @@ class Model(Trainer):
             index += 2 if fused else 1
         return steps
 
+    #: In backward, let a MaxPooling2D take the ReLU's backward of the layer before it (see the module docstring).
+    fuse_relu_maxpool = True
+
+    def poolings_through_relu(self) -> set:
+        """Indices of the MaxPooling2D layers whose backward also goes through the ReLU before them.
+
+        ``layers[index]`` has windows that do not overlap, and ``layers[index -
+        1]`` is a step of its own (not a ReLU fused into a batch norm) whose
+        activation is ReLU; backward then calls ``layers[index].backward(grad,
+        relu=True)`` and ``layers[index - 1].backward_from_preactivation``.
+        """
+        if not self.fuse_relu_maxpool:
+            return set()
+        plan = self.steps()
+        return {index for (before, fused), (index, _) in zip(plan, plan[1:])
+                if index == before + 1 and not fused and isinstance(self.layers[index], MaxPooling2D)
+                and not self.layers[index].windows_overlap and isinstance(self.layers[before], ActivatedLayer)
+                and self.layers[before].activation == "relu"}
+
     def forward(self, x, training=False):
         """Run every layer in order; with ``training=True`` layers cache what backward needs."""
         self.check_input(x)
@@ -173,6 +202,8 @@ class Model(Trainer):
         lowest = 0 if input_gradient else self._lowest_trainable_layer()
         if lowest is None:  # nothing to train: no gradient is needed at all
             return None
+        through_relu = self.poolings_through_relu()
+        preactivation = False  # grad_output is already dL/dz of the layer's pre-activation
         for index, fused in reversed(self.steps()):
             if index >= stop:
                 continue
@@ -183,7 +214,13 @@ class Model(Trainer):
                                  "into it; set model.fuse_batchnorm_relu = False")
             layer = self.layers[index]
             layer.skip_input_gradient = index == lowest and not input_gradient
-            grad_output = layer.backward(grad_output)  # through the fused ReLU too
+            if preactivation:  # the pooling after it took this layer's ReLU backward
+                grad_output = layer.backward_from_preactivation(grad_output)
+            elif index in through_relu:
+                grad_output = layer.backward(grad_output, relu=True)
+            else:
+                grad_output = layer.backward(grad_output)  # through the fused ReLU too
+            preactivation = index in through_relu
         return None if not input_gradient else grad_output
 
     def _lowest_trainable_layer(self):
