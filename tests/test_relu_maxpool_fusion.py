@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import nnscratch
+from nnscratch import zoo
 from nnscratch.kernels import fast, reference
 from nnscratch.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
 
@@ -43,7 +44,7 @@ def _model(fuse):
 def test_model_finds_the_pairs():
     assert _model(True).poolings_through_relu() == {1, 4}
     assert _model(False).poolings_through_relu() == set()
-    assert nnscratch.zoo.deep_cnn().poolings_through_relu() == set()  # its ReLUs are fused into batch norms
+    assert zoo.deep_cnn().poolings_through_relu() == set()  # its ReLUs are fused into batch norms
 
 
 def test_training_is_bit_identical_with_and_without_the_fusion(monkeypatch):
