@@ -1,7 +1,7 @@
 """Batch normalisation kernels, the Numba twins of those in :mod:`nnscratch.kernels.reference`.
 
 Part of the fast twin, kept in a file of its own for length: :mod:`nnscratch.kernels.fast`
-imports and exports these three functions under the same names as
+imports and exports these four functions under the same names as
 ``reference.py``. The same rules hold (docs/kernels.md): sums accumulate in
 float64 in chunks cut from the shape alone and are merged in chunk order, so
 the result does not depend on the number of threads; the fused ReLU is bit for
@@ -13,7 +13,7 @@ from numba import njit, prange
 
 from nnscratch.kernels.workspace import for_size
 
-__all__ = ["batchnorm_forward_train", "batchnorm_backward", "batchnorm_inference"]
+__all__ = ["batchnorm_forward_train", "batchnorm_backward", "batchnorm_backward_from_input", "batchnorm_inference"]
 
 # Rows are cut into chunks of about this many numbers, so a chunk stays in
 # cache between its two passes, and partial sums are combined in chunk order
@@ -64,12 +64,13 @@ def _bn_statistics(x, chunk_rows, part_mean, part_m2, mean, m2):
 
 
 @njit(parallel=True, cache=True)
-def _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat, relu):
+def _bn_normalize(x, mean, inv_std, gamma, beta, y, xhat, relu, keep_xhat):
     m, c = x.shape
     for r in prange(m):
         for q in range(c):
             h = (x[r, q] - mean[q]) * inv_std[q]
-            xhat[r, q] = h
+            if keep_xhat:
+                xhat[r, q] = h
             v = gamma[q] * h + beta[q]
             if relu:  # as _bias_relu(v, 0): v + 0 turns -0.0 into 0.0, so <= here
                 v = 0 if v <= 0 else v
@@ -91,7 +92,7 @@ def _per_column(v, c, dtype):
     return v
 
 
-def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
+def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False, keep_xhat=True):
     """Batch normalisation of a 2-D array ``(M, C)`` over its rows, per column.
 
     Twin of :func:`nnscratch.kernels.reference.batchnorm_forward_train`:
@@ -100,7 +101,9 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
     per chunk, float64 sums, merged with Chan's formula); a second sweep writes
     ``xhat`` and ``y`` -- with ``relu=True``, ``y`` already through the ReLU,
     bit-identical to ``bias_activation(y, None, "relu")`` after it, which saves
-    the ReLU's own pass. Everything is in the dtype of ``x``.
+    the ReLU's own pass. Everything is in the dtype of ``x``. With
+    ``keep_xhat=False`` the second sweep writes ``y`` only and ``None`` comes
+    back in ``xhat``'s place (for :func:`batchnorm_backward_from_input`).
     """
     x = _columns(x, "x")
     if not np.issubdtype(x.dtype, np.floating):
@@ -124,17 +127,20 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
     var = var64.astype(dtype)
     inv_std = (1.0 / np.sqrt(var64 + float(epsilon))).astype(dtype)
     y = np.empty_like(x)
-    xhat = np.empty_like(x)
+    xhat = np.empty_like(x) if keep_xhat else np.empty((1, 1), dtype=dtype)
     if x.size:
-        for_size(_bn_normalize, x.size)(x, mean, inv_std, gamma, beta, y, xhat, bool(relu))
-    return y, xhat, mean, var, inv_std
+        for_size(_bn_normalize, x.size)(x, mean, inv_std, gamma, beta, y, xhat, bool(relu), bool(keep_xhat))
+    return y, (xhat if keep_xhat else None), mean, var, inv_std
 
 
 @njit(parallel=True, cache=True)
-def _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, chunk_rows, part_b, part_g, dbeta, dgamma):
+def _bn_gradient_sums(grad_y, src, mean, inv_std, from_input, gamma, beta, relu, chunk_rows, part_b, part_g,
+                      dbeta, dgamma):
     """Per column: ``sum(dy)`` and ``sum(dy * xhat)`` in float64, chunk by chunk
     into the zeroed ``part_*`` arrays, then added up in chunk order. With
-    ``relu``, ``dy`` is first masked by the recomputed ReLU mask."""
+    ``relu``, ``dy`` is first masked by the recomputed ReLU mask. ``src`` is
+    ``xhat``, or with ``from_input`` the layer's input ``x``, from which ``xhat
+    = (x - mean) * inv_std`` is recomputed as the forward pass computed it."""
     m, c = grad_y.shape
     nchunks = part_b.shape[0]
     for k in prange(nchunks):
@@ -142,11 +148,12 @@ def _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, chunk_rows, part_b, part_
         r1 = min(m, r0 + chunk_rows)
         for r in range(r0, r1):
             for q in range(c):
+                h = (src[r, q] - mean[q]) * inv_std[q] if from_input else src[r, q]
                 g = np.float64(grad_y[r, q])
-                if relu and not gamma[q] * xhat[r, q] + beta[q] > 0:
+                if relu and not gamma[q] * h + beta[q] > 0:
                     g = g * 0.0   # as _relu_backward: NaN stays NaN
                 part_b[k, q] += g
-                part_g[k, q] += g * xhat[r, q]
+                part_g[k, q] += g * h
     for k in range(nchunks):
         for q in range(c):
             dbeta[q] += part_b[k, q]
@@ -154,14 +161,16 @@ def _bn_gradient_sums(grad_y, xhat, gamma, beta, relu, chunk_rows, part_b, part_
 
 
 @njit(parallel=True, cache=True)
-def _bn_input_gradient(grad_y, xhat, gamma, beta, relu, zero, scale, m, dbeta, dgamma, dx):
+def _bn_input_gradient(grad_y, src, mean, inv_std, from_input, gamma, beta, relu, zero, scale, m, dbeta, dgamma,
+                       dx):
     rows, c = grad_y.shape
     for r in prange(rows):
         for q in range(c):
+            h = (src[r, q] - mean[q]) * inv_std[q] if from_input else src[r, q]
             g = grad_y[r, q]
-            if relu and not gamma[q] * xhat[r, q] + beta[q] > 0:
+            if relu and not gamma[q] * h + beta[q] > 0:
                 g = g * zero  # zero has g's dtype, so g stays float32 in float32
-            dx[r, q] = scale[q] * (m * g - dbeta[q] - xhat[r, q] * dgamma[q])
+            dx[r, q] = scale[q] * (m * g - dbeta[q] - h * dgamma[q])
 
 
 def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
@@ -174,19 +183,38 @@ def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
     With ``relu=True`` both sweeps mask ``dy`` by ``gamma * xhat + beta > 0``
     on the fly (the ReLU's backward, bit-identical, without its own pass).
     """
+    return _backward(grad_y, xhat, None, gamma, inv_std, beta, relu, "xhat")
+
+
+def batchnorm_backward_from_input(grad_y, x, mean, gamma, inv_std, beta=None, relu=False):
+    """:func:`batchnorm_backward` given the layer's input ``x`` and the batch ``mean`` instead of ``xhat``.
+
+    Twin of :func:`nnscratch.kernels.reference.batchnorm_backward_from_input`:
+    both sweeps recompute ``xhat = (x - mean) * inv_std`` on the fly, the
+    forward pass's own float operations, so the result is bit for bit that of
+    :func:`batchnorm_backward` with the forward's ``xhat``; the forward pass
+    then need not write ``xhat`` at all (``keep_xhat=False``).
+    """
+    return _backward(grad_y, x, mean, gamma, inv_std, beta, relu, "x")
+
+
+def _backward(grad_y, src, mean, gamma, inv_std, beta, relu, name):
+    """Both backward twins: ``src`` is ``xhat``, or the input ``x`` when ``mean`` is given."""
     grad_y = _columns(grad_y, "grad_y")
     if not np.issubdtype(grad_y.dtype, np.floating):
         grad_y = grad_y.astype(np.float64)
     dtype = grad_y.dtype
-    xhat = np.ascontiguousarray(xhat, dtype=dtype)
-    if xhat.shape != grad_y.shape:
-        raise ValueError(f"xhat shape {xhat.shape} differs from grad_y shape {grad_y.shape}")
+    src = np.ascontiguousarray(src, dtype=dtype)
+    if src.shape != grad_y.shape:
+        raise ValueError(f"{name} shape {src.shape} differs from grad_y shape {grad_y.shape}")
     if relu and beta is None:
         raise ValueError("batchnorm_backward with relu=True needs beta to recompute the ReLU's mask")
     m, c = grad_y.shape
     gamma = _per_column(gamma, c, dtype)
     inv_std = _per_column(inv_std, c, dtype)
     beta = _per_column(0.0 if beta is None else beta, c, dtype)
+    from_input = mean is not None
+    mean = _per_column(mean if from_input else 0.0, c, dtype)
     relu = bool(relu)
     dbeta64 = np.zeros(c, dtype=np.float64)
     dgamma64 = np.zeros(c, dtype=np.float64)
@@ -194,15 +222,15 @@ def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
         rows, nchunks = _bn_chunks(m, c)
         part_b = np.zeros((nchunks, c), dtype=np.float64)
         part_g = np.zeros((nchunks, c), dtype=np.float64)
-        for_size(_bn_gradient_sums, grad_y.size)(grad_y, xhat, gamma, beta, relu, rows, part_b, part_g,
-                                                 dbeta64, dgamma64)
+        for_size(_bn_gradient_sums, grad_y.size)(grad_y, src, mean, inv_std, from_input, gamma, beta, relu, rows,
+                                                 part_b, part_g, dbeta64, dgamma64)
     dbeta = dbeta64.astype(dtype)
     dgamma = dgamma64.astype(dtype)
     scale = (gamma * inv_std / max(m, 1)).astype(dtype)
     dx = np.empty_like(grad_y)
     if grad_y.size:
-        for_size(_bn_input_gradient, grad_y.size)(grad_y, xhat, gamma, beta, relu, dtype.type(0), scale,
-                                                  dtype.type(m), dbeta, dgamma, dx)
+        for_size(_bn_input_gradient, grad_y.size)(grad_y, src, mean, inv_std, from_input, gamma, beta, relu,
+                                                  dtype.type(0), scale, dtype.type(m), dbeta, dgamma, dx)
     return dx, dgamma, dbeta
 
 

@@ -39,7 +39,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from nnscratch.kernels.batchnorm_fast import batchnorm_backward, batchnorm_forward_train, batchnorm_inference
+from nnscratch.kernels.batchnorm_fast import (batchnorm_backward, batchnorm_backward_from_input,
+                                              batchnorm_forward_train, batchnorm_inference)
 from nnscratch.kernels.workspace import for_size, one_blas_thread, scratch
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "dropout_forward",
     "batchnorm_forward_train",
     "batchnorm_backward",
+    "batchnorm_backward_from_input",
     "batchnorm_inference",
     "softmax_cross_entropy",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "dropout_forward",
     "batchnorm_forward_train",
     "batchnorm_backward",
+    "batchnorm_backward_from_input",
     "batchnorm_inference",
     "softmax_cross_entropy",
 ]
@@ -278,7 +279,7 @@ def dropout_forward(x, uniform, rate):
     return x * mask, mask
 
 
-def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
+def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False, keep_xhat=True):
     """Batch normalisation of a 2-D array ``(M, C)`` over its rows, per column.
 
     ``mean = x.mean(0)``, ``var = x.var(0)`` (biased, as Keras),
@@ -289,7 +290,8 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
 
     Returns
     -------
-    y, xhat : ndarray (M, C)
+    y, xhat : ndarray (M, C); ``xhat`` is None with ``keep_xhat=False`` (the
+        caller keeps ``x`` and ``mean`` for :func:`batchnorm_backward_from_input`)
     mean, var, inv_std : ndarray (C,)
     """
     mean = x.mean(axis=0)
@@ -299,7 +301,7 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False):
     y = gamma * xhat + beta
     if relu:
         bias_activation(y, None, "relu")
-    return y, xhat, mean, var, inv_std
+    return y, (xhat if keep_xhat else None), mean, var, inv_std
 
 
 def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
@@ -329,6 +331,17 @@ def batchnorm_backward(grad_y, xhat, gamma, inv_std, beta=None, relu=False):
     dgamma = (grad_y * xhat).sum(axis=0)
     dx = (gamma * inv_std / m) * (m * grad_y - dbeta - xhat * dgamma)
     return dx, dgamma, dbeta
+
+
+def batchnorm_backward_from_input(grad_y, x, mean, gamma, inv_std, beta=None, relu=False):
+    """:func:`batchnorm_backward` from the layer's input ``x`` and the batch ``mean``.
+
+    ``xhat = (x - mean) * inv_std`` is recomputed with the forward pass's own
+    operations, so these are the same numbers as ``batchnorm_backward`` with the
+    forward's ``xhat``. A layer that keeps ``x`` (which exists anyway: it is
+    the layer below's output) need not store an ``xhat`` of the same size.
+    """
+    return batchnorm_backward(grad_y, (x - mean) * inv_std, gamma, inv_std, beta=beta, relu=relu)
 
 
 def batchnorm_inference(x, scale, shift, relu=False):

@@ -42,6 +42,11 @@ class BatchNormalization(Layer):
     backward. The numbers are bit-identical to the two layers one after the
     other; the ReLU's two passes over the activations are saved.
 
+    What training keeps for backward is the input ``x`` (the layer below's
+    output, which exists anyway), the batch mean and :math:`1/\sqrt{\sigma^2+\epsilon}`;
+    backward recomputes :math:`\hat x` from them with the forward pass's own
+    operations (the same numbers), so forward writes one array, ``y``, not two.
+
     Parameters
     ----------
     momentum : float
@@ -83,13 +88,15 @@ class BatchNormalization(Layer):
             self._x2d, self._training = x2d, False
             self._inv_std = 1.0 / np.sqrt(self.buffers["moving_variance"] + self.epsilon)
             return self._inference_output(x2d, relu).reshape(x.shape)
-        y, xhat, mean, var, inv_std = kernels.backend().batchnorm_forward_train(
-            x2d, self.gamma.value, self.beta.value, self.epsilon, relu=relu)
+        # xhat is not stored: backward recomputes it from x2d (the layer below's
+        # output, alive anyway) and the batch mean, with the same operations
+        y, _, mean, var, inv_std = kernels.backend().batchnorm_forward_train(
+            x2d, self.gamma.value, self.beta.value, self.epsilon, relu=relu, keep_xhat=False)
         for name, batch_value in (("moving_mean", mean), ("moving_variance", var)):
             moving = self.buffers[name]
             moving *= self.momentum
             moving += (1.0 - self.momentum) * batch_value
-        self._xhat, self._inv_std, self._training = xhat, inv_std, True
+        self._x2d, self._mean, self._inv_std, self._training = x2d, mean, inv_std, True
         return y.reshape(x.shape)
 
     def backward(self, grad_output):
@@ -98,8 +105,8 @@ class BatchNormalization(Layer):
         grad2d = grad_output.reshape(-1, shape[-1])
         gamma, beta = self.gamma.value, self.beta.value
         if self._training:
-            dx, dgamma, dbeta = kernels.backend().batchnorm_backward(
-                grad2d, self._xhat, gamma, self._inv_std, beta=beta, relu=self._relu)
+            dx, dgamma, dbeta = kernels.backend().batchnorm_backward_from_input(
+                grad2d, self._x2d, self._mean, gamma, self._inv_std, beta=beta, relu=self._relu)
         else:
             # after an inference-mode forward the statistics are constants:
             # dx = g * gamma * inv_std, dgamma = sum(g * xhat), dbeta = sum(g)
