@@ -332,8 +332,9 @@ def _block_unfolded_gradient(grad_z, r0, m, kernel_matrix_t, grad_cols, w):
 
 @njit(parallel=True, cache=True)
 def _conv_forward_blocks(x, kernel_matrix, z, cols, block, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
-                         out_h, out_w, bias, activation):
-    """Worker ``w`` takes blocks ``w, w + workers, ...``: im2col, product, bias and activation.
+                         out_h, out_w, bias, activation, scale, shift, post):
+    """Worker ``w`` takes blocks ``w, w + workers, ...``: im2col, product, bias and activation
+    (and with ``post`` the affine map of a batch norm after it, :func:`_affine_rows`).
 
     ``kept``: ``cols`` is the whole (1, N * rows, K) im2col matrix, kept for the
     backward pass, and each block is unfolded into its own rows of it; else
@@ -353,10 +354,11 @@ def _conv_forward_blocks(x, kernel_matrix, z, cols, block, workers, kept, kh, kw
                               out_h, out_w)
             _block_forward_product(cols, cw, c0, (stop - start) * rows, kernel_matrix, z, start * rows)
             _bias_activation_rows(z, start * rows, stop * rows, bias, activation)
+            _affine_rows(z, start * rows, stop * rows, scale, shift, post)
 
 
 def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, bias=None,
-                   activation="linear", cols_out=None):
+                   activation="linear", cols_out=None, affine=None):
     """``y = f(im2col(x) @ K + b)``, a block of images per thread. Twin of :func:`reference.conv2d_forward`.
 
     The bias and the activation are applied to each block's rows right after
@@ -369,7 +371,10 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
     A column-major (F-contiguous) ``cols_out`` is filled column by column
     (``_im2col_transposed_kernel``, fast for few channels) and multiplied in
     one product on BLAS's own threads, then ``bias_activation``: equal to the
-    blocks' result up to rounding.
+    blocks' result up to rounding. ``affine = (scale, shift, relu)``: the
+    output then goes through ``batchnorm_inference(y, scale, shift, relu)``
+    in the same sweep (an inference-mode batch norm after the layer), bit for
+    bit the two kernels one after the other.
     """
     if activation not in _BIAS_ACTIVATIONS:
         raise ValueError(f"unknown elementwise activation {activation!r}")
@@ -386,16 +391,21 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
         _check_cols(cols_out, n * rows, k, x.dtype, "cols_out")
     if z.size == 0:
         return z
+    scale, shift, post = _affine_and_code(affine, f, x.dtype)
     if _column_major(cols_out):  # few channels: unfold by columns, then one product on BLAS's threads
         _im2col_transposed_kernel(x, cols_out.T, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
         np.matmul(cols_out, kernel_matrix, out=z)
-        return bias_activation(z, bias, activation)
+        if not post:
+            return bias_activation(z, bias, activation)
+        bias, code = _bias_and_code(bias, activation, f, x.dtype)
+        for_size(_bias_activation_affine, z.size)(z, bias, code, scale, shift, post)
+        return z
     block, workers = _conv_blocks(n, rows * k * x.itemsize)
     cols = cols_out.reshape(1, n * rows, k) if kept else scratch("cols", (workers, block * rows, k), x.dtype)
     bias, code = _bias_and_code(bias, activation, f, x.dtype)
     with one_blas_thread():
         _conv_forward_blocks(x, kernel_matrix, z, cols, block, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
-                             out_h, out_w, bias, code)
+                             out_h, out_w, bias, code, scale, shift, post)
     return z
 
 
@@ -786,6 +796,43 @@ def _bias_and_code(bias, activation, c, dtype):
     if bias.size not in (1, c):
         raise ValueError(f"bias of shape {bias.shape} does not broadcast along the last axis ({c})")
     return np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (c,)), dtype=dtype), _ACTIVATION_CODES[activation]
+
+
+def _affine_and_code(affine, c, dtype):
+    """(scale, shift as contiguous (c,) arrays, post code) for :func:`_affine_rows`: 0 none, 1 affine, 2 + ReLU."""
+    if affine is None:
+        empty = np.zeros(c, dtype=dtype)
+        return empty, empty, 0
+    scale, shift, relu = affine
+    scale, shift = (np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=dtype).reshape(-1), (c,)))
+                    for v in (scale, shift))
+    return scale, shift, 2 if relu else 1
+
+
+@njit(cache=True, inline="always")
+def _affine_rows(z, first, last, scale, shift, post):
+    """Rows ``first:last`` of ``z`` become ``z * scale + shift`` (then the ReLU), with the arithmetic of
+    ``batchnorm_inference``; nothing for ``post == 0``."""
+    if post == 0:
+        return
+    for r in range(first, last):
+        for q in range(z.shape[1]):
+            v = z[r, q] * scale[q] + shift[q]
+            if post == 2:  # as _bias_relu(v, 0)
+                v = 0 if v <= 0 else v
+            z[r, q] = v
+
+
+@njit(parallel=True, cache=True)
+def _bias_activation_affine(z, bias, activation, scale, shift, post):
+    """``bias_activation`` and then :func:`_affine_rows` over all of ``z``, in one sweep of row chunks."""
+    m = z.shape[0]
+    chunk = 256
+    for k in prange((m + chunk - 1) // chunk):
+        first = k * chunk
+        last = min(m, first + chunk)
+        _bias_activation_rows(z, first, last, bias, activation)
+        _affine_rows(z, first, last, scale, shift, post)
 
 
 @njit(cache=True, inline="always")

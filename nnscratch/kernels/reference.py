@@ -96,7 +96,7 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 
 
 def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, bias=None,
-                   activation="linear", cols_out=None):
+                   activation="linear", cols_out=None, affine=None):
     """Convolution as one matrix product: ``z = im2col(x) @ K``, then ``f(z + b)``.
 
     Parameters
@@ -112,6 +112,10 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
         pass to :func:`conv2d_backward` (``cols=``) instead of unfolding again.
         C- or F-contiguous (row- or column-major); the fast twin unfolds a
         column-major one column by column.
+    affine : (scale, shift, relu) or None
+        An inference-mode batch norm after the layer (``BatchNormalization.inference_affine``):
+        ``y`` then goes on through :func:`batchnorm_inference` ``(y, scale, shift, relu)``;
+        the fast twin does it in the same sweep.
 
     Returns
     -------
@@ -122,7 +126,8 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
         _check_cols(cols_out, cols.shape, cols.dtype, "cols_out")
         cols_out[...] = cols
     z = cols @ kernel.reshape(-1, kernel.shape[-1])
-    return bias_activation(z, bias, activation)
+    y = bias_activation(z, bias, activation)
+    return y if affine is None else batchnorm_inference(y, *affine)
 
 
 def _check_cols(cols, shape, dtype, name):

@@ -41,7 +41,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from nnscratch.kernels.fast import _ACTIVATION_CODES, _bias_activation_rows, _bias_and_code
+from nnscratch.kernels.fast import _ACTIVATION_CODES, _affine_and_code, _affine_rows, _bias_activation_rows, _bias_and_code
 from nnscratch.kernels.workspace import one_blas_thread, scratch
 from nnscratch.kernels.winograd_f4_fast import gradient_transform4, input_transform4, output_transform4
 from nnscratch.kernels.winograd_reference import (TILES, _matrices, check_winograd_args, check_winograd_gradient_args,
@@ -202,7 +202,8 @@ def _output_transform(m, w, z, start, stop, th, tw, out_h, out_w):
 
 
 @njit(parallel=True, cache=True)
-def _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, activation):
+def _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, activation,
+                     scale, shift, post):
     """Worker ``w`` computes blocks ``w, w + workers, ...`` of ``block`` images each, start to end."""
     n = x.shape[0]
     workers = padded.shape[0]
@@ -216,10 +217,12 @@ def _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, ou
             _products(v, u, m, w, (stop - start) * th * tw)
             _output_transform(m, w, z, start, stop, th, tw, out_h, out_w)
             _bias_activation_rows(z, start * out_h * out_w, stop * out_h * out_w, bias, activation)
+            _affine_rows(z, start * out_h * out_w, stop * out_h * out_w, scale, shift, post)
 
 
 @njit(parallel=True, cache=True)
-def _winograd4_blocks(x, u, z, padded, v, m, t, block, pad_top, pad_left, th, tw, out_h, out_w, bias, activation):
+def _winograd4_blocks(x, u, z, padded, v, m, t, block, pad_top, pad_left, th, tw, out_h, out_w, bias, activation,
+                      scale, shift, post):
     """``_winograd_blocks`` for F(4x4, 3x3): 6x6 tiles, 36 products, ``t`` the transforms' buffer."""
     n = x.shape[0]
     workers = padded.shape[0]
@@ -233,6 +236,7 @@ def _winograd4_blocks(x, u, z, padded, v, m, t, block, pad_top, pad_left, th, tw
             _products(v, u, m, w, (stop - start) * th * tw)
             output_transform4(m, w, t, z, start, stop, th, tw, out_h, out_w)
             _bias_activation_rows(z, start * out_h * out_w, stop * out_h * out_w, bias, activation)
+            _affine_rows(z, start * out_h * out_w, stop * out_h * out_w, scale, shift, post)
 
 
 def _check_tile(tile):
@@ -269,10 +273,13 @@ def _work_arrays(n, c, f, th, tw, tile, dtype, itemsize):
     return block, workers, padded, v, m, t
 
 
-def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear", tile=2):
+def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear", tile=2,
+                            affine=None):
     """3x3 stride-1 convolution by Winograd F(tile x tile, 3x3), a block of images per thread.
 
-    Twin of :func:`nnscratch.kernels.winograd_reference.winograd_conv2d_forward`.
+    Twin of :func:`nnscratch.kernels.winograd_reference.winograd_conv2d_forward`;
+    ``affine = (scale, shift, relu)`` is applied to each block's rows after the
+    bias and activation, as ``fast.conv2d_forward`` does.
     """
     if activation not in _ACTIVATION_CODES:
         raise ValueError(f"unknown elementwise activation {activation!r}")
@@ -282,6 +289,7 @@ def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=Non
     n, _, _, c = x.shape
     f = kernel.shape[3]
     bias, code = _bias_and_code(bias, activation, f, x.dtype)
+    scale, shift, post = _affine_and_code(affine, f, x.dtype)
     th, tw = -(-out_h // tile), -(-out_w // tile)
     u = np.ascontiguousarray(transform_kernel(kernel, tile), dtype=x.dtype)     # ((tile + 2)^2, C, F)
     z = np.empty((n * out_h * out_w, f), dtype=x.dtype)
@@ -290,9 +298,11 @@ def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=Non
     block, workers, padded, v, m, t = _work_arrays(n, c, f, th, tw, tile, x.dtype, x.itemsize)
     with one_blas_thread():
         if tile == 2:
-            _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code)
+            _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code,
+                             scale, shift, post)
         else:
-            _winograd4_blocks(x, u, z, padded, v, m, t, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code)
+            _winograd4_blocks(x, u, z, padded, v, m, t, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code,
+                              scale, shift, post)
     return z
 
 

@@ -168,7 +168,8 @@ def _input_tiles(x, pad_top, pad_left, th, tw, tile):
     return np.einsum("ai,ntxcij,bj->abntxc", bt, tiles, bt).reshape(side * side, n * th * tw, c)
 
 
-def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear", tile=2):
+def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear", tile=2,
+                            affine=None):
     """3x3 stride-1 convolution by Winograd F(tile x tile, 3x3); the same result as ``conv2d_forward``.
 
     Parameters
@@ -183,12 +184,15 @@ def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=Non
         As :func:`nnscratch.kernels.reference.bias_activation`.
     tile : {2, 4}
         Output tile side: F(2x2, 3x3) or F(4x4, 3x3).
+    affine : (scale, shift, relu) or None
+        As :func:`nnscratch.kernels.reference.conv2d_forward`: then
+        ``batchnorm_inference(y, scale, shift, relu)``.
 
     Returns
     -------
     ndarray (N * out_h * out_w, F), one row per output pixel, in ``x``'s dtype.
     """
-    from nnscratch.kernels.reference import bias_activation
+    from nnscratch.kernels.reference import batchnorm_inference, bias_activation
 
     x, kernel, pad_top, pad_left, out_h, out_w = check_winograd_args(x, kernel, pad_top, pad_left, out_h, out_w)
     _, _, at = _matrices(tile)
@@ -200,7 +204,8 @@ def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=Non
     y = np.einsum("ai,ijtf,bj->tabf", at, m.reshape(side, side, -1, f), at)      # (tiles, tile, tile, F)
     y = y.reshape(n, th, tw, tile, tile, f).transpose(0, 1, 3, 2, 4, 5).reshape(n, tile * th, tile * tw, f)
     z = np.ascontiguousarray(y[:, :out_h, :out_w], dtype=x.dtype).reshape(-1, f)
-    return bias_activation(z, bias, activation)
+    y = bias_activation(z, bias, activation)
+    return y if affine is None else batchnorm_inference(y, *affine)
 
 
 def kernel_from_transformed_gradient(du, tile=2):

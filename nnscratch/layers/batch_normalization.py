@@ -63,6 +63,7 @@ class BatchNormalization(Layer):
             raise ValueError(f"epsilon must be positive, got {epsilon!r}")
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        self._x2d = None  # what backward needs; None until a forward pass of this layer
 
     def build(self, input_shape):
         if len(input_shape) not in (1, 3):
@@ -86,7 +87,7 @@ class BatchNormalization(Layer):
         if not training:
             # fixed statistics: y = gamma * (x - moving_mean) * inv_std + beta, an affine map
             self._x2d, self._training = x2d, False
-            self._inv_std = 1.0 / np.sqrt(self.buffers["moving_variance"] + self.epsilon)
+            self._inv_std = self._moving_inv_std()
             return self._inference_output(x2d, relu).reshape(x.shape)
         # xhat is not stored: backward recomputes it from x2d (the layer below's
         # output, alive anyway) and the batch mean, with the same operations
@@ -101,6 +102,9 @@ class BatchNormalization(Layer):
 
     def backward(self, grad_output):
         """Gradients of the last forward; through its ReLU too if it was ``forward(..., relu=True)``."""
+        if self._x2d is None:
+            raise RuntimeError(f"layer {self.name!r}: backward called without a forward pass of this layer "
+                               "(in inference a Model may apply it inside the Conv2D before it)")
         shape = grad_output.shape
         grad2d = grad_output.reshape(-1, shape[-1])
         gamma, beta = self.gamma.value, self.beta.value
@@ -120,10 +124,23 @@ class BatchNormalization(Layer):
         self.beta.grad[...] = dbeta
         return dx.reshape(shape)
 
+    def inference_affine(self):
+        """``(scale, shift)`` of inference: ``y = x * scale + shift``, ``scale = gamma / sqrt(moving_variance +
+        eps)``, ``shift = beta - moving_mean * scale``. A Model passes them to the Conv2D before this layer,
+        which then applies them in its own sweep over the output (``Conv2D.forward(..., affine=...)``)."""
+        scale = self.gamma.value * self._moving_inv_std()
+        return scale, self.beta.value - self.buffers["moving_mean"] * scale
+
+    def _moving_inv_std(self):
+        return 1.0 / np.sqrt(self.buffers["moving_variance"] + self.epsilon)
+
+    def applied_elsewhere(self):
+        """Forget the last forward pass: an inference step in which the layer before applied this one."""
+        self._x2d, self._training = None, False
+
     def _inference_output(self, x2d, relu):
         """The affine map of inference, ``x * scale + (beta - moving_mean * scale)``, then the ReLU if fused."""
-        scale = self.gamma.value * self._inv_std
-        shift = self.beta.value - self.buffers["moving_mean"] * scale
+        scale, shift = self.inference_affine()
         return kernels.backend().batchnorm_inference(x2d, scale, shift, relu=relu)
 
     def get_config(self):

@@ -80,8 +80,13 @@ class Conv2D(ActivatedLayer):
         """Arguments the window kernels share: kh, kw, sh, sw, pad_top, pad_left, out_h, out_w."""
         return (*self.kernel_size, *self.strides, self._pad_top, self._pad_left, *self._out_hw)
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, affine=None):
+        """``f(conv(x, K) + b)``; ``affine = (scale, shift, relu)`` (inference only) also applies the
+        inference-mode BatchNormalization after this layer in the same sweep (``Model`` passes
+        ``bn.inference_affine()``)."""
         self.check_input(x)
+        if affine is not None and (training or self.activation == "softmax"):
+            raise ValueError(f"layer {self.name!r}: affine= is for inference with an elementwise activation")
         self._x = x if training else None
         self._cols = self._new_cols(x, training)
         bias = self.bias.value if self.use_bias else None
@@ -89,7 +94,7 @@ class Conv2D(ActivatedLayer):
             z = self._convolve(x)  # (N*H'*W', filters)
             y = self._activate(z, bias, training)
         else:  # the kernel adds the bias and applies f block by block, while in cache
-            y = self._keep(self._convolve(x, bias, self.activation), training)
+            y = self._keep(self._convolve(x, bias, self.activation, affine), training)
         if not training:
             self._cols = None
         return y.reshape(x.shape[0], *self._out_hw, self.filters)
@@ -115,15 +120,15 @@ class Conv2D(ActivatedLayer):
             return None
         return np.empty(shape, dtype=x.dtype, order="F" if column_major else "C")
 
-    def _convolve(self, x, bias=None, activation="linear"):
+    def _convolve(self, x, bias=None, activation="linear", affine=None):
         """``f(conv(x, K) + b)`` as (N*H'*W', filters), by im2col + GEMM or by Winograd."""
         tile = self._winograd()
         if tile:
             return kernels.winograd_backend().winograd_conv2d_forward(
                 x, self.kernel.value, self._pad_top, self._pad_left, *self._out_hw, bias=bias, activation=activation,
-                tile=tile)
+                tile=tile, affine=affine)
         return kernels.backend().conv2d_forward(x, self.kernel.value, *self._geometry(), bias=bias,
-                                                activation=activation, cols_out=self._cols)
+                                                activation=activation, cols_out=self._cols, affine=affine)
 
     def backward(self, grad_output):
         return super().backward(grad_output.reshape(-1, self.filters))

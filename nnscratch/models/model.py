@@ -11,7 +11,7 @@ Built from the functional API, as Keras::
 or as a :class:`~nnscratch.Sequential`. Forward runs the layers in order;
 backward runs them in reverse, each turning dL/d(output) into dL/d(input).
 
-Two fusions, both bit-identical to the layers one after the other:
+Three fusions, all bit-identical to the layers one after the other:
 
 * a BatchNormalization directly followed by a ReLU (``ReLU()`` or
   ``Activation("relu")``) runs as one step, ``bn.forward(x, training, relu=True)``,
@@ -24,6 +24,13 @@ Two fusions, both bit-identical to the layers one after the other:
   ``backward_from_preactivation``; the forward pass is unchanged. One pass over
   the input-sized arrays instead of three. ``model.fuse_relu_maxpool = False``
   turns it off.
+* in inference (``training=False``), a Conv2D directly followed by a
+  BatchNormalization (with its fused ReLU, if any) runs as one step: the
+  batch norm's affine map ``x * scale + shift`` is applied by the convolution's
+  kernel to each block of the output while it is in cache,
+  ``conv.forward(x, affine=(*bn.inference_affine(), relu))``. One pass over the
+  activations instead of two. ``model.fuse_conv_batchnorm_inference = False``
+  turns it off.
 """
 
 import numpy as np
@@ -35,6 +42,7 @@ from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.activation import Activation
 from nnscratch.layers.base import SymbolicTensor, format_shape
 from nnscratch.layers.batch_normalization import BatchNormalization
+from nnscratch.layers.conv2d import Conv2D
 from nnscratch.layers.input_layer import InputLayer
 from nnscratch.layers.max_pooling2d import MaxPooling2D
 from nnscratch.models import summary as summary_module
@@ -180,12 +188,37 @@ class Model(Trainer):
                 and not self.layers[index].windows_overlap and isinstance(self.layers[before], ActivatedLayer)
                 and self.layers[before].activation == "relu"}
 
+    #: In inference, let a Conv2D apply the BatchNormalization after it (see the module docstring).
+    fuse_conv_batchnorm_inference = True
+
+    def batchnorms_after_convolutions(self) -> dict:
+        """``{index: relu}`` of the BatchNormalization steps an inference forward folds into the Conv2D before.
+
+        ``layers[index - 1]`` is a Conv2D with an elementwise activation (not
+        softmax) and ``layers[index]`` a BatchNormalization step; ``relu`` says
+        whether the ReLU after the batch norm is fused into it too.
+        """
+        if not self.fuse_conv_batchnorm_inference:
+            return {}
+        return {index: fused for index, fused in self.steps()
+                if index > 0 and isinstance(self.layers[index], BatchNormalization)
+                and isinstance(self.layers[index - 1], Conv2D) and self.layers[index - 1].activation != "softmax"}
+
     def forward(self, x, training=False):
         """Run every layer in order; with ``training=True`` layers cache what backward needs."""
         self.check_input(x)
+        folded = {} if training else self.batchnorms_after_convolutions()
         for index, fused in self.steps():
             layer = self.layers[index]
-            x = layer.forward(x, training=training, relu=True) if fused else layer.forward(x, training=training)
+            if index in folded:  # the Conv2D before applied it
+                layer.applied_elsewhere()
+            elif index + 1 in folded:
+                bn = self.layers[index + 1]
+                x = layer.forward(x, training=False, affine=(*bn.inference_affine(), folded[index + 1]))
+            elif fused:
+                x = layer.forward(x, training=training, relu=True)
+            else:
+                x = layer.forward(x, training=training)
         return x
 
     def backward(self, grad_output, from_layer=None, input_gradient=True):
