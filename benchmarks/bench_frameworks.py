@@ -347,7 +347,9 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
     step (``model.steps()``): the ReLU's row then reads 0 and its time is in
     the batch norm's row; and a MaxPooling2D after a ReLU-activated layer
     takes that ReLU's backward (``model.poolings_through_relu()``), whose time
-    is then in the pooling's backward, not the layer's.
+    is then in the pooling's backward, not the layer's. A MaxPooling2D after a
+    batch norm is computed in the batch norm's forward step
+    (``model.batchnorm_poolings()``): its forward row reads 0.
     """
     layers = model.layers
     plan = model.steps()
@@ -369,10 +371,8 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
             lap = now
 
         h = x
-        for index, fused_relu in plan:
-            layer = layers[index]
-            h = layer.forward(h, training=True, relu=True) if fused_relu else layer.forward(h, training=True)
-            record((layer.name, "forward"))
+        for index, h in model.forward_steps(x, training=True):  # the model's own plan and fusions
+            record((layers[index].name, "forward"))
         if fused:
             _, grad = model.loss.softmax_fused(y, layers[-1].logits)
         else:

@@ -92,6 +92,28 @@ def _per_column(v, c, dtype):
     return v
 
 
+def batch_statistics(x, epsilon):
+    """``mean, var, inv_std`` (biased variance, ``1 / sqrt(var + eps)``) per column of the 2-D float ``x``.
+
+    One cache-friendly sweep per chunk of rows (two-pass per chunk, float64
+    sums, merged with Chan's formula); the results in ``x``'s dtype.
+    """
+    m, c = x.shape
+    mean64 = np.zeros(c, dtype=np.float64)
+    m2 = np.zeros(c, dtype=np.float64)
+    if m == 0:
+        mean64[:] = np.nan
+        m2[:] = np.nan
+    elif c:
+        rows, nchunks = _bn_chunks(m, c)
+        part_mean = np.zeros((nchunks, c), dtype=np.float64)
+        part_m2 = np.zeros((nchunks, c), dtype=np.float64)
+        for_size(_bn_statistics, x.size)(x, rows, part_mean, part_m2, mean64, m2)
+    var64 = m2 / max(m, 1)
+    inv_std = (1.0 / np.sqrt(var64 + float(epsilon))).astype(x.dtype)
+    return mean64.astype(x.dtype), var64.astype(x.dtype), inv_std
+
+
 def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False, keep_xhat=True):
     """Batch normalisation of a 2-D array ``(M, C)`` over its rows, per column.
 
@@ -109,23 +131,10 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, relu=False, keep_xhat=True)
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     dtype = x.dtype
-    m, c = x.shape
+    c = x.shape[1]
     gamma = _per_column(gamma, c, dtype)
     beta = _per_column(beta, c, dtype)
-    mean64 = np.zeros(c, dtype=np.float64)
-    m2 = np.zeros(c, dtype=np.float64)
-    if m == 0:
-        mean64[:] = np.nan
-        m2[:] = np.nan
-    elif c:
-        rows, nchunks = _bn_chunks(m, c)
-        part_mean = np.zeros((nchunks, c), dtype=np.float64)
-        part_m2 = np.zeros((nchunks, c), dtype=np.float64)
-        for_size(_bn_statistics, x.size)(x, rows, part_mean, part_m2, mean64, m2)
-    var64 = m2 / max(m, 1)
-    mean = mean64.astype(dtype)
-    var = var64.astype(dtype)
-    inv_std = (1.0 / np.sqrt(var64 + float(epsilon))).astype(dtype)
+    mean, var, inv_std = batch_statistics(x, epsilon)
     y = np.empty_like(x)
     xhat = np.empty_like(x) if keep_xhat else np.empty((1, 1), dtype=dtype)
     if x.size:

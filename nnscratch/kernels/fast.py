@@ -39,7 +39,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from nnscratch.kernels.batchnorm_fast import (batchnorm_backward, batchnorm_backward_from_input,
+from nnscratch.kernels.batchnorm_fast import (batch_statistics, batchnorm_backward, batchnorm_backward_from_input,
                                               batchnorm_forward_train, batchnorm_inference)
 from nnscratch.kernels.workspace import for_size, one_blas_thread, scratch
 
@@ -58,6 +58,7 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_backward_from_input",
     "batchnorm_inference",
+    "batchnorm_maxpool_forward_train",
     "softmax_cross_entropy",
 ]
 
@@ -544,11 +545,17 @@ def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h,
 # ---------------------------------------------------------------------------
 
 @njit(parallel=True, cache=True)
-def _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+def _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                            mean, inv_std, gamma, beta, prologue, zero):
     """One output row per task; for each window cell, one sweep over the channels.
 
     The arrays are indexed whole, never sliced into views, inside the parallel
     loop (docs/kernels.md, rule 9): that keeps the channel sweep vectorised.
+    ``prologue`` 1 (2: then the ReLU) pools the batch norm of ``x`` instead of
+    ``x``, each value computed as ``_bn_normalize`` computes it (for
+    :func:`batchnorm_maxpool_forward_train`); 0 pools ``x`` itself. ``zero``
+    is 0 in ``x``'s dtype: an integer 0 would turn ``v`` into a float64, and
+    the normalisation's arithmetic with it.
     """
     n, h, w, c = x.shape
     for t in prange(n * out_h):
@@ -570,6 +577,10 @@ def _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out
                     cell = i * kw + j
                     for q in range(c):
                         v = x[b, r, col, q]
+                        if prologue:
+                            v = gamma[q] * ((v - mean[q]) * inv_std[q]) + beta[q]
+                            if prologue == 2 and v <= zero:  # the ReLU, as _bn_normalize
+                                v = zero
                         best = y[b, oy, ox, q]
                         # strictly greater: the first maximum wins ties;
                         # like np.argmax, the first NaN wins over numbers
@@ -595,8 +606,39 @@ def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     y = np.empty((n, out_h, out_w, c), dtype=x.dtype)
     argmax = np.empty((n, out_h, out_w, c), dtype=np.int32)
     if y.size:
-        for_size(_maxpool_forward_kernel, x.size)(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+        none = np.zeros(c, dtype=x.dtype)
+        for_size(_maxpool_forward_kernel, x.size)(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                                                  none, none, none, none, 0, x.dtype.type(0))
     return y, argmax
+
+
+def batchnorm_maxpool_forward_train(x, gamma, beta, epsilon, relu, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Batch norm (training) of the (N, H, W, C) images ``x``, then max pooling, without storing the normalised images.
+
+    Twin of :func:`nnscratch.kernels.reference.batchnorm_maxpool_forward_train`:
+    returns ``y, argmax, mean, var, inv_std``: the pooled (N, out_h, out_w, C)
+    output, its argmax as :func:`maxpool2d_forward` gives it, and the batch
+    statistics. The statistics come from :func:`batch_statistics`; the
+    pooling kernel then normalises each value it reads (and applies the ReLU
+    with ``relu``) with the operations of the batch-norm kernel, so the result
+    is bit for bit the two kernels one after the other, and the full-size
+    normalised array is never written.
+    """
+    x = _image(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"batchnorm_maxpool_forward_train needs a floating-point array, got {x.dtype}")
+    kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
+    out_h, out_w = _output_size(out_h, out_w)
+    n, _, _, c = x.shape
+    mean, var, inv_std = batch_statistics(x.reshape(-1, c), epsilon)
+    gamma, beta = (np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=x.dtype).reshape(-1), (c,)))
+                   for v in (gamma, beta))
+    y = np.empty((n, out_h, out_w, c), dtype=x.dtype)
+    argmax = np.empty((n, out_h, out_w, c), dtype=np.int32)
+    if y.size:
+        for_size(_maxpool_forward_kernel, x.size)(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                                                  mean, inv_std, gamma, beta, 2 if relu else 1, x.dtype.type(0))
+    return y, argmax, mean, var, inv_std
 
 
 @njit(parallel=True, cache=True)

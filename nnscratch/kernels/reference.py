@@ -32,6 +32,7 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_backward_from_input",
     "batchnorm_inference",
+    "batchnorm_maxpool_forward_train",
     "softmax_cross_entropy",
 ]
 
@@ -347,6 +348,24 @@ def batchnorm_backward_from_input(grad_y, x, mean, gamma, inv_std, beta=None, re
     the layer below's output) need not store an ``xhat`` of the same size.
     """
     return batchnorm_backward(grad_y, (x - mean) * inv_std, gamma, inv_std, beta=beta, relu=relu)
+
+
+def batchnorm_maxpool_forward_train(x, gamma, beta, epsilon, relu, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Batch norm (training) of the (N, H, W, C) images ``x`` (and the ReLU with ``relu``), then max pooling.
+
+    A BatchNormalization whose output only a MaxPooling2D reads: the model
+    needs the pooled output, its argmax and the statistics, not the
+    full-size normalised images, which the fast twin therefore never writes.
+
+    Returns
+    -------
+    y, argmax : ndarray (N, out_h, out_w, C), as :func:`maxpool2d_forward`
+    mean, var, inv_std : ndarray (C,), as :func:`batchnorm_forward_train`
+    """
+    normed, _, mean, var, inv_std = batchnorm_forward_train(x.reshape(-1, x.shape[-1]), gamma, beta, epsilon,
+                                                            relu=relu, keep_xhat=False)
+    y, argmax = maxpool2d_forward(normed.reshape(x.shape), kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+    return y, argmax, mean, var, inv_std
 
 
 def batchnorm_inference(x, scale, shift, relu=False):

@@ -93,12 +93,32 @@ class BatchNormalization(Layer):
         # output, alive anyway) and the batch mean, with the same operations
         y, _, mean, var, inv_std = kernels.backend().batchnorm_forward_train(
             x2d, self.gamma.value, self.beta.value, self.epsilon, relu=relu, keep_xhat=False)
+        self._keep_batch(x2d, mean, var, inv_std)
+        return y.reshape(x.shape)
+
+    def forward_pooled(self, x, window, relu=False):
+        """Training forward of (N, H, W, C) images, then max pooling, without storing the normalised images.
+
+        ``window`` is ``(kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)``
+        (``MaxPooling2D.window()``). Returns ``(pooled, argmax)``, bit for bit
+        what ``forward(x, True, relu)`` followed by the pooling gives. A
+        ``Model`` calls it for a batch norm whose output only a MaxPooling2D
+        reads and hands both to that layer (``MaxPooling2D.keep_pooled``).
+        """
+        self.check_input(x)
+        self._relu = bool(relu)
+        pooled, argmax, mean, var, inv_std = kernels.backend().batchnorm_maxpool_forward_train(
+            x, self.gamma.value, self.beta.value, self.epsilon, self._relu, *window)
+        self._keep_batch(x.reshape(-1, x.shape[-1]), mean, var, inv_std)
+        return pooled, argmax
+
+    def _keep_batch(self, x2d, mean, var, inv_std):
+        """Update the moving statistics; keep what backward needs (the input, not ``xhat``)."""
         for name, batch_value in (("moving_mean", mean), ("moving_variance", var)):
             moving = self.buffers[name]
             moving *= self.momentum
             moving += (1.0 - self.momentum) * batch_value
         self._x2d, self._mean, self._inv_std, self._training = x2d, mean, inv_std, True
-        return y.reshape(x.shape)
 
     def backward(self, grad_output):
         """Gradients of the last forward; through its ReLU too if it was ``forward(..., relu=True)``."""

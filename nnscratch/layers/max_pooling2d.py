@@ -50,9 +50,20 @@ class MaxPooling2D(Layer):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        geometry = (*self.pool_size, *self.strides, self._pad_top, self._pad_left, *self._out_hw)
-        y, argmax = kernels.backend().maxpool2d_forward(x, *geometry)
-        self._argmax, self._n = (argmax if training else None), x.shape[0]
+        y, argmax = kernels.backend().maxpool2d_forward(x, *self.window())
+        return self.keep_pooled(y, argmax, training)
+
+    def window(self) -> tuple:
+        """``(kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)``, as the pooling kernels take them."""
+        return (*self.pool_size, *self.strides, self._pad_top, self._pad_left, *self._out_hw)
+
+    def keep_pooled(self, y, argmax, training=True):
+        """Keep what backward needs of the pooled ``y`` and its ``argmax``; return ``y``.
+
+        ``forward`` calls it; so does a ``Model`` that computed both inside the
+        batch norm before this layer (``BatchNormalization.forward_pooled``).
+        """
+        self._argmax, self._n = (argmax if training else None), y.shape[0]
         self._y = y if training else None  # the window maxima, for backward(..., relu=True)
         return y
 

@@ -11,7 +11,7 @@ Built from the functional API, as Keras::
 or as a :class:`~nnscratch.Sequential`. Forward runs the layers in order;
 backward runs them in reverse, each turning dL/d(output) into dL/d(input).
 
-Three fusions, all bit-identical to the layers one after the other:
+Four fusions, all bit-identical to the layers one after the other:
 
 * a BatchNormalization directly followed by a ReLU (``ReLU()`` or
   ``Activation("relu")``) runs as one step, ``bn.forward(x, training, relu=True)``,
@@ -24,6 +24,11 @@ Three fusions, all bit-identical to the layers one after the other:
   ``backward_from_preactivation``; the forward pass is unchanged. One pass over
   the input-sized arrays instead of three. ``model.fuse_relu_maxpool = False``
   turns it off.
+* in training, a BatchNormalization (with its fused ReLU, if any) directly
+  followed by a MaxPooling2D runs as one step: the pooling kernel normalises
+  each value it reads, so the full-size normalised images are never written,
+  ``bn.forward_pooled(x, pool.window(), relu)`` and ``pool.keep_pooled``.
+  ``model.fuse_batchnorm_maxpool = False`` turns it off.
 * in inference (``training=False``), a Conv2D directly followed by a
   BatchNormalization (with its fused ReLU, if any) runs as one step: the
   batch norm's affine map ``x * scale + shift`` is applied by the convolution's
@@ -204,22 +209,56 @@ class Model(Trainer):
                 if index > 0 and isinstance(self.layers[index], BatchNormalization)
                 and isinstance(self.layers[index - 1], Conv2D) and self.layers[index - 1].activation != "softmax"}
 
+    #: In training, let a BatchNormalization compute the MaxPooling2D after it (see the module docstring).
+    fuse_batchnorm_maxpool = True
+
+    def batchnorm_poolings(self) -> dict:
+        """``{index: pool_index}``: BatchNormalization steps whose output only the MaxPooling2D step after them reads.
+
+        A training forward then calls ``layers[index].forward_pooled`` and
+        hands the pooled output and its argmax to ``layers[pool_index]``.
+        """
+        if not self.fuse_batchnorm_maxpool:
+            return {}
+        plan = self.steps()
+        return {index: after for (index, _), (after, _) in zip(plan, plan[1:])
+                if isinstance(self.layers[index], BatchNormalization) and isinstance(self.layers[after], MaxPooling2D)}
+
     def forward(self, x, training=False):
         """Run every layer in order; with ``training=True`` layers cache what backward needs."""
+        for _, x in self.forward_steps(x, training):
+            pass
+        return x
+
+    def forward_steps(self, x, training=False):
+        """Run the forward plan one step at a time, yielding ``(index, output)`` after each.
+
+        ``index`` is the step's first layer. Steps that a fusion folded into
+        the step before them yield nothing. ``forward`` keeps the last output;
+        the benchmark's per-layer breakdown times each step.
+        """
         self.check_input(x)
         folded = {} if training else self.batchnorms_after_convolutions()
+        pooled = self.batchnorm_poolings() if training else {}
+        computed = set(pooled.values())  # poolings their batch norm computes
         for index, fused in self.steps():
             layer = self.layers[index]
+            if index in computed:
+                continue
             if index in folded:  # the Conv2D before applied it
                 layer.applied_elsewhere()
-            elif index + 1 in folded:
+                continue
+            if index + 1 in folded:
                 bn = self.layers[index + 1]
                 x = layer.forward(x, training=False, affine=(*bn.inference_affine(), folded[index + 1]))
+            elif index in pooled:
+                pool = self.layers[pooled[index]]
+                x = pool.keep_pooled(*layer.forward_pooled(x, pool.window(), relu=fused))
             elif fused:
                 x = layer.forward(x, training=training, relu=True)
             else:
                 x = layer.forward(x, training=training)
-        return x
+            yield index, x
 
     def backward(self, grad_output, from_layer=None, input_gradient=True):
         """Run backward through the layers in reverse; return dL/d(input).
