@@ -2,10 +2,12 @@
 
 import contextlib
 
+import numpy as np
+
 from nnscratch import kernels
 from nnscratch.kernels import fast, winograd_fast
 
-__all__ = ["module_value", "conv_blocks_of", "winograd_blocks_of", "conv_algorithm"]
+__all__ = ["module_value", "conv_blocks_of", "winograd_blocks_of", "conv_algorithm", "batchnorm_inputs"]
 
 
 @contextlib.contextmanager
@@ -38,3 +40,12 @@ def conv_algorithm(name):
         yield
     finally:
         kernels.set_conv_algorithm(previous)
+
+
+def batchnorm_inputs(rng, shape, dtype):
+    """``x, gamma, beta`` for a batch norm over the last axis of ``shape``: an offset, scaled ``x``; gammas of
+    both signs (a negative one turns the fused ReLU's mask around); betas in [-1, 1]."""
+    x = (rng.uniform(0.5, 2.0) * rng.standard_normal(shape) + rng.uniform(-1, 1)).astype(dtype)
+    gamma = (rng.uniform(0.5, 2.0, shape[-1]) * np.where(rng.random(shape[-1]) < 0.2, -1, 1)).astype(dtype)
+    beta = rng.uniform(-1.0, 1.0, shape[-1]).astype(dtype)
+    return x, gamma, beta

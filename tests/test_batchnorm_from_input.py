@@ -21,18 +21,18 @@ from nnscratch.layers import BatchNormalization
 
 try:
     from tests.grad_strategies import bn_shapes, rng_seeds
+    from tests.kernel_helpers import batchnorm_inputs
     from tests.strategies import float_dtypes
 except ImportError:  # tests/ itself is on sys.path
     from grad_strategies import bn_shapes, rng_seeds
+    from kernel_helpers import batchnorm_inputs
     from strategies import float_dtypes
 
 TWINS = [reference, fast]
 
 
 def _inputs(rng, shape, dtype):
-    x = (rng.uniform(0.5, 2.0) * rng.standard_normal(shape) + rng.uniform(-1, 1)).astype(dtype)
-    gamma = (rng.uniform(0.5, 2.0, shape[-1]) * np.where(rng.random(shape[-1]) < 0.2, -1, 1)).astype(dtype)
-    beta = rng.uniform(-1.0, 1.0, shape[-1]).astype(dtype)
+    x, gamma, beta = batchnorm_inputs(rng, shape, dtype)
     grad = rng.standard_normal(shape).astype(dtype)
     return x.reshape(-1, shape[-1]), gamma, beta, grad.reshape(-1, shape[-1])
 

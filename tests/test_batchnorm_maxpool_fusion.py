@@ -21,19 +21,14 @@ from nnscratch.kernels import fast, reference
 from nnscratch.layers import Activation, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
 
 try:
+    from tests.kernel_helpers import batchnorm_inputs
     from tests.strategies import conv_geometry, rng_seeds
 except ImportError:  # tests/ itself is on sys.path
+    from kernel_helpers import batchnorm_inputs
     from strategies import conv_geometry, rng_seeds
 
 TWINS = [reference, fast]
 TWIN_IDS = ["numpy", "numba"]
-
-
-def _inputs(rng, shape, dtype):
-    x = (rng.uniform(0.5, 2.0) * rng.standard_normal(shape) + rng.uniform(-1, 1)).astype(dtype)
-    c = shape[-1]
-    gamma = (rng.uniform(0.5, 2.0, c) * np.where(rng.random(c) < 0.3, -1, 1)).astype(dtype)
-    return x, gamma, rng.uniform(-1.0, 1.0, c).astype(dtype)
 
 
 @settings(max_examples=40, deadline=None)
@@ -41,7 +36,7 @@ def _inputs(rng, shape, dtype):
        relu=st.booleans())
 @pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
 def test_fused_kernel_equals_batchnorm_then_maxpool_bit_for_bit(twin, geom, seed, dtype, relu):
-    x, gamma, beta = _inputs(np.random.default_rng(seed), geom.x_shape, dtype)
+    x, gamma, beta = batchnorm_inputs(np.random.default_rng(seed), geom.x_shape, dtype)
     window = geom.window_args
     normed, _, mean, var, inv_std = twin.batchnorm_forward_train(x.reshape(-1, geom.c), gamma, beta, 1e-3, relu=relu)
     expected = (*twin.maxpool2d_forward(normed.reshape(x.shape), *window), mean, var, inv_std)
@@ -55,7 +50,7 @@ def test_fused_kernel_equals_batchnorm_then_maxpool_bit_for_bit(twin, geom, seed
 @settings(max_examples=30, deadline=None)
 @given(geom=conv_geometry(max_channels=5), seed=rng_seeds(), relu=st.booleans())
 def test_fused_kernel_twins_agree(geom, seed, relu):
-    x, gamma, beta = _inputs(np.random.default_rng(seed), geom.x_shape, np.float64)
+    x, gamma, beta = batchnorm_inputs(np.random.default_rng(seed), geom.x_shape, np.float64)
     expected = reference.batchnorm_maxpool_forward_train(x, gamma, beta, 1e-3, relu, *geom.window_args)
     result = fast.batchnorm_maxpool_forward_train(x, gamma, beta, 1e-3, relu, *geom.window_args)
     y, argmax, *stats = result

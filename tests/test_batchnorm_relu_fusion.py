@@ -24,19 +24,14 @@ from nnscratch.layers import Activation, BatchNormalization, Conv2D, Dense, Flat
 
 try:
     from tests.grad_strategies import STEP, TOLERANCE, bn_shapes, random_bn_weights, rng_seeds
+    from tests.kernel_helpers import batchnorm_inputs
     from tests.strategies import float_dtypes
 except ImportError:  # tests/ itself is on sys.path
     from grad_strategies import STEP, TOLERANCE, bn_shapes, random_bn_weights, rng_seeds
+    from kernel_helpers import batchnorm_inputs
     from strategies import float_dtypes
 
 TWINS = [reference, fast]
-
-
-def _inputs(rng, shape, dtype):
-    x = (rng.uniform(0.5, 2.0) * rng.standard_normal(shape) + rng.uniform(-1, 1)).astype(dtype)
-    gamma = (rng.uniform(0.5, 2.0, shape[-1]) * np.where(rng.random(shape[-1]) < 0.2, -1, 1)).astype(dtype)
-    beta = rng.uniform(-1.0, 1.0, shape[-1]).astype(dtype)
-    return x, gamma, beta
 
 
 # ------------------------------------------------------------------ kernels
@@ -46,7 +41,7 @@ def _inputs(rng, shape, dtype):
 def test_fused_kernels_equal_batchnorm_then_relu_bit_for_bit(twin, data, dtype, seed):
     shape = data.draw(bn_shapes(data.draw(st.sampled_from([2, 4]))), label="shape")
     rng = np.random.default_rng(seed)
-    x, gamma, beta = _inputs(rng, shape, dtype)
+    x, gamma, beta = batchnorm_inputs(rng, shape, dtype)
     x2d = x.reshape(-1, shape[-1])
     grad = rng.standard_normal(x2d.shape).astype(dtype)
     grad[rng.random(grad.shape) < 0.05] = 0.0
@@ -68,7 +63,7 @@ def test_fused_kernels_equal_batchnorm_then_relu_bit_for_bit(twin, data, dtype, 
 def test_fused_twins_agree(data, dtype, seed):
     shape = data.draw(bn_shapes(4), label="shape")
     rng = np.random.default_rng(seed)
-    x, gamma, beta = _inputs(rng, shape, dtype)
+    x, gamma, beta = batchnorm_inputs(rng, shape, dtype)
     x2d = x.reshape(-1, shape[-1])
     rtol = 1e-4 if dtype == np.float32 else 1e-10
     ours = fast.batchnorm_forward_train(x2d, gamma, beta, 1e-3, relu=True)
@@ -89,7 +84,7 @@ def test_inference_kernel_is_the_numpy_expression_bit_for_bit(twin, data, dtype,
     """``x * scale + shift`` (a product, then a sum: no fused multiply-add), then the twin's ReLU."""
     shape = data.draw(bn_shapes(data.draw(st.sampled_from([2, 4]))), label="shape")
     rng = np.random.default_rng(seed)
-    x, scale, shift = _inputs(rng, shape, dtype)
+    x, scale, shift = batchnorm_inputs(rng, shape, dtype)
     x2d = x.reshape(-1, shape[-1])
     expected = x2d * scale + shift
     if relu:

@@ -598,17 +598,24 @@ def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     cell in row-major window order wins.
     """
     x = _image(x)
+    none = np.zeros(x.shape[-1], dtype=x.dtype)
+    y, argmax = _pool(x, (kh, kw, sh, sw, pad_top, pad_left, out_h, out_w), none, none, none, none, 0,
+                      "maxpool2d_forward")
+    return y, argmax
+
+
+def _pool(x, window, mean, inv_std, gamma, beta, prologue, name):
+    """Check ``x`` and the window geometry, then run the pooling kernel (with its batch-norm ``prologue``)."""
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"maxpool2d_forward needs a floating-point array, got {x.dtype}")
-    kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
-    out_h, out_w = _output_size(out_h, out_w)
+        raise TypeError(f"{name} needs a floating-point array, got {x.dtype}")
+    kh, kw, sh, sw, pad_top, pad_left = _window_geometry(*window[:6])
+    out_h, out_w = _output_size(*window[6:])
     n, _, _, c = x.shape
     y = np.empty((n, out_h, out_w, c), dtype=x.dtype)
     argmax = np.empty((n, out_h, out_w, c), dtype=np.int32)
     if y.size:
-        none = np.zeros(c, dtype=x.dtype)
         for_size(_maxpool_forward_kernel, x.size)(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
-                                                  none, none, none, none, 0, x.dtype.type(0))
+                                                  mean, inv_std, gamma, beta, prologue, x.dtype.type(0))
     return y, argmax
 
 
@@ -627,17 +634,12 @@ def batchnorm_maxpool_forward_train(x, gamma, beta, epsilon, relu, kh, kw, sh, s
     x = _image(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"batchnorm_maxpool_forward_train needs a floating-point array, got {x.dtype}")
-    kh, kw, sh, sw, pad_top, pad_left = _window_geometry(kh, kw, sh, sw, pad_top, pad_left)
-    out_h, out_w = _output_size(out_h, out_w)
-    n, _, _, c = x.shape
+    c = x.shape[-1]
     mean, var, inv_std = batch_statistics(x.reshape(-1, c), epsilon)
     gamma, beta = (np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=x.dtype).reshape(-1), (c,)))
                    for v in (gamma, beta))
-    y = np.empty((n, out_h, out_w, c), dtype=x.dtype)
-    argmax = np.empty((n, out_h, out_w, c), dtype=np.int32)
-    if y.size:
-        for_size(_maxpool_forward_kernel, x.size)(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
-                                                  mean, inv_std, gamma, beta, 2 if relu else 1, x.dtype.type(0))
+    y, argmax = _pool(x, (kh, kw, sh, sw, pad_top, pad_left, out_h, out_w), mean, inv_std, gamma, beta,
+                      2 if relu else 1, "batchnorm_maxpool_forward_train")
     return y, argmax, mean, var, inv_std
 
 
