@@ -17,20 +17,13 @@ The API follows Keras: layers, ``Sequential``/``Model``, ``compile``/``fit``/
 
 import os
 
-# Thread pools must not spin long while the other one works. Numba's OpenMP threads
-# and OpenBLAS's threads both busy-wait after a parallel section by default (libgomp
-# 300,000 spins); on a 2-core machine each then steals the cores the other needs
-# (training ran 2-50x slower). Not spinning at all (OMP_WAIT_POLICY=PASSIVE, sessions
-# 2-5) makes every parallel loop wake sleeping threads, 35-65 us each, about 60 times
-# a deep-CNN step; a short spin (GOMP_SPINCOUNT=20000, a fraction of a millisecond)
-# keeps the threads awake from one kernel to the next and measured 7-17% faster steps
-# (docs/kernels.md, section 5). OpenMP reads its setting when Numba first starts it;
-# OpenBLAS reads its own when NumPy is first imported, so that one only helps if
-# nnscratch is imported first (the experiments do). Users who set either OpenMP
-# variable, or OpenBLAS's, keep their value.
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "20000"
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# Thread pools must not spin long while the other one works: a short spin for
+# Numba's OpenMP threads and for OpenBLAS's, set before NumPy is imported here, and
+# applied to an OpenBLAS that an earlier `import numpy` already started
+# (nnscratch.thread_policy; docs/kernels.md, section 5).
+from nnscratch import thread_policy  # noqa: E402
+
+thread_policy.apply()
 
 from nnscratch.allocator import keep_freed_memory  # noqa: E402
 
