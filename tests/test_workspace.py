@@ -6,6 +6,8 @@ import numba
 import numpy as np
 import pytest
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba calls: loaded before "before" is read)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from nnscratch.kernels import fast, workspace
@@ -129,3 +131,36 @@ def test_small_kernels_give_the_same_bits_on_one_thread_or_two(two_numba_threads
     monkeypatch.setattr(workspace, "SERIAL_BELOW", 0)   # everything on two threads
     parallel = run()
     assert all(a.tobytes() == b.tobytes() for a, b in zip(serial, parallel))
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 300), bytes_per_image=st.integers(1, 5000), budget=st.integers(1, 50_000))
+def test_image_blocks_cover_the_batch_evenly_in_an_even_number_of_blocks(n, bytes_per_image, budget):
+    blocks, largest, workers = workspace.image_blocks(n, bytes_per_image, budget)
+    bounds = [workspace.block_bounds(b, blocks, n) for b in range(blocks)]
+    assert [start for start, _ in bounds] == [0] + [stop for _, stop in bounds[:-1]]  # contiguous, in order
+    assert bounds[-1][1] == n
+    sizes = [stop - start for start, stop in bounds]
+    assert max(sizes) == largest and max(sizes) - min(sizes) <= 1  # as even as a count allows
+    assert blocks == 1 or (blocks % 2 == 0 or blocks == n)
+    assert blocks <= max(n, 1)
+    most = max(1, budget // bytes_per_image)  # images a block may hold (one at least)
+    assert largest <= most
+    if n:
+        assert 1 <= workers <= min(blocks, numba.get_num_threads())
+
+
+def test_image_blocks_do_not_depend_on_the_thread_count(two_numba_threads):
+    """The blocks decide the partial sums, so they must not follow the threads (docs/kernels.md, rule 3)."""
+    cases = [(64, 24336), (64, 20736), (100, 147456), (64, 200704), (128, 28224), (7, 1000)]
+    with_two = [workspace.image_blocks(n, b, 1 << 20)[:2] for n, b in cases]
+    numba.set_num_threads(1)
+    try:
+        with_one = [workspace.image_blocks(n, b, 1 << 20) for n, b in cases]
+    finally:
+        numba.set_num_threads(2)
+    assert [r[:2] for r in with_one] == with_two
+    assert {r[2] for r in with_one} == {1}
+    # the simple CNN's first and third layers at batch 64: two blocks of 32 (were 43 + 21 and 50 + 14)
+    assert with_two[0] == (2, 32) and with_two[1] == (2, 32)
+    assert with_two[2] == (16, 7)  # 100 images, at most 7 a block: 16 blocks of 6 or 7 (were 14 of 7 and one of 2)

@@ -35,13 +35,12 @@ With ``NUMBA_DISABLE_JIT=1`` the loops run as plain (slow) Python, and
 ``prange`` becomes ``range``; results are the same.
 """
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from nnscratch.kernels.batchnorm_fast import (batch_statistics, batchnorm_backward, batchnorm_backward_from_input,
                                               batchnorm_forward_train, batchnorm_inference)
-from nnscratch.kernels.workspace import for_size, one_blas_thread, scratch
+from nnscratch.kernels.workspace import block_bounds, for_size, image_blocks, one_blas_thread, scratch
 
 __all__ = [
     "im2col",
@@ -304,9 +303,8 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 _CONV_BLOCK_BYTES = 1 << 20
 
 def _conv_blocks(n, bytes_per_image):
-    """(images per block, workers): blocks of about _CONV_BLOCK_BYTES; at most one worker per block."""
-    block = int(min(n, max(1, _CONV_BLOCK_BYTES // max(bytes_per_image, 1))))
-    return block, int(min(numba.get_num_threads(), -(-n // block)))
+    """``(blocks, largest, workers)``: blocks of at most _CONV_BLOCK_BYTES, shared out evenly (workspace.image_blocks)."""
+    return image_blocks(n, bytes_per_image, _CONV_BLOCK_BYTES)
 
 
 # The three products of a block, each one BLAS call made by the worker's own
@@ -332,7 +330,7 @@ def _block_unfolded_gradient(grad_z, r0, m, kernel_matrix_t, grad_cols, w):
 
 
 @njit(parallel=True, cache=True)
-def _conv_forward_blocks(x, kernel_matrix, z, cols, block, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
+def _conv_forward_blocks(x, kernel_matrix, z, cols, blocks, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
                          out_h, out_w, bias, activation, scale, shift, post):
     """Worker ``w`` takes blocks ``w, w + workers, ...``: im2col, product, bias and activation
     (and with ``post`` the affine map of a batch norm after it, :func:`_affine_rows`).
@@ -342,13 +340,11 @@ def _conv_forward_blocks(x, kernel_matrix, z, cols, block, workers, kept, kh, kw
     ``cols`` holds one reused block buffer per worker.
     """
     n = x.shape[0]
-    blocks = (n + block - 1) // block
     rows = out_h * out_w
     for w in prange(workers):
         cw = w - w if kept else w    # (not 0: keeps the prange index type)
         for blk in range(w, blocks, workers):
-            start = blk * block
-            stop = min(start + block, n)
+            start, stop = block_bounds(blk, blocks, n)
             c0 = start * rows if kept else 0
             for b in range(start, stop):
                 _im2col_image(x, b, cols, cw, c0 + (b - start) * rows, kh, kw, sh, sw, pad_top, pad_left,
@@ -401,11 +397,11 @@ def conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, b
         bias, code = _bias_and_code(bias, activation, f, x.dtype)
         for_size(_bias_activation_affine, z.size)(z, bias, code, scale, shift, post)
         return z
-    block, workers = _conv_blocks(n, rows * k * x.itemsize)
-    cols = cols_out.reshape(1, n * rows, k) if kept else scratch("cols", (workers, block * rows, k), x.dtype)
+    blocks, largest, workers = _conv_blocks(n, rows * k * x.itemsize)
+    cols = cols_out.reshape(1, n * rows, k) if kept else scratch("cols", (workers, largest * rows, k), x.dtype)
     bias, code = _bias_and_code(bias, activation, f, x.dtype)
     with one_blas_thread():
-        _conv_forward_blocks(x, kernel_matrix, z, cols, block, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
+        _conv_forward_blocks(x, kernel_matrix, z, cols, blocks, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
                              out_h, out_w, bias, code, scale, shift, post)
     return z
 
@@ -465,7 +461,7 @@ def _im2col_transposed_kernel(x, cols_t, kh, kw, sh, sw, pad_top, pad_left, out_
 
 
 @njit(parallel=True, cache=True)
-def _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_parts, dx, block, workers, kept,
+def _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_parts, dx, blocks, workers, kept,
                           kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient):
     """Worker ``w`` takes blocks ``w, w + workers, ...``: the block's dK, and its dx if asked.
 
@@ -473,13 +469,11 @@ def _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_p
     block by block; else each block is unfolded again into the worker's buffer.
     """
     n = x.shape[0]
-    blocks = (n + block - 1) // block
     rows = out_h * out_w
     for w in prange(workers):
         cw = w - w if kept else w    # (not 0: keeps the prange index type)
         for blk in range(w, blocks, workers):
-            start = blk * block
-            stop = min(start + block, n)
+            start, stop = block_bounds(blk, blocks, n)
             m = (stop - start) * rows
             c0 = start * rows if kept else 0
             if not kept:
@@ -525,14 +519,13 @@ def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h,
             grad_cols = np.matmul(grad_z, kernel_matrix_t).reshape(1, n * rows, k)
             _col2im_kernel(grad_cols, dx, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
         return dkernel.reshape(kernel.shape), dx
-    block, workers = _conv_blocks(n, rows * k * x.itemsize)
-    blocks = -(-n // block)
-    cols = cols.reshape(1, n * rows, k) if kept else scratch("cols", (workers, block * rows, k), x.dtype)
-    grad_cols = scratch("grad_cols", (workers, block * rows, k) if input_gradient else (1, 1, 1), x.dtype)
+    blocks, largest, workers = _conv_blocks(n, rows * k * x.itemsize)
+    cols = cols.reshape(1, n * rows, k) if kept else scratch("cols", (workers, largest * rows, k), x.dtype)
+    grad_cols = scratch("grad_cols", (workers, largest * rows, k) if input_gradient else (1, 1, 1), x.dtype)
     dkernel_parts = scratch("dkernel_parts", (blocks, k, f), x.dtype)
     with one_blas_thread():
         _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_parts,
-                              dx if input_gradient else np.zeros((1, 1, 1, 1), dtype=x.dtype), block, workers, kept,
+                              dx if input_gradient else np.zeros((1, 1, 1, 1), dtype=x.dtype), blocks, workers, kept,
                               kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_gradient)
     dkernel = dkernel_parts[0].copy()
     for part in dkernel_parts[1:]:

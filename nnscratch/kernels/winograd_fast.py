@@ -37,12 +37,11 @@ size depends only on the shapes, so the result does not depend on the number
 of threads.
 """
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from nnscratch.kernels.fast import _ACTIVATION_CODES, _affine_and_code, _affine_rows, _bias_activation_rows, _bias_and_code
-from nnscratch.kernels.workspace import one_blas_thread, scratch
+from nnscratch.kernels.workspace import block_bounds, image_blocks, one_blas_thread, scratch
 from nnscratch.kernels.winograd_f4_fast import gradient_transform4, input_transform4, output_transform4
 from nnscratch.kernels.winograd_reference import (TILES, _matrices, check_winograd_args, check_winograd_gradient_args,
                                                   winograd_applies, winograd_tile)
@@ -202,16 +201,14 @@ def _output_transform(m, w, z, start, stop, th, tw, out_h, out_w):
 
 
 @njit(parallel=True, cache=True)
-def _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, activation,
+def _winograd_blocks(x, u, z, padded, v, m, blocks, pad_top, pad_left, th, tw, out_h, out_w, bias, activation,
                      scale, shift, post):
-    """Worker ``w`` computes blocks ``w, w + workers, ...`` of ``block`` images each, start to end."""
+    """Worker ``w`` computes blocks ``w, w + workers, ...`` (``workspace.block_bounds``), start to end."""
     n = x.shape[0]
     workers = padded.shape[0]
-    blocks = (n + block - 1) // block
     for w in prange(workers):
         for blk in range(w, blocks, workers):
-            start = blk * block
-            stop = min(start + block, n)
+            start, stop = block_bounds(blk, blocks, n)
             _pad_block(x, padded, w, start, stop, pad_top, pad_left)
             _input_transform(padded, w, stop - start, v, th, tw)
             _products(v, u, m, w, (stop - start) * th * tw)
@@ -221,16 +218,14 @@ def _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, ou
 
 
 @njit(parallel=True, cache=True)
-def _winograd4_blocks(x, u, z, padded, v, m, t, block, pad_top, pad_left, th, tw, out_h, out_w, bias, activation,
+def _winograd4_blocks(x, u, z, padded, v, m, t, blocks, pad_top, pad_left, th, tw, out_h, out_w, bias, activation,
                       scale, shift, post):
     """``_winograd_blocks`` for F(4x4, 3x3): 6x6 tiles, 36 products, ``t`` the transforms' buffer."""
     n = x.shape[0]
     workers = padded.shape[0]
-    blocks = (n + block - 1) // block
     for w in prange(workers):
         for blk in range(w, blocks, workers):
-            start = blk * block
-            stop = min(start + block, n)
+            start, stop = block_bounds(blk, blocks, n)
             _pad_block(x, padded, w, start, stop, pad_top, pad_left)
             input_transform4(padded, w, stop - start, v, t, th, tw)
             _products(v, u, m, w, (stop - start) * th * tw)
@@ -260,17 +255,16 @@ def _odd(rows):
 
 
 def _work_arrays(n, c, f, th, tw, tile, dtype, itemsize):
-    """Block size, workers and the per-worker buffers of one call: ``block, workers, padded, v, m, t``."""
+    """Blocks, workers and the per-worker buffers of one call: ``blocks, workers, padded, v, m, t``."""
     entries = (tile + 2) ** 2
     per_image = entries * th * tw * max(c, f) * itemsize
-    block = int(min(n, max(1, _WINOGRAD_BLOCK_BYTES // per_image)))
-    workers = int(min(numba.get_num_threads(), -(-n // block)))
+    blocks, block, workers = image_blocks(n, per_image, _WINOGRAD_BLOCK_BYTES)  # block: the largest's images
     rows = _odd(block * th * tw)  # see _odd: the entries' planes must not lie a power of two apart
     v = scratch("winograd_v", (workers, entries, rows, c), dtype)
     m = scratch("winograd_m", (workers, entries, rows, f), dtype)
     padded = scratch("winograd_padded", (workers, block, tile * th + 2, tile * tw + 2, c), dtype)
     t = scratch("winograd_t", (workers, 6, 6, max(c, f)), dtype) if tile == 4 else None
-    return block, workers, padded, v, m, t
+    return blocks, workers, padded, v, m, t
 
 
 def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=None, activation="linear", tile=2,
@@ -295,13 +289,13 @@ def winograd_conv2d_forward(x, kernel, pad_top, pad_left, out_h, out_w, bias=Non
     z = np.empty((n * out_h * out_w, f), dtype=x.dtype)
     if n == 0:
         return z
-    block, workers, padded, v, m, t = _work_arrays(n, c, f, th, tw, tile, x.dtype, x.itemsize)
+    blocks, workers, padded, v, m, t = _work_arrays(n, c, f, th, tw, tile, x.dtype, x.itemsize)
     with one_blas_thread():
         if tile == 2:
-            _winograd_blocks(x, u, z, padded, v, m, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code,
+            _winograd_blocks(x, u, z, padded, v, m, blocks, pad_top, pad_left, th, tw, out_h, out_w, bias, code,
                              scale, shift, post)
         else:
-            _winograd4_blocks(x, u, z, padded, v, m, t, block, pad_top, pad_left, th, tw, out_h, out_w, bias, code,
+            _winograd4_blocks(x, u, z, padded, v, m, t, blocks, pad_top, pad_left, th, tw, out_h, out_w, bias, code,
                               scale, shift, post)
     return z
 
@@ -351,15 +345,13 @@ def _gradient_products(v, dm, du_parts, w, blk, tiles):
 
 
 @njit(parallel=True, cache=True)
-def _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, block, pad_top, pad_left, th, tw, out_h, out_w):
+def _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, blocks, pad_top, pad_left, th, tw, out_h, out_w):
     """Worker ``w`` takes blocks ``w, w + workers, ...``: each block's ``dU`` into a slot of its own."""
     n = x.shape[0]
     workers = padded.shape[0]
-    blocks = (n + block - 1) // block
     for w in prange(workers):
         for blk in range(w, blocks, workers):
-            start = blk * block
-            stop = min(start + block, n)
+            start, stop = block_bounds(blk, blocks, n)
             _pad_block(x, padded, w, start, stop, pad_top, pad_left)
             _input_transform(padded, w, stop - start, v, th, tw)
             _gradient_transform(grad_z, start, stop, dm, w, th, tw, out_h, out_w)
@@ -367,16 +359,14 @@ def _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, block, pad_top
 
 
 @njit(parallel=True, cache=True)
-def _winograd4_gradient_blocks(x, grad_z, du_parts, padded, v, dm, t, block, pad_top, pad_left, th, tw,
+def _winograd4_gradient_blocks(x, grad_z, du_parts, padded, v, dm, t, blocks, pad_top, pad_left, th, tw,
                                out_h, out_w, zero):
     """``_winograd_gradient_blocks`` for F(4x4, 3x3)."""
     n = x.shape[0]
     workers = padded.shape[0]
-    blocks = (n + block - 1) // block
     for w in prange(workers):
         for blk in range(w, blocks, workers):
-            start = blk * block
-            stop = min(start + block, n)
+            start, stop = block_bounds(blk, blocks, n)
             _pad_block(x, padded, w, start, stop, pad_top, pad_left)
             input_transform4(padded, w, stop - start, v, t, th, tw)
             gradient_transform4(grad_z, start, stop, dm, w, t, th, tw, out_h, out_w, zero)
@@ -399,15 +389,14 @@ def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w, 
     if n == 0:
         return np.zeros((3, 3, c, f), dtype=x.dtype)
     th, tw = -(-out_h // tile), -(-out_w // tile)
-    block, workers, padded, v, dm, t = _work_arrays(n, c, f, th, tw, tile, x.dtype, x.itemsize)
-    blocks = -(-n // block)
+    blocks, workers, padded, v, dm, t = _work_arrays(n, c, f, th, tw, tile, x.dtype, x.itemsize)
     du_parts = scratch("winograd_du", (blocks, (tile + 2) ** 2, c, f), x.dtype)
     with one_blas_thread():
         if tile == 2:
-            _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, block, pad_top, pad_left, th, tw,
+            _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, blocks, pad_top, pad_left, th, tw,
                                       out_h, out_w)
         else:
-            _winograd4_gradient_blocks(x, grad_z, du_parts, padded, v, dm, t, block, pad_top, pad_left, th, tw,
+            _winograd4_gradient_blocks(x, grad_z, du_parts, padded, v, dm, t, blocks, pad_top, pad_left, th, tw,
                                        out_h, out_w, x.dtype.type(0))
     du = du_parts[0].copy()
     for part in du_parts[1:]:
