@@ -110,6 +110,19 @@ def test_the_serial_twin_is_cached_under_a_name_of_its_own():
     assert z.tolist() == [[0.0, 0.0]]
 
 
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def _reciprocals(x, out):
+    for i in numba.prange(x.shape[0]):
+        out[i] = 1.0 / x[i]
+
+
+def test_the_serial_twin_keeps_the_kernels_other_options():
+    """``error_model="numpy"``: 1 / 0 is inf, where Numba's default (Python's) raises ZeroDivisionError."""
+    x, out = np.array([2.0, 0.0]), np.zeros(2)
+    workspace.for_size(_reciprocals, 0)(x, out)  # below SERIAL_BELOW: the serial twin (the kernel itself without JIT)
+    assert out.tolist() == [0.5, np.inf]
+
+
 def test_small_kernels_give_the_same_bits_on_one_thread_or_two(two_numba_threads, monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((300, 64)).astype(np.float32)

@@ -161,6 +161,8 @@ _serial_twins_lock = threading.Lock()
 def serial_twin(kernel):
     """``kernel``, an ``@njit(parallel=True, cache=True)`` function, compiled once more without ``parallel``.
 
+    Its other options (``error_model``, ``fastmath``, ...) are kept.
+
     Its ``prange`` loops then run as plain ``range`` loops on the calling
     thread: the same arithmetic in the same order, with no parallel region to
     open and no thread to wake. The Python function is copied under another
@@ -178,7 +180,8 @@ def serial_twin(kernel):
                                           f.__closure__)
                 copy.__qualname__ = f.__qualname__ + "_serial"
                 copy.__doc__ = f.__doc__
-                twin = _serial_twins[kernel] = numba.njit(cache=True)(copy)
+                options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
+                twin = _serial_twins[kernel] = numba.njit(**{**options, "cache": True})(copy)
     return twin
 
 
