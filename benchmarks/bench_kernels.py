@@ -65,8 +65,9 @@ def cases(dtype, rng):
         yield f"im2col {tag} -> {cols.shape}", lambda k, x=x, geo=geo: k.im2col(x, *geo)
         yield f"col2im {tag}", lambda k, c_=cols, s=x.shape, geo=geo: k.col2im(c_, s, *geo)
         yield f"matmul cols @ W {cols.shape}x{kernel.shape}", lambda k, a=cols, b=kernel: a @ b
-        yield f"matmul dW = cols.T @ dy", lambda k, a=cols, b=rng.standard_normal((cols.shape[0], c)).astype(dtype): a.T @ b
-        yield f"matmul dcols = dy @ W.T", lambda k, a=rng.standard_normal((cols.shape[0], c)).astype(dtype), b=kernel: a @ b.T
+        dy = rng.standard_normal((cols.shape[0], c)).astype(dtype)
+        yield "matmul dW = cols.T @ dy", lambda k, a=cols, b=dy: a.T @ b
+        yield "matmul dcols = dy @ W.T", lambda k, a=dy, b=kernel: a @ b.T
         z = rng.standard_normal((BATCH * h * w, c)).astype(dtype)
         b = rng.standard_normal(c).astype(dtype)
         yield f"bias_activation relu {z.shape}", lambda k, z=z, b=b: k.bias_activation(z.copy(), b, "relu")
@@ -86,7 +87,8 @@ def cases(dtype, rng):
         _, argmax = reference.maxpool2d_forward(x, *geo)
         gy = rng.standard_normal(argmax.shape).astype(dtype)
         yield f"maxpool2d_forward 2x2 {h}x{w}x{c}", lambda k, x=x, geo=geo: k.maxpool2d_forward(x, *geo)
-        yield f"maxpool2d_backward 2x2 {h}x{w}x{c}", lambda k, gy=gy, a=argmax, s=x.shape, geo=geo: k.maxpool2d_backward(gy, a, s, *geo[:6])
+        yield (f"maxpool2d_backward 2x2 {h}x{w}x{c}",
+               lambda k, gy=gy, a=argmax, s=x.shape, geo=geo: k.maxpool2d_backward(gy, a, s, *geo[:6]))
     m, c = BATCH * 28 * 28, 32
     x = (rng.standard_normal((m, c)) * 2 + 1).astype(dtype)
     gamma = rng.standard_normal(c).astype(dtype)

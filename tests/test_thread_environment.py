@@ -84,7 +84,8 @@ def numpy_first():
         a = rng.standard_normal((600, 700)).astype(np.float32)
         b = rng.standard_normal((700, 500)).astype(np.float32)
         error = float(np.abs(a @ b - a.astype(np.float64) @ b).max())
-        print(json.dumps({"tasks_before": tasks_before, "tasks_after": tasks_after, "before": before, "after": after, "threads_before": threads_before,
+        print(json.dumps({"tasks_before": tasks_before, "tasks_after": tasks_after, "before": before, "after": after,
+                          "threads_before": threads_before,
                           "threads_after": threads_after, "error": error,
                           "gomp": os.environ.get("GOMP_SPINCOUNT")}))
     """)

@@ -303,7 +303,10 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 _CONV_BLOCK_BYTES = 1 << 20
 
 def _conv_blocks(n, bytes_per_image):
-    """``(blocks, largest, workers)``: blocks of at most _CONV_BLOCK_BYTES, shared out evenly (workspace.image_blocks)."""
+    """``(blocks, largest, workers)``: blocks of at most _CONV_BLOCK_BYTES, shared out evenly.
+
+    See :func:`workspace.image_blocks`.
+    """
     return image_blocks(n, bytes_per_image, _CONV_BLOCK_BYTES)
 
 
