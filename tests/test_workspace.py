@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from nnscratch.kernels import fast, workspace
+from nnscratch.kernels import elementwise_fast, fast, workspace
 
 
 def blas_threads():
@@ -80,7 +80,7 @@ JIT = not numba.config.DISABLE_JIT
 
 
 def test_for_size_runs_small_work_serial_and_large_work_parallel(two_numba_threads):
-    kernel = fast._relu_backward
+    kernel = elementwise_fast._relu_backward
     small = workspace.for_size(kernel, workspace.SERIAL_BELOW - 1)
     large = workspace.for_size(kernel, workspace.SERIAL_BELOW)
     assert large is kernel
@@ -94,7 +94,7 @@ def test_for_size_runs_small_work_serial_and_large_work_parallel(two_numba_threa
 
 
 def test_the_serial_twin_is_cached_under_a_name_of_its_own():
-    kernel = fast._bias_relu
+    kernel = elementwise_fast._bias_relu
     if not JIT:  # NUMBA_DISABLE_JIT: no compilation to twin, the function runs as it is
         assert workspace.for_size(kernel, 0) is kernel
         return

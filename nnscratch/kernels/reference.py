@@ -24,6 +24,7 @@ __all__ = [
     "conv2d_backward",
     "maxpool2d_forward",
     "maxpool2d_backward",
+    "conv2d_maxpool_forward",
     "bias_activation",
     "activation_backward",
     "bias_gradient",
@@ -187,6 +188,29 @@ def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     argmax = windows.argmax(axis=-1).astype(np.int32)
     y = np.take_along_axis(windows, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
     return y, argmax
+
+
+def conv2d_maxpool_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, pool, bias=None,
+                           activation="linear", cols_out=None):
+    """A convolution whose output only a max pooling reads: :func:`conv2d_forward`, then :func:`maxpool2d_forward`.
+
+    ``pool`` is the pooling's ``(kh, kw, sh, sw, pad_top, pad_left, out_h,
+    out_w)`` (``MaxPooling2D.window()``); the other arguments are
+    :func:`conv2d_forward`'s. A ``Model`` calls it in training for a
+    ReLU-activated Conv2D followed by a MaxPooling2D whose backward also takes
+    the ReLU's: backward then needs the pooled output and its argmax, not the
+    full-size convolution output, which the fast twin therefore never writes
+    (it pools each block of images while the block is in cache).
+
+    Returns
+    -------
+    y, argmax : ndarray (N, pool out_h, pool out_w, F), as :func:`maxpool2d_forward`
+    """
+    if len(pool) != 8:
+        raise ValueError(f"pool must be (kh, kw, sh, sw, pad_top, pad_left, out_h, out_w), got {pool!r}")
+    z = conv2d_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, bias=bias,
+                       activation=activation, cols_out=cols_out)
+    return maxpool2d_forward(z.reshape(x.shape[0], out_h, out_w, kernel.shape[-1]), *pool)
 
 
 def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_left, relu_output=None):

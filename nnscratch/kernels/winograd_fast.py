@@ -40,8 +40,8 @@ of threads.
 import numpy as np
 from numba import njit, prange
 
-from nnscratch.kernels.fast import (_ACTIVATION_CODES, _affine_and_code, _affine_rows, _bias_activation_rows,
-                                    _bias_and_code)
+from nnscratch.kernels.elementwise_fast import (_ACTIVATION_CODES, _affine_and_code, _affine_rows,
+                                                _bias_activation_rows, _bias_and_code)
 from nnscratch.kernels.workspace import block_bounds, image_blocks, one_blas_thread, scratch
 from nnscratch.kernels.winograd_f4_fast import gradient_transform4, input_transform4, output_transform4
 from nnscratch.kernels.winograd_reference import (TILES, _matrices, check_winograd_args, check_winograd_gradient_args,

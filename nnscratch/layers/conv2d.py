@@ -99,6 +99,31 @@ class Conv2D(ActivatedLayer):
             self._cols = None
         return y.reshape(x.shape[0], *self._out_hw, self.filters)
 
+    def forward_pooled(self, x, window):
+        """Training forward, then max pooling of ``relu(conv(x, K) + b)``, without keeping the full output.
+
+        ``window`` is ``(kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)``
+        (``MaxPooling2D.window()``). Returns ``(pooled, argmax)``, bit for bit
+        what ``forward(x, True)`` followed by the pooling gives. A ``Model``
+        calls it for a ReLU layer whose output only a MaxPooling2D reads, when
+        that pooling's backward also takes the ReLU's
+        (``MaxPooling2D.backward(grad, relu=True)``): backward then continues
+        from ``backward_from_preactivation`` and never needs this layer's
+        output, so none is kept (``backward`` raises).
+        """
+        self.check_input(x)
+        if self.activation != "relu":
+            raise ValueError(f"layer {self.name!r}: forward_pooled needs activation='relu', got {self.activation!r}")
+        self._x = x
+        self._cols = self._new_cols(x, True)
+        self._y = None  # the pooling keeps the window maxima, all the ReLU's backward needs
+        bias = self.bias.value if self.use_bias else None
+        if self._winograd():
+            z = self._convolve(x, bias, "relu").reshape(x.shape[0], *self._out_hw, self.filters)
+            return kernels.backend().maxpool2d_forward(z, *window)
+        return kernels.backend().conv2d_maxpool_forward(x, self.kernel.value, *self._geometry(), window, bias=bias,
+                                                        activation="relu", cols_out=self._cols)
+
     def _winograd(self) -> int:
         """The Winograd output tile this layer uses (2 or 4), or 0 for im2col (see ``kernels.set_conv_algorithm``)."""
         return kernels.winograd_backend().winograd_tile(self.kernel.value.shape, self.strides, self._out_hw,

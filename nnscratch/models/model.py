@@ -11,7 +11,7 @@ Built from the functional API, as Keras::
 or as a :class:`~nnscratch.Sequential`. Forward runs the layers in order;
 backward runs them in reverse, each turning dL/d(output) into dL/d(input).
 
-Four fusions, all bit-identical to the layers one after the other:
+Five fusions, all bit-identical to the layers one after the other:
 
 * a BatchNormalization directly followed by a ReLU (``ReLU()`` or
   ``Activation("relu")``) runs as one step, ``bn.forward(x, training, relu=True)``,
@@ -29,6 +29,11 @@ Four fusions, all bit-identical to the layers one after the other:
   each value it reads, so the full-size normalised images are never written,
   ``bn.forward_pooled(x, pool.window(), relu)`` and ``pool.keep_pooled``.
   ``model.fuse_batchnorm_maxpool = False`` turns it off.
+* in training, a ReLU Conv2D whose MaxPooling2D takes its ReLU's backward (the
+  second fusion) runs with that pooling as one step: the convolution's kernel
+  pools each block of images while its output is in cache, and the full-size
+  output is never written, ``conv.forward_pooled(x, pool.window())`` and
+  ``pool.keep_pooled``. ``model.fuse_conv_maxpool = False`` turns it off.
 * in inference (``training=False``), a Conv2D directly followed by a
   BatchNormalization (with its fused ReLU, if any) runs as one step: the
   batch norm's affine map ``x * scale + shift`` is applied by the convolution's
@@ -224,6 +229,22 @@ class Model(Trainer):
         return {index: after for (index, _), (after, _) in zip(plan, plan[1:])
                 if isinstance(self.layers[index], BatchNormalization) and isinstance(self.layers[after], MaxPooling2D)}
 
+    #: In training, let a ReLU Conv2D compute the MaxPooling2D after it (see the module docstring).
+    fuse_conv_maxpool = True
+
+    def convolution_poolings(self) -> dict:
+        """``{index: pool_index}``: ReLU Conv2D steps whose pooling (``poolings_through_relu``) they compute.
+
+        Backward never reads such a layer's output (the pooling takes the
+        ReLU's backward from its window maxima), so a training forward calls
+        ``layers[index].forward_pooled`` and hands the pooled output and its
+        argmax to ``layers[pool_index]``.
+        """
+        if not self.fuse_conv_maxpool:
+            return {}
+        return {index - 1: index for index in self.poolings_through_relu()
+                if isinstance(self.layers[index - 1], Conv2D)}
+
     def forward(self, x, training=False):
         """Run every layer in order; with ``training=True`` layers cache what backward needs."""
         for _, x in self.forward_steps(x, training):
@@ -239,8 +260,8 @@ class Model(Trainer):
         """
         self.check_input(x)
         folded = {} if training else self.batchnorms_after_convolutions()
-        pooled = self.batchnorm_poolings() if training else {}
-        computed = set(pooled.values())  # poolings their batch norm computes
+        pooled = {**self.batchnorm_poolings(), **self.convolution_poolings()} if training else {}
+        computed = set(pooled.values())  # poolings the step before computes
         for index, fused in self.steps():
             layer = self.layers[index]
             if index in computed:
@@ -253,7 +274,10 @@ class Model(Trainer):
                 x = layer.forward(x, training=False, affine=(*bn.inference_affine(), folded[index + 1]))
             elif index in pooled:
                 pool = self.layers[pooled[index]]
-                x = pool.keep_pooled(*layer.forward_pooled(x, pool.window(), relu=fused))
+                if isinstance(layer, Conv2D):  # its ReLU is its activation
+                    x = pool.keep_pooled(*layer.forward_pooled(x, pool.window()))
+                else:
+                    x = pool.keep_pooled(*layer.forward_pooled(x, pool.window(), relu=fused))
             elif fused:
                 x = layer.forward(x, training=training, relu=True)
             else:

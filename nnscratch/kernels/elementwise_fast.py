@@ -1,0 +1,348 @@
+"""Elementwise kernels, Numba twin: bias + activation, their backward, bias gradient, dropout, softmax CE.
+
+Part of :mod:`nnscratch.kernels.fast` (which exports every public function
+here; the split is for length): the same names, signatures and results as
+their twins in :mod:`nnscratch.kernels.reference`. The row helpers
+``_bias_activation_rows`` and ``_affine_rows`` are also what the convolution
+kernels apply to each block of output rows while it is in cache.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from nnscratch.kernels.workspace import for_size
+
+__all__ = ["bias_activation", "activation_backward", "bias_gradient", "dropout_forward", "softmax_cross_entropy"]
+
+
+def _float_dtype(*arrays):
+    """The result dtype of ``arrays``; float64 when that is not a float type."""
+    dtype = np.result_type(*arrays)
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+
+
+# ---------------------------------------------------------------------------
+# bias + elementwise activation
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _bias_linear(z, bias):
+    m, c = z.shape
+    for r in prange(m):
+        for q in range(c):
+            z[r, q] += bias[q]
+
+
+@njit(parallel=True, cache=True)
+def _bias_relu(z, bias):
+    m, c = z.shape
+    for r in prange(m):
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            z[r, q] = 0 if v < 0 else v   # as np.maximum(v, 0): NaN stays NaN
+
+
+@njit(parallel=True, cache=True)
+def _bias_sigmoid(z, bias):
+    m, c = z.shape
+    for r in prange(m):
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            e = np.exp(-np.abs(v))        # never overflows
+            z[r, q] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+
+
+@njit(parallel=True, cache=True)
+def _bias_tanh(z, bias):
+    m, c = z.shape
+    for r in prange(m):
+        for q in range(c):
+            z[r, q] = np.tanh(z[r, q] + bias[q])
+
+
+_BIAS_ACTIVATIONS = {
+    "linear": _bias_linear,
+    "relu": _bias_relu,
+    "sigmoid": _bias_sigmoid,
+    "tanh": _bias_tanh,
+}
+
+
+def bias_activation(z, bias, activation):
+    """Add a bias along the last axis, then apply an elementwise activation, in place.
+
+    Twin of :func:`nnscratch.kernels.reference.bias_activation`: ``z`` is
+    overwritten with ``f(z + bias)`` (one fused sweep) and returned; ``bias``
+    may be None. ``activation`` is ``"linear"``, ``"relu"``, ``"sigmoid"`` or
+    ``"tanh"``.
+    """
+    kernel = _BIAS_ACTIVATIONS.get(activation) if isinstance(activation, str) else None
+    if kernel is None:
+        raise ValueError(f"unknown elementwise activation {activation!r}")
+    if not isinstance(z, np.ndarray) or z.ndim == 0:
+        raise ValueError("z must be an array with at least one axis")
+    c = z.shape[-1]
+    if bias is None:
+        if activation == "linear":
+            return z
+        bias = np.zeros(c, dtype=z.dtype)
+    else:
+        bias = np.asarray(bias)
+        if bias.size not in (1, c) or any(s != 1 for s in bias.shape[:-1]):
+            raise ValueError(f"bias of shape {bias.shape} does not broadcast along the last axis ({c})")
+        bias = np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (c,)), dtype=z.dtype)
+    if z.size == 0:
+        return z
+    # work on a 2-D contiguous view of z (a copy, written back, if z is strided)
+    work = z if z.flags.c_contiguous else np.ascontiguousarray(z)
+    for_size(kernel, work.size)(work.reshape(-1, c), bias)
+    if work is not z:
+        z[...] = work
+    return z
+
+
+_ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+
+
+def _bias_and_code(bias, activation, c, dtype):
+    """(bias as a contiguous (c,) array, zeros if None; activation code) for :func:`_bias_activation_rows`."""
+    if bias is None:
+        return np.zeros(c, dtype=dtype), _ACTIVATION_CODES[activation]
+    bias = np.asarray(bias)
+    if bias.size not in (1, c):
+        raise ValueError(f"bias of shape {bias.shape} does not broadcast along the last axis ({c})")
+    return np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (c,)), dtype=dtype), _ACTIVATION_CODES[activation]
+
+
+def _affine_and_code(affine, c, dtype):
+    """(scale, shift as contiguous (c,) arrays, post code) for :func:`_affine_rows`: 0 none, 1 affine, 2 + ReLU."""
+    if affine is None:
+        empty = np.zeros(c, dtype=dtype)
+        return empty, empty, 0
+    scale, shift, relu = affine
+    scale, shift = (np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=dtype).reshape(-1), (c,)))
+                    for v in (scale, shift))
+    return scale, shift, 2 if relu else 1
+
+
+@njit(cache=True, inline="always")
+def _affine_rows(z, first, last, scale, shift, post):
+    """Rows ``first:last`` of ``z`` become ``z * scale + shift`` (then the ReLU), with the arithmetic of
+    ``batchnorm_inference``; nothing for ``post == 0``."""
+    if post == 0:
+        return
+    for r in range(first, last):
+        for q in range(z.shape[1]):
+            v = z[r, q] * scale[q] + shift[q]
+            if post == 2:  # as _bias_relu(v, 0)
+                v = 0 if v <= 0 else v
+            z[r, q] = v
+
+
+@njit(parallel=True, cache=True)
+def _bias_activation_affine(z, bias, activation, scale, shift, post):
+    """``bias_activation`` and then :func:`_affine_rows` over all of ``z``, in one sweep of row chunks."""
+    m = z.shape[0]
+    chunk = 256
+    for k in prange((m + chunk - 1) // chunk):
+        first = k * chunk
+        last = min(m, first + chunk)
+        _bias_activation_rows(z, first, last, bias, activation)
+        _affine_rows(z, first, last, scale, shift, post)
+
+
+@njit(cache=True, inline="always")
+def _bias_activation_rows(z, first, last, bias, activation):
+    """Rows ``first:last`` of ``z`` become ``f(z + b)``, serially, with the arithmetic of ``_bias_*``."""
+    for r in range(first, last):
+        for q in range(z.shape[1]):
+            v = z[r, q] + bias[q]
+            if activation == 0:
+                z[r, q] = v
+            elif activation == 1:
+                z[r, q] = 0 if v < 0 else v   # as np.maximum(v, 0): NaN stays NaN
+            elif activation == 2:
+                e = np.exp(-np.abs(v))        # never overflows
+                z[r, q] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+            else:
+                z[r, q] = np.tanh(v)
+
+
+@njit(parallel=True, cache=True)
+def _relu_backward(grad_y, y, dz):
+    for k in prange(dz.size):
+        g = grad_y[k]
+        dz[k] = g if y[k] > 0 else g * 0   # g * 0 as dy * False: NaN stays NaN
+
+
+@njit(parallel=True, cache=True)
+def _sigmoid_backward(grad_y, y, dz):
+    for k in prange(dz.size):
+        s = y[k]
+        dz[k] = grad_y[k] * s * (1 - s)
+
+
+@njit(parallel=True, cache=True)
+def _tanh_backward(grad_y, y, dz):
+    for k in prange(dz.size):
+        t = y[k]
+        dz[k] = grad_y[k] * (1 - t * t)
+
+
+_ACTIVATION_BACKWARDS = {
+    "relu": _relu_backward,
+    "sigmoid": _sigmoid_backward,
+    "tanh": _tanh_backward,
+}
+
+
+def activation_backward(grad_y, y, activation):
+    """Gradient through an elementwise activation, from its output ``y``.
+
+    Twin of :func:`nnscratch.kernels.reference.activation_backward`. For
+    ``"linear"`` the gradient is ``grad_y`` itself (returned, not copied, as
+    in the reference); otherwise a new array. ``grad_y`` and ``y`` must have
+    the same shape.
+    """
+    if activation == "linear":
+        return grad_y
+    kernel = _ACTIVATION_BACKWARDS.get(activation) if isinstance(activation, str) else None
+    if kernel is None:
+        raise ValueError(f"unknown elementwise activation {activation!r}")
+    grad_y = np.asarray(grad_y)
+    y = np.asarray(y)
+    if grad_y.shape != y.shape:
+        raise ValueError(f"grad_y shape {grad_y.shape} differs from y shape {y.shape}")
+    # dtypes as the reference: dy * [y > 0] keeps dy's; dy * y * (1 - y) promotes
+    dtype = grad_y.dtype if activation == "relu" else np.result_type(grad_y, y)
+    dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+    g = np.ascontiguousarray(grad_y, dtype=dtype).reshape(-1)
+    # relu compares y with 0 in y's own dtype (a tiny float64 y > 0 stays > 0)
+    yy = np.ascontiguousarray(y, dtype=None if activation == "relu" else dtype).reshape(-1)
+    dz = np.empty(grad_y.shape, dtype=dtype)
+    if dz.size:
+        for_size(kernel, dz.size)(g, yy, dz.reshape(-1))
+    return dz
+
+
+# ---------------------------------------------------------------------------
+# bias gradient (column sums) and the dropout step
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def _column_sums(z, out):
+    """``out[q] = 0 + z[0, q] + z[1, q] + ...``, rows added in order, one vector sweep per row.
+
+    Serial on purpose: the sweep is memory-bound and runs at about 4x
+    ``np.sum(z, axis=0)`` on one thread; sharing the columns among threads
+    measured slower (each thread's inner loop then starts at an offset that
+    LLVM cannot prove non-negative, and the loop stops vectorising).
+    """
+    m, c = z.shape
+    for q in range(c):
+        out[q] = 0                    # start from +0, as NumPy does (so -0 + -0 gives +0)
+    for r in range(m):
+        for q in range(c):
+            out[q] += z[r, q]
+
+
+def bias_gradient(grad_z):
+    """Gradient of a bias added along the last axis: the column sums of ``grad_z``.
+
+    Twin of :func:`nnscratch.kernels.reference.bias_gradient`, bit for bit:
+    each column is summed row after row, in row order, as NumPy does (one
+    thread, so no thread count can change it). NumPy sums a single column
+    pairwise instead, so C == 1 is left to NumPy.
+    """
+    grad_z = np.asarray(grad_z)
+    if grad_z.ndim == 0:
+        raise ValueError("grad_z must have at least one axis")
+    z = np.ascontiguousarray(grad_z).reshape(-1, grad_z.shape[-1])
+    if z.shape[1] == 1 or z.shape[0] == 0 or not np.issubdtype(z.dtype, np.floating):
+        return z.sum(axis=0)
+    out = np.empty(z.shape[1], dtype=z.dtype)
+    _column_sums(z, out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _dropout_kernel(x, uniform, rate, keep_scale, y, mask):
+    zero = keep_scale - keep_scale   # 0 in the dtype of the scale
+    for k in prange(x.size):
+        s = keep_scale if uniform[k] >= rate else zero
+        mask[k] = s
+        y[k] = x[k] * s
+
+
+def dropout_forward(x, uniform, rate):
+    """Inverted dropout from uniform draws, one pass. Twin of :func:`reference.dropout_forward`, bit for bit.
+
+    ``mask = [u >= rate] / (1 - rate)``: the quotient is ``1 / (1 - rate)`` or
+    ``0 / (1 - rate) = 0``, computed once in ``x``'s dtype; ``rate`` is compared
+    in the draws' dtype, as NumPy compares an array with a Python float.
+    """
+    x, uniform = np.asarray(x), np.asarray(uniform)
+    if uniform.shape != x.shape:
+        raise ValueError(f"uniform draws of shape {uniform.shape} do not match x of shape {x.shape}")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+    if not np.issubdtype(x.dtype, np.floating) or not np.issubdtype(uniform.dtype, np.floating):
+        raise TypeError(f"dropout_forward needs floating-point arrays, got {x.dtype} and {uniform.dtype}")
+    keep_scale = x.dtype.type(1) / x.dtype.type(1.0 - rate)
+    y = np.empty(x.shape, dtype=x.dtype)
+    mask = np.empty(x.shape, dtype=x.dtype)
+    if x.size:
+        flat_x, flat_uniform = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(uniform).reshape(-1)
+        for_size(_dropout_kernel, x.size)(flat_x, flat_uniform, uniform.dtype.type(rate), keep_scale,
+                                          y.reshape(-1), mask.reshape(-1))
+    return y, mask
+
+
+# ---------------------------------------------------------------------------
+# softmax + cross-entropy
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _softmax_cross_entropy_kernel(z, t, losses, grad):
+    n, k = z.shape
+    for r in prange(n):
+        top = z[r, 0]
+        for q in range(1, k):
+            if z[r, q] > top:
+                top = z[r, q]
+        total = 0.0
+        for q in range(k):
+            total += np.exp(z[r, q] - top)
+        log_sum = np.log(total)
+        loss = 0.0
+        t_sum = 0.0
+        for q in range(k):
+            log_p = (z[r, q] - top) - log_sum    # <= 0: never overflows
+            loss -= t[r, q] * log_p
+            t_sum += t[r, q]
+            grad[r, q] = log_p                   # kept to build the gradient
+        losses[r] = loss
+        for q in range(k):
+            grad[r, q] = np.exp(grad[r, q]) * t_sum - t[r, q]
+
+
+def softmax_cross_entropy(logits, labels):
+    """Softmax followed by cross-entropy, fused and numerically stable.
+
+    Twin of :func:`nnscratch.kernels.reference.softmax_cross_entropy`:
+    ``logits`` and ``labels`` (N, K) -> ``losses`` (N,) and ``grad = p - t``
+    (N, K), one row per thread chunk. The dtype is that of ``logits * labels``.
+    """
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    if logits.ndim != 2 or labels.shape != logits.shape:
+        raise ValueError(f"logits and labels must be 2-D of one shape, got {logits.shape} and {labels.shape}")
+    dtype = _float_dtype(logits, labels)
+    z = np.ascontiguousarray(logits, dtype=dtype)
+    t = np.ascontiguousarray(labels, dtype=dtype)
+    n, k = z.shape
+    losses = np.zeros(n, dtype=dtype)
+    grad = np.empty((n, k), dtype=dtype)
+    if n and k:
+        for_size(_softmax_cross_entropy_kernel, z.size)(z, t, losses, grad)
+    return losses, grad
