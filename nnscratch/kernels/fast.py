@@ -42,9 +42,10 @@ from numba import njit, prange
 
 from nnscratch.kernels.batchnorm_fast import (batch_statistics, batchnorm_backward, batchnorm_backward_from_input,
                                               batchnorm_forward_train, batchnorm_inference)
-from nnscratch.kernels.elementwise_fast import (_BIAS_ACTIVATIONS, _affine_and_code, _affine_rows, _bias_activation_affine,
-                                                _bias_activation_rows, _bias_and_code, activation_backward,
-                                                bias_activation, bias_gradient, dropout_forward, softmax_cross_entropy)
+from nnscratch.kernels.elementwise_fast import (_BIAS_ACTIVATIONS, _affine_and_code, _affine_rows,
+                                                _bias_activation_affine, _bias_activation_rows, _bias_and_code,
+                                                activation_backward, bias_activation, bias_gradient, dropout_forward,
+                                                softmax_cross_entropy)
 from nnscratch.kernels.workspace import block_bounds, for_size, image_blocks, one_blas_thread, scratch
 
 __all__ = [
@@ -540,49 +541,60 @@ def conv2d_backward(x, grad_z, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h,
 # max pooling
 # ---------------------------------------------------------------------------
 
-@njit(parallel=True, cache=True)
-def _maxpool_forward_kernel(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
-                            mean, inv_std, gamma, beta, prologue, zero):
-    """One output row per task; for each window cell, one sweep over the channels.
+@njit(cache=True, inline="always")
+def _pool_output_row(src, base, h, w, y, argmax, b, oy, kh, kw, sh, sw, pad_top, pad_left, out_w,
+                     mean, inv_std, gamma, beta, prologue, zero):
+    """Pool output row ``oy`` of image ``b`` into ``y`` and ``argmax``; the image's pixel ``(r, col)`` is
+    row ``base + r * w + col`` of the 2-D ``src`` (pixels x channels).
 
-    The arrays are indexed whole, never sliced into views, inside the parallel
-    loop (docs/kernels.md, rule 9): that keeps the channel sweep vectorised.
-    ``prologue`` 1 (2: then the ReLU) pools the batch norm of ``x`` instead of
-    ``x``, each value computed as ``_bn_normalize`` computes it (for
-    :func:`batchnorm_maxpool_forward_train`); 0 pools ``x`` itself. ``zero``
-    is 0 in ``x``'s dtype: an integer 0 would turn ``v`` into a float64, and
-    the normalisation's arithmetic with it.
+    For each window cell, one sweep over the channels; the arrays are indexed
+    whole, never sliced into views (docs/kernels.md, rule 9), which keeps the
+    sweep vectorised. ``prologue`` 1 (2: then the ReLU) pools the batch norm
+    of ``src`` instead of ``src``, each value computed as ``_bn_normalize``
+    computes it (for :func:`batchnorm_maxpool_forward_train`); 0 pools
+    ``src`` itself. ``zero`` is 0 in ``src``'s dtype: an integer 0 would turn
+    ``v`` into a float64, and the normalisation's arithmetic with it.
     """
-    n, h, w, c = x.shape
-    for t in prange(n * out_h):
+    c = src.shape[1]
+    for ox in range(out_w):
+        # start as if the window held only padding: -inf, index 0
+        for q in range(c):
+            y[b, oy, ox, q] = -np.inf
+            argmax[b, oy, ox, q] = 0
+        for i in range(kh):
+            r = oy * sh - pad_top + i
+            if r < 0 or r >= h:
+                continue
+            for j in range(kw):
+                col = ox * sw - pad_left + j
+                if col < 0 or col >= w:
+                    continue
+                cell = i * kw + j
+                row = base + r * w + col
+                for q in range(c):
+                    v = src[row, q]
+                    if prologue:
+                        v = gamma[q] * ((v - mean[q]) * inv_std[q]) + beta[q]
+                        if prologue == 2 and v <= zero:  # the ReLU, as _bn_normalize
+                            v = zero
+                    best = y[b, oy, ox, q]
+                    # strictly greater: the first maximum wins ties;
+                    # like np.argmax, the first NaN wins over numbers
+                    take = v > best or (v != v and best == best)
+                    y[b, oy, ox, q] = v if take else best
+                    argmax[b, oy, ox, q] = cell if take else argmax[b, oy, ox, q]
+
+
+@njit(parallel=True, cache=True)
+def _maxpool_forward_kernel(src, h, w, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                            mean, inv_std, gamma, beta, prologue, zero):
+    """Max pooling of the images ``src`` ((N * H * W, C), NHWC flattened), one output row per task
+    (:func:`_pool_output_row`)."""
+    for t in prange(y.shape[0] * out_h):
         b = t // out_h
         oy = t - b * out_h
-        for ox in range(out_w):
-            # start as if the window held only padding: -inf, index 0
-            for q in range(c):
-                y[b, oy, ox, q] = -np.inf
-                argmax[b, oy, ox, q] = 0
-            for i in range(kh):
-                r = oy * sh - pad_top + i
-                if r < 0 or r >= h:
-                    continue
-                for j in range(kw):
-                    col = ox * sw - pad_left + j
-                    if col < 0 or col >= w:
-                        continue
-                    cell = i * kw + j
-                    for q in range(c):
-                        v = x[b, r, col, q]
-                        if prologue:
-                            v = gamma[q] * ((v - mean[q]) * inv_std[q]) + beta[q]
-                            if prologue == 2 and v <= zero:  # the ReLU, as _bn_normalize
-                                v = zero
-                        best = y[b, oy, ox, q]
-                        # strictly greater: the first maximum wins ties;
-                        # like np.argmax, the first NaN wins over numbers
-                        take = v > best or (v != v and best == best)
-                        y[b, oy, ox, q] = v if take else best
-                        argmax[b, oy, ox, q] = cell if take else argmax[b, oy, ox, q]
+        _pool_output_row(src, b * h * w, h, w, y, argmax, b, oy, kh, kw, sh, sw, pad_top, pad_left, out_w,
+                         mean, inv_std, gamma, beta, prologue, zero)
 
 
 def maxpool2d_forward(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
@@ -606,12 +618,13 @@ def _pool(x, window, mean, inv_std, gamma, beta, prologue, name):
         raise TypeError(f"{name} needs a floating-point array, got {x.dtype}")
     kh, kw, sh, sw, pad_top, pad_left = _window_geometry(*window[:6])
     out_h, out_w = _output_size(*window[6:])
-    n, _, _, c = x.shape
+    n, h, w, c = x.shape
     y = np.empty((n, out_h, out_w, c), dtype=x.dtype)
     argmax = np.empty((n, out_h, out_w, c), dtype=np.int32)
     if y.size:
-        for_size(_maxpool_forward_kernel, x.size)(x, y, argmax, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
-                                                  mean, inv_std, gamma, beta, prologue, x.dtype.type(0))
+        for_size(_maxpool_forward_kernel, x.size)(x.reshape(-1, c), h, w, y, argmax, kh, kw, sh, sw, pad_top,
+                                                  pad_left, out_h, out_w, mean, inv_std, gamma, beta, prologue,
+                                                  x.dtype.type(0))
     return y, argmax
 
 
@@ -754,41 +767,11 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_lef
 # writes 5.5 MB less and the pooling reads 5.5 MB less per step.
 # ---------------------------------------------------------------------------
 
-@njit(cache=True, inline="always")
-def _pool_rows(z, r0, images, conv_h, conv_w, y, argmax, b0, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
-    """Max-pool ``images`` images whose output rows (``conv_h * conv_w`` each) start at row ``r0`` of ``z``
-    into ``y[b0:b0 + images]`` and ``argmax``, with the comparisons of ``_maxpool_forward_kernel``."""
-    f = z.shape[1]
-    for image in range(images):
-        b = b0 + image
-        base = r0 + image * conv_h * conv_w
-        for oy in range(out_h):
-            for ox in range(out_w):
-                for q in range(f):
-                    y[b, oy, ox, q] = -np.inf
-                    argmax[b, oy, ox, q] = 0
-                for i in range(kh):
-                    r = oy * sh - pad_top + i
-                    if r < 0 or r >= conv_h:
-                        continue
-                    for j in range(kw):
-                        col = ox * sw - pad_left + j
-                        if col < 0 or col >= conv_w:
-                            continue
-                        cell = i * kw + j
-                        row = base + r * conv_w + col
-                        for q in range(f):
-                            v = z[row, q]
-                            best = y[b, oy, ox, q]
-                            take = v > best or (v != v and best == best)  # first maximum, first NaN
-                            y[b, oy, ox, q] = v if take else best
-                            argmax[b, oy, ox, q] = cell if take else argmax[b, oy, ox, q]
-
-
 @njit(parallel=True, cache=True)
 def _conv_pool_blocks(x, kernel_matrix, zs, cols, blocks, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
-                      out_h, out_w, bias, activation, y, argmax, pool):
-    """``_conv_forward_blocks`` into worker ``w``'s rows of ``zs``, each block then pooled into ``y``."""
+                      out_h, out_w, bias, activation, y, argmax, pool, none, zero):
+    """``_conv_forward_blocks`` into worker ``w``'s rows of ``zs``, each block then pooled into ``y``
+    (:func:`_pool_output_row` without a prologue: ``none`` stands for its unread arrays)."""
     n = x.shape[0]
     rows = out_h * out_w
     block_rows = zs.shape[0] // workers
@@ -805,8 +788,10 @@ def _conv_pool_blocks(x, kernel_matrix, zs, cols, blocks, workers, kept, kh, kw,
             m = (stop - start) * rows
             _block_forward_product(cols, cw, c0, m, kernel_matrix, zs, r0)
             _bias_activation_rows(zs, r0, r0 + m, bias, activation)
-            _pool_rows(zs, r0, stop - start, out_h, out_w, y, argmax, start, pkh, pkw, psh, psw, ppad_top,
-                       ppad_left, pout_h, pout_w)
+            for b in range(start, stop):  # pool each image while its rows are in cache
+                for oy in range(pout_h):
+                    _pool_output_row(zs, r0 + (b - start) * rows, out_h, out_w, y, argmax, b, oy, pkh, pkw, psh,
+                                     psw, ppad_top, ppad_left, pout_w, none, none, none, none, 0, zero)
 
 
 def conv2d_maxpool_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, pool, bias=None,
@@ -845,5 +830,5 @@ def conv2d_maxpool_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, 
     bias, code = _bias_and_code(bias, activation, f, x.dtype)
     with one_blas_thread():
         _conv_pool_blocks(x, kernel_matrix, zs, cols, blocks, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
-                          out_h, out_w, bias, code, y, argmax, pool)
+                          out_h, out_w, bias, code, y, argmax, pool, np.zeros(f, dtype=x.dtype), x.dtype.type(0))
     return y, argmax
