@@ -111,7 +111,7 @@ def test_the_model_finds_the_convolutions_followed_by_batch_norm():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-@pytest.mark.parametrize("algorithm", ["winograd", "winograd4", "im2col"])
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd-mixed", "winograd4", "im2col"])
 def test_predict_is_bit_identical_with_and_without_the_fusion(backend, algorithm):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((40, 10, 10, 1)).astype(np.float32)

@@ -181,9 +181,12 @@ def test_winograd_tile_follows_the_algorithm():
     tile = winograd_reference.winograd_tile
     assert winograd_fast.winograd_tile is tile
     assert tile((3, 3, 32, 32), (1, 1), (28, 28)) == 2  # the default algorithm
-    assert [tile((3, 3, 64, 128), (1, 1), (7, 7), a) for a in kernels.CONV_ALGORITHMS] == [0, 0, 4]
-    assert [tile((3, 3, 32, 32), (1, 1), (28, 28), a) for a in kernels.CONV_ALGORITHMS] == [0, 2, 4]
-    assert [tile((3, 3, 3, 32), (1, 1), (28, 28), a) for a in kernels.CONV_ALGORITHMS] == [0, 0, 0]
+    assert tile((3, 3, 32, 64), (1, 1), (11, 11)) == 2
+    assert kernels.CONV_ALGORITHMS == ("im2col", "winograd", "winograd-mixed", "winograd4")
+    assert [tile((3, 3, 64, 128), (1, 1), (7, 7), a) for a in kernels.CONV_ALGORITHMS] == [0, 0, 4, 4]
+    assert [tile((3, 3, 32, 64), (1, 1), (11, 11), a) for a in kernels.CONV_ALGORITHMS] == [0, 2, 4, 4]
+    assert [tile((3, 3, 32, 32), (1, 1), (28, 28), a) for a in kernels.CONV_ALGORITHMS] == [0, 2, 2, 4]
+    assert [tile((3, 3, 3, 32), (1, 1), (28, 28), a) for a in kernels.CONV_ALGORITHMS] == [0, 0, 0, 0]
     with pytest.raises(ValueError, match="algorithm must be"):
         tile((3, 3, 32, 32), (1, 1), (28, 28), "fft")
 
@@ -197,6 +200,13 @@ def layer_geometry(max_size=9, max_batch=2):
 
 
 WINOGRAD_ALGORITHMS = [a for a in kernels.CONV_ALGORITHMS if a != "im2col"]
+
+
+def expected_tile(algorithm, out_side):
+    """The tile each setting takes for an output of ``out_side`` (a layer Winograd applies to)."""
+    if algorithm == "winograd-mixed":  # F(4x4) on the small layers, F(2x2) from 12x12 up
+        return 4 if out_side < 12 else 2
+    return {"winograd": 2, "winograd4": 4}[algorithm]
 
 
 @pytest.mark.parametrize("backend", kernels.BACKENDS)
@@ -213,7 +223,7 @@ def test_conv2d_with_winograd_matches_im2col(backend, algorithm, geom, filters, 
         layer.build(geom.x_shape[1:])
         with conv_algorithm(algorithm):
             tile = layer._winograd()
-        assert tile == (4 if algorithm == "winograd4" else 2)
+        assert tile == expected_tile(algorithm, min(geom.out_h, geom.out_w))
         layer.set_weights([rng.standard_normal((3, 3, geom.c, filters)).astype(np.float32),
                            rng.standard_normal(filters).astype(np.float32)])
         x = rng.standard_normal(geom.x_shape).astype(np.float32)
@@ -256,7 +266,8 @@ def test_conv2d_gradients_with_winograd(algorithm, activation, geom, filters, us
 
 
 @pytest.mark.parametrize("padding, size", [("same", 7), ("valid", 9)])
-def test_winograd4_takes_7x7_outputs_and_matches_im2col(padding, size):
+@pytest.mark.parametrize("algorithm", ["winograd-mixed", "winograd4"])
+def test_f4_takes_7x7_outputs_and_matches_im2col(padding, size, algorithm):
     """F(4x4, 3x3) also applies to a 7x7 output (the deep CNN's last block), F(2x2, 3x3) does not."""
     rng = np.random.default_rng(7)
     layer = Conv2D(5, 3, padding=padding, activation="relu")
@@ -268,16 +279,33 @@ def test_winograd4_takes_7x7_outputs_and_matches_im2col(padding, size):
     x = rng.standard_normal((3, size, size, 8)).astype(np.float32)
     g = rng.standard_normal((3, 7, 7, 5)).astype(np.float32)
     results = {}
-    for name in ("winograd4", "im2col"):
+    for name in (algorithm, "im2col"):
         with conv_algorithm(name):
-            assert layer._winograd() == (4 if name == "winograd4" else 0)
+            assert layer._winograd() == (0 if name == "im2col" else 4)
             y = layer.forward(x, training=True)
             results[name] = (y, layer.backward(g), layer.kernel.grad.copy())
-    ours, theirs = results["winograd4"], results["im2col"]
+    ours, theirs = results[algorithm], results["im2col"]
     _close(ours[0], theirs[0], np.float32, 9 * 8, 4)
     assert min_abs(np.where(theirs[0] > 0, theirs[0], 1.0)) > 1e-4 * TILE_ERROR[4]  # no ReLU kink flipped
     _close(ours[1], theirs[1], np.float32, 9 * 5 * 4, 4)
     np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-4, atol=1e-4 * np.abs(theirs[2]).max())
+
+
+@pytest.mark.parametrize("out_side, tiles", [
+    (6, (0, 0, 0)), (7, (0, 4, 4)), (8, (2, 4, 4)), (11, (2, 4, 4)), (12, (2, 2, 4)), (14, (2, 2, 4)),
+    (28, (2, 2, 4))])
+def test_which_tile_each_setting_takes(out_side, tiles):
+    """The mixed setting takes F(4x4) from 7x7 to 11x11 and F(2x2) from 12x12 (the study's layers: 28, 14, 11, 7)."""
+    layer = Conv2D(4, 3, padding="same")
+    layer.build((out_side, out_side, 8))
+    for algorithm, tile in zip(("winograd", "winograd-mixed", "winograd4"), tiles):
+        with conv_algorithm(algorithm):
+            assert layer._winograd() == tile, algorithm
+    with conv_algorithm("im2col"):
+        assert layer._winograd() == 0
+    few_channels = Conv2D(4, 3, padding="same")
+    few_channels.build((out_side, out_side, 7))
+    assert few_channels._winograd() == 0  # below MIN_CHANNELS input channels: im2col under every setting
 
 
 @pytest.mark.parametrize("kernel_size, strides, channels, size", [
@@ -323,9 +351,11 @@ def test_a_small_cnn_trains_with_winograd():
                                       Dense(2, activation="softmax")])
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         with conv_algorithm(algorithm):
-            assert model.layers[1]._winograd() == {"im2col": 0, "winograd": 2, "winograd4": 4}[algorithm]
+            assert model.layers[1]._winograd() == {"im2col": 0, "winograd": 2, "winograd-mixed": 4,
+                                                   "winograd4": 4}[algorithm]
             assert not model.layers[0]._winograd()
             history = model.fit(x, y, epochs=3, batch_size=8, verbose=0, seed=2)
         losses[algorithm] = history.history["loss"]
     np.testing.assert_allclose(losses["winograd"], losses["im2col"], rtol=1e-3)
+    np.testing.assert_allclose(losses["winograd-mixed"], losses["im2col"], rtol=1e-3)
     np.testing.assert_allclose(losses["winograd4"], losses["im2col"], rtol=1e-3)

@@ -36,7 +36,7 @@ _MODULES = {
 }
 
 # How Conv2D computes 3x3 stride-1 convolutions (forward and input gradient)
-CONV_ALGORITHMS = ("im2col", "winograd", "winograd4")
+CONV_ALGORITHMS = ("im2col", "winograd", "winograd-mixed", "winograd4")
 
 
 def _default_backend() -> str:
@@ -98,21 +98,30 @@ _conv_algorithm = _check_algorithm(os.environ.get("NNSCRATCH_CONV_ALGORITHM") or
 
 
 def set_conv_algorithm(name: str) -> None:
-    """How Conv2D computes 3x3 stride-1 convolutions: ``"winograd"`` (default), ``"winograd4"`` or ``"im2col"``.
+    """How Conv2D computes 3x3 stride-1 convolutions: ``"winograd"`` (default), ``"winograd-mixed"``,
+    ``"winograd4"`` or ``"im2col"``.
 
-    ``"winograd"`` uses Winograd F(2x2, 3x3) for the forward pass, the input
-    gradient and the kernel gradient of the layers where it measured faster
-    (``winograd_applies``: 3x3, stride 1, at least 8 input channels, output
-    at least 8x8); the others stay im2col. It does 2.25x fewer
-    multiplications and equals im2col up to rounding, so the settings give
-    slightly different numbers in a training run. ``"winograd4"`` uses
-    F(4x4, 3x3) instead, on those layers and on 7x7 outputs too: up to 4x
-    fewer multiplications than im2col, about ten times F(2x2, 3x3)'s
-    rounding error (~5e-6 of the output in float32). It trains the deep CNN
-    12-14% faster (session 6), but is not the default: the study's main job
-    gave 99.52% and 99.60% test accuracy with it (seeds 42 and 1) against
-    99.67% and 99.62% with F(2x2, 3x3), and the default keeps the documented
-    runs' numbers. Also set by the ``NNSCRATCH_CONV_ALGORITHM`` environment variable.
+    Winograd computes the forward pass, the input gradient and the kernel
+    gradient of the layers where it measured faster (``winograd_applies``:
+    3x3, stride 1, at least 8 input channels, output at least 8x8 for
+    F(2x2, 3x3), 7x7 for F(4x4, 3x3)); the others stay im2col. It equals
+    im2col up to rounding, so the settings give slightly different numbers in
+    a training run. F(2x2, 3x3) does 2.25x fewer multiplications than
+    im2col, F(4x4, 3x3) up to 4x fewer, with about ten times F(2x2)'s
+    rounding error (~5e-6 of the output in float32).
+
+    ``"winograd"`` (the default, the code of the runs in docs/results.md)
+    takes F(2x2, 3x3) wherever it applies. ``"winograd4"`` takes F(4x4, 3x3)
+    on every layer from 7x7: it trains the deep CNN 12-14% faster (session
+    6), but the study's main job gave 99.52% and 99.60% test accuracy with
+    it (seeds 42 and 1) against 99.67% and 99.62%. ``"winograd-mixed"``
+    takes F(4x4, 3x3) on the small layers only, outputs of 7x7 to 11x11 (the
+    deep CNN's 7x7 layers, the simple CNN's 11x11 one), and F(2x2, 3x3) from
+    12x12 up (``winograd_reference.F4_BELOW_OUTPUT_SIDE``): 2-8% off a deep-CNN
+    training step, but its main job gave 99.65% on one machine and 99.26%
+    (stopped early at epoch 9) on another (docs/kernels.md, section 4b), so
+    it is not the default. Also set by the ``NNSCRATCH_CONV_ALGORITHM``
+    environment variable.
     """
 
     global _conv_algorithm

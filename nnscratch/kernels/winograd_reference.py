@@ -34,6 +34,7 @@ signature. Both are selected with ``nnscratch.kernels.set_conv_algorithm``.
 import numpy as np
 
 __all__ = ["BT", "G", "AT", "BT4", "G4", "AT4", "TILES", "MIN_CHANNELS", "MIN_OUTPUT_SIDE", "MIN_OUTPUT_SIDE_F4",
+           "F4_BELOW_OUTPUT_SIDE",
            "winograd_applies",
            "winograd_tile", "check_winograd_args",
            "check_winograd_gradient_args",
@@ -86,15 +87,23 @@ def _matrices(tile):
 # the output itself, and on small images the tiles overhang the edges (a 5x5 layer's
 # 3x3 output is one 4x4 tile of F(4x4, 3x3), 44% of it wasted). F(4x4, 3x3) also takes
 # the deep CNN's 7x7 layers (two 4x4 tiles a side): 9.6 against im2col's 16.7 ms for
-# 7x7x128 (Zen 4 EPYC, session 6); F(2x2, 3x3), the default, keeps its 8x8 bound, so
-# that the default computes what the study's documented runs computed.
+# 7x7x128 (Zen 4 EPYC, session 6).
 MIN_CHANNELS = 8
 MIN_OUTPUT_SIDE = 8      # F(2x2, 3x3)
 MIN_OUTPUT_SIDE_F4 = 7   # F(4x4, 3x3)
+# "winograd-mixed" takes F(4x4, 3x3) for outputs from 7x7 up to 11x11 and F(2x2, 3x3)
+# from 12x12 up. On the small layers F(4x4) is the faster one (measured on the Xeon,
+# session 12: the simple CNN's 11x11x64 layer, forward 1.23-1.27 against 1.45-1.51 ms
+# and kernel gradient 1.20-1.34 against 1.55-1.71; the deep CNN's 7x7 layers 21.4
+# against 26.0 ms (forward and backward), where F(2x2) does not apply and im2col ran).
+# It is not the default: the study's main job gave 99.65% with it on the Xeon but
+# 99.26% on a Zen 1 EPYC (session 13, stopped early at epoch 9), where the default,
+# F(2x2) alone, has given 99.62-99.67% in six runs on three other kinds of machine.
+F4_BELOW_OUTPUT_SIDE = 12
 
 
 def winograd_applies(kernel_shape, strides, out_hw=(MIN_OUTPUT_SIDE, MIN_OUTPUT_SIDE), tile=2) -> bool:
-    """True where Conv2D uses Winograd F(tile x tile, 3x3): 3x3 kernels, stride 1, >= 8 input channels,
+    """True where Conv2D can use Winograd F(tile x tile, 3x3): 3x3 kernels, stride 1, >= 8 input channels,
     output >= 8x8 (tile 2) or >= 7x7 (tile 4)."""
     min_side = MIN_OUTPUT_SIDE_F4 if tile == 4 else MIN_OUTPUT_SIDE
     return (tuple(kernel_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
@@ -105,15 +114,21 @@ def winograd_tile(kernel_shape, strides, out_hw, algorithm="winograd") -> int:
     """The output tile side a Conv2D layer uses: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3), 0 for im2col.
 
     ``algorithm`` is ``kernels.get_conv_algorithm()``: ``"winograd"`` (the
-    default) takes F(2x2, 3x3) where it applies (``winograd_applies``),
-    ``"winograd4"`` F(4x4, 3x3) where it applies, ``"im2col"`` never Winograd.
+    default) takes F(2x2, 3x3) wherever it applies (from 8x8 outputs);
+    ``"winograd4"`` F(4x4, 3x3) wherever it applies (from 7x7);
+    ``"winograd-mixed"`` F(4x4, 3x3) for outputs from 7x7 to 11x11 and
+    F(2x2, 3x3) from 12x12 up (``F4_BELOW_OUTPUT_SIDE``); ``"im2col"`` never
+    Winograd. All of them need ``winograd_applies``.
     """
-    if algorithm not in ("im2col", "winograd", "winograd4"):
-        raise ValueError(f"algorithm must be 'im2col', 'winograd' or 'winograd4', got {algorithm!r}")
-    tile = 4 if algorithm == "winograd4" else 2
-    if algorithm == "im2col" or not winograd_applies(kernel_shape, strides, out_hw, tile):
+    if algorithm not in ("im2col", "winograd", "winograd-mixed", "winograd4"):
+        raise ValueError(f"algorithm must be 'im2col', 'winograd', 'winograd-mixed' or 'winograd4', got {algorithm!r}")
+    if algorithm == "im2col":
         return 0
-    return tile
+    if algorithm == "winograd-mixed":
+        tile = 4 if min(out_hw) < F4_BELOW_OUTPUT_SIDE else 2
+    else:
+        tile = 4 if algorithm == "winograd4" else 2
+    return tile if winograd_applies(kernel_shape, strides, out_hw, tile) else 0
 
 
 def check_winograd_args(x, kernel, pad_top, pad_left, out_h, out_w):

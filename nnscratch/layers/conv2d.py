@@ -45,8 +45,9 @@ class Conv2D(ActivatedLayer):
     3x3 stride-1 layers with at least 8 input channels and an output of at
     least 8x8 compute the same three products by Winograd F(2x2, 3x3)
     instead (2.25x fewer multiplications, equal up to rounding), or
-    F(4x4, 3x3) with ``set_conv_algorithm("winograd4")`` (from 7x7 outputs);
-    see ``kernels.set_conv_algorithm`` and docs/kernels.md.
+    F(4x4, 3x3) with ``set_conv_algorithm("winograd4")`` (from 7x7 outputs;
+    ``"winograd-mixed"`` only for outputs of 7x7 to 11x11); see
+    ``kernels.set_conv_algorithm`` and docs/kernels.md.
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
