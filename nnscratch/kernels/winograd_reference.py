@@ -98,7 +98,7 @@ MIN_OUTPUT_SIDE_F4 = 7   # F(4x4, 3x3)
 # against 26.0 ms (forward and backward), where F(2x2) does not apply and im2col ran).
 # It is not the default: the study's main job gave 99.65% with it on the Xeon but
 # 99.26% on a Zen 1 EPYC (session 13, stopped early at epoch 9), where the default,
-# F(2x2) alone, has given 99.62-99.67% in six runs on three other kinds of machine.
+# F(2x2) alone, gave 99.68% (and 99.62-99.67% in six runs on three other kinds).
 F4_BELOW_OUTPUT_SIDE = 12
 
 
