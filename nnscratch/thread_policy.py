@@ -9,8 +9,15 @@ ran 2-50x slower. Not spinning at all makes every parallel loop wake sleeping
 threads, 35-65 us each, about 60 times a deep-CNN step; a short spin keeps the
 threads awake from one kernel to the next (docs/kernels.md, section 5):
 
-* ``GOMP_SPINCOUNT=20000`` (a fraction of a millisecond) for Numba's OpenMP
-  threads, unless ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is already set;
+* ``GOMP_SPINCOUNT=2000`` (microseconds) for Numba's OpenMP threads, unless
+  ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is already set. Sessions 6-13
+  used 20,000; on a machine whose cores other processes also want, a thread
+  that spins at a loop's barrier keeps its core busy, and the operating
+  system cannot move the thread still working (the one that lost its core)
+  onto it: with a busy process on one of 2 cores, the simple CNN trained at
+  860 img/s with 20,000 spins and 1,090 with 2,000 (1,170 with none), the
+  deep CNN at 164 and 188, and alone on the machine all three at the same
+  speed (docs/kernels.md, section 5);
 * ``OPENBLAS_THREAD_TIMEOUT=4`` (OpenBLAS's shortest, 2^4 cycles) unless set.
 
 Each library reads its variable once, when it starts. libgomp starts when
@@ -37,7 +44,7 @@ import sys
 
 __all__ = ["apply", "openblas_timeouts", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT"]
 
-GOMP_SPINCOUNT = "20000"
+GOMP_SPINCOUNT = "2000"
 OPENBLAS_THREAD_TIMEOUT = "4"
 
 

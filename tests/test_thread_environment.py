@@ -27,7 +27,7 @@ def environment_after_import(**given):
 
 
 def test_import_asks_openmp_for_a_short_spin_and_openblas_for_a_short_timeout():
-    assert environment_after_import() == {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "20000",
+    assert environment_after_import() == {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "2000",
                                           "OPENBLAS_THREAD_TIMEOUT": "4"}
 
 
@@ -98,7 +98,7 @@ def test_openblas_loaded_before_nnscratch_takes_the_short_timeout(numpy_first):
     assert set(numpy_first["before"].values()) == {0}  # the variable was unset when they started
     assert numpy_first["after"].keys() == numpy_first["before"].keys()
     assert set(numpy_first["after"].values()) == {4}
-    assert numpy_first["gomp"] == "20000"
+    assert numpy_first["gomp"] == "2000"
 
 
 def test_the_idle_threads_of_that_openblas_were_stopped(numpy_first):

@@ -28,7 +28,7 @@ images and make each block's matrix products on that thread, with every BLAS
 set to one thread meanwhile (``workspace.one_blas_thread``); the other kernels
 never run at the same time as a BLAS call. Idle threads that spin-wait do
 compete for the cores: that is why ``import nnscratch`` asks OpenMP for a
-short spin (``GOMP_SPINCOUNT=20000``, about a millisecond). Every
+short spin (``GOMP_SPINCOUNT=2000``, microseconds). Every
 parallel loop ends in a barrier, so on a machine busy with other processes a
 kernel can wait a whole scheduler tick for its slowest thread; there,
 ``NUMBA_NUM_THREADS=1`` may be faster.

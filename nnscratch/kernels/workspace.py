@@ -136,7 +136,7 @@ def _set_threads(lib, threads):
 # small work on one thread, compiled serial
 #
 # Numba's idle threads sleep once their short spin is over (``import nnscratch``
-# sets GOMP_SPINCOUNT=20000; until session 6 OMP_WAIT_POLICY=PASSIVE, no spin),
+# sets GOMP_SPINCOUNT=2000, 20000 in sessions 6-13; until session 6 OMP_WAIT_POLICY=PASSIVE, no spin),
 # and a parallel loop after a pause first wakes them: 35-65 microseconds measured
 # on the 2-core machine, whatever the loop's size (one batch norm, two loops, of
 # a 64x512 dense output: 156 us on two threads, 29 us on one). Measured kernel
