@@ -14,7 +14,9 @@ Usage::
     python benchmarks/bench_contention.py --model deep_cnn --infer GOMP_SPINCOUNT=20000 GOMP_SPINCOUNT=2000
 
 A setting is ``NAME=VALUE[,NAME=VALUE...]``; ``-`` is the environment as it is.
-Needs Linux's ``taskset`` for the busy process.
+Needs Linux's ``taskset`` for the busy process. The busy process takes one core
+whatever the machine, so the comparison means most with ``--threads`` equal to
+the number of cores (the default, 2, on the 2-core machines of docs/performance.md).
 """
 
 import argparse
