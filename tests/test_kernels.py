@@ -692,6 +692,9 @@ def all_kernel_calls(dtype):
         yield twin.__name__ + ".batchnorm_forward_train", list(fwd)
         yield twin.__name__ + ".batchnorm_backward", list(twin.batchnorm_backward(z, fwd[1], b, fwd[4]))
         yield twin.__name__ + ".softmax_cross_entropy", list(twin.softmax_cross_entropy(z, np.abs(z)))
+        z_t = twin.transpose(z)
+        yield twin.__name__ + ".transpose", [z_t]
+        yield twin.__name__ + ".matmul_transposed", [twin.matmul_transposed(z, z)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

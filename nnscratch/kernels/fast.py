@@ -11,7 +11,9 @@ float rounding) as its twin in ``reference.py``; read that module first to see
   is one contiguous run of ``kw * C`` numbers, copied in one sweep);
 * the batch-norm kernels live in :mod:`nnscratch.kernels.batchnorm_fast`,
   the elementwise ones (bias + activation, dropout, softmax cross-entropy) in
-  :mod:`nnscratch.kernels.elementwise_fast`, and the reusable work buffers
+  :mod:`nnscratch.kernels.elementwise_fast`, the Dense layers' inference
+  product (a matrix kept transposed) in :mod:`nnscratch.kernels.matmul_fast`,
+  and the reusable work buffers
   and the one-BLAS-thread switch in :mod:`nnscratch.kernels.workspace` (for
   length); this module exports their public functions;
 * the dtype is preserved: float32 in, float32 out; float64 in, float64 out.
@@ -46,6 +48,7 @@ from nnscratch.kernels.elementwise_fast import (_BIAS_ACTIVATIONS, _affine_and_c
                                                 _bias_activation_affine, _bias_activation_rows, _bias_and_code,
                                                 activation_backward, bias_activation, bias_gradient, dropout_forward,
                                                 softmax_cross_entropy)
+from nnscratch.kernels.matmul_fast import fixed_product_pays, matmul_transposed, transpose
 from nnscratch.kernels.workspace import block_bounds, for_size, image_blocks, one_blas_thread, scratch
 
 __all__ = [
@@ -66,6 +69,9 @@ __all__ = [
     "batchnorm_inference",
     "batchnorm_maxpool_forward_train",
     "softmax_cross_entropy",
+    "transpose",
+    "matmul_transposed",
+    "fixed_product_pays",
 ]
 
 

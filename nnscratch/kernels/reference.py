@@ -35,6 +35,9 @@ __all__ = [
     "batchnorm_inference",
     "batchnorm_maxpool_forward_train",
     "softmax_cross_entropy",
+    "transpose",
+    "matmul_transposed",
+    "fixed_product_pays",
 ]
 
 
@@ -429,3 +432,36 @@ def softmax_cross_entropy(logits, labels):
     losses = -(labels * log_p).sum(axis=1)
     grad = np.exp(log_p) * labels.sum(axis=1, keepdims=True) - labels
     return losses, grad
+
+
+def transpose(w):
+    """``w.T`` as a new C-contiguous array: ``(k, n)`` -> ``(n, k)``.
+
+    The layout :func:`matmul_transposed` reads: row ``j`` of the result is
+    column ``j`` of ``w``, contiguous in memory.
+    """
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError(f"transpose expects a 2-D matrix, got shape {w.shape}")
+    return w.T.copy(order="C")  # a copy even where w.T is already contiguous (one row or column)
+
+
+def matmul_transposed(a, w_t):
+    """``a @ w_t.T``: ``(m, k)`` times a matrix kept transposed, ``w_t`` ``(n, k)`` -> ``(m, n)``.
+
+    Each output is a dot product of two rows, ``out[i, j] = sum_p a[i, p] w_t[j, p]``.
+    A Dense layer lays its kernel out this way once for a pass of inference
+    (``predict``, ``evaluate``) when :func:`fixed_product_pays` says so.
+    """
+    a, w_t = np.asarray(a), np.asarray(w_t)
+    if a.ndim != 2 or w_t.ndim != 2 or a.shape[1] != w_t.shape[1]:
+        raise ValueError(f"matmul_transposed expects a (m, k) and w_t (n, k), got {a.shape} and {w_t.shape}")
+    return a @ w_t.T
+
+
+def fixed_product_pays(k, n):
+    """Whether :func:`matmul_transposed` is this twin's faster product by a fixed ``(k, n)`` matrix.
+
+    Never here: the reference multiplies with NumPy's ``@`` (BLAS) in every case.
+    """
+    return False

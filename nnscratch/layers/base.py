@@ -131,6 +131,20 @@ class Layer(abc.ABC):
     def backward(self, grad_output):
         """Given dL/dy, set ``params[...].grad`` and return dL/dx."""
 
+    def begin_inference(self, samples=None) -> None:
+        """Prepare for a pass of ``forward(x, training=False)`` calls during which the weights stay fixed.
+
+        ``predict``, ``evaluate`` and ``fit``'s validation call this before
+        their batches and :meth:`end_inference` after them. ``samples``: how
+        many samples the pass will see (None: unknown). A layer may lay out
+        its weights once here for faster inference (Dense keeps its kernel
+        transposed); it must give the same results, up to float rounding.
+        Nothing by default.
+        """
+
+    def end_inference(self) -> None:
+        """End the pass begun by :meth:`begin_inference`: drop whatever it prepared."""
+
     def check_input(self, x) -> None:
         """Raise a ValueError unless ``x`` is a batch of the shape this layer was built for."""
         if not self.built:

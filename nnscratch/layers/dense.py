@@ -8,6 +8,11 @@ from nnscratch.layers.base import format_shape
 
 __all__ = ["Dense"]
 
+# Laying the kernel out transposed costs about as much as multiplying 200-400
+# samples by it (float32, Zen 1; docs/performance.md, session 15), and saves
+# 5-15% of each product after that: shorter passes keep BLAS's product.
+PREPARE_FROM_SAMPLES = 512
+
 
 class Dense(ActivatedLayer):
     r"""Fully connected layer: ``y = f(x W + b)``.
@@ -20,6 +25,13 @@ class Dense(ActivatedLayer):
         \frac{\partial L}{\partial W} = x^T g, \qquad
         \frac{\partial L}{\partial b} = \sum_n g_n, \qquad
         \frac{\partial L}{\partial x} = g W^T
+
+    Inference: during ``predict`` and ``evaluate`` (one pass over fixed
+    weights, :meth:`begin_inference`) the kernel may be kept transposed,
+    ``W^T`` (units, in), so that each output is a dot product of two
+    contiguous rows (``kernels.backend().matmul_transposed``): faster than
+    BLAS's product where ``fixed_product_pays`` says so, and the same up to
+    float rounding. Training always multiplies ``x @ W`` with BLAS.
 
     Parameters
     ----------
@@ -41,6 +53,7 @@ class Dense(ActivatedLayer):
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
+        self._kernel_t = None  # W^T, only during a pass of inference (begin_inference)
 
     def build(self, input_shape):
         if len(input_shape) != 1:
@@ -58,9 +71,22 @@ class Dense(ActivatedLayer):
     def compute_output_shape(self, input_shape):
         return (self.units,)
 
+    def begin_inference(self, samples=None):
+        if not self.built or (samples is not None and samples < PREPARE_FROM_SAMPLES):
+            return
+        fast = kernels.backend()
+        if fast.fixed_product_pays(*self.kernel.value.shape):
+            self._kernel_t = fast.transpose(self.kernel.value)
+
+    def end_inference(self):
+        self._kernel_t = None
+
     def forward(self, x, training=False):
         self.check_input(x)
-        z = x @ self.kernel.value
+        if self._kernel_t is not None and not training:
+            z = kernels.backend().matmul_transposed(x, self._kernel_t)
+        else:
+            z = x @ self.kernel.value
         self._x = x if training else None
         return self._activate(z, self.bias.value if self.use_bias else None, training)
 

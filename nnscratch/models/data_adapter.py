@@ -50,6 +50,11 @@ class ArrayBatches:
     def __len__(self):
         return math.ceil(len(self.x) / self.batch_size)
 
+    @property
+    def samples(self) -> int:
+        """How many samples an epoch yields (Sequences and generators do not say)."""
+        return len(self.x)
+
     def epoch(self):
         """Yield ``(x_batch, y_batch)`` pairs for one epoch (``y_batch`` None without targets)."""
         order = self.generator.permutation(len(self.x)) if self.shuffle else None

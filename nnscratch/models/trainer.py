@@ -12,6 +12,8 @@ gives dL/dlogits = (p - t)/N directly (stable for any logits) and backward
 starts just below the softmax.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -108,6 +110,23 @@ class Trainer:
             xb, yb = self._prepare_xy(xb, yb)
         return xb, yb
 
+    @contextmanager
+    def _inference_pass(self, batches):
+        """Run the block as one pass of inference over ``batches``: the layers may lay out their weights once.
+
+        The weights stay fixed inside the block (no optimizer step, no callback);
+        each layer's :meth:`~nnscratch.layers.Layer.end_inference` runs even if
+        the block fails.
+        """
+        samples = getattr(batches, "samples", None)
+        try:
+            for layer in self.layers:
+                layer.begin_inference(samples)
+            yield
+        finally:
+            for layer in self.layers:
+                layer.end_inference()
+
     def _run_epoch(self, batches, check, training, callbacks=None):
         tracker = _RunningMeans(self._log_names())
         for step, (xb, yb) in enumerate(batches.epoch()):
@@ -163,7 +182,8 @@ class Trainer:
             callback_list.on_epoch_begin(epoch)
             logs = self._run_epoch(train, check_train, training=True, callbacks=callback_list)
             if val is not None:
-                val_logs = self._run_epoch(*val, training=False)
+                with self._inference_pass(val[0]):
+                    val_logs = self._run_epoch(*val, training=False)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
             logs["learning_rate"] = float(self.optimizer.learning_rate)
             callback_list.on_epoch_end(epoch, logs)
@@ -178,9 +198,10 @@ class Trainer:
         self._require_compiled()
         batches, check = self._batches(x, y, batch_size, steps=steps)
         tracker = _RunningMeans(self._log_names())
-        for xb, yb in tqdm(batches.epoch(), total=len(batches), disable=not verbose, desc="evaluate"):
-            xb, yb = self._checked(xb, yb, check)
-            tracker.update(len(xb), self._step(xb, yb, training=False))
+        with self._inference_pass(batches):
+            for xb, yb in tqdm(batches.epoch(), total=len(batches), disable=not verbose, desc="evaluate"):
+                xb, yb = self._checked(xb, yb, check)
+                tracker.update(len(xb), self._step(xb, yb, training=False))
         return self._format(tracker.result(), return_dict)
 
     def _format(self, logs, return_dict):
@@ -197,9 +218,10 @@ class Trainer:
         else:
             batches, check = adapt(self._prepare_x(x), None, batch_size), False
         outputs = []
-        for xb, _ in tqdm(batches.epoch(), total=len(batches), disable=not verbose, desc="predict"):
-            xb = self._prepare_x(xb) if check else xb
-            outputs.append(self.forward(xb, training=False))
+        with self._inference_pass(batches):
+            for xb, _ in tqdm(batches.epoch(), total=len(batches), disable=not verbose, desc="predict"):
+                xb = self._prepare_x(xb) if check else xb
+                outputs.append(self.forward(xb, training=False))
         return np.concatenate(outputs, axis=0)
 
     # ------------------------------------------------------------ one batch

@@ -1,0 +1,186 @@
+"""Products by a fixed matrix kept transposed, Numba twin: the Dense layers' inference path.
+
+Part of :mod:`nnscratch.kernels.fast` (which exports every public function
+here; the split is for length): the same names, signatures and results (up
+to float rounding) as their twins in :mod:`nnscratch.kernels.reference`.
+
+Why a product of our own beside BLAS's
+--------------------------------------
+BLAS multiplies ``a @ w`` by first copying (packing) panels of both operands
+into its own layout, on every call. When ``w`` stays the same for many calls
+-- a Dense layer's kernel while ``predict`` or ``evaluate`` runs batch after
+batch -- it can be laid out once instead: transposed, ``w_t`` of shape
+``(n, k)``, C-contiguous (:func:`transpose`). Then every output is the dot
+product of two contiguous rows, ``out[i, j] = a[i] . w_t[j]``, which LLVM
+vectorises along ``k``: 8 float32 products a ``vfmadd`` instruction.
+
+The register tile
+-----------------
+:func:`_tile_2x4` computes a 2 x 4 block of outputs in one sweep along
+``k``: 2 rows of ``a`` and 4 of ``w_t`` are read once, and their 8 dot
+products accumulate side by side in 8 vector registers (8 independent sums,
+enough to keep the multiply-add units busy while each sum waits for its last
+addition). Each number read from memory feeds 4 (row of ``a``) or 2 (row of
+``w_t``) multiply-adds. The four rows of ``w_t`` (4 x k numbers, 12.5 KB for
+k = 784) stay in the level-1 cache while the tile walks down the rows of a
+chunk of ``a``, which stays in the level-2 cache (:data:`CHUNK_BYTES`); for
+longer rows they come from the level-2 cache, which was still fast enough
+(k = 4,096 measured).
+
+Rounding: each sum runs in 8 lanes that are added at the end (``fastmath``
+reassociation, here only, never in training), so the results differ from
+BLAS's in the last bits; each output is computed by one thread in an order
+fixed by the shapes, so they never depend on the number of threads.
+
+On a 2-core AMD EPYC (Zen 1, AVX2) the (100, 784) @ (784, 512) product of the
+MLP's first layer took 1.09-1.13 ms here against 1.20-1.24 through OpenBLAS,
+at about the machine's multiply-add peak (docs/performance.md, session 15).
+Where the CPU has 512-bit vector instructions, OpenBLAS uses them and this
+kernel, compiled for 256-bit vectors, was never measured against it:
+:func:`fixed_product_pays` keeps BLAS there.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from nnscratch.kernels.workspace import SERIAL_BELOW, for_size
+
+__all__ = ["transpose", "matmul_transposed", "fixed_product_pays"]
+
+# Only reassociation (for the 8-lane sums) and contraction (a * b + c as one
+# fused multiply-add); NaN and infinity keep their meaning.
+_FASTMATH = {"reassoc", "contract"}
+
+TILE_ROWS, TILE_COLS = 2, 4
+CHUNK_BYTES = 384 * 1024        # rows of ``a`` walked by each group of four ``w_t`` rows (level-2 cache)
+PARALLEL_FROM_MACS = 1 << 21    # smaller products run on the calling thread
+
+
+def _host_has_avx512():
+    try:
+        import llvmlite.binding as llvm
+
+        return bool(llvm.get_host_cpu_features().get("avx512f", False))
+    except Exception:  # noqa: BLE001 -- no feature list: assume the common case, no AVX-512
+        return False
+
+
+HOST_HAS_AVX512 = _host_has_avx512()
+
+
+def fixed_product_pays(k, n):
+    """Whether :func:`matmul_transposed` is this twin's faster product by a fixed ``(k, n)`` matrix.
+
+    True on CPUs without AVX-512 (on Zen 1 it was 8-35% faster than OpenBLAS
+    for every shape measured, k from 784 to 4,096; docs/performance.md,
+    session 15); False where OpenBLAS has 512-bit kernels, against which it
+    was never measured, and for an empty matrix.
+    """
+    return not HOST_HAS_AVX512 and k > 0 and n > 0
+
+
+# ---------------------------------------------------------------------------
+# transpose
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _transpose_kernel(w, w_t):
+    k, n = w.shape
+    bands = (n + 7) // 8
+    for band in prange(bands):          # a band of 8 columns of w = 8 rows of w_t
+        j0 = band * 8
+        j1 = min(j0 + 8, n)
+        for p in range(k):              # walk w row by row: 8 neighbours per read
+            for j in range(j0, j1):
+                w_t[j, p] = w[p, j]
+
+
+def transpose(w):
+    """``w.T`` as a new C-contiguous array: ``(k, n)`` -> ``(n, k)``, the layout of :func:`matmul_transposed`."""
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError(f"transpose expects a 2-D matrix, got shape {w.shape}")
+    w_t = np.empty((w.shape[1], w.shape[0]), w.dtype)
+    for_size(_transpose_kernel, w.size)(w, w_t)
+    return w_t
+
+
+# ---------------------------------------------------------------------------
+# the product
+# ---------------------------------------------------------------------------
+
+@njit(fastmath=_FASTMATH, inline="always")
+def _dot(a, i, w_t, j, k, zero):
+    """``a[i] . w_t[j]`` (the rows and columns the 2 x 4 tiles leave)."""
+    s = zero
+    for p in range(k):
+        s += a[i, p] * w_t[j, p]
+    return s
+
+
+@njit(fastmath=_FASTMATH, inline="always")
+def _tile_2x4(a, i, w_t, j, k, out, zero):
+    """``out[i:i+2, j:j+4]``: 8 dot products in one sweep along ``k``."""
+    c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = zero
+    for p in range(k):
+        a0, a1 = a[i, p], a[i + 1, p]
+        w0, w1, w2, w3 = w_t[j, p], w_t[j + 1, p], w_t[j + 2, p], w_t[j + 3, p]
+        c00 += a0 * w0
+        c01 += a0 * w1
+        c02 += a0 * w2
+        c03 += a0 * w3
+        c10 += a1 * w0
+        c11 += a1 * w1
+        c12 += a1 * w2
+        c13 += a1 * w3
+    out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3] = c00, c01, c02, c03
+    out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2], out[i + 1, j + 3] = c10, c11, c12, c13
+
+
+@njit(parallel=True, fastmath=_FASTMATH, cache=True)
+def _matmul_transposed_kernel(a, w_t, out, chunk_rows, zero):
+    m, k = a.shape
+    n = w_t.shape[0]
+    col_blocks = (n + TILE_COLS - 1) // TILE_COLS
+    for i0 in range(0, m, chunk_rows):              # a chunk of rows of a, kept in cache ...
+        i1 = min(i0 + chunk_rows, m)
+        for block in prange(col_blocks):            # ... against every 4 rows of w_t, shared by the threads
+            j = block * TILE_COLS
+            if j + TILE_COLS <= n:
+                pairs_end = i0 + (i1 - i0) // 2 * 2
+                for i in range(i0, pairs_end, TILE_ROWS):
+                    _tile_2x4(a, i, w_t, j, k, out, zero)
+                if pairs_end < i1:                  # an odd last row
+                    for jj in range(j, j + TILE_COLS):
+                        out[pairs_end, jj] = _dot(a, pairs_end, w_t, jj, k, zero)
+            else:                                   # the last 1-3 columns
+                for jj in range(j, n):
+                    for i in range(i0, i1):
+                        out[i, jj] = _dot(a, i, w_t, jj, k, zero)
+
+
+def matmul_transposed(a, w_t):
+    """``a @ w_t.T``: ``(m, k)`` times a matrix kept transposed, ``w_t`` ``(n, k)`` -> ``(m, n)``.
+
+    Float32 or float64, both operands of one dtype (else NumPy's product).
+    """
+    a, w_t = np.asarray(a), np.asarray(w_t)
+    if a.ndim != 2 or w_t.ndim != 2 or a.shape[1] != w_t.shape[1]:
+        raise ValueError(f"matmul_transposed expects a (m, k) and w_t (n, k), got {a.shape} and {w_t.shape}")
+    if a.dtype != w_t.dtype or a.dtype not in (np.float32, np.float64):
+        return a @ w_t.T
+    m, k = a.shape
+    n = w_t.shape[0]
+    out = np.empty((m, n), a.dtype)
+    if m == 0 or n == 0:
+        return out
+    if k == 0:
+        out[...] = 0
+        return out
+    chunks = -(-m * k * a.itemsize // CHUNK_BYTES)                # as few chunks as fit, of even sizes
+    chunk_rows = -(-m // chunks)
+    chunk_rows += chunk_rows % 2
+    size = SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0
+    for_size(_matmul_transposed_kernel, size)(np.ascontiguousarray(a), np.ascontiguousarray(w_t), out,
+                                              chunk_rows, a.dtype.type(0))
+    return out

@@ -1,0 +1,146 @@
+"""Dense layers in a pass of inference: the kernel kept transposed for ``predict``, ``evaluate`` and validation.
+
+The pass (``Layer.begin_inference`` / ``end_inference``, run by the trainer)
+must give what a plain ``forward`` gives, up to float rounding; it must be
+taken where it pays and only there; and the transposed copy must never
+outlive its pass, so that weights changed by training or ``set_weights`` are
+always the ones used.
+"""
+
+import numpy as np
+import pytest
+
+import nnscratch
+from nnscratch import kernels
+from nnscratch.kernels import fast
+from nnscratch.layers import Dense, Dropout, Flatten, Layer
+from nnscratch.layers import dense as dense_module
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the calls of the fast twin's ``matmul_transposed``; let every Dense prepare its pass."""
+    calls = []
+    product = fast.matmul_transposed
+
+    def spy(a, w_t):
+        calls.append(w_t.shape)
+        return product(a, w_t)
+
+    monkeypatch.setattr(fast, "matmul_transposed", spy)
+    monkeypatch.setattr(fast, "fixed_product_pays", lambda k, n: True)
+    monkeypatch.setattr(dense_module, "PREPARE_FROM_SAMPLES", 0)
+    kernels.set_backend("numba")
+    return calls
+
+
+def mlp():
+    model = nnscratch.Sequential([nnscratch.Input((6, 5, 1)), Flatten(), Dense(13, activation="relu"),
+                                  Dropout(0.5), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def data(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 6, 5, 1)).astype(np.float32), rng.integers(0, 4, n)
+
+
+def dense_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, Dense)]
+
+
+def test_predict_takes_the_transposed_product_and_agrees_with_forward(counted):
+    model, (x, _) = mlp(), data()
+    plain = model.forward(x)  # outside a pass: x @ W through BLAS
+    assert not counted
+    out = model.predict(x, batch_size=16)
+    assert counted == [(13, 30), (4, 13)] * 4  # both layers, all 4 batches
+    np.testing.assert_allclose(out, plain, rtol=1e-5, atol=1e-7)
+    assert all(layer._kernel_t is None for layer in dense_layers(model))  # dropped after the pass
+
+
+def test_evaluate_and_validation_take_it_and_training_does_not(counted):
+    model, (x, y) = mlp(), data()
+    loss, accuracy = model.evaluate(x, y, batch_size=25)
+    assert len(counted) == 4
+    predictions = model.predict(x)
+    expected = -np.mean(np.log(predictions[np.arange(len(y)), y]))
+    assert loss == pytest.approx(expected, rel=1e-5)
+    counted.clear()
+    model.fit(x, y, epochs=2, batch_size=10, validation_data=data(20, seed=1), verbose=0)
+    assert len(counted) == 2 * 2 * 2  # only the validation passes: 2 batches of 10, 2 layers, 2 epochs
+    counted.clear()
+    model.fit(x, y, epochs=1, batch_size=10, verbose=0)
+    assert not counted
+
+
+def test_weights_changed_between_passes_are_used(counted):
+    model, (x, y) = mlp(), data()
+    before = model.predict(x)
+    model.train_on_batch(x, y)  # the optimizer changes every kernel in place
+    after = model.predict(x)
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, model.forward(x), rtol=1e-5, atol=1e-7)
+    first = dense_layers(model)[0]
+    kernel = first.kernel.value * 2
+    first.set_weights([kernel, first.bias.value])
+    np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-5, atol=1e-7)
+
+
+def test_the_pass_ends_when_predict_fails(counted):
+    model, (x, _) = mlp(), data()
+
+    def batches():
+        yield x[:10]
+        raise RuntimeError("the data source broke")
+
+    with pytest.raises(RuntimeError, match="data source broke"):
+        model.predict(batches(), steps=3)
+    assert counted  # the first batch ran in the pass
+    assert all(layer._kernel_t is None for layer in dense_layers(model))
+
+
+def test_short_passes_keep_blas(counted, monkeypatch):
+    monkeypatch.setattr(dense_module, "PREPARE_FROM_SAMPLES", 51)
+    model, (x, _) = mlp(), data(50)
+    model.predict(x)
+    assert not counted  # 50 samples: transposing would cost more than it saves
+    model.predict(np.concatenate([x, x[:1]]))
+    assert counted
+
+
+def test_where_it_does_not_pay_blas_stays(counted, monkeypatch):
+    monkeypatch.setattr(fast, "fixed_product_pays", lambda k, n: False)
+    model, (x, _) = mlp(), data()
+    model.predict(x)
+    assert not counted
+    kernels.set_backend("numpy")  # the reference never transposes
+    assert kernels.backend().fixed_product_pays(30, 13) is False
+    np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-6)
+
+
+def test_the_default_decision_on_this_machine():
+    """Whatever the CPU, predict agrees with forward (BLAS or the transposed product, as the twin decides)."""
+    model, (x, _) = mlp(), data(600)
+    np.testing.assert_allclose(model.predict(x, batch_size=100), model.forward(x), rtol=1e-5, atol=1e-7)
+
+
+def test_float64_models_take_it_too(counted, float64):
+    model, (x, _) = mlp(), data()
+    out = model.predict(x.astype(np.float64))
+    assert counted and out.dtype == np.float64
+    np.testing.assert_allclose(out, model.forward(x.astype(np.float64)), rtol=1e-12)
+
+
+def test_layers_without_preparation_are_untouched():
+    class Twice(Layer):
+        def forward(self, x, training=False):
+            return 2 * x
+
+        def backward(self, grad_output):
+            return 2 * grad_output
+
+    model = nnscratch.Sequential([nnscratch.Input((3,)), Twice(), Dense(2)])
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-6)

@@ -1,0 +1,144 @@
+"""The product by a matrix kept transposed (``transpose``, ``matmul_transposed``): twins agree and are right.
+
+* property-based agreement with ``a @ w`` over generated shapes (odd row
+  counts, column counts that are not a multiple of the 4-column tile, rows
+  cut into several chunks, the parallel and the serial compilation), float32
+  and float64;
+* exact results where the arithmetic is exact (small integers), so that a
+  wrong index cannot hide inside a tolerance;
+* the same bits on any number of threads; dtype fallback, empty shapes,
+  argument errors; ``fixed_product_pays``.
+
+Runs with and without ``NUMBA_DISABLE_JIT=1`` (the shapes stay small).
+"""
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nnscratch.kernels import fast, matmul_fast, reference
+
+try:
+    from tests.kernel_helpers import module_value
+    from tests.strategies import float_dtypes, rng_seeds
+except ImportError:  # tests/ itself is on sys.path
+    from kernel_helpers import module_value
+    from strategies import float_dtypes, rng_seeds
+
+TWINS = [reference, fast]
+TWIN_IDS = ["numpy", "numba"]
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def operands(seed, m, k, n, dtype):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+
+
+def assert_product_close(out, a, w):
+    """``out`` is ``a @ w`` up to the rounding of a sum of ``k`` terms."""
+    exact = a.astype(np.float64) @ w.astype(np.float64)
+    scale = np.abs(a).astype(np.float64) @ np.abs(w).astype(np.float64)  # bounds each sum's rounding
+    assert out.shape == exact.shape and out.dtype == a.dtype
+    assert np.all(np.abs(out - exact) <= RTOL[a.dtype.type] * (scale + 1e-30)), np.abs(out - exact).max()
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+@given(m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 13), seed=rng_seeds(), dtype=float_dtypes(),
+       chunk_bytes=st.sampled_from([1, 100, matmul_fast.CHUNK_BYTES]),
+       parallel_from=st.sampled_from([0, matmul_fast.PARALLEL_FROM_MACS]))
+def test_matmul_transposed_is_the_product(twin, m, k, n, seed, dtype, chunk_bytes, parallel_from):
+    a, w = operands(seed, m, k, n, dtype)
+    with module_value(matmul_fast, "CHUNK_BYTES", chunk_bytes), \
+            module_value(matmul_fast, "PARALLEL_FROM_MACS", parallel_from):
+        out = twin.matmul_transposed(a, twin.transpose(w))
+    assert_product_close(out, a, w)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+@given(k=st.integers(1, 30), n=st.integers(1, 30), seed=rng_seeds(), dtype=float_dtypes())
+def test_transpose_is_the_transposed_copy(twin, k, n, seed, dtype):
+    w = operands(seed, 1, k, n, dtype)[1]
+    w_t = twin.transpose(w)
+    np.testing.assert_array_equal(w_t, w.T)
+    assert w_t.flags.c_contiguous and w_t.dtype == dtype
+    w_t[0, 0] += 1  # a copy, never a view of the kernel
+    assert w[0, 0] != w_t[0, 0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (2, 3, 4), (7, 33, 9), (12, 64, 16), (5, 17, 6)])
+def test_exact_where_the_arithmetic_is_exact(m, k, n, dtype):
+    """Small integers: every product and sum is exact, so any order gives the same bits."""
+    rng = np.random.default_rng(m * 100 + k + n)
+    a = rng.integers(-8, 9, (m, k)).astype(dtype)
+    w = rng.integers(-8, 9, (k, n)).astype(dtype)
+    for chunk_bytes in (1, matmul_fast.CHUNK_BYTES):
+        with module_value(matmul_fast, "CHUNK_BYTES", chunk_bytes), \
+                module_value(matmul_fast, "PARALLEL_FROM_MACS", 0):
+            np.testing.assert_array_equal(fast.matmul_transposed(a, fast.transpose(w)), a @ w)
+
+
+def test_the_same_bits_on_any_number_of_threads():
+    a, w = operands(5, 37, 300, 70, np.float32)
+    w_t = fast.transpose(w)
+    threads = numba.get_num_threads()
+    try:
+        results = []
+        for count in sorted({1, threads}):
+            numba.set_num_threads(count)
+            with module_value(matmul_fast, "PARALLEL_FROM_MACS", 0):
+                results.append(fast.matmul_transposed(a, w_t))
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(results[0], results[-1])
+
+
+def test_strided_rows_are_read_correctly():
+    a, w = operands(3, 10, 12, 6, np.float32)
+    view = a[::2, 1:]  # neither C-contiguous nor starting at the buffer's start
+    assert_product_close(fast.matmul_transposed(view, fast.transpose(w[1:])), view, w[1:])
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+def test_mixed_dtypes_follow_numpy(twin):
+    a, w = operands(1, 4, 5, 3, np.float32)
+    w_t = twin.transpose(w.astype(np.float64))
+    out = twin.matmul_transposed(a, w_t)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, a @ w_t.T, rtol=1e-12)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+@pytest.mark.parametrize("m, k, n", [(0, 3, 4), (3, 0, 4), (3, 4, 0)])
+def test_empty_shapes(twin, m, k, n):
+    a, w = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
+    out = twin.matmul_transposed(a, twin.transpose(w))
+    assert out.shape == (m, n) and out.dtype == np.float32
+    assert not out.any()
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+def test_bad_shapes_are_rejected(twin):
+    with pytest.raises(ValueError, match=r"\(m, k\) and w_t \(n, k\)"):
+        twin.matmul_transposed(np.ones((2, 3)), np.ones((4, 5)))
+    with pytest.raises(ValueError, match="w_t"):
+        twin.matmul_transposed(np.ones(3), np.ones((4, 3)))
+    with pytest.raises(ValueError, match="2-D"):
+        twin.transpose(np.ones(3))
+
+
+def test_reference_never_prefers_its_own_product():
+    assert reference.fixed_product_pays(784, 512) is False
+
+
+def test_fast_prefers_its_product_where_it_was_measured(monkeypatch):
+    monkeypatch.setattr(matmul_fast, "HOST_HAS_AVX512", False)
+    assert fast.fixed_product_pays(784, 512)
+    assert fast.fixed_product_pays(4096, 10)
+    assert not fast.fixed_product_pays(0, 10)
+    assert not fast.fixed_product_pays(10, 0)
+    monkeypatch.setattr(matmul_fast, "HOST_HAS_AVX512", True)
+    assert not fast.fixed_product_pays(784, 512)  # 512-bit BLAS kernels: not measured, BLAS kept
