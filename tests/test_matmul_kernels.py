@@ -135,10 +135,21 @@ def test_reference_never_prefers_its_own_product():
 
 
 def test_fast_prefers_its_product_where_it_was_measured(monkeypatch):
-    monkeypatch.setattr(matmul_fast, "HOST_HAS_AVX512", False)
+    monkeypatch.setattr(matmul_fast, "HOST_AVX2_ONLY", True)
     assert fast.fixed_product_pays(784, 512)
     assert fast.fixed_product_pays(4096, 10)
     assert not fast.fixed_product_pays(0, 10)
     assert not fast.fixed_product_pays(10, 0)
-    monkeypatch.setattr(matmul_fast, "HOST_HAS_AVX512", True)
-    assert not fast.fixed_product_pays(784, 512)  # 512-bit BLAS kernels: not measured, BLAS kept
+    monkeypatch.setattr(matmul_fast, "HOST_AVX2_ONLY", False)
+    assert not fast.fixed_product_pays(784, 512)  # AVX-512 or another processor: not measured, BLAS kept
+
+
+def test_the_host_check_reads_llvms_feature_list(monkeypatch):
+    import llvmlite.binding as llvm
+
+    for features, expected in [({"avx2": True, "fma": True, "avx512f": False}, True),
+                               ({"avx2": True, "fma": True, "avx512f": True}, False),
+                               ({"avx2": False, "fma": False}, False),  # older x86 or ARM (no such keys)
+                               ({"neon": True}, False)]:
+        monkeypatch.setattr(llvm, "get_host_cpu_features", lambda features=features: features)
+        assert matmul_fast._host_is_avx2_only() is expected, features

@@ -36,8 +36,9 @@ On a 2-core AMD EPYC (Zen 1, AVX2) the (100, 784) @ (784, 512) product of the
 MLP's first layer took 1.09-1.13 ms here against 1.20-1.24 through OpenBLAS,
 at about the machine's multiply-add peak (docs/performance.md, session 15).
 Where the CPU has 512-bit vector instructions, OpenBLAS uses them and this
-kernel, compiled for 256-bit vectors, was never measured against it:
-:func:`fixed_product_pays` keeps BLAS there.
+kernel, compiled for 256-bit vectors, was never measured against it; nor
+was it on other processors (ARM): :func:`fixed_product_pays` keeps BLAS
+there.
 """
 
 import numpy as np
@@ -56,27 +57,30 @@ CHUNK_BYTES = 384 * 1024        # rows of ``a`` walked by each group of four ``w
 PARALLEL_FROM_MACS = 1 << 21    # smaller products run on the calling thread
 
 
-def _host_has_avx512():
+def _host_is_avx2_only():
+    """True on an x86-64 CPU with AVX2 and FMA but without AVX-512 (what LLVM reports for this machine)."""
     try:
         import llvmlite.binding as llvm
 
-        return bool(llvm.get_host_cpu_features().get("avx512f", False))
-    except Exception:  # noqa: BLE001 -- no feature list: assume the common case, no AVX-512
+        features = llvm.get_host_cpu_features()
+    except Exception:  # noqa: BLE001 -- no feature list: keep BLAS
         return False
+    return bool(features.get("avx2") and features.get("fma") and not features.get("avx512f"))
 
 
-HOST_HAS_AVX512 = _host_has_avx512()
+HOST_AVX2_ONLY = _host_is_avx2_only()
 
 
 def fixed_product_pays(k, n):
     """Whether :func:`matmul_transposed` is this twin's faster product by a fixed ``(k, n)`` matrix.
 
-    True on CPUs without AVX-512 (on Zen 1 it was 8-35% faster than OpenBLAS
-    for every shape measured, k from 784 to 4,096; docs/performance.md,
-    session 15); False where OpenBLAS has 512-bit kernels, against which it
-    was never measured, and for an empty matrix.
+    True on x86-64 CPUs with AVX2 and no AVX-512, the kind it was measured
+    on (Zen 1: 8-35% faster than OpenBLAS for every shape measured, k from
+    784 to 4,096; docs/performance.md, session 15). False elsewhere: where
+    OpenBLAS has 512-bit kernels, or on other processors (an ARM laptop's
+    BLAS), it was never measured; and for an empty matrix.
     """
-    return not HOST_HAS_AVX512 and k > 0 and n > 0
+    return HOST_AVX2_ONLY and k > 0 and n > 0
 
 
 # ---------------------------------------------------------------------------
