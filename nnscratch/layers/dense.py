@@ -74,17 +74,18 @@ class Dense(ActivatedLayer):
     def begin_inference(self, samples=None):
         if not self.built or (samples is not None and samples < PREPARE_FROM_SAMPLES):
             return
-        fast = kernels.backend()
-        if fast.fixed_product_pays(*self.kernel.value.shape):
-            self._kernel_t = fast.transpose(self.kernel.value)
+        twin = kernels.backend()
+        if twin.fixed_product_pays(*self.kernel.value.shape):
+            self._kernel_t = twin.transpose(self.kernel.value)
 
     def end_inference(self):
         self._kernel_t = None
 
     def forward(self, x, training=False):
         self.check_input(x)
-        if self._kernel_t is not None and not training:
-            z = kernels.backend().matmul_transposed(x, self._kernel_t)
+        kernel_t = None if training else self._kernel_t
+        if kernel_t is not None:
+            z = kernels.backend().matmul_transposed(x, kernel_t)
         else:
             z = x @ self.kernel.value
         self._x = x if training else None
