@@ -37,9 +37,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
 def forward(z: np.ndarray, bias, name: str) -> np.ndarray:
     """Return ``f(z + bias)``; ``z`` may be overwritten (it is a fresh product)."""
     if name == "softmax":
-        if bias is not None:
-            z += bias
-        return softmax(z)
+        return kernels.backend().bias_softmax(z, bias)
     return kernels.backend().bias_activation(z, bias, name)
 
 

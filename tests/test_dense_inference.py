@@ -23,9 +23,9 @@ def counted(monkeypatch):
     calls = []
     product = fast.matmul_transposed
 
-    def spy(a, w_t):
+    def spy(a, w_t, *args):
         calls.append(w_t.shape)
-        return product(a, w_t)
+        return product(a, w_t, *args)
 
     monkeypatch.setattr(fast, "matmul_transposed", spy)
     monkeypatch.setattr(fast, "fixed_product_pays", lambda k, n: True)
@@ -144,3 +144,28 @@ def test_layers_without_preparation_are_untouched():
     model = nnscratch.Sequential([nnscratch.Input((3,)), Twice(), Dense(2)])
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid", "tanh", "softmax"])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_bias_and_activation_in_the_product_give_the_bits_of_separate_steps(counted, activation, use_bias):
+    """The tiles add the bias and apply ReLU as they store: the same numbers as the product, then the activation."""
+    layer = Dense(9, activation=activation, use_bias=use_bias)
+    layer.build((21,))
+    if use_bias:
+        layer.bias.value[...] = np.random.default_rng(1).standard_normal(9)
+    x = np.random.default_rng(2).standard_normal((33, 21)).astype(np.float32)
+    layer.begin_inference(len(x))
+    try:
+        y = layer.forward(x)
+    finally:
+        layer.end_inference()
+    assert counted == [(9, 21)]
+    z = fast.matmul_transposed(x, fast.transpose(layer.kernel.value))
+    bias = layer.bias.value if use_bias else None
+    if activation == "softmax":
+        expected = fast.bias_softmax(z, bias)
+        np.testing.assert_array_equal(layer.logits, z)  # kept for the fused cross-entropy
+    else:
+        expected = fast.bias_activation(z, bias, activation)
+    np.testing.assert_array_equal(y, expected)

@@ -695,6 +695,8 @@ def all_kernel_calls(dtype):
         z_t = twin.transpose(z)
         yield twin.__name__ + ".transpose", [z_t]
         yield twin.__name__ + ".matmul_transposed", [twin.matmul_transposed(z, z)]
+        yield twin.__name__ + ".matmul_transposed relu", [twin.matmul_transposed(z, z, np.arange(4.0), "relu")]
+        yield twin.__name__ + ".bias_softmax", [twin.bias_softmax(z.copy(), b)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -7,7 +7,9 @@
 * exact results where the arithmetic is exact (small integers), so that a
   wrong index cannot hide inside a tolerance;
 * the same bits on any number of threads; dtype fallback, empty shapes,
-  argument errors; ``fixed_product_pays``.
+  argument errors; ``fixed_product_pays``;
+* the bias and activation applied as the tiles are stored: the bits of the
+  product followed by ``bias_activation``.
 
 Runs with and without ``NUMBA_DISABLE_JIT=1`` (the shapes stay small).
 """
@@ -153,3 +155,54 @@ def test_the_host_check_reads_llvms_feature_list(monkeypatch):
                                ({"neon": True}, False)]:
         monkeypatch.setattr(llvm, "get_host_cpu_features", lambda features=features: features)
         assert matmul_fast._host_is_avx2_only() is expected, features
+
+
+ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh"]
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+@given(m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 13), seed=rng_seeds(), dtype=float_dtypes(),
+       activation=st.sampled_from(ACTIVATIONS), with_bias=st.booleans(),
+       parallel_from=st.sampled_from([0, matmul_fast.PARALLEL_FROM_MACS]))
+def test_bias_and_activation_give_the_bits_of_separate_steps(twin, m, k, n, seed, dtype, activation, with_bias,
+                                                             parallel_from):
+    a, w = operands(seed, m, k, n, dtype)
+    bias = np.random.default_rng(seed + 1).standard_normal(n).astype(dtype) if with_bias else None
+    w_t = twin.transpose(w)
+    with module_value(matmul_fast, "PARALLEL_FROM_MACS", parallel_from):
+        fused = twin.matmul_transposed(a, w_t, bias, activation)
+        separate = twin.bias_activation(twin.matmul_transposed(a, w_t), bias, activation)
+    np.testing.assert_array_equal(fused, separate)
+    if activation == "relu":
+        assert (fused >= 0).all()
+    exact = reference.bias_activation(a.astype(np.float64) @ w.astype(np.float64), bias, activation)
+    np.testing.assert_allclose(fused, exact, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-4 * np.sqrt(k) if dtype == np.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+def test_relu_keeps_nan_as_np_maximum_does(twin):
+    a, w = operands(2, 4, 6, 5, np.float32)
+    a[1, 2] = np.nan
+    out = twin.matmul_transposed(a, twin.transpose(w), np.zeros(5, np.float32), "relu")
+    assert np.isnan(out[1]).all() and not np.isnan(np.delete(out, 1, axis=0)).any()
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+def test_a_bias_of_another_dtype_or_a_list_is_cast(twin):
+    a, w = operands(4, 6, 7, 3, np.float32)
+    w_t = twin.transpose(w)
+    expected = twin.matmul_transposed(a, w_t, np.array([0.5, -1, 2], np.float32))
+    for bias in ([0.5, -1, 2], np.array([0.5, -1, 2], np.float64), np.array([9, 0.5, 9, -1, 9, 2])[1::2]):
+        out = twin.matmul_transposed(a, w_t, bias)
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+def test_a_bad_bias_or_activation_is_rejected(twin):
+    a, w_t = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\).*\(3,\)"):
+        twin.matmul_transposed(a, w_t, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="activation 'softmax'"):
+        twin.matmul_transposed(a, w_t, None, "softmax")  # needs whole rows: not an elementwise activation

@@ -68,24 +68,36 @@ def get_backend() -> str:
     return _backend
 
 
+def _module(name, index) -> ModuleType:
+    """Module ``index`` of ``_MODULES[name]``, imported once and then looked up (layers ask on every call)."""
+    key = (name or _backend, index)
+    module = _loaded.get(key)
+    if module is None:
+        module = _loaded[key] = importlib.import_module(_MODULES[_check(key[0])][index])
+    return module
+
+
+_loaded: dict = {}  # (backend name, index) -> module; import_module costs ~10 us a call
+
+
 def backend(name: str | None = None) -> ModuleType:
     """Return the module of neural-network kernels for ``name`` (default: the active one)."""
-    return importlib.import_module(_MODULES[_check(name or _backend)][0])
+    return _module(name, 0)
 
 
 def image_backend(name: str | None = None) -> ModuleType:
     """Return the module of image-augmentation kernels for ``name`` (default: the active one)."""
-    return importlib.import_module(_MODULES[_check(name or _backend)][1])
+    return _module(name, 1)
 
 
 def optimizer_backend(name: str | None = None) -> ModuleType:
     """Return the module of optimizer-update kernels for ``name`` (default: the active one)."""
-    return importlib.import_module(_MODULES[_check(name or _backend)][2])
+    return _module(name, 2)
 
 
 def winograd_backend(name: str | None = None) -> ModuleType:
     """Return the module of the Winograd convolutions for ``name`` (default: the active one)."""
-    return importlib.import_module(_MODULES[_check(name or _backend)][3])
+    return _module(name, 3)
 
 
 def _check_algorithm(name) -> str:

@@ -1,4 +1,4 @@
-"""Elementwise kernels, Numba twin: bias + activation, their backward, bias gradient, dropout, softmax CE.
+"""Elementwise kernels, Numba twin: bias + activation, their backward, bias gradient, dropout, softmax.
 
 Part of :mod:`nnscratch.kernels.fast` (which exports every public function
 here; the split is for length): the same names, signatures and results as
@@ -12,7 +12,8 @@ from numba import njit, prange
 
 from nnscratch.kernels.workspace import for_size
 
-__all__ = ["bias_activation", "activation_backward", "bias_gradient", "dropout_forward", "softmax_cross_entropy"]
+__all__ = ["bias_activation", "activation_backward", "bias_gradient", "dropout_forward", "bias_softmax",
+           "softmax_cross_entropy"]
 
 
 def _float_dtype(*arrays):
@@ -68,6 +69,16 @@ _BIAS_ACTIVATIONS = {
 }
 
 
+def _bias_vector(bias, c, dtype):
+    """``bias`` as a contiguous ``(c,)`` vector of ``dtype``; it may hold ``c`` numbers or broadcast one."""
+    if isinstance(bias, np.ndarray) and bias.shape == (c,) and bias.dtype == dtype and bias.flags.c_contiguous:
+        return bias                              # the common case, without the copies below
+    bias = np.asarray(bias)
+    if bias.size not in (1, c) or any(s != 1 for s in bias.shape[:-1]):
+        raise ValueError(f"bias of shape {bias.shape} does not broadcast along the last axis ({c})")
+    return np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (c,)), dtype=dtype)
+
+
 def bias_activation(z, bias, activation):
     """Add a bias along the last axis, then apply an elementwise activation, in place.
 
@@ -87,10 +98,7 @@ def bias_activation(z, bias, activation):
             return z
         bias = np.zeros(c, dtype=z.dtype)
     else:
-        bias = np.asarray(bias)
-        if bias.size not in (1, c) or any(s != 1 for s in bias.shape[:-1]):
-            raise ValueError(f"bias of shape {bias.shape} does not broadcast along the last axis ({c})")
-        bias = np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (c,)), dtype=z.dtype)
+        bias = _bias_vector(bias, c, z.dtype)
     if z.size == 0:
         return z
     # work on a 2-D contiguous view of z (a copy, written back, if z is strided)
@@ -296,6 +304,54 @@ def dropout_forward(x, uniform, rate):
         for_size(_dropout_kernel, x.size)(flat_x, flat_uniform, uniform.dtype.type(rate), keep_scale,
                                           y.reshape(-1), mask.reshape(-1))
     return y, mask
+
+
+# ---------------------------------------------------------------------------
+# bias + softmax
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _bias_softmax_kernel(z, bias, logits, y):
+    m, c = z.shape
+    for r in prange(m):
+        top = z[r, 0] + bias[0]
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            logits[r, q] = v                     # z itself, or y when there is no bias to add
+            if v > top or v != v:
+                top = v                          # NaN wins, as in np.max
+        total = z.dtype.type(0)
+        for q in range(c):
+            y[r, q] = np.exp(logits[r, q] - top)
+            total += y[r, q]
+        for q in range(c):
+            y[r, q] /= total
+
+
+def bias_softmax(z, bias):
+    """Add a bias along the last axis of ``z`` in place, then return the softmax of each row as a new array.
+
+    Twin of :func:`nnscratch.kernels.reference.bias_softmax`: ``z`` becomes
+    the logits ``z + b`` (kept by a softmax layer for the fused cross-entropy
+    gradient) and ``y = exp(z - max z) / sum exp(z - max z)`` is returned,
+    one row per thread chunk. ``bias`` may be None; ``z`` is then only read.
+    """
+    if not isinstance(z, np.ndarray) or z.ndim == 0 or z.dtype not in (np.float32, np.float64):
+        raise ValueError("z must be a float32 or float64 array with at least one axis")
+    c = z.shape[-1]
+    has_bias = bias is not None
+    if has_bias and not z.flags.writeable:
+        raise ValueError("z is read-only: it cannot receive the logits z + bias")
+    bias = _bias_vector(bias, c, z.dtype) if has_bias else np.zeros(c, z.dtype)
+    y = np.empty(z.shape, z.dtype)
+    if z.size == 0:
+        return y
+    work = z if z.flags.c_contiguous else np.ascontiguousarray(z)
+    rows, out = work.reshape(-1, c), y.reshape(-1, c)
+    for_size(_bias_softmax_kernel, work.size)(rows, bias, rows if has_bias else out, out)
+    if has_bias and work is not z:
+        z[...] = work
+    return y
 
 
 # ---------------------------------------------------------------------------

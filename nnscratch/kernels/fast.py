@@ -46,8 +46,8 @@ from nnscratch.kernels.batchnorm_fast import (batch_statistics, batchnorm_backwa
                                               batchnorm_forward_train, batchnorm_inference)
 from nnscratch.kernels.elementwise_fast import (_BIAS_ACTIVATIONS, _affine_and_code, _affine_rows,
                                                 _bias_activation_affine, _bias_activation_rows, _bias_and_code,
-                                                activation_backward, bias_activation, bias_gradient, dropout_forward,
-                                                softmax_cross_entropy)
+                                                activation_backward, bias_activation, bias_gradient, bias_softmax,
+                                                dropout_forward, softmax_cross_entropy)
 from nnscratch.kernels.matmul_fast import fixed_product_pays, matmul_transposed, transpose
 from nnscratch.kernels.workspace import block_bounds, for_size, image_blocks, one_blas_thread, scratch
 
@@ -68,6 +68,7 @@ __all__ = [
     "batchnorm_backward_from_input",
     "batchnorm_inference",
     "batchnorm_maxpool_forward_train",
+    "bias_softmax",
     "softmax_cross_entropy",
     "transpose",
     "matmul_transposed",

@@ -44,6 +44,7 @@ there.
 import numpy as np
 from numba import njit, prange
 
+from nnscratch.kernels.elementwise_fast import bias_activation
 from nnscratch.kernels.workspace import SERIAL_BELOW, for_size
 
 __all__ = ["transpose", "matmul_transposed", "fixed_product_pays"]
@@ -114,6 +115,13 @@ def transpose(w):
 # ---------------------------------------------------------------------------
 
 @njit(fastmath=_FASTMATH, inline="always")
+def _store(out, i, j, value, bias, relu):
+    """``out[i, j] = f(value + bias[j])``, ``f`` the identity or ReLU (as ``np.maximum(v, 0)``: NaN stays NaN)."""
+    value += bias[j]
+    out[i, j] = 0 if relu and value < 0 else value
+
+
+@njit(fastmath=_FASTMATH, inline="always")
 def _dot(a, i, w_t, j, k, zero):
     """``a[i] . w_t[j]`` (the rows and columns the 2 x 4 tiles leave)."""
     s = zero
@@ -123,8 +131,8 @@ def _dot(a, i, w_t, j, k, zero):
 
 
 @njit(fastmath=_FASTMATH, inline="always")
-def _tile_2x4(a, i, w_t, j, k, out, zero):
-    """``out[i:i+2, j:j+4]``: 8 dot products in one sweep along ``k``."""
+def _tile_2x4(a, i, w_t, j, k, out, bias, relu, zero):
+    """``out[i:i+2, j:j+4]``: 8 dot products in one sweep along ``k``, then the bias and activation."""
     c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = zero
     for p in range(k):
         a0, a1 = a[i, p], a[i + 1, p]
@@ -137,12 +145,18 @@ def _tile_2x4(a, i, w_t, j, k, out, zero):
         c11 += a1 * w1
         c12 += a1 * w2
         c13 += a1 * w3
-    out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3] = c00, c01, c02, c03
-    out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2], out[i + 1, j + 3] = c10, c11, c12, c13
+    _store(out, i, j, c00, bias, relu)
+    _store(out, i, j + 1, c01, bias, relu)
+    _store(out, i, j + 2, c02, bias, relu)
+    _store(out, i, j + 3, c03, bias, relu)
+    _store(out, i + 1, j, c10, bias, relu)
+    _store(out, i + 1, j + 1, c11, bias, relu)
+    _store(out, i + 1, j + 2, c12, bias, relu)
+    _store(out, i + 1, j + 3, c13, bias, relu)
 
 
 @njit(parallel=True, fastmath=_FASTMATH, cache=True)
-def _matmul_transposed_kernel(a, w_t, out, chunk_rows, zero):
+def _matmul_transposed_kernel(a, w_t, out, bias, relu, chunk_rows, zero):
     m, k = a.shape
     n = w_t.shape[0]
     col_blocks = (n + TILE_COLS - 1) // TILE_COLS
@@ -153,38 +167,55 @@ def _matmul_transposed_kernel(a, w_t, out, chunk_rows, zero):
             if j + TILE_COLS <= n:
                 pairs_end = i0 + (i1 - i0) // 2 * 2
                 for i in range(i0, pairs_end, TILE_ROWS):
-                    _tile_2x4(a, i, w_t, j, k, out, zero)
+                    _tile_2x4(a, i, w_t, j, k, out, bias, relu, zero)
                 if pairs_end < i1:                  # an odd last row
                     for jj in range(j, j + TILE_COLS):
-                        out[pairs_end, jj] = _dot(a, pairs_end, w_t, jj, k, zero)
+                        _store(out, pairs_end, jj, _dot(a, pairs_end, w_t, jj, k, zero), bias, relu)
             else:                                   # the last 1-3 columns
                 for jj in range(j, n):
                     for i in range(i0, i1):
-                        out[i, jj] = _dot(a, i, w_t, jj, k, zero)
+                        _store(out, i, jj, _dot(a, i, w_t, jj, k, zero), bias, relu)
 
 
-def matmul_transposed(a, w_t):
-    """``a @ w_t.T``: ``(m, k)`` times a matrix kept transposed, ``w_t`` ``(n, k)`` -> ``(m, n)``.
+def matmul_transposed(a, w_t, bias=None, activation="linear"):
+    """``f(a @ w_t.T + bias)``: ``(m, k)`` times a matrix kept transposed, ``w_t`` ``(n, k)`` -> ``(m, n)``.
 
-    Float32 or float64, both operands of one dtype (else NumPy's product).
+    The bias (``(n,)`` or None) and a ``"linear"`` or ``"relu"`` activation
+    are applied as each tile of outputs is stored; ``"sigmoid"`` and
+    ``"tanh"`` by :func:`bias_activation` afterwards. Float32 or float64,
+    both operands of one dtype (else NumPy's product).
     """
-    a, w_t = np.asarray(a), np.asarray(w_t)
+    if not (isinstance(a, np.ndarray) and isinstance(w_t, np.ndarray)):
+        a, w_t = np.asarray(a), np.asarray(w_t)
     if a.ndim != 2 or w_t.ndim != 2 or a.shape[1] != w_t.shape[1]:
         raise ValueError(f"matmul_transposed expects a (m, k) and w_t (n, k), got {a.shape} and {w_t.shape}")
-    if a.dtype != w_t.dtype or a.dtype not in (np.float32, np.float64):
-        return a @ w_t.T
     m, k = a.shape
     n = w_t.shape[0]
+    if bias is not None and np.shape(bias) != (n,):
+        raise ValueError(f"bias must have shape ({n},), one number per row of w_t, got {np.shape(bias)}")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"unknown elementwise activation {activation!r}; expected one of {_ACTIVATIONS}")
+    if a.dtype != w_t.dtype or a.dtype not in (np.float32, np.float64) or k == 0:
+        return bias_activation(a @ w_t.T, bias, activation)
+    if bias is None:
+        bias = np.zeros(n, a.dtype)
+    elif not (isinstance(bias, np.ndarray) and bias.dtype == a.dtype and bias.flags.c_contiguous):
+        bias = np.ascontiguousarray(bias, dtype=a.dtype)
     out = np.empty((m, n), a.dtype)
     if m == 0 or n == 0:
-        return out
-    if k == 0:
-        out[...] = 0
         return out
     chunks = -(-m * k * a.itemsize // CHUNK_BYTES)                # as few chunks as fit, of even sizes
     chunk_rows = -(-m // chunks)
     chunk_rows += chunk_rows % 2
     size = SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0
-    for_size(_matmul_transposed_kernel, size)(np.ascontiguousarray(a), np.ascontiguousarray(w_t), out,
-                                              chunk_rows, a.dtype.type(0))
+    for_size(_matmul_transposed_kernel, size)(
+        a if a.flags.c_contiguous else np.ascontiguousarray(a),
+        w_t if w_t.flags.c_contiguous else np.ascontiguousarray(w_t),
+        out, bias, activation == "relu", chunk_rows, a.dtype.type(0))
+    if activation not in ("linear", "relu"):                       # not applied by the tiles
+        bias_activation(out, None, activation)
     return out
+
+
+_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+

@@ -34,6 +34,7 @@ __all__ = [
     "batchnorm_backward_from_input",
     "batchnorm_inference",
     "batchnorm_maxpool_forward_train",
+    "bias_softmax",
     "softmax_cross_entropy",
     "transpose",
     "matmul_transposed",
@@ -409,6 +410,21 @@ def batchnorm_inference(x, scale, shift, relu=False):
     return y
 
 
+def bias_softmax(z, bias):
+    r"""Add a bias along the last axis of ``z`` in place, then return the softmax of each row as a new array.
+
+    .. math:: y_k = e^{z_k - \max_j z_j} \Big/ \sum_i e^{z_i - \max_j z_j}
+
+    Subtracting the row's maximum changes nothing mathematically and keeps
+    every exponential at most 1. ``z`` becomes the logits ``z + b``, which a
+    softmax layer keeps for the fused cross-entropy gradient; ``bias`` may be None.
+    """
+    if bias is not None:
+        z += bias
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def softmax_cross_entropy(logits, labels):
     """Softmax followed by cross-entropy, fused and numerically stable.
 
@@ -446,17 +462,23 @@ def transpose(w):
     return w.T.copy(order="C")  # a copy even where w.T is already contiguous (one row or column)
 
 
-def matmul_transposed(a, w_t):
-    """``a @ w_t.T``: ``(m, k)`` times a matrix kept transposed, ``w_t`` ``(n, k)`` -> ``(m, n)``.
+def matmul_transposed(a, w_t, bias=None, activation="linear"):
+    """``f(a @ w_t.T + bias)``: ``(m, k)`` times a matrix kept transposed, ``w_t`` ``(n, k)`` -> ``(m, n)``.
 
-    Each output is a dot product of two rows, ``out[i, j] = sum_p a[i, p] w_t[j, p]``.
-    A Dense layer lays its kernel out this way once for a pass of inference
-    (``predict``, ``evaluate``) when :func:`fixed_product_pays` says so.
+    Each output is a dot product of two rows, ``out[i, j] = f(sum_p a[i, p] w_t[j, p] + b[j])``,
+    with ``f`` an elementwise activation (:func:`bias_activation`) and ``bias``
+    of shape ``(n,)`` or None. A Dense layer lays its kernel out this way once
+    for a pass of inference (``predict``, ``evaluate``) when
+    :func:`fixed_product_pays` says so.
     """
     a, w_t = np.asarray(a), np.asarray(w_t)
     if a.ndim != 2 or w_t.ndim != 2 or a.shape[1] != w_t.shape[1]:
         raise ValueError(f"matmul_transposed expects a (m, k) and w_t (n, k), got {a.shape} and {w_t.shape}")
-    return a @ w_t.T
+    if bias is not None and np.shape(bias) != (w_t.shape[0],):
+        raise ValueError(f"bias must have shape ({w_t.shape[0]},), one number per row of w_t, got {np.shape(bias)}")
+    if activation not in ("linear", "relu", "sigmoid", "tanh"):
+        raise ValueError(f"unknown elementwise activation {activation!r}")
+    return bias_activation(a @ w_t.T, bias, activation)
 
 
 def fixed_product_pays(k, n):

@@ -27,13 +27,8 @@ class ActivatedLayer(Layer):
 
     def _activate(self, z, bias, training):
         """Return ``f(z + bias)``; keep ``y`` for backward when training."""
-        if self.activation == "softmax":
-            if bias is not None:
-                z += bias
-            self.logits = z
-            y = activations.softmax(z)
-        else:
-            y = activations.forward(z, bias, self.activation)
+        y = activations.forward(z, bias, self.activation)  # softmax: z += bias, in place
+        self.logits = z if self.activation == "softmax" else None
         self._y = y if training else None
         return y
 

@@ -83,13 +83,14 @@ class Dense(ActivatedLayer):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        kernel_t = None if training else self._kernel_t
-        if kernel_t is not None:
-            z = kernels.backend().matmul_transposed(x, kernel_t)
-        else:
-            z = x @ self.kernel.value
         self._x = x if training else None
-        return self._activate(z, self.bias.value if self.use_bias else None, training)
+        bias = self.bias.value if self.use_bias else None
+        kernel_t = None if training else self._kernel_t
+        if kernel_t is None:
+            return self._activate(x @ self.kernel.value, bias, training)
+        if self.activation == "softmax":        # needs whole rows: after the product
+            return self._activate(kernels.backend().matmul_transposed(x, kernel_t), bias, training)
+        return self._keep(kernels.backend().matmul_transposed(x, kernel_t, bias, self.activation), training)
 
     def backward_from_preactivation(self, grad_z):
         np.matmul(self._x.T, grad_z, out=self.kernel.grad)
