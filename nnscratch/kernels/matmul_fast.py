@@ -27,6 +27,14 @@ chunk of ``a``, which stays in the level-2 cache (:data:`CHUNK_BYTES`); for
 longer rows they come from the level-2 cache, which was still fast enough
 (k = 4,096 measured).
 
+The layer's bias and activation
+-------------------------------
+When a tile's sweep ends, its 8 sums are still in registers: :func:`_store`
+adds ``bias[j]`` and, for ReLU, takes ``max(v, 0)`` as it writes each one, so
+the output is written once and never read back for a separate pass. The
+arithmetic is that of the product followed by ``bias_activation`` (the sum
+rounded to the dtype, plus the bias, then the ReLU), so the bits are too.
+
 Rounding: each sum runs in 8 lanes that are added at the end (``fastmath``
 reassociation, here only, never in training), so the results differ from
 BLAS's in the last bits; each output is computed by one thread in an order
