@@ -23,9 +23,9 @@ def counted(monkeypatch):
     calls = []
     product = fast.matmul_transposed
 
-    def spy(a, w_t, *args):
+    def spy(a, w_t, *args, **kwargs):
         calls.append(w_t.shape)
-        return product(a, w_t, *args)
+        return product(a, w_t, *args, **kwargs)
 
     monkeypatch.setattr(fast, "matmul_transposed", spy)
     monkeypatch.setattr(fast, "fixed_product_pays", lambda k, n: True)
@@ -169,3 +169,23 @@ def test_bias_and_activation_in_the_product_give_the_bits_of_separate_steps(coun
     else:
         expected = fast.bias_activation(z, bias, activation)
     np.testing.assert_array_equal(y, expected)
+
+
+def test_the_first_batch_lays_the_kernel_out_and_a_failed_one_leaves_it_to_the_next(counted):
+    layer = Dense(6, activation="relu")
+    layer.build((5,))
+    x = np.random.default_rng(4).standard_normal((8, 5)).astype(np.float32)
+    layer.begin_inference(len(x))
+    try:
+        assert layer._kernel_to_lay_out is layer.kernel.value
+        with pytest.raises(ValueError, match="expected input shape"):
+            layer.forward(x[:, :4])
+        assert layer._kernel_to_lay_out is not None  # nothing laid out yet
+        first = layer.forward(x)
+        assert layer._kernel_to_lay_out is None
+        np.testing.assert_array_equal(layer._kernel_t, layer.kernel.value.T)
+        np.testing.assert_array_equal(layer.forward(x), first)  # later batches read the laid-out W^T
+    finally:
+        layer.end_inference()
+    assert layer._kernel_t is None and layer._kernel_to_lay_out is None
+    np.testing.assert_allclose(first, layer.forward(x), rtol=1e-6)

@@ -9,7 +9,9 @@
 * the same bits on any number of threads; dtype fallback, empty shapes,
   argument errors; ``fixed_product_pays``;
 * the bias and activation applied as the tiles are stored: the bits of the
-  product followed by ``bias_activation``.
+  product followed by ``bias_activation``;
+* ``w_t`` laid out from ``w`` inside the product (a pass's first batch), and
+  narrow products whose rows are split between threads: the same bits.
 
 Runs with and without ``NUMBA_DISABLE_JIT=1`` (the shapes stay small).
 """
@@ -206,3 +208,47 @@ def test_a_bad_bias_or_activation_is_rejected(twin):
         twin.matmul_transposed(a, w_t, np.ones(3, np.float32))
     with pytest.raises(ValueError, match="activation 'softmax'"):
         twin.matmul_transposed(a, w_t, None, "softmax")  # needs whole rows: not an elementwise activation
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+@given(m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 13), seed=rng_seeds(), dtype=float_dtypes(),
+       chunk_bytes=st.sampled_from([1, 100, matmul_fast.CHUNK_BYTES]),
+       parallel_from=st.sampled_from([0, matmul_fast.PARALLEL_FROM_MACS]))
+def test_laying_w_out_inside_the_product_gives_w_t_and_the_same_bits(twin, m, k, n, seed, dtype, chunk_bytes,
+                                                                      parallel_from):
+    a, w = operands(seed, m, k, n, dtype)
+    bias = np.random.default_rng(seed).standard_normal(n).astype(dtype)
+    w_t = np.full((n, k), np.nan, dtype)
+    with module_value(matmul_fast, "CHUNK_BYTES", chunk_bytes), \
+            module_value(matmul_fast, "PARALLEL_FROM_MACS", parallel_from):
+        out = twin.matmul_transposed(a, w_t, bias, "relu", w=w)
+        np.testing.assert_array_equal(w_t, w.T)  # every row laid out, whichever thread and chunk needed it
+        np.testing.assert_array_equal(out, twin.matmul_transposed(a, twin.transpose(w), bias, "relu"))
+
+
+@given(m=st.integers(1, 40), k=st.integers(1, 30), n=st.integers(1, 17), seed=rng_seeds())
+def test_rows_split_between_threads_give_the_same_bits(m, k, n, seed):
+    """A narrow ``w_t`` (fewer than ``NARROW_BLOCKS`` groups of 4 rows) splits the batch's rows, too."""
+    a, w = operands(seed, m, k, n, np.float32)
+    w_t = fast.transpose(w)
+    with module_value(matmul_fast, "PARALLEL_FROM_MACS", 0):
+        split = fast.matmul_transposed(a, w_t)
+        with module_value(matmul_fast, "NARROW_BLOCKS", 1):
+            whole = fast.matmul_transposed(a, w_t)
+    np.testing.assert_array_equal(split, whole)
+    assert_product_close(split, a, w)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+def test_a_w_that_cannot_be_laid_out_is_rejected(twin):
+    a, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"w must be a float32 array of shape \(3, 4\).*float64"):
+        twin.matmul_transposed(a, np.empty((4, 3), np.float32), w=w.astype(np.float64))
+    with pytest.raises(ValueError, match=r"shape \(3, 4\).*\(4, 3\)"):
+        twin.matmul_transposed(a, np.empty((4, 3), np.float32), w=w.T)
+    frozen = np.empty((4, 3), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        twin.matmul_transposed(a, frozen, w=w)
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        twin.matmul_transposed(a, np.empty((3, 4), np.float32).T, w=w)

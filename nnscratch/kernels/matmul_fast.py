@@ -63,7 +63,8 @@ _FASTMATH = {"reassoc", "contract"}
 
 TILE_ROWS, TILE_COLS = 2, 4
 CHUNK_BYTES = 384 * 1024        # rows of ``a`` walked by each group of four ``w_t`` rows (level-2 cache)
-PARALLEL_FROM_MACS = 1 << 21    # smaller products run on the calling thread
+PARALLEL_FROM_MACS = 1 << 16    # smaller products run on the calling thread
+NARROW_BLOCKS = 4               # fewer groups of 4 columns than this: the rows are split between threads too
 
 
 def _host_is_avx2_only():
@@ -163,35 +164,55 @@ def _tile_2x4(a, i, w_t, j, k, out, bias, relu, zero):
     _store(out, i + 1, j + 3, c13, bias, relu)
 
 
+@njit(inline="always")
+def _lay_out(w, w_t, j0, j1):
+    """``w_t[j0:j1] = w[:, j0:j1].T``: the rows of ``w_t`` one group of tiles multiplies by."""
+    for p in range(w.shape[0]):
+        for j in range(j0, j1):
+            w_t[j, p] = w[p, j]
+
+
 @njit(parallel=True, fastmath=_FASTMATH, cache=True)
-def _matmul_transposed_kernel(a, w_t, out, bias, relu, chunk_rows, zero):
+def _matmul_transposed_kernel(a, w_t, out, bias, relu, chunk_rows, row_parts, w, zero):
     m, k = a.shape
     n = w_t.shape[0]
     col_blocks = (n + TILE_COLS - 1) // TILE_COLS
+    lay_out = w.shape[0] > 0                        # w_t is still to be filled from w (then row_parts is 1)
     for i0 in range(0, m, chunk_rows):              # a chunk of rows of a, kept in cache ...
         i1 = min(i0 + chunk_rows, m)
-        for block in prange(col_blocks):            # ... against every 4 rows of w_t, shared by the threads
-            j = block * TILE_COLS
+        part_rows = (i1 - i0 + row_parts - 1) // row_parts
+        part_rows += part_rows % 2
+        for item in prange(row_parts * col_blocks):  # ... against every 4 rows of w_t, shared by the threads
+            r0 = i0 + item // col_blocks * part_rows     # (a narrow w_t: the chunk's rows in parts, too)
+            r1 = min(r0 + part_rows, i1)
+            j = item % col_blocks * TILE_COLS
+            if lay_out and i0 == 0:
+                _lay_out(w, w_t, j, min(j + TILE_COLS, n))
             if j + TILE_COLS <= n:
-                pairs_end = i0 + (i1 - i0) // 2 * 2
-                for i in range(i0, pairs_end, TILE_ROWS):
+                pairs_end = r0 + max(r1 - r0, 0) // 2 * 2
+                for i in range(r0, pairs_end, TILE_ROWS):
                     _tile_2x4(a, i, w_t, j, k, out, bias, relu, zero)
-                if pairs_end < i1:                  # an odd last row
+                if pairs_end < r1:                  # an odd last row
                     for jj in range(j, j + TILE_COLS):
                         _store(out, pairs_end, jj, _dot(a, pairs_end, w_t, jj, k, zero), bias, relu)
             else:                                   # the last 1-3 columns
                 for jj in range(j, n):
-                    for i in range(i0, i1):
+                    for i in range(r0, r1):
                         _store(out, i, jj, _dot(a, i, w_t, jj, k, zero), bias, relu)
 
 
-def matmul_transposed(a, w_t, bias=None, activation="linear"):
+def matmul_transposed(a, w_t, bias=None, activation="linear", w=None):
     """``f(a @ w_t.T + bias)``: ``(m, k)`` times a matrix kept transposed, ``w_t`` ``(n, k)`` -> ``(m, n)``.
 
     The bias (``(n,)`` or None) and a ``"linear"`` or ``"relu"`` activation
     are applied as each tile of outputs is stored; ``"sigmoid"`` and
     ``"tanh"`` by :func:`bias_activation` afterwards. Float32 or float64,
     both operands of one dtype (else NumPy's product).
+
+    With ``w`` (``(k, n)``), ``w_t`` (C-contiguous) is first filled with
+    ``w.T``: each thread lays out the four rows of ``w_t`` it multiplies by
+    just before it needs them, cheaper than :func:`transpose` followed by
+    the product (a Dense layer's first batch of a pass).
     """
     if not (isinstance(a, np.ndarray) and isinstance(w_t, np.ndarray)):
         a, w_t = np.asarray(a), np.asarray(w_t)
@@ -203,26 +224,39 @@ def matmul_transposed(a, w_t, bias=None, activation="linear"):
         raise ValueError(f"bias must have shape ({n},), one number per row of w_t, got {np.shape(bias)}")
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown elementwise activation {activation!r}; expected one of {_ACTIVATIONS}")
-    if a.dtype != w_t.dtype or a.dtype not in (np.float32, np.float64) or k == 0:
+    if w is not None:
+        _check_lay_out(w, w_t)
+    if a.dtype != w_t.dtype or a.dtype not in (np.float32, np.float64) or k == 0 or m == 0 or n == 0:
+        if w is not None:
+            w_t[...] = w.T
         return bias_activation(a @ w_t.T, bias, activation)
     if bias is None:
         bias = np.zeros(n, a.dtype)
     elif not (isinstance(bias, np.ndarray) and bias.dtype == a.dtype and bias.flags.c_contiguous):
         bias = np.ascontiguousarray(bias, dtype=a.dtype)
     out = np.empty((m, n), a.dtype)
-    if m == 0 or n == 0:
-        return out
     chunks = -(-m * k * a.itemsize // CHUNK_BYTES)                # as few chunks as fit, of even sizes
     chunk_rows = -(-m // chunks)
     chunk_rows += chunk_rows % 2
+    row_parts = 1 if w is not None else max(1, -(-NARROW_BLOCKS // -(-n // TILE_COLS)))
     size = SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0
     for_size(_matmul_transposed_kernel, size)(
         a if a.flags.c_contiguous else np.ascontiguousarray(a),
         w_t if w_t.flags.c_contiguous else np.ascontiguousarray(w_t),
-        out, bias, activation == "relu", chunk_rows, a.dtype.type(0))
+        out, bias, activation == "relu", chunk_rows, row_parts,
+        np.empty((0, 0), a.dtype) if w is None else w, a.dtype.type(0))
     if activation not in ("linear", "relu"):                       # not applied by the tiles
         bias_activation(out, None, activation)
     return out
+
+
+def _check_lay_out(w, w_t):
+    """``w`` can be laid out into ``w_t`` in place: ``w.T``'s shape, ``w_t``'s dtype, ``w_t`` writable and contiguous."""
+    if not isinstance(w, np.ndarray) or w.shape != w_t.shape[::-1] or w.dtype != w_t.dtype:
+        raise ValueError(f"w must be a {w_t.dtype} array of shape {w_t.shape[::-1]} to lay out into w_t, "
+                         f"got {getattr(w, 'dtype', type(w).__name__)} {np.shape(w)}")
+    if not (w_t.flags.c_contiguous and w_t.flags.writeable):
+        raise ValueError("w_t must be a writable C-contiguous array to receive w.T")
 
 
 _ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")

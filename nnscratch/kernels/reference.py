@@ -462,14 +462,15 @@ def transpose(w):
     return w.T.copy(order="C")  # a copy even where w.T is already contiguous (one row or column)
 
 
-def matmul_transposed(a, w_t, bias=None, activation="linear"):
+def matmul_transposed(a, w_t, bias=None, activation="linear", w=None):
     """``f(a @ w_t.T + bias)``: ``(m, k)`` times a matrix kept transposed, ``w_t`` ``(n, k)`` -> ``(m, n)``.
 
     Each output is a dot product of two rows, ``out[i, j] = f(sum_p a[i, p] w_t[j, p] + b[j])``,
     with ``f`` an elementwise activation (:func:`bias_activation`) and ``bias``
     of shape ``(n,)`` or None. A Dense layer lays its kernel out this way once
     for a pass of inference (``predict``, ``evaluate``) when
-    :func:`fixed_product_pays` says so.
+    :func:`fixed_product_pays` says so: with ``w`` (``(k, n)``), ``w_t`` is
+    first filled with ``w.T`` (the layer's first batch of the pass).
     """
     a, w_t = np.asarray(a), np.asarray(w_t)
     if a.ndim != 2 or w_t.ndim != 2 or a.shape[1] != w_t.shape[1]:
@@ -478,6 +479,13 @@ def matmul_transposed(a, w_t, bias=None, activation="linear"):
         raise ValueError(f"bias must have shape ({w_t.shape[0]},), one number per row of w_t, got {np.shape(bias)}")
     if activation not in ("linear", "relu", "sigmoid", "tanh"):
         raise ValueError(f"unknown elementwise activation {activation!r}")
+    if w is not None:
+        if not isinstance(w, np.ndarray) or w.shape != w_t.shape[::-1] or w.dtype != w_t.dtype:
+            raise ValueError(f"w must be a {w_t.dtype} array of shape {w_t.shape[::-1]} to lay out into w_t, "
+                             f"got {getattr(w, 'dtype', type(w).__name__)} {np.shape(w)}")
+        if not (w_t.flags.c_contiguous and w_t.flags.writeable):
+            raise ValueError("w_t must be a writable C-contiguous array to receive w.T")
+        w_t[...] = w.T
     return bias_activation(a @ w_t.T, bias, activation)
 
 
