@@ -41,8 +41,11 @@ BLAS's in the last bits; each output is computed by one thread in an order
 fixed by the shapes, so they never depend on the number of threads.
 
 On a 2-core AMD EPYC (Zen 1, AVX2) the (100, 784) @ (784, 512) product of the
-MLP's first layer took 1.09-1.13 ms here against 1.20-1.24 through OpenBLAS,
-at about the machine's multiply-add peak (docs/performance.md, session 15).
+MLP's first layer took 1.09-1.13 ms here against 1.20-1.24 through OpenBLAS
+(docs/performance-history.md, session 15): 90-95% of the multiply-add peak that
+a C program of independent ``vfmadd`` chains measured (74-80 GFLOP/s on 2 cores;
+docs/performance.md, session 17). The rest is the horizontal sums that end
+each tile, the loop and the loads.
 Where the CPU has 512-bit vector instructions, OpenBLAS uses them and this
 kernel, compiled for 256-bit vectors, was never measured against it; nor
 was it on other processors (ARM): :func:`fixed_product_pays` keeps BLAS
@@ -86,7 +89,7 @@ def fixed_product_pays(k, n):
 
     True on x86-64 CPUs with AVX2 and no AVX-512, the kind it was measured
     on (Zen 1: 8-35% faster than OpenBLAS for every shape measured, k from
-    784 to 4,096; docs/performance.md, session 15). False elsewhere: where
+    784 to 4,096; docs/performance-history.md, session 15). False elsewhere: where
     OpenBLAS has 512-bit kernels, or on other processors (an ARM laptop's
     BLAS), it was never measured; and for an empty matrix.
     """

@@ -18,7 +18,7 @@ KEEP_COLS_BYTES = 4 << 20
 COLUMN_MAJOR_CHANNELS = 3
 # ... and training too when True: faster, but the first layer's results change by
 # rounding, and the main job's seed-42 run then stopped early at 99.31% test
-# accuracy (docs/performance.md, session 7), so training keeps the row-major
+# accuracy (docs/performance-history.md, session 7), so training keeps the row-major
 # blocks whose results docs/results.md reports.
 COLUMN_MAJOR_IN_TRAINING = False
 

@@ -9,7 +9,7 @@ from nnscratch.layers.base import format_shape
 __all__ = ["Dense"]
 
 # Laying the kernel out transposed cost about as much as multiplying 200-400
-# samples by it (float32, Zen 1; docs/performance.md, session 15; less since
+# samples by it (float32, Zen 1; docs/performance-history.md, session 15; less since
 # the first product lays it out, session 16), and saves 5-15% of each product
 # after that: shorter passes keep BLAS's product.
 PREPARE_FROM_SAMPLES = 512
