@@ -60,6 +60,16 @@ def test_predict_takes_the_transposed_product_and_agrees_with_forward(counted):
     assert all(layer._kernel_t is None for layer in dense_layers(model))  # dropped after the pass
 
 
+def test_predict_gives_the_same_bits_for_any_batch_size(counted):
+    """Every row takes the same instructions in the transposed product, wherever it sits in its batch."""
+    model = nnscratch.Sequential([nnscratch.Input((300,)), Dense(9, activation="relu"), Dense(5, activation="softmax")])
+    x = np.random.default_rng(4).standard_normal((41, 300)).astype(np.float32)
+    whole = model.predict(x, batch_size=41)
+    for batch_size in (1, 2, 7, 16, 40):
+        np.testing.assert_array_equal(model.predict(x, batch_size=batch_size), whole)
+    assert counted  # the transposed product ran
+
+
 def test_evaluate_and_validation_take_it_and_training_does_not(counted):
     model, (x, y) = mlp(), data()
     loss, accuracy = model.evaluate(x, y, batch_size=25)

@@ -11,7 +11,8 @@
 * the bias and activation applied as the tiles are stored: the bits of the
   product followed by ``bias_activation``;
 * ``w_t`` laid out from ``w`` inside the product (a pass's first batch), and
-  narrow products whose rows are split between threads: the same bits.
+  narrow products whose rows are split between threads: the same bits;
+* a row's bits do not depend on the batch it sits in (odd last rows included).
 
 Runs with and without ``NUMBA_DISABLE_JIT=1`` (the shapes stay small).
 """
@@ -237,6 +238,26 @@ def test_rows_split_between_threads_give_the_same_bits(m, k, n, seed):
             whole = fast.matmul_transposed(a, w_t)
     np.testing.assert_array_equal(split, whole)
     assert_product_close(split, a, w)
+
+
+@given(m=st.integers(1, 24), k=st.integers(1, 300), n=st.integers(1, 13), seed=rng_seeds(), dtype=float_dtypes(),
+       cut=st.integers(0, 24), parallel_from=st.sampled_from([0, matmul_fast.PARALLEL_FROM_MACS]))
+def test_a_rows_bits_do_not_depend_on_the_batch_it_sits_in(m, k, n, seed, dtype, cut, parallel_from):
+    """Every row takes the same instructions: first or second of a tile's pair, or an odd last row.
+
+    So ``predict`` gives the same bits for a sample whatever the batch size
+    (and where it falls in its batch). Long rows (``k`` up to 300) so that
+    the 8-lane sums differ from a plain sum's order, and would show it.
+    """
+    a, w = operands(seed, m, k, n, dtype)
+    w_t = fast.transpose(w)
+    cut = min(cut, m)
+    with module_value(matmul_fast, "PARALLEL_FROM_MACS", parallel_from):
+        whole = fast.matmul_transposed(a, w_t)
+        parts = [fast.matmul_transposed(a[:cut], w_t), fast.matmul_transposed(a[cut:], w_t)]
+        one_by_one = [fast.matmul_transposed(a[i:i + 1], w_t) for i in range(m)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    np.testing.assert_array_equal(np.concatenate(one_by_one), whole)
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
