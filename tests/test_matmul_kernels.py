@@ -12,7 +12,8 @@
   product followed by ``bias_activation``;
 * ``w_t`` laid out from ``w`` inside the product (a pass's first batch), and
   narrow products whose rows are split between threads: the same bits;
-* a row's bits do not depend on the batch it sits in (odd last rows included).
+* a row's bits do not depend on the batch it sits in (odd last rows included),
+  nor a column's on the columns beside it (the last 1-3 of ``w_t`` included).
 
 Runs with and without ``NUMBA_DISABLE_JIT=1`` (the shapes stay small).
 """
@@ -258,6 +259,17 @@ def test_a_rows_bits_do_not_depend_on_the_batch_it_sits_in(m, k, n, seed, dtype,
         one_by_one = [fast.matmul_transposed(a[i:i + 1], w_t) for i in range(m)]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
     np.testing.assert_array_equal(np.concatenate(one_by_one), whole)
+
+
+@given(m=st.integers(1, 9), k=st.integers(1, 300), n=st.integers(1, 13), seed=rng_seeds(), dtype=float_dtypes(),
+       start=st.integers(0, 12), width=st.integers(1, 13))
+def test_a_columns_bits_do_not_depend_on_the_columns_beside_it(m, k, n, seed, dtype, start, width):
+    """At the right edge the last row of ``w_t`` fills the tile: no other instructions for the last 1-3 columns."""
+    a, w = operands(seed, m, k, n, dtype)
+    start = min(start, n - 1)
+    stop = min(start + width, n)
+    whole = fast.matmul_transposed(a, fast.transpose(w))
+    np.testing.assert_array_equal(fast.matmul_transposed(a, fast.transpose(w[:, start:stop])), whole[:, start:stop])
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
