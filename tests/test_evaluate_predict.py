@@ -197,3 +197,33 @@ def test_evaluate_after_training_reflects_the_new_weights(loss, targets):
     model.fit(x, targets(y), epochs=15, batch_size=10, verbose=0)
     after = model.evaluate(x, targets(y))
     assert after < before
+
+
+@pytest.mark.parametrize("method", ["predict", "evaluate"])
+def test_a_progress_bar_only_when_verbose(method, capsys):
+    model = compiled_cnn()
+    x, y = images(30)
+    args = (x,) if method == "predict" else (x, y)
+    getattr(model, method)(*args, batch_size=10, verbose=1)
+    err = capsys.readouterr().err
+    assert method in err and "3/3" in err  # tqdm's bar, named after the call, reached its last batch
+    getattr(model, method)(*args, batch_size=10, verbose=0)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_the_forward_plan_is_made_once_for_a_pass_and_dropped_after():
+    model = compiled_cnn()
+    x, y = images(30)
+    plans = []
+    make = model.forward_plan
+
+    def counted(training=False):
+        plans.append(training)
+        return make(training)
+
+    model.forward_plan = counted
+    model.predict(x, batch_size=10)
+    assert plans == [False]  # one plan for the 3 batches
+    assert model._pass_plan is None
+    model.fit(x, y, batch_size=10, epochs=1, verbose=0)
+    assert plans == [False] + [True] * 3  # training makes its plan each batch

@@ -222,7 +222,7 @@ def matmul_transposed(a, w_t, bias=None, activation="linear", w=None):
         raise ValueError(f"matmul_transposed expects a (m, k) and w_t (n, k), got {a.shape} and {w_t.shape}")
     m, k = a.shape
     n = w_t.shape[0]
-    if bias is not None and np.shape(bias) != (n,):
+    if bias is not None and (bias.shape if isinstance(bias, np.ndarray) else np.shape(bias)) != (n,):
         raise ValueError(f"bias must have shape ({n},), one number per row of w_t, got {np.shape(bias)}")
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown elementwise activation {activation!r}; expected one of {_ACTIVATIONS}")
@@ -242,11 +242,11 @@ def matmul_transposed(a, w_t, bias=None, activation="linear", w=None):
     chunk_rows += chunk_rows % 2
     row_parts = 1 if w is not None else max(1, -(-NARROW_BLOCKS // -(-n // TILE_COLS)))
     size = SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0
+    zero, no_w = _ZERO_AND_NO_W[a.dtype.type]
     for_size(_matmul_transposed_kernel, size)(
         a if a.flags.c_contiguous else np.ascontiguousarray(a),
         w_t if w_t.flags.c_contiguous else np.ascontiguousarray(w_t),
-        out, bias, activation == "relu", chunk_rows, row_parts,
-        np.empty((0, 0), a.dtype) if w is None else w, a.dtype.type(0))
+        out, bias, activation == "relu", chunk_rows, row_parts, no_w if w is None else w, zero)
     if activation not in ("linear", "relu"):                       # not applied by the tiles
         bias_activation(out, None, activation)
     return out
@@ -262,4 +262,6 @@ def _check_lay_out(w, w_t):
 
 
 _ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+# The kernel's typed zero and its empty ``w`` (nothing to lay out), made once: about 2 us a call otherwise.
+_ZERO_AND_NO_W = {dtype: (dtype(0), np.empty((0, 0), dtype)) for dtype in (np.float32, np.float64)}
 
