@@ -1,8 +1,8 @@
-"""Dense layers in a pass of inference: the kernel kept transposed for ``predict``, ``evaluate`` and validation.
+"""Dense layers in a pass of inference: the kernel kept packed for ``predict``, ``evaluate`` and validation.
 
 The pass (``Layer.begin_inference`` / ``end_inference``, run by the trainer)
 must give what a plain ``forward`` gives, up to float rounding; it must be
-taken where it pays and only there; and the transposed copy must never
+taken where it pays and only there; and the packed copy must never
 outlive its pass, so that weights changed by training or ``set_weights`` are
 always the ones used.
 """
@@ -19,15 +19,15 @@ from nnscratch.layers import dense as dense_module
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Count the calls of the fast twin's ``matmul_transposed``; let every Dense prepare its pass."""
+    """Count the calls of the fast twin's ``matmul_panels`` as (units, inputs); let every Dense prepare its pass."""
     calls = []
-    product = fast.matmul_transposed
+    product = fast.matmul_panels
 
-    def spy(a, w_t, *args, **kwargs):
-        calls.append(w_t.shape)
-        return product(a, w_t, *args, **kwargs)
+    def spy(a, w_p, n, *args, **kwargs):
+        calls.append((n, w_p.shape[1]))
+        return product(a, w_p, n, *args, **kwargs)
 
-    monkeypatch.setattr(fast, "matmul_transposed", spy)
+    monkeypatch.setattr(fast, "matmul_panels", spy)
     monkeypatch.setattr(fast, "fixed_product_pays", lambda k, n: True)
     monkeypatch.setattr(dense_module, "PREPARE_FROM_SAMPLES", 0)
     kernels.set_backend("numba")
@@ -50,24 +50,24 @@ def dense_layers(model):
     return [layer for layer in model.layers if isinstance(layer, Dense)]
 
 
-def test_predict_takes_the_transposed_product_and_agrees_with_forward(counted):
+def test_predict_takes_the_packed_product_and_agrees_with_forward(counted):
     model, (x, _) = mlp(), data()
     plain = model.forward(x)  # outside a pass: x @ W through BLAS
     assert not counted
     out = model.predict(x, batch_size=16)
     assert counted == [(13, 30), (4, 13)] * 4  # both layers, all 4 batches
     np.testing.assert_allclose(out, plain, rtol=1e-5, atol=1e-7)
-    assert all(layer._kernel_t is None for layer in dense_layers(model))  # dropped after the pass
+    assert all(layer._kernel_p is None for layer in dense_layers(model))  # dropped after the pass
 
 
 def test_predict_gives_the_same_bits_for_any_batch_size(counted):
-    """Every row takes the same instructions in the transposed product, wherever it sits in its batch."""
+    """Every row takes the same instructions in the packed product, wherever it sits in its batch."""
     model = nnscratch.Sequential([nnscratch.Input((300,)), Dense(9, activation="relu"), Dense(5, activation="softmax")])
     x = np.random.default_rng(4).standard_normal((41, 300)).astype(np.float32)
     whole = model.predict(x, batch_size=41)
     for batch_size in (1, 2, 7, 16, 40):
         np.testing.assert_array_equal(model.predict(x, batch_size=batch_size), whole)
-    assert counted  # the transposed product ran
+    assert counted  # the packed product ran
 
 
 def test_evaluate_and_validation_take_it_and_training_does_not(counted):
@@ -108,14 +108,14 @@ def test_the_pass_ends_when_predict_fails(counted):
     with pytest.raises(RuntimeError, match="data source broke"):
         model.predict(batches(), steps=3)
     assert counted  # the first batch ran in the pass
-    assert all(layer._kernel_t is None for layer in dense_layers(model))
+    assert all(layer._kernel_p is None for layer in dense_layers(model))
 
 
 def test_short_passes_keep_blas(counted, monkeypatch):
     monkeypatch.setattr(dense_module, "PREPARE_FROM_SAMPLES", 51)
     model, (x, _) = mlp(), data(50)
     model.predict(x)
-    assert not counted  # 50 samples: transposing would cost more than it saves
+    assert not counted  # 50 samples: packing is left out below PREPARE_FROM_SAMPLES
     model.predict(np.concatenate([x, x[:1]]))
     assert counted
 
@@ -125,13 +125,13 @@ def test_where_it_does_not_pay_blas_stays(counted, monkeypatch):
     model, (x, _) = mlp(), data()
     model.predict(x)
     assert not counted
-    kernels.set_backend("numpy")  # the reference never transposes
+    kernels.set_backend("numpy")  # the reference never packs
     assert kernels.backend().fixed_product_pays(30, 13) is False
     np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-6)
 
 
 def test_the_default_decision_on_this_machine():
-    """Whatever the CPU, predict agrees with forward (BLAS or the transposed product, as the twin decides)."""
+    """Whatever the CPU, predict agrees with forward (BLAS or the packed product, as the twin decides)."""
     model, (x, _) = mlp(), data(600)
     np.testing.assert_allclose(model.predict(x, batch_size=100), model.forward(x), rtol=1e-5, atol=1e-7)
 
@@ -171,7 +171,7 @@ def test_bias_and_activation_in_the_product_give_the_bits_of_separate_steps(coun
     finally:
         layer.end_inference()
     assert counted == [(9, 21)]
-    z = fast.matmul_transposed(x, fast.transpose(layer.kernel.value))
+    z = fast.matmul_panels(x, fast.pack_panels(layer.kernel.value), 9)
     bias = layer.bias.value if use_bias else None
     if activation == "softmax":
         expected = fast.bias_softmax(z, bias)
@@ -181,21 +181,19 @@ def test_bias_and_activation_in_the_product_give_the_bits_of_separate_steps(coun
     np.testing.assert_array_equal(y, expected)
 
 
-def test_the_first_batch_lays_the_kernel_out_and_a_failed_one_leaves_it_to_the_next(counted):
-    layer = Dense(6, activation="relu")
+def test_the_pass_packs_the_kernel_once_and_drops_it(counted):
+    layer = Dense(20, activation="relu")
     layer.build((5,))
     x = np.random.default_rng(4).standard_normal((8, 5)).astype(np.float32)
     layer.begin_inference(len(x))
     try:
-        assert layer._kernel_to_lay_out is layer.kernel.value
+        np.testing.assert_array_equal(layer._kernel_p, fast.pack_panels(layer.kernel.value))
         with pytest.raises(ValueError, match="expected input shape"):
             layer.forward(x[:, :4])
-        assert layer._kernel_to_lay_out is not None  # nothing laid out yet
         first = layer.forward(x)
-        assert layer._kernel_to_lay_out is None
-        np.testing.assert_array_equal(layer._kernel_t, layer.kernel.value.T)
-        np.testing.assert_array_equal(layer.forward(x), first)  # later batches read the laid-out W^T
+        np.testing.assert_array_equal(layer.forward(x), first)  # every batch reads the same panels
+        np.testing.assert_allclose(first, np.maximum(x @ layer.kernel.value + layer.bias.value, 0), rtol=1e-6,
+                                   atol=1e-7)
     finally:
         layer.end_inference()
-    assert layer._kernel_t is None and layer._kernel_to_lay_out is None
-    np.testing.assert_allclose(first, layer.forward(x), rtol=1e-6)
+    assert layer._kernel_p is None and counted == [(20, 5)] * 2

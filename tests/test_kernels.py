@@ -692,10 +692,10 @@ def all_kernel_calls(dtype):
         yield twin.__name__ + ".batchnorm_forward_train", list(fwd)
         yield twin.__name__ + ".batchnorm_backward", list(twin.batchnorm_backward(z, fwd[1], b, fwd[4]))
         yield twin.__name__ + ".softmax_cross_entropy", list(twin.softmax_cross_entropy(z, np.abs(z)))
-        z_t = twin.transpose(z)
-        yield twin.__name__ + ".transpose", [z_t]
-        yield twin.__name__ + ".matmul_transposed", [twin.matmul_transposed(z, z)]
-        yield twin.__name__ + ".matmul_transposed relu", [twin.matmul_transposed(z, z, np.arange(4.0), "relu")]
+        z_p = twin.pack_panels(z.T)
+        yield twin.__name__ + ".pack_panels", [z_p]
+        yield twin.__name__ + ".matmul_panels", [twin.matmul_panels(z, z_p, 4)]
+        yield twin.__name__ + ".matmul_panels relu", [twin.matmul_panels(z, z_p, 4, np.arange(4.0), "relu")]
         yield twin.__name__ + ".bias_softmax", [twin.bias_softmax(z.copy(), b)]
 
 

@@ -12,7 +12,7 @@ float rounding) as its twin in ``reference.py``; read that module first to see
 * the batch-norm kernels live in :mod:`nnscratch.kernels.batchnorm_fast`,
   the elementwise ones (bias + activation, dropout, softmax cross-entropy) in
   :mod:`nnscratch.kernels.elementwise_fast`, the Dense layers' inference
-  product (a matrix kept transposed) in :mod:`nnscratch.kernels.matmul_fast`,
+  product (a matrix packed in panels) in :mod:`nnscratch.kernels.matmul_fast`,
   and the reusable work buffers
   and the one-BLAS-thread switch in :mod:`nnscratch.kernels.workspace` (for
   length); this module exports their public functions;
@@ -48,7 +48,7 @@ from nnscratch.kernels.elementwise_fast import (_BIAS_ACTIVATIONS, _affine_and_c
                                                 _bias_activation_affine, _bias_activation_rows, _bias_and_code,
                                                 activation_backward, bias_activation, bias_gradient, bias_softmax,
                                                 dropout_forward, softmax_cross_entropy)
-from nnscratch.kernels.matmul_fast import fixed_product_pays, matmul_transposed, transpose
+from nnscratch.kernels.matmul_fast import fixed_product_pays, matmul_panels, pack_panels, panel_width
 from nnscratch.kernels.workspace import block_bounds, for_size, image_blocks, one_blas_thread, scratch
 
 __all__ = [
@@ -70,8 +70,9 @@ __all__ = [
     "batchnorm_maxpool_forward_train",
     "bias_softmax",
     "softmax_cross_entropy",
-    "transpose",
-    "matmul_transposed",
+    "pack_panels",
+    "matmul_panels",
+    "panel_width",
     "fixed_product_pays",
 ]
 

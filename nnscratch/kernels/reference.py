@@ -36,8 +36,9 @@ __all__ = [
     "batchnorm_maxpool_forward_train",
     "bias_softmax",
     "softmax_cross_entropy",
-    "transpose",
-    "matmul_transposed",
+    "pack_panels",
+    "matmul_panels",
+    "panel_width",
     "fixed_product_pays",
 ]
 
@@ -450,47 +451,63 @@ def softmax_cross_entropy(logits, labels):
     return losses, grad
 
 
-def transpose(w):
-    """``w.T`` as a new C-contiguous array: ``(k, n)`` -> ``(n, k)``.
+def panel_width(dtype):
+    """Columns of ``w`` in one panel of :func:`pack_panels`: 64 bytes' worth, 16 float32 or 8 float64."""
+    return 64 // np.dtype(dtype).itemsize
 
-    The layout :func:`matmul_transposed` reads: row ``j`` of the result is
-    column ``j`` of ``w``, contiguous in memory.
+
+def pack_panels(w):
+    """``w`` ``(k, n)`` in panels of ``width`` columns: ``w_p[q, p, c] = w[p, q * width + c]``.
+
+    Shape ``(ceil(n / width), k, width)``, ``width`` = :func:`panel_width`,
+    the last panel padded with zeros; dtypes other than float32 and float64
+    are packed as float64. The layout :func:`matmul_panels` reads: row ``p``
+    of a panel is 16 neighbouring numbers of ``w``'s row ``p``, and a panel
+    is one contiguous block.
     """
     w = np.asarray(w)
     if w.ndim != 2:
-        raise ValueError(f"transpose expects a 2-D matrix, got shape {w.shape}")
-    return w.T.copy(order="C")  # a copy even where w.T is already contiguous (one row or column)
+        raise ValueError(f"pack_panels expects a 2-D matrix (k, n), got shape {w.shape}")
+    if w.dtype not in (np.float32, np.float64):
+        w = w.astype(np.float64)
+    k, n = w.shape
+    width = panel_width(w.dtype)
+    panels = -(-n // width)
+    padded = np.zeros((k, panels * width), w.dtype)
+    padded[:, :n] = w
+    return np.ascontiguousarray(padded.reshape(k, panels, width).transpose(1, 0, 2))
 
 
-def matmul_transposed(a, w_t, bias=None, activation="linear", w=None):
-    """``f(a @ w_t.T + bias)``: ``(m, k)`` times a matrix kept transposed, ``w_t`` ``(n, k)`` -> ``(m, n)``.
+def unpack(w_p, n):
+    """The ``(k, n)`` matrix that :func:`pack_panels` packed into ``w_p``."""
+    panels, k, width = w_p.shape
+    return w_p.transpose(1, 0, 2).reshape(k, panels * width)[:, :n]
 
-    Each output is a dot product of two rows, ``out[i, j] = f(sum_p a[i, p] w_t[j, p] + b[j])``,
-    with ``f`` an elementwise activation (:func:`bias_activation`) and ``bias``
-    of shape ``(n,)`` or None. A Dense layer lays its kernel out this way once
-    for a pass of inference (``predict``, ``evaluate``) when
-    :func:`fixed_product_pays` says so: with ``w`` (``(k, n)``), ``w_t`` is
-    first filled with ``w.T`` (the layer's first batch of the pass).
+
+def matmul_panels(a, w_p, n, bias=None, activation="linear"):
+    """``f(a @ w + bias)`` for ``w`` ``(k, n)`` packed by :func:`pack_panels`: ``(m, k)`` -> ``(m, n)``.
+
+    Here the matrix is unpacked and multiplied by NumPy's ``@``:
+    ``out[i, j] = f(sum_p a[i, p] w[p, j] + b[j])``, with ``f`` an elementwise
+    activation (:func:`bias_activation`) and ``bias`` of shape ``(n,)`` or
+    None. A Dense layer packs its kernel once for a pass of inference
+    (``predict``, ``evaluate``) when :func:`fixed_product_pays` says so.
     """
-    a, w_t = np.asarray(a), np.asarray(w_t)
-    if a.ndim != 2 or w_t.ndim != 2 or a.shape[1] != w_t.shape[1]:
-        raise ValueError(f"matmul_transposed expects a (m, k) and w_t (n, k), got {a.shape} and {w_t.shape}")
-    if bias is not None and np.shape(bias) != (w_t.shape[0],):
-        raise ValueError(f"bias must have shape ({w_t.shape[0]},), one number per row of w_t, got {np.shape(bias)}")
+    a, w_p = np.asarray(a), np.asarray(w_p)
+    width = w_p.shape[-1] if w_p.ndim == 3 else 0
+    if (a.ndim != 2 or w_p.ndim != 3 or a.shape[1] != w_p.shape[1] or width != panel_width(w_p.dtype)
+            or w_p.shape[0] != -(-n // width)):
+        raise ValueError(f"matmul_panels expects a (m, k) and w_p (ceil(n / width), k, width) from pack_panels, "
+                         f"with n = {n}; got {a.shape} and {w_p.shape}")
+    if bias is not None and np.shape(bias) != (n,):
+        raise ValueError(f"bias must have shape ({n},), one number per column of w, got {np.shape(bias)}")
     if activation not in ("linear", "relu", "sigmoid", "tanh"):
         raise ValueError(f"unknown elementwise activation {activation!r}")
-    if w is not None:
-        if not isinstance(w, np.ndarray) or w.shape != w_t.shape[::-1] or w.dtype != w_t.dtype:
-            raise ValueError(f"w must be a {w_t.dtype} array of shape {w_t.shape[::-1]} to lay out into w_t, "
-                             f"got {getattr(w, 'dtype', type(w).__name__)} {np.shape(w)}")
-        if not (w_t.flags.c_contiguous and w_t.flags.writeable):
-            raise ValueError("w_t must be a writable C-contiguous array to receive w.T")
-        w_t[...] = w.T
-    return bias_activation(a @ w_t.T, bias, activation)
+    return bias_activation(a @ unpack(w_p, n), bias, activation)
 
 
 def fixed_product_pays(k, n):
-    """Whether :func:`matmul_transposed` is this twin's faster product by a fixed ``(k, n)`` matrix.
+    """Whether :func:`matmul_panels` is this twin's faster product by a fixed ``(k, n)`` matrix.
 
     Never here: the reference multiplies with NumPy's ``@`` (BLAS) in every case.
     """

@@ -8,10 +8,10 @@ from nnscratch.layers.base import format_shape
 
 __all__ = ["Dense"]
 
-# Laying the kernel out transposed cost about as much as multiplying 200-400
-# samples by it (float32, Zen 1; docs/performance-history.md, session 15; less since
-# the first product lays it out, session 16), and saves 5-15% of each product
-# after that: shorter passes keep BLAS's product.
+# Packing the kernel in panels costs about as much as multiplying 10-20
+# samples by it, and saves 5-15% of each product after that (float32, Zen 1;
+# docs/performance.md, session 19): short passes keep BLAS's product, which
+# also spares the packed copy's memory.
 PREPARE_FROM_SAMPLES = 512
 
 
@@ -28,13 +28,12 @@ class Dense(ActivatedLayer):
         \frac{\partial L}{\partial x} = g W^T
 
     Inference: during ``predict`` and ``evaluate`` (one pass over fixed
-    weights, :meth:`begin_inference`) the kernel may be kept transposed,
-    ``W^T`` (units, in), so that each output is a dot product of two
-    contiguous rows (``kernels.backend().matmul_transposed``, which also
-    adds the bias and applies ReLU, and lays ``W^T`` out in the pass's first
-    batch): faster than BLAS's product where ``fixed_product_pays`` says so,
-    and the same up to float rounding. Training always multiplies ``x @ W``
-    with BLAS.
+    weights, :meth:`begin_inference`) the kernel may be kept packed in
+    panels of 16 columns (``kernels.backend().pack_panels``), each a
+    contiguous block, for ``kernels.backend().matmul_panels``, which also
+    adds the bias and applies ReLU: faster than BLAS's product where
+    ``fixed_product_pays`` says so, and the same up to float rounding.
+    Training always multiplies ``x @ W`` with BLAS.
 
     Parameters
     ----------
@@ -56,8 +55,7 @@ class Dense(ActivatedLayer):
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
-        self._kernel_t = None  # W^T, only during a pass of inference (begin_inference)
-        self._kernel_to_lay_out = None  # W, until the pass's first product has laid it out into _kernel_t
+        self._kernel_p = None  # W packed in panels, only during a pass of inference (begin_inference)
 
     def build(self, input_shape):
         if len(input_shape) != 1:
@@ -78,28 +76,24 @@ class Dense(ActivatedLayer):
     def begin_inference(self, samples=None):
         if not self.built or (samples is not None and samples < PREPARE_FROM_SAMPLES):
             return
-        kernel = self.kernel.value
-        if kernels.backend().fixed_product_pays(*kernel.shape):
-            self._kernel_t = np.empty(kernel.shape[::-1], kernel.dtype)
-            self._kernel_to_lay_out = kernel  # by the first product, row by row as its threads need them
+        twin, kernel = kernels.backend(), self.kernel.value
+        if twin.fixed_product_pays(*kernel.shape):
+            self._kernel_p = twin.pack_panels(kernel)
 
     def end_inference(self):
-        self._kernel_t = self._kernel_to_lay_out = None
+        self._kernel_p = None
 
     def forward(self, x, training=False):
         self.check_input(x)
         self._x = x if training else None
         bias = self.bias.value if self.use_bias else None
-        kernel_t = None if training else self._kernel_t
-        if kernel_t is None:
+        kernel_p = None if training else self._kernel_p
+        if kernel_p is None:
             return self._activate(x @ self.kernel.value, bias, training)
-        twin, kernel = kernels.backend(), self._kernel_to_lay_out  # kernel: W, on the pass's first batch
+        product = kernels.backend().matmul_panels
         if self.activation == "softmax":        # needs whole rows: after the product
-            y = self._activate(twin.matmul_transposed(x, kernel_t, w=kernel), bias, training)
-        else:
-            y = self._keep(twin.matmul_transposed(x, kernel_t, bias, self.activation, w=kernel), training)
-        self._kernel_to_lay_out = None          # W^T is laid out (only now: a failed call lays it out again)
-        return y
+            return self._activate(product(x, kernel_p, self.units), bias, training)
+        return self._keep(product(x, kernel_p, self.units, bias, self.activation), training)
 
     def backward_from_preactivation(self, grad_z):
         np.matmul(self._x.T, grad_z, out=self.kernel.grad)
