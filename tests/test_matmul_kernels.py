@@ -275,3 +275,36 @@ def test_a_columns_bits_do_not_depend_on_the_columns_beside_it(m, k, n, seed, dt
     whole = fast.matmul_panels(a, fast.pack_panels(w), n)
     part = fast.matmul_panels(a, fast.pack_panels(w[:, start:stop]), stop - start)
     np.testing.assert_array_equal(part, whole[:, start:stop])
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+@given(m=st.integers(1, 9), k=st.integers(1, 40), n=st.integers(1, 40), seed=rng_seeds(), dtype=float_dtypes(),
+       chunk_bytes=st.sampled_from([1, 100, matmul_fast.CHUNK_BYTES]),
+       parallel_from=st.sampled_from([0, matmul_fast.PARALLEL_FROM_MACS]))
+def test_packing_w_inside_the_product_gives_its_panels_and_the_same_bits(twin, m, k, n, seed, dtype, chunk_bytes,
+                                                                          parallel_from):
+    a, w = operands(seed, m, k, n, dtype)
+    bias = np.random.default_rng(seed).standard_normal(n).astype(dtype)
+    w_p = np.full(twin.pack_panels(w).shape, np.nan, dtype)
+    with module_value(matmul_fast, "CHUNK_BYTES", chunk_bytes), \
+            module_value(matmul_fast, "PARALLEL_FROM_MACS", parallel_from):
+        out = twin.matmul_panels(a, w_p, n, bias, "relu", w=w)
+        np.testing.assert_array_equal(w_p, twin.pack_panels(w))  # every panel packed, whichever thread used it
+        np.testing.assert_array_equal(out, twin.matmul_panels(a, twin.pack_panels(w), n, bias, "relu"))
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
+def test_a_w_that_cannot_be_packed_is_rejected(twin):
+    a, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    w_p = twin.pack_panels(w)
+    with pytest.raises(ValueError, match=r"w must be a float32 array of shape \(3, 4\).*float64"):
+        twin.matmul_panels(a, w_p, 4, w=w.astype(np.float64))
+    with pytest.raises(ValueError, match=r"shape \(3, 4\).*\(4, 3\)"):
+        twin.matmul_panels(a, w_p, 4, w=w.T)
+    frozen = w_p.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        twin.matmul_panels(a, frozen, 4, w=w)
+    strided = np.empty((1, 3, 32), np.float32)[:, :, ::2]
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        twin.matmul_panels(a, strided, 4, w=w)

@@ -107,18 +107,29 @@ def panel_width(dtype):
     return 2 * simd.lanes(dtype)
 
 
+@njit(inline="always")
+def _pack_panel(w, w_p, q):
+    """``w_p[q] = w[:, q*width:(q+1)*width]``, zeros past ``n`` (``w`` C-contiguous)."""
+    k, n = w.shape
+    width = w_p.shape[2]
+    half = width // 2
+    j0 = q * width
+    columns = min(width, n - j0)
+    for p in range(k):                  # w's row p, two vectors at a time
+        if columns == width:
+            simd.store(w_p, (q * k + p) * width, simd.load(w, p * n + j0))
+            simd.store(w_p, (q * k + p) * width + half, simd.load(w, p * n + j0 + half))
+        else:
+            for c in range(columns):
+                w_p[q, p, c] = w[p, j0 + c]
+            for c in range(columns, width):
+                w_p[q, p, c] = 0
+
+
 @njit(parallel=True, cache=True)
 def _pack_kernel(w, w_p):
-    k, n = w.shape
-    panels, _, width = w_p.shape
-    for panel in prange(panels):
-        j0 = panel * width
-        columns = min(width, n - j0)
-        for p in range(k):              # w's row p, 16 neighbours at a time
-            for c in range(columns):
-                w_p[panel, p, c] = w[p, j0 + c]
-            for c in range(columns, width):
-                w_p[panel, p, c] = 0
+    for q in prange(w_p.shape[0]):
+        _pack_panel(w, w_p, q)
 
 
 def pack_panels(w):
@@ -136,7 +147,7 @@ def pack_panels(w):
     k, n = w.shape
     width = panel_width(w.dtype)
     w_p = np.empty((-(-n // width), k, width), w.dtype)
-    for_size(_pack_kernel, w.size)(w, w_p)
+    for_size(_pack_kernel, w.size)(np.ascontiguousarray(w), w_p)
     return w_p
 
 
@@ -196,35 +207,49 @@ def _tile(a, i, last, w_p, q, out, bias, relu, zero):
 
 
 @njit(parallel=True, cache=True)
-def _matmul_panels_kernel(a, w_p, out, bias, relu, chunk_rows, row_parts, zero):
+def _matmul_panels_kernel(a, w_p, out, bias, relu, chunk_rows, row_parts, w, zero):
     m = a.shape[0]
     panels = w_p.shape[0]
+    pack = w.shape[1] > 0                           # w_p is still to be filled from w (then row_parts is 1)
     for i0 in range(0, m, chunk_rows):              # a chunk of rows of a, kept in cache ...
         i1 = min(i0 + chunk_rows, m)
         part_rows = -(-(i1 - i0) // row_parts)
         part_rows += -part_rows % TILE_ROWS
         for item in prange(row_parts * panels):     # ... against every panel, shared by the threads
+            q = item % panels
+            if pack and i0 == 0:
+                _pack_panel(w, w_p, q)              # just before its first use, by the thread that uses it
             r0 = i0 + item // panels * part_rows    # (few panels: the chunk's rows in parts, too)
             r1 = min(r0 + part_rows, i1)
             for i in range(r0, r1, TILE_ROWS):      # the last rows of a part repeat its last row
-                _tile(a, i, r1 - 1, w_p, item % panels, out, bias, relu, zero)
+                _tile(a, i, r1 - 1, w_p, q, out, bias, relu, zero)
 
 
-def matmul_panels(a, w_p, n, bias=None, activation="linear"):
+def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
     """``f(a @ w + bias)`` for ``w`` ``(k, n)`` packed by :func:`pack_panels`: ``(m, k)`` -> ``(m, n)``.
 
     The bias (``(n,)`` or None) and a ``"linear"`` or ``"relu"`` activation
     are applied as each tile of outputs is stored; ``"sigmoid"`` and
     ``"tanh"`` by :func:`bias_activation` afterwards. Float32 or float64,
     both operands of one dtype (else NumPy's product).
+
+    With ``w`` (``(k, n)``), ``w_p`` (C-contiguous, writable, of
+    :func:`pack_panels`'s shape) is first filled from it: each thread packs
+    the panel it multiplies by just before it needs it, cheaper than
+    :func:`pack_panels` followed by the product (a Dense layer's first
+    batch of a pass).
     """
     a, w_p = _check_operands(a, w_p, n)
     m, k = a.shape
+    if w is not None:
+        w = _check_packing(w, w_p, n)
     if bias is not None and (bias.shape if isinstance(bias, np.ndarray) else np.shape(bias)) != (n,):
         raise ValueError(f"bias must have shape ({n},), one number per column of w, got {np.shape(bias)}")
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown elementwise activation {activation!r}; expected one of {_ACTIVATIONS}")
     if a.dtype != w_p.dtype or a.dtype not in (np.float32, np.float64) or k == 0 or m == 0 or n == 0:
+        if w is not None:
+            w_p[...] = pack_panels(w)
         return bias_activation(a @ unpack(w_p, n), bias, activation)
     panels, _, width = w_p.shape
     padded = np.zeros(panels * width, a.dtype)         # whole vectors for the last panel
@@ -233,12 +258,13 @@ def matmul_panels(a, w_p, n, bias=None, activation="linear"):
     out = np.empty((m, n), a.dtype)
     chunks = -(-m * k * a.itemsize // CHUNK_BYTES)      # as few chunks as fit
     chunk_rows = -(-m // chunks)
-    row_parts = max(1, -(-NARROW_PANELS // panels))
+    row_parts = 1 if w is not None else max(1, -(-NARROW_PANELS // panels))
     size = SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0
+    zero, no_w = _ZERO_AND_NO_W[a.dtype.type]
     for_size(_matmul_panels_kernel, size)(
         a if a.flags.c_contiguous else np.ascontiguousarray(a),
         w_p if w_p.flags.c_contiguous else np.ascontiguousarray(w_p),
-        out, padded, activation == "relu", chunk_rows, row_parts, _ZERO[a.dtype.type])
+        out, padded, activation == "relu", chunk_rows, row_parts, no_w if w is None else w, zero)
     if activation not in ("linear", "relu"):                       # not applied by the tiles
         bias_activation(out, None, activation)
     return out
@@ -261,6 +287,16 @@ def _check_operands(a, w_p, n):
     return a, w_p
 
 
+def _check_packing(w, w_p, n):
+    """``w`` can be packed into ``w_p`` in place: ``(k, n)``, ``w_p``'s dtype; ``w_p`` writable and contiguous."""
+    if not isinstance(w, np.ndarray) or w.shape != (w_p.shape[1], n) or w.dtype != w_p.dtype:
+        raise ValueError(f"w must be a {w_p.dtype} array of shape {(w_p.shape[1], n)} to pack into w_p, "
+                         f"got {getattr(w, 'dtype', type(w).__name__)} {np.shape(w)}")
+    if not (w_p.flags.c_contiguous and w_p.flags.writeable):
+        raise ValueError("w_p must be a writable C-contiguous array to receive w's panels")
+    return np.ascontiguousarray(w)
+
+
 _ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
-# The kernel's typed zero, made once.
-_ZERO = {dtype: dtype(0) for dtype in (np.float32, np.float64)}
+# The kernel's typed zero and its empty ``w`` (nothing to pack), made once: about 2 us a call otherwise.
+_ZERO_AND_NO_W = {dtype: (dtype(0), np.empty((0, 0), dtype)) for dtype in (np.float32, np.float64)}

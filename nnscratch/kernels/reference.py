@@ -484,14 +484,16 @@ def unpack(w_p, n):
     return w_p.transpose(1, 0, 2).reshape(k, panels * width)[:, :n]
 
 
-def matmul_panels(a, w_p, n, bias=None, activation="linear"):
+def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
     """``f(a @ w + bias)`` for ``w`` ``(k, n)`` packed by :func:`pack_panels`: ``(m, k)`` -> ``(m, n)``.
 
     Here the matrix is unpacked and multiplied by NumPy's ``@``:
     ``out[i, j] = f(sum_p a[i, p] w[p, j] + b[j])``, with ``f`` an elementwise
     activation (:func:`bias_activation`) and ``bias`` of shape ``(n,)`` or
     None. A Dense layer packs its kernel once for a pass of inference
-    (``predict``, ``evaluate``) when :func:`fixed_product_pays` says so.
+    (``predict``, ``evaluate``) when :func:`fixed_product_pays` says so:
+    with ``w`` (``(k, n)``), ``w_p`` is first filled with ``pack_panels(w)``
+    (the layer's first batch of the pass).
     """
     a, w_p = np.asarray(a), np.asarray(w_p)
     width = w_p.shape[-1] if w_p.ndim == 3 else 0
@@ -503,6 +505,13 @@ def matmul_panels(a, w_p, n, bias=None, activation="linear"):
         raise ValueError(f"bias must have shape ({n},), one number per column of w, got {np.shape(bias)}")
     if activation not in ("linear", "relu", "sigmoid", "tanh"):
         raise ValueError(f"unknown elementwise activation {activation!r}")
+    if w is not None:
+        if not isinstance(w, np.ndarray) or w.shape != (w_p.shape[1], n) or w.dtype != w_p.dtype:
+            raise ValueError(f"w must be a {w_p.dtype} array of shape {(w_p.shape[1], n)} to pack into w_p, "
+                             f"got {getattr(w, 'dtype', type(w).__name__)} {np.shape(w)}")
+        if not (w_p.flags.c_contiguous and w_p.flags.writeable):
+            raise ValueError("w_p must be a writable C-contiguous array to receive w's panels")
+        w_p[...] = pack_panels(w)
     return bias_activation(a @ unpack(w_p, n), bias, activation)
 
 

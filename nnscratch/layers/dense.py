@@ -29,10 +29,11 @@ class Dense(ActivatedLayer):
 
     Inference: during ``predict`` and ``evaluate`` (one pass over fixed
     weights, :meth:`begin_inference`) the kernel may be kept packed in
-    panels of 16 columns (``kernels.backend().pack_panels``), each a
-    contiguous block, for ``kernels.backend().matmul_panels``, which also
-    adds the bias and applies ReLU: faster than BLAS's product where
-    ``fixed_product_pays`` says so, and the same up to float rounding.
+    panels of 16 columns, each a contiguous block, for
+    ``kernels.backend().matmul_panels``, which also adds the bias and
+    applies ReLU, and packs the kernel in the pass's first batch: faster
+    than BLAS's product where ``fixed_product_pays`` says so, and the same
+    up to float rounding.
     Training always multiplies ``x @ W`` with BLAS.
 
     Parameters
@@ -56,6 +57,7 @@ class Dense(ActivatedLayer):
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
         self._kernel_p = None  # W packed in panels, only during a pass of inference (begin_inference)
+        self._kernel_to_pack = None  # W, until the pass's first product has packed it into _kernel_p
 
     def build(self, input_shape):
         if len(input_shape) != 1:
@@ -78,10 +80,13 @@ class Dense(ActivatedLayer):
             return
         twin, kernel = kernels.backend(), self.kernel.value
         if twin.fixed_product_pays(*kernel.shape):
-            self._kernel_p = twin.pack_panels(kernel)
+            k, n = kernel.shape
+            width = twin.panel_width(kernel.dtype)
+            self._kernel_p = np.empty((-(-n // width), k, width), kernel.dtype)
+            self._kernel_to_pack = kernel  # by the first product, panel by panel as its threads need them
 
     def end_inference(self):
-        self._kernel_p = None
+        self._kernel_p = self._kernel_to_pack = None
 
     def forward(self, x, training=False):
         self.check_input(x)
@@ -90,10 +95,13 @@ class Dense(ActivatedLayer):
         kernel_p = None if training else self._kernel_p
         if kernel_p is None:
             return self._activate(x @ self.kernel.value, bias, training)
-        product = kernels.backend().matmul_panels
+        product, kernel = kernels.backend().matmul_panels, self._kernel_to_pack  # kernel: W, on the first batch
         if self.activation == "softmax":        # needs whole rows: after the product
-            return self._activate(product(x, kernel_p, self.units), bias, training)
-        return self._keep(product(x, kernel_p, self.units, bias, self.activation), training)
+            y = self._activate(product(x, kernel_p, self.units, w=kernel), bias, training)
+        else:
+            y = self._keep(product(x, kernel_p, self.units, bias, self.activation, w=kernel), training)
+        self._kernel_to_pack = None             # W is packed (only now: a failed call packs it again)
+        return y
 
     def backward_from_preactivation(self, grad_z):
         np.matmul(self._x.T, grad_z, out=self.kernel.grad)
