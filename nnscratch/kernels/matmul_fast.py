@@ -247,25 +247,24 @@ def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
         raise ValueError(f"bias must have shape ({n},), one number per column of w, got {np.shape(bias)}")
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown elementwise activation {activation!r}; expected one of {_ACTIVATIONS}")
-    if a.dtype != w_p.dtype or a.dtype not in (np.float32, np.float64) or k == 0 or m == 0 or n == 0:
+    dtype = a.dtype.type
+    if dtype is not w_p.dtype.type or dtype not in _ZERO_AND_NO_W or k == 0 or m == 0 or n == 0:
         if w is not None:
             w_p[...] = pack_panels(w)
         return bias_activation(a @ unpack(w_p, n), bias, activation)
     panels, _, width = w_p.shape
-    padded = np.zeros(panels * width, a.dtype)         # whole vectors for the last panel
+    padded = np.zeros(panels * width, dtype)           # whole vectors for the last panel
     if bias is not None:
         padded[:n] = bias
-    out = np.empty((m, n), a.dtype)
+    out = np.empty((m, n), dtype)
     chunks = -(-m * k * a.itemsize // CHUNK_BYTES)      # as few chunks as fit
-    chunk_rows = -(-m // chunks)
-    row_parts = 1 if w is not None else max(1, -(-NARROW_PANELS // panels))
-    size = SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0
-    zero, no_w = _ZERO_AND_NO_W[a.dtype.type]
-    for_size(_matmul_panels_kernel, size)(
+    row_parts = 1 if w is not None else -(-NARROW_PANELS // panels)
+    zero, no_w = _ZERO_AND_NO_W[dtype]
+    for_size(_matmul_panels_kernel, SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0)(
         a if a.flags.c_contiguous else np.ascontiguousarray(a),
         w_p if w_p.flags.c_contiguous else np.ascontiguousarray(w_p),
-        out, padded, activation == "relu", chunk_rows, row_parts, no_w if w is None else w, zero)
-    if activation not in ("linear", "relu"):                       # not applied by the tiles
+        out, padded, activation == "relu", -(-m // chunks), row_parts, no_w if w is None else w, zero)
+    if activation != "linear" and activation != "relu":            # not applied by the tiles
         bias_activation(out, None, activation)
     return out
 
@@ -280,7 +279,7 @@ def _check_operands(a, w_p, n):
     if not (isinstance(a, np.ndarray) and isinstance(w_p, np.ndarray)):
         a, w_p = np.asarray(a), np.asarray(w_p)
     width = w_p.shape[-1] if w_p.ndim == 3 else 0
-    if (a.ndim != 2 or w_p.ndim != 3 or a.shape[1] != w_p.shape[1] or width != panel_width(w_p.dtype)
+    if (a.ndim != 2 or width == 0 or a.shape[1] != w_p.shape[1] or width * w_p.itemsize != 2 * simd.VECTOR_BYTES
             or w_p.shape[0] != -(-n // width)):
         raise ValueError(f"matmul_panels expects a (m, k) and w_p (ceil(n / width), k, width) from pack_panels, "
                          f"with n = {n}; got {a.shape} and {w_p.shape}")
