@@ -46,11 +46,16 @@ panel are computed and not stored. So an output's bits depend on its row of
 or the columns beside it; a ``predict`` pass gives the same bits for any
 batch size.
 
+A Dense layer packs its kernel in the pass's first product (``w=``): each
+thread packs a panel just before its first tile multiplies by it.
+
 On a 2-core AMD EPYC (Zen 1, AVX2) the (100, 784) @ (784, 512) product of the
-MLP's first layer took 0.91-0.95 ms with the bias and ReLU, against
-0.98-1.15 for the dot-product tile of sessions 15-18 and 1.4 through
-OpenBLAS (docs/performance.md, session 19); packing ``w`` takes 0.11 ms,
-where laying out ``W^T`` took 0.28.
+MLP's first layer took 908-929 us with the bias and ReLU, against 968-1,053
+for the dot-product tiles of sessions 15-18 and 1,151-1,201 through OpenBLAS
+(docs/kernels.md, section 4c): 86-88 GFLOP/s, the machine's multiply-add peak
+in that hour. Packing ``w`` took 160-180 us, the transposed copy that the
+dot-product tiles read 250-270. Narrow layers (10 units fill 16 lanes) lost a
+little: 39 against 30 us for (100, 512) @ (512, 10).
 Where the CPU has 512-bit vector instructions, OpenBLAS uses them and this
 kernel, compiled for 256-bit vectors, was never measured against it; nor
 was it on other processors (ARM): :func:`fixed_product_pays` keeps BLAS
@@ -258,7 +263,12 @@ def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
         padded[:n] = bias
     out = np.empty((m, n), dtype)
     chunks = -(-m * k * a.itemsize // CHUNK_BYTES)      # as few chunks as fit
-    row_parts = 1 if w is not None else -(-NARROW_PANELS // panels)
+    row_parts = -(-NARROW_PANELS // panels)
+    if w is not None and row_parts > 1:                 # few panels: packed first, then the rows split
+        for_size(_pack_kernel, 0)(w, w_p)
+        w = None
+    elif w is not None:                                 # one item per panel, packed by the thread using it
+        row_parts = 1
     zero, no_w = _ZERO_AND_NO_W[dtype]
     for_size(_matmul_panels_kernel, SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0)(
         a if a.flags.c_contiguous else np.ascontiguousarray(a),
