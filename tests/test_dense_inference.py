@@ -19,15 +19,15 @@ from nnscratch.layers import dense as dense_module
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Count the calls of the fast twin's ``matmul_panels`` as (units, inputs); let every Dense prepare its pass."""
+    """Count the calls of the fast twin's ``FixedProduct`` as (units, inputs); let every Dense prepare its pass."""
     calls = []
-    product = fast.matmul_panels
 
-    def spy(a, w_p, n, *args, **kwargs):
-        calls.append((n, w_p.shape[1]))
-        return product(a, w_p, n, *args, **kwargs)
+    class Counted(fast.FixedProduct):
+        def __call__(self, a):
+            calls.append((self.shape[1], self.shape[0]))
+            return super().__call__(a)
 
-    monkeypatch.setattr(fast, "matmul_panels", spy)
+    monkeypatch.setattr(fast, "FixedProduct", Counted)
     monkeypatch.setattr(fast, "fixed_product_pays", lambda k, n: True)
     monkeypatch.setattr(dense_module, "PREPARE_FROM_SAMPLES", 0)
     kernels.set_backend("numba")
@@ -57,7 +57,7 @@ def test_predict_takes_the_packed_product_and_agrees_with_forward(counted):
     out = model.predict(x, batch_size=16)
     assert counted == [(13, 30), (4, 13)] * 4  # both layers, all 4 batches
     np.testing.assert_allclose(out, plain, rtol=1e-5, atol=1e-7)
-    assert all(layer._kernel_p is None for layer in dense_layers(model))  # dropped after the pass
+    assert all(layer._product is None for layer in dense_layers(model))  # dropped after the pass
 
 
 def test_predict_gives_the_same_bits_for_any_batch_size(counted):
@@ -108,7 +108,7 @@ def test_the_pass_ends_when_predict_fails(counted):
     with pytest.raises(RuntimeError, match="data source broke"):
         model.predict(batches(), steps=3)
     assert counted  # the first batch ran in the pass
-    assert all(layer._kernel_p is None for layer in dense_layers(model))
+    assert all(layer._product is None for layer in dense_layers(model))
 
 
 def test_short_passes_keep_blas(counted, monkeypatch):
@@ -187,16 +187,17 @@ def test_the_first_batch_packs_the_kernel_and_a_failed_one_leaves_it_to_the_next
     x = np.random.default_rng(4).standard_normal((8, 5)).astype(np.float32)
     layer.begin_inference(len(x))
     try:
-        assert layer._kernel_to_pack is layer.kernel.value
+        product = layer._product
+        assert product._w is layer.kernel.value
         with pytest.raises(ValueError, match="expected input shape"):
             layer.forward(x[:, :4])
-        assert layer._kernel_to_pack is not None  # nothing packed yet
+        assert product._w is not None  # nothing packed yet
         first = layer.forward(x)
-        assert layer._kernel_to_pack is None
-        np.testing.assert_array_equal(layer._kernel_p, fast.pack_panels(layer.kernel.value))
+        assert product._w is None
+        np.testing.assert_array_equal(product.w_p, fast.pack_panels(layer.kernel.value))
         np.testing.assert_array_equal(layer.forward(x), first)  # later batches read the packed panels
         np.testing.assert_allclose(first, np.maximum(x @ layer.kernel.value + layer.bias.value, 0), rtol=1e-6,
                                    atol=1e-7)
     finally:
         layer.end_inference()
-    assert layer._kernel_p is None and layer._kernel_to_pack is None and counted == [(20, 5)] * 2
+    assert layer._product is None and counted == [(20, 5)] * 2

@@ -46,9 +46,9 @@ from nnscratch.kernels.batchnorm_fast import (batch_statistics, batchnorm_backwa
                                               batchnorm_forward_train, batchnorm_inference)
 from nnscratch.kernels.elementwise_fast import (_BIAS_ACTIVATIONS, _affine_and_code, _affine_rows,
                                                 _bias_activation_affine, _bias_activation_rows, _bias_and_code,
-                                                activation_backward, bias_activation, bias_gradient, bias_softmax,
-                                                dropout_forward, softmax_cross_entropy)
-from nnscratch.kernels.matmul_fast import fixed_product_pays, matmul_panels, pack_panels, panel_width
+                                                activation_backward, all_finite, bias_activation, bias_gradient,
+                                                bias_softmax, dropout_forward, softmax_cross_entropy)
+from nnscratch.kernels.matmul_fast import FixedProduct, fixed_product_pays, matmul_panels, pack_panels, panel_width
 from nnscratch.kernels.workspace import block_bounds, for_size, image_blocks, one_blas_thread, scratch
 
 __all__ = [
@@ -72,6 +72,8 @@ __all__ = [
     "softmax_cross_entropy",
     "pack_panels",
     "matmul_panels",
+    "FixedProduct",
+    "all_finite",
     "panel_width",
     "fixed_product_pays",
 ]

@@ -69,7 +69,7 @@ from nnscratch.kernels import simd
 from nnscratch.kernels.elementwise_fast import bias_activation
 from nnscratch.kernels.workspace import SERIAL_BELOW, for_size
 
-__all__ = ["pack_panels", "matmul_panels", "fixed_product_pays", "panel_width"]
+__all__ = ["pack_panels", "matmul_panels", "FixedProduct", "fixed_product_pays", "panel_width"]
 
 TILE_ROWS = 4                   # rows of a tile; its columns are one panel (two vectors)
 CHUNK_BYTES = 384 * 1024        # rows of ``a`` walked by each panel (level-2 cache)
@@ -279,6 +279,75 @@ def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
     if activation != "linear" and activation != "relu":            # not applied by the tiles
         bias_activation(out, None, activation)
     return out
+
+
+class FixedProduct:
+    """``f(a @ w + bias)`` by one fixed ``w``, call after call: a Dense layer's product for a pass of inference.
+
+    What :func:`matmul_panels` checks and prepares on every call is done
+    once here, when the pass begins: ``w`` ``(k, n)`` (float32 or float64)
+    is given a buffer for its panels, which the first call fills (each
+    thread packing a panel just before it multiplies by it, as
+    ``matmul_panels(..., w=w)``); the bias is padded to whole panels; the
+    compilation to run (:func:`~nnscratch.kernels.workspace.for_size`,
+    which asks Numba for the number of threads) is chosen. A call then
+    checks ``a`` and runs the kernel: about 15 us less a call than
+    ``matmul_panels``, 2.5% of an MLP's ``predict`` (docs/performance.md,
+    session 20). The results are :func:`matmul_panels`'s, bit for bit.
+
+    ``w`` and ``bias`` are read by the first call and must not change
+    before the last one (a pass keeps its weights). ``a`` of another dtype
+    than ``w`` is multiplied by NumPy's ``@`` (as in ``matmul_panels``).
+    ``activation``: ``"linear"`` or ``"relu"`` (applied by the tiles),
+    ``"sigmoid"`` or ``"tanh"`` (by :func:`bias_activation` afterwards).
+    """
+
+    def __init__(self, w, bias=None, activation="linear"):
+        if not isinstance(w, np.ndarray) or w.ndim != 2 or w.dtype not in (np.float32, np.float64):
+            raise ValueError(f"FixedProduct expects w, a 2-D float32 or float64 array (k, n), got "
+                             f"{getattr(w, 'dtype', type(w).__name__)} of shape {np.shape(w)}")
+        k, n = w.shape
+        if bias is not None and np.shape(bias) != (n,):
+            raise ValueError(f"bias must have shape ({n},), one number per column of w, got {np.shape(bias)}")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"unknown elementwise activation {activation!r}; expected one of {_ACTIVATIONS}")
+        self.shape, self.dtype, self.activation = (k, n), w.dtype, activation
+        width = panel_width(w.dtype)
+        self.w_p = np.empty((-(-n // width), k, width), w.dtype)      # filled by the first call
+        self._w = np.ascontiguousarray(w)
+        self._bias = bias
+        self._padded = np.zeros(self.w_p.shape[0] * width, w.dtype)  # whole vectors for the last panel
+        if bias is not None:
+            self._padded[:n] = bias
+        self._row_parts = -(-NARROW_PANELS // max(self.w_p.shape[0], 1))
+        self._parallel = for_size(_matmul_panels_kernel, SERIAL_BELOW)
+        self._serial = for_size(_matmul_panels_kernel, 0)
+
+    def __call__(self, a):
+        """``f(a @ w + bias)``, ``a`` ``(m, k)`` -> ``(m, n)``."""
+        k, n = self.shape
+        if not isinstance(a, np.ndarray) or a.ndim != 2 or a.shape[1] != k:
+            raise ValueError(f"FixedProduct by a ({k}, {n}) matrix expects a of shape (m, {k}), got {np.shape(a)}")
+        w = self._w
+        if a.dtype != self.dtype or k == 0 or n == 0 or a.shape[0] == 0:
+            return bias_activation(a @ (unpack(self.w_p, n) if w is None else w), self._bias, self.activation)
+        m = a.shape[0]
+        out = np.empty((m, n), self.dtype)
+        row_parts = self._row_parts
+        if w is not None and row_parts > 1:     # few panels: packed first, then the rows split
+            for_size(_pack_kernel, 0)(w, self.w_p)
+            self._w = w = None
+        elif w is not None:                     # one item per panel, packed by the thread using it
+            row_parts = 1
+        zero, no_w = _ZERO_AND_NO_W[self.dtype.type]
+        chunks = -(-m * k * a.itemsize // CHUNK_BYTES)
+        kernel = self._parallel if m * k * n >= PARALLEL_FROM_MACS else self._serial
+        kernel(a if a.flags.c_contiguous else np.ascontiguousarray(a), self.w_p, out, self._padded,
+               self.activation == "relu", -(-m // chunks), row_parts, no_w if w is None else w, zero)
+        self._w = None                          # packed (only now: a failed call packs it again)
+        if self.activation != "linear" and self.activation != "relu":
+            bias_activation(out, None, self.activation)
+        return out
 
 
 def unpack(w_p, n):

@@ -38,6 +38,8 @@ __all__ = [
     "softmax_cross_entropy",
     "pack_panels",
     "matmul_panels",
+    "FixedProduct",
+    "all_finite",
     "panel_width",
     "fixed_product_pays",
 ]
@@ -513,6 +515,46 @@ def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
             raise ValueError("w_p must be a writable C-contiguous array to receive w's panels")
         w_p[...] = pack_panels(w)
     return bias_activation(a @ unpack(w_p, n), bias, activation)
+
+
+def all_finite(x):
+    """Whether no number of ``x`` is NaN or infinite (what every ``fit``, ``evaluate`` and ``predict`` checks)."""
+    return bool(np.isfinite(x).all())
+
+
+class FixedProduct:
+    """``f(a @ w + bias)`` by one fixed ``w``, call after call: a Dense layer's product for a pass of inference.
+
+    The first call packs ``w`` ``(k, n)`` into ``self.w_p`` with
+    :func:`pack_panels`; every call returns
+    ``matmul_panels(a, self.w_p, n, bias, activation)``. ``w`` and ``bias``
+    must not change before the last call (a pass keeps its weights).
+    ``activation``: ``"linear"``, ``"relu"``, ``"sigmoid"`` or ``"tanh"``.
+    """
+
+    def __init__(self, w, bias=None, activation="linear"):
+        if not isinstance(w, np.ndarray) or w.ndim != 2 or w.dtype not in (np.float32, np.float64):
+            raise ValueError(f"FixedProduct expects w, a 2-D float32 or float64 array (k, n), got "
+                             f"{getattr(w, 'dtype', type(w).__name__)} of shape {np.shape(w)}")
+        if bias is not None and np.shape(bias) != (w.shape[1],):
+            raise ValueError(f"bias must have shape ({w.shape[1]},), one number per column of w, "
+                             f"got {np.shape(bias)}")
+        if activation not in ("linear", "relu", "sigmoid", "tanh"):
+            raise ValueError(f"unknown elementwise activation {activation!r}")
+        self.shape, self.dtype, self.activation = w.shape, w.dtype, activation
+        width = panel_width(w.dtype)
+        self.w_p = np.empty((-(-w.shape[1] // width), w.shape[0], width), w.dtype)  # filled by the first call
+        self._w, self._bias = w, bias
+
+    def __call__(self, a):
+        """``f(a @ w + bias)``, ``a`` ``(m, k)`` -> ``(m, n)``."""
+        k, n = self.shape
+        if not isinstance(a, np.ndarray) or a.ndim != 2 or a.shape[1] != k:
+            raise ValueError(f"FixedProduct by a ({k}, {n}) matrix expects a of shape (m, {k}), got {np.shape(a)}")
+        if self._w is not None:
+            self.w_p[...] = pack_panels(self._w)
+            self._w = None
+        return matmul_panels(a, self.w_p, n, self._bias, self.activation)
 
 
 def fixed_product_pays(k, n):

@@ -28,12 +28,12 @@ class Dense(ActivatedLayer):
         \frac{\partial L}{\partial x} = g W^T
 
     Inference: during ``predict`` and ``evaluate`` (one pass over fixed
-    weights, :meth:`begin_inference`) the kernel may be kept packed in
-    panels of 16 columns, each a contiguous block, for
-    ``kernels.backend().matmul_panels``, which also adds the bias and
-    applies ReLU, and packs the kernel in the pass's first batch: faster
-    than BLAS's product where ``fixed_product_pays`` says so, and the same
-    up to float rounding.
+    weights, :meth:`begin_inference`) the product may be a
+    ``kernels.backend().FixedProduct``, which keeps the kernel packed in
+    panels of 16 columns, each a contiguous block (packed in the pass's
+    first batch), and also adds the bias and applies ReLU: faster than
+    BLAS's product where ``fixed_product_pays`` says so, and the same up to
+    float rounding.
     Training always multiplies ``x @ W`` with BLAS.
 
     Parameters
@@ -56,8 +56,7 @@ class Dense(ActivatedLayer):
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
-        self._kernel_p = None  # W packed in panels, only during a pass of inference (begin_inference)
-        self._kernel_to_pack = None  # W, until the pass's first product has packed it into _kernel_p
+        self._product = None  # x -> f(x W + b) by W packed in panels, only during a pass of inference
 
     def build(self, input_shape):
         if len(input_shape) != 1:
@@ -80,28 +79,22 @@ class Dense(ActivatedLayer):
             return
         twin, kernel = kernels.backend(), self.kernel.value
         if twin.fixed_product_pays(*kernel.shape):
-            k, n = kernel.shape
-            width = twin.panel_width(kernel.dtype)
-            self._kernel_p = np.empty((-(-n // width), k, width), kernel.dtype)
-            self._kernel_to_pack = kernel  # by the first product, panel by panel as its threads need them
+            bias = self.bias.value if self.use_bias else None
+            # softmax needs whole rows: the product adds the bias, the softmax comes after it
+            activation = "linear" if self.activation == "softmax" else self.activation
+            self._product = twin.FixedProduct(kernel, bias, activation)  # packs W in the first batch
 
     def end_inference(self):
-        self._kernel_p = self._kernel_to_pack = None
+        self._product = None
 
     def forward(self, x, training=False):
         self.check_input(x)
         self._x = x if training else None
-        bias = self.bias.value if self.use_bias else None
-        kernel_p = None if training else self._kernel_p
-        if kernel_p is None:
-            return self._activate(x @ self.kernel.value, bias, training)
-        product, kernel = kernels.backend().matmul_panels, self._kernel_to_pack  # kernel: W, on the first batch
-        if self.activation == "softmax":        # needs whole rows: after the product
-            y = self._activate(product(x, kernel_p, self.units, w=kernel), bias, training)
-        else:
-            y = self._keep(product(x, kernel_p, self.units, bias, self.activation, w=kernel), training)
-        self._kernel_to_pack = None             # W is packed (only now: a failed call packs it again)
-        return y
+        if self._product is None or training:
+            return self._activate(x @ self.kernel.value, self.bias.value if self.use_bias else None, training)
+        if self.activation == "softmax":
+            return self._activate(self._product(x), None, training)
+        return self._keep(self._product(x), training)
 
     def backward_from_preactivation(self, grad_z):
         np.matmul(self._x.T, grad_z, out=self.kernel.grad)

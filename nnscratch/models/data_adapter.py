@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from nnscratch import kernels
 from nnscratch.config import floatx
 
 __all__ = ["ArrayBatches", "SequenceBatches", "GeneratorBatches", "adapt", "check_features", "is_batch_source"]
@@ -25,7 +26,7 @@ def check_features(x, name="x") -> np.ndarray:
         x = np.asarray(x, dtype=floatx())
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}: {error}") from None
-    if not np.isfinite(x).all():
+    if not kernels.backend().all_finite(x):
         bad = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0, 0] if x.ndim else 0
         raise ValueError(f"{name} contains NaN or infinite values (first in sample {bad})")
     return x
