@@ -5,6 +5,9 @@
   threads, wide ones packed by the threads inside the first call, rows in
   several chunks, the serial and the parallel compilation), every
   elementwise activation, float32 and float64, both twins;
+* a softmax: the logits of ``matmul_panels`` and the probabilities of
+  ``bias_softmax`` on them, bit for bit, whether the tiles compute it (one
+  panel of columns) or ``bias_softmax`` does (wider rows);
 * the first call packs the matrix, the later ones read the panels; a
   call that fails before the kernel runs leaves the packing to the next;
 * another dtype, empty shapes; argument errors at construction and at call.
@@ -28,7 +31,7 @@ except ImportError:  # tests/ itself is on sys.path
 
 TWINS = [reference, fast]
 TWIN_IDS = ["numpy", "numba"]
-ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh"]
+ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "softmax"]
 
 
 def operands(seed, m, k, n, dtype):
@@ -48,14 +51,26 @@ def test_every_call_gives_the_bits_of_matmul_panels(twin, m, k, n, seed, dtype, 
     bias = bias if use_bias else None
     later = np.random.default_rng(seed + 1).standard_normal((m + 3, k)).astype(dtype)
     w_p = twin.pack_panels(w)
+
+    def expected(x):
+        if activation != "softmax":
+            return twin.matmul_panels(x, w_p, n, bias, activation), None
+        logits = twin.matmul_panels(x, w_p, n, bias)
+        return twin.bias_softmax(logits.copy(), None), logits
+
     with module_value(matmul_fast, "CHUNK_BYTES", chunk_bytes), \
             module_value(matmul_fast, "PARALLEL_FROM_MACS", parallel_from):
         product = twin.FixedProduct(w, bias, activation)
-        first, second = product(a), product(later)
-        np.testing.assert_array_equal(first, twin.matmul_panels(a, w_p, n, bias, activation))
-        np.testing.assert_array_equal(second, twin.matmul_panels(later, w_p, n, bias, activation))
+        for x in (a, later):
+            y, logits = expected(x)
+            np.testing.assert_array_equal(product(x), y)
+            if logits is None:
+                assert product.logits is None
+            else:
+                np.testing.assert_array_equal(product.logits, logits)
+                assert product.logits.shape == (len(x), n) and product.logits.dtype == dtype
     np.testing.assert_array_equal(product.w_p, w_p)  # packed by the first call, every panel
-    assert first.dtype == second.dtype == dtype and first.shape == (m, n)
+    assert product(a).dtype == dtype and product(a).shape == (m, n)
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=TWIN_IDS)
@@ -85,7 +100,11 @@ def test_another_dtype_and_empty_shapes(twin):
     out = twin.FixedProduct(w, bias, "tanh")(wide)  # NumPy's product, float64 as a @ w
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, np.tanh(wide @ w + bias), rtol=1e-6)
-    assert twin.FixedProduct(w, bias)(a[:0]).shape == (0, 3)
+    softmax = twin.FixedProduct(w, bias, "softmax")
+    np.testing.assert_allclose(softmax(wide), twin.bias_softmax(wide @ w + bias, None), rtol=1e-6)
+    np.testing.assert_allclose(softmax.logits, wide @ w + bias, rtol=1e-6)
+    assert softmax.logits.dtype == np.float64
+    assert twin.FixedProduct(w, bias)(a[:0]).shape == softmax(a[:0]).shape == (0, 3)
     empty = twin.FixedProduct(np.ones((0, 3), np.float32), bias, "relu")(np.ones((2, 0), np.float32))
     np.testing.assert_array_equal(empty, np.maximum(np.tile(bias, (2, 1)), 0))
 
@@ -99,10 +118,27 @@ def test_arguments_are_checked(twin):
         twin.FixedProduct(w.reshape(-1))
     with pytest.raises(ValueError, match=r"bias must have shape \(4,\).*\(3,\)"):
         twin.FixedProduct(w, np.ones(3, np.float32))
-    with pytest.raises(ValueError, match="unknown elementwise activation 'softmax'"):
-        twin.FixedProduct(w, None, "softmax")  # needs whole rows
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        twin.FixedProduct(w, None, "swish")
     product = twin.FixedProduct(w)
     with pytest.raises(ValueError, match=r"expects a of shape \(m, 3\), got \(3,\)"):
         product(np.ones(3, np.float32))
     with pytest.raises(ValueError, match=r"expects a of shape \(m, 3\)"):
         product([[1.0, 2.0, 3.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_softmax_of_the_tiles_handles_what_bias_softmax_handles(dtype):
+    """Logits in the thousands (exp would overflow without the largest one taken off), NaN and infinity."""
+    a, w, bias = operands(6, 9, 12, 10, dtype)
+    a[1] *= 1e3
+    a[3, 5] = np.nan
+    a[5, 2] = np.inf
+    a[7, 0] = -np.inf
+    product = fast.FixedProduct(w, bias, "softmax")
+    with np.errstate(invalid="ignore"):  # the NumPy twin of the simd operations, without the JIT
+        y = product(a)
+        logits = fast.matmul_panels(a, fast.pack_panels(w), 10, bias)
+        np.testing.assert_array_equal(product.logits, logits)
+        np.testing.assert_array_equal(y, fast.bias_softmax(logits, None))
+    assert np.isfinite(y[[0, 1, 2, 4, 6, 8]]).all() and np.isnan(y[3]).all()

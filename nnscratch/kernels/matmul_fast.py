@@ -66,7 +66,7 @@ import numpy as np
 from numba import njit, prange
 
 from nnscratch.kernels import simd
-from nnscratch.kernels.elementwise_fast import bias_activation
+from nnscratch.kernels.elementwise_fast import bias_activation, bias_softmax
 from nnscratch.kernels.workspace import SERIAL_BELOW, for_size
 
 __all__ = ["pack_panels", "matmul_panels", "FixedProduct", "fixed_product_pays", "panel_width"]
@@ -162,6 +162,9 @@ def pack_panels(w):
 # the product
 # ---------------------------------------------------------------------------
 
+LINEAR, RELU, SOFTMAX = 0, 1, 2     # what the tiles apply as they store (``code``)
+
+
 @njit(inline="always")
 def _finish(sums, bias, relu):
     """``f(sums + bias)``, ``f`` the identity or ReLU."""
@@ -183,7 +186,31 @@ def _store_row(out, i, j, half, c0, c1, b0, b1, relu):
 
 
 @njit(inline="always")
-def _tile(a, i, last, w_p, q, out, bias, relu, zero):
+def _store_softmax_row(out, logits, i, half, c0, c1, b0, b1, zero):
+    """``logits[i] = c + b`` and ``out[i] = softmax(logits[i])``: a whole row in one panel (``n <= 2 * half``).
+
+    The arithmetic of ``bias_softmax``, step for step: the largest logit
+    (NaN wins), ``exp(v - top)`` for each, their sum in order, a division.
+    """
+    n = out.shape[1]
+    v0, v1 = simd.add(c0, b0), simd.add(c1, b1)
+    top = simd.lane(v0, 0)
+    for c in range(n):
+        v = simd.lane(v0, c) if c < half else simd.lane(v1, c - half)
+        logits[i, c] = v
+        if v > top or v != v:
+            top = v
+    total = zero
+    for c in range(n):
+        e = np.exp(logits[i, c] - top)
+        out[i, c] = e
+        total += e
+    for c in range(n):
+        out[i, c] /= total
+
+
+@njit(inline="always")
+def _tile(a, i, last, w_p, q, out, bias, code, logits, zero):
     """``out[i:i+4, panel q]``: 4 rows x 2 vectors of sums in one sweep along ``k``, then bias and activation.
 
     Every output takes the same instructions: rows past ``last`` repeat row
@@ -207,14 +234,21 @@ def _tile(a, i, last, w_p, q, out, bias, relu, zero):
         c30, c31 = simd.fma(x, w0, c30), simd.fma(x, w1, c31)
     j = q * width
     b0, b1 = simd.load(bias, j), simd.load(bias, j + half)   # bias is padded to whole panels
-    _store_row(out, i3, j, half, c30, c31, b0, b1, relu)
-    _store_row(out, i2, j, half, c20, c21, b0, b1, relu)
-    _store_row(out, i1, j, half, c10, c11, b0, b1, relu)
-    _store_row(out, i, j, half, c00, c01, b0, b1, relu)
+    if code == SOFTMAX:                                      # one panel: whole rows
+        _store_softmax_row(out, logits, i3, half, c30, c31, b0, b1, zero)
+        _store_softmax_row(out, logits, i2, half, c20, c21, b0, b1, zero)
+        _store_softmax_row(out, logits, i1, half, c10, c11, b0, b1, zero)
+        _store_softmax_row(out, logits, i, half, c00, c01, b0, b1, zero)
+    else:
+        relu = code == RELU
+        _store_row(out, i3, j, half, c30, c31, b0, b1, relu)
+        _store_row(out, i2, j, half, c20, c21, b0, b1, relu)
+        _store_row(out, i1, j, half, c10, c11, b0, b1, relu)
+        _store_row(out, i, j, half, c00, c01, b0, b1, relu)
 
 
 @njit(parallel=True, cache=True)
-def _matmul_panels_kernel(a, w_p, out, bias, relu, chunk_rows, row_parts, w, zero):
+def _matmul_panels_kernel(a, w_p, out, bias, code, logits, chunk_rows, row_parts, w, zero):
     m = a.shape[0]
     panels = w_p.shape[0]
     pack = w.shape[1] > 0                           # w_p is still to be filled from w (then row_parts is 1)
@@ -229,7 +263,7 @@ def _matmul_panels_kernel(a, w_p, out, bias, relu, chunk_rows, row_parts, w, zer
             r0 = i0 + item // panels * part_rows    # (few panels: the chunk's rows in parts, too)
             r1 = min(r0 + part_rows, i1)
             for i in range(r0, r1, TILE_ROWS):      # the last rows of a part repeat its last row
-                _tile(a, i, r1 - 1, w_p, q, out, bias, relu, zero)
+                _tile(a, i, r1 - 1, w_p, q, out, bias, code, logits, zero)
 
 
 def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
@@ -259,25 +293,41 @@ def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
         if w is not None:
             w_p[...] = pack_panels(w)
         return bias_activation(a @ unpack(w_p, n), bias, activation)
+    kernel = for_size(_matmul_panels_kernel, SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0)
+    out = _multiply(kernel, a, w_p if w_p.flags.c_contiguous else np.ascontiguousarray(w_p), n,
+                    _padded_bias(bias, w_p), RELU if activation == "relu" else LINEAR, None, w)
+    if activation != "linear" and activation != "relu":            # not applied by the tiles
+        bias_activation(out, None, activation)
+    return out
+
+
+def _padded_bias(bias, w_p):
+    """The bias (or zeros) padded with zeros to whole panels: the tiles load it in whole vectors."""
     panels, _, width = w_p.shape
-    padded = np.zeros(panels * width, dtype)           # whole vectors for the last panel
+    padded = np.zeros(panels * width, w_p.dtype)
     if bias is not None:
-        padded[:n] = bias
-    out = np.empty((m, n), dtype)
-    chunks = -(-m * k * a.itemsize // CHUNK_BYTES)      # as few chunks as fit
-    row_parts = -(-NARROW_PANELS // panels)
+        padded[:len(bias)] = bias
+    return padded
+
+
+def _multiply(kernel, a, w_p, n, padded, code, logits, w):
+    """Run ``kernel`` (a compilation of :func:`_matmul_panels_kernel`) on checked operands; the output.
+
+    ``w``: None, or ``w`` to pack into ``w_p`` first; ``logits``: for
+    ``code == SOFTMAX`` (one panel), the ``(m, n)`` array that receives them.
+    """
+    m, k = a.shape
+    out = np.empty((m, n), a.dtype)
+    row_parts = -(-NARROW_PANELS // w_p.shape[0])
     if w is not None and row_parts > 1:                 # few panels: packed first, then the rows split
         for_size(_pack_kernel, 0)(w, w_p)
         w = None
     elif w is not None:                                 # one item per panel, packed by the thread using it
         row_parts = 1
-    zero, no_w = _ZERO_AND_NO_W[dtype]
-    for_size(_matmul_panels_kernel, SERIAL_BELOW if m * k * n >= PARALLEL_FROM_MACS else 0)(
-        a if a.flags.c_contiguous else np.ascontiguousarray(a),
-        w_p if w_p.flags.c_contiguous else np.ascontiguousarray(w_p),
-        out, padded, activation == "relu", -(-m // chunks), row_parts, no_w if w is None else w, zero)
-    if activation != "linear" and activation != "relu":            # not applied by the tiles
-        bias_activation(out, None, activation)
+    zero, no_w = _ZERO_AND_NO_W[a.dtype.type]
+    chunks = -(-m * k * a.itemsize // CHUNK_BYTES)      # as few chunks as fit
+    kernel(a if a.flags.c_contiguous else np.ascontiguousarray(a), w_p, out, padded, code,
+           no_w if logits is None else logits, -(-m // chunks), row_parts, no_w if w is None else w, zero)
     return out
 
 
@@ -289,17 +339,22 @@ class FixedProduct:
     is given a buffer for its panels, which the first call fills (each
     thread packing a panel just before it multiplies by it, as
     ``matmul_panels(..., w=w)``); the bias is padded to whole panels; the
-    compilation to run (:func:`~nnscratch.kernels.workspace.for_size`,
-    which asks Numba for the number of threads) is chosen. A call then
+    compilations to run (:func:`~nnscratch.kernels.workspace.for_size`,
+    which asks Numba for the number of threads) are chosen. A call then
     checks ``a`` and runs the kernel: about 15 us less a call than
-    ``matmul_panels``, 2.5% of an MLP's ``predict`` (docs/performance.md,
-    session 20). The results are :func:`matmul_panels`'s, bit for bit.
+    ``matmul_panels`` (docs/performance.md, session 20), with its bits.
+
+    ``activation``: ``"linear"`` or ``"relu"`` (applied by the tiles),
+    ``"sigmoid"`` or ``"tanh"`` (by :func:`bias_activation` afterwards), or
+    ``"softmax"``: then each call also sets :attr:`logits` to ``a @ w +
+    bias``, and the probabilities are those of :func:`bias_softmax` on
+    them, bit for bit; for at most one panel of columns (16 float32, a
+    classifier's last layer) the tiles compute them, on the kernel's
+    threads, else ``bias_softmax`` after the product.
 
     ``w`` and ``bias`` are read by the first call and must not change
     before the last one (a pass keeps its weights). ``a`` of another dtype
     than ``w`` is multiplied by NumPy's ``@`` (as in ``matmul_panels``).
-    ``activation``: ``"linear"`` or ``"relu"`` (applied by the tiles),
-    ``"sigmoid"`` or ``"tanh"`` (by :func:`bias_activation` afterwards).
     """
 
     def __init__(self, w, bias=None, activation="linear"):
@@ -309,17 +364,15 @@ class FixedProduct:
         k, n = w.shape
         if bias is not None and np.shape(bias) != (n,):
             raise ValueError(f"bias must have shape ({n},), one number per column of w, got {np.shape(bias)}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"unknown elementwise activation {activation!r}; expected one of {_ACTIVATIONS}")
+        if activation not in _ACTIVATIONS + ("softmax",):
+            raise ValueError(f"unknown activation {activation!r}; expected one of {_ACTIVATIONS + ('softmax',)}")
         self.shape, self.dtype, self.activation = (k, n), w.dtype, activation
         width = panel_width(w.dtype)
         self.w_p = np.empty((-(-n // width), k, width), w.dtype)      # filled by the first call
-        self._w = np.ascontiguousarray(w)
-        self._bias = bias
-        self._padded = np.zeros(self.w_p.shape[0] * width, w.dtype)  # whole vectors for the last panel
-        if bias is not None:
-            self._padded[:n] = bias
-        self._row_parts = -(-NARROW_PANELS // max(self.w_p.shape[0], 1))
+        self.logits = None
+        self._w, self._bias = np.ascontiguousarray(w), bias
+        self._padded = _padded_bias(bias, self.w_p)
+        self._code = {"relu": RELU, "softmax": SOFTMAX if n <= width else LINEAR}.get(activation, LINEAR)
         self._parallel = for_size(_matmul_panels_kernel, SERIAL_BELOW)
         self._serial = for_size(_matmul_panels_kernel, 0)
 
@@ -328,26 +381,25 @@ class FixedProduct:
         k, n = self.shape
         if not isinstance(a, np.ndarray) or a.ndim != 2 or a.shape[1] != k:
             raise ValueError(f"FixedProduct by a ({k}, {n}) matrix expects a of shape (m, {k}), got {np.shape(a)}")
-        w = self._w
+        softmax = self.activation == "softmax"
         if a.dtype != self.dtype or k == 0 or n == 0 or a.shape[0] == 0:
-            return bias_activation(a @ (unpack(self.w_p, n) if w is None else w), self._bias, self.activation)
-        m = a.shape[0]
-        out = np.empty((m, n), self.dtype)
-        row_parts = self._row_parts
-        if w is not None and row_parts > 1:     # few panels: packed first, then the rows split
-            for_size(_pack_kernel, 0)(w, self.w_p)
-            self._w = w = None
-        elif w is not None:                     # one item per panel, packed by the thread using it
-            row_parts = 1
-        zero, no_w = _ZERO_AND_NO_W[self.dtype.type]
-        chunks = -(-m * k * a.itemsize // CHUNK_BYTES)
-        kernel = self._parallel if m * k * n >= PARALLEL_FROM_MACS else self._serial
-        kernel(a if a.flags.c_contiguous else np.ascontiguousarray(a), self.w_p, out, self._padded,
-               self.activation == "relu", -(-m // chunks), row_parts, no_w if w is None else w, zero)
-        self._w = None                          # packed (only now: a failed call packs it again)
-        if self.activation != "linear" and self.activation != "relu":
-            bias_activation(out, None, self.activation)
-        return out
+            w = unpack(self.w_p, n) if self._w is None else self._w
+            if not softmax:
+                return bias_activation(a @ w, self._bias, self.activation)
+            z = bias_activation(a @ w, self._bias, "linear")
+        else:
+            kernel = self._parallel if a.shape[0] * k * n >= PARALLEL_FROM_MACS else self._serial
+            self.logits = np.empty((a.shape[0], n), self.dtype) if self._code == SOFTMAX else None
+            z = _multiply(kernel, a, self.w_p, n, self._padded, self._code, self.logits, self._w)
+            self._w = None                      # packed (only now: a failed call packs it again)
+            if self._code == SOFTMAX:
+                return z
+            if not softmax:
+                if self.activation == "sigmoid" or self.activation == "tanh":   # not applied by the tiles
+                    bias_activation(z, None, self.activation)
+                return z
+        self.logits = z                         # a softmax over rows wider than a panel
+        return bias_softmax(z, None)
 
 
 def unpack(w_p, n):

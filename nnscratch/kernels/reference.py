@@ -529,7 +529,9 @@ class FixedProduct:
     :func:`pack_panels`; every call returns
     ``matmul_panels(a, self.w_p, n, bias, activation)``. ``w`` and ``bias``
     must not change before the last call (a pass keeps its weights).
-    ``activation``: ``"linear"``, ``"relu"``, ``"sigmoid"`` or ``"tanh"``.
+    ``activation``: ``"linear"``, ``"relu"``, ``"sigmoid"``, ``"tanh"`` or
+    ``"softmax"``; for a softmax each call also sets :attr:`logits` to
+    ``a @ w + bias`` and returns ``bias_softmax(logits, None)``.
     """
 
     def __init__(self, w, bias=None, activation="linear"):
@@ -539,11 +541,13 @@ class FixedProduct:
         if bias is not None and np.shape(bias) != (w.shape[1],):
             raise ValueError(f"bias must have shape ({w.shape[1]},), one number per column of w, "
                              f"got {np.shape(bias)}")
-        if activation not in ("linear", "relu", "sigmoid", "tanh"):
-            raise ValueError(f"unknown elementwise activation {activation!r}")
+        activations = ("linear", "relu", "sigmoid", "tanh", "softmax")
+        if activation not in activations:
+            raise ValueError(f"unknown activation {activation!r}; expected one of {activations}")
         self.shape, self.dtype, self.activation = w.shape, w.dtype, activation
         width = panel_width(w.dtype)
         self.w_p = np.empty((-(-w.shape[1] // width), w.shape[0], width), w.dtype)  # filled by the first call
+        self.logits = None
         self._w, self._bias = w, bias
 
     def __call__(self, a):
@@ -554,7 +558,10 @@ class FixedProduct:
         if self._w is not None:
             self.w_p[...] = pack_panels(self._w)
             self._w = None
-        return matmul_panels(a, self.w_p, n, self._bias, self.activation)
+        if self.activation != "softmax":
+            return matmul_panels(a, self.w_p, n, self._bias, self.activation)
+        self.logits = matmul_panels(a, self.w_p, n, self._bias)
+        return bias_softmax(self.logits, None)
 
 
 def fixed_product_pays(k, n):

@@ -32,8 +32,9 @@ class ActivatedLayer(Layer):
         self._y = y if training else None
         return y
 
-    def _keep(self, y, training):
-        """Keep ``y``, already ``f(z + bias)`` (a kernel fused it), for backward when training."""
+    def _keep(self, y, training, logits=None):
+        """Keep ``y``, already ``f(z + bias)`` (a kernel fused it), for backward when training; and a softmax's logits."""
+        self.logits = logits
         self._y = y if training else None
         return y
 
