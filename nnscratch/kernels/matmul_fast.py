@@ -254,15 +254,15 @@ def _matmul_panels_kernel(a, w_p, out, bias, code, logits, chunk_rows, row_parts
     pack = w.shape[1] > 0                           # w_p is still to be filled from w (then row_parts is 1)
     for i0 in range(0, m, chunk_rows):              # a chunk of rows of a, kept in cache ...
         i1 = min(i0 + chunk_rows, m)
-        part_rows = -(-(i1 - i0) // row_parts)
-        part_rows += -part_rows % TILE_ROWS
+        tiles = -(-(i1 - i0) // TILE_ROWS)
         for item in prange(row_parts * panels):     # ... against every panel, shared by the threads
             q = item % panels
             if pack and i0 == 0:
                 _pack_panel(w, w_p, q)              # just before its first use, by the thread that uses it
-            r0 = i0 + item // panels * part_rows    # (few panels: the chunk's rows in parts, too)
-            r1 = min(r0 + part_rows, i1)
-            for i in range(r0, r1, TILE_ROWS):      # the last rows of a part repeat its last row
+            part = item // panels                   # (few panels: the chunk's tiles in parts, too,
+            r0 = i0 + part * tiles // row_parts * TILE_ROWS             # as even as whole tiles allow)
+            r1 = min(i0 + (part + 1) * tiles // row_parts * TILE_ROWS, i1)
+            for i in range(r0, r1, TILE_ROWS):      # the chunk's last rows repeat its last row
                 _tile(a, i, r1 - 1, w_p, q, out, bias, code, logits, zero)
 
 
