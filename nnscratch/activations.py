@@ -7,7 +7,7 @@ fused kernel together with the bias add. ``softmax`` works on the last axis:
           \\frac{\\partial L}{\\partial z} = y \\odot (g - \\sum_k g_k y_k)
 
 where ``g = dL/dy``. When softmax feeds a cross-entropy loss the model skips
-this Jacobian and uses the fused gradient ``p - t`` instead.
+this Jacobian and uses the fused gradient ``(p - t) / N`` instead (``N`` samples).
 """
 
 import numpy as np

@@ -35,29 +35,45 @@ __all__ = ["numerical_gradient", "relative_error", "TensorCheck", "GradcheckRepo
 
 
 def numerical_gradient(f, array: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    """Central-difference gradient of the scalar ``f()`` with respect to ``array`` (changed in place, restored)."""
+    """Central-difference gradient of the scalar ``f()`` with respect to ``array``.
+
+    ``f`` takes no arguments: it reads ``array``, which is changed in place
+    one entry at a time and restored, also when ``f`` raises.
+    """
     grad = np.zeros_like(array, dtype=np.float64)
     flat, grad_flat = array.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):
         original = flat[i]
-        flat[i] = original + h
-        plus = f()
-        flat[i] = original - h
-        minus = f()
-        flat[i] = original
+        try:
+            flat[i] = original + h
+            plus = f()
+            flat[i] = original - h
+            minus = f()
+        finally:
+            flat[i] = original
         grad_flat[i] = (plus - minus) / (2 * h)
     return grad
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
+def relative_error(analytic: np.ndarray, numeric: np.ndarray, scale: float | None = None) -> np.ndarray:
     """Elementwise ``|a - n| / max(|a|, |n|, s)``.
 
-    ``s`` is 1/1000 of the tensor's largest gradient entry (and at least
-    1e-12), so a near-zero entry is judged against the tensor's scale
-    instead of against its own rounding noise.
+    ``s`` keeps an entry whose true value is near 0 from being judged against
+    its own rounding noise. By default it is 1/1000 of the largest entry of
+    ``a`` and ``n`` (and at least 1e-12); :func:`check_layer` and
+    :func:`check_model` pass ``scale`` = 1/1000 of the largest gradient of the
+    whole check, so that a tensor whose true gradient is exactly 0 (a bias
+    just before batch normalisation, which subtracts any shift again) reads
+    as ~1e-8, not 1.
     """
-    scale = max(1e-3 * max(np.abs(analytic).max(initial=0), np.abs(numeric).max(initial=0)), 1e-12)
+    if scale is None:
+        scale = 1e-3 * _largest(analytic, numeric)
+    scale = max(scale, 1e-12)
     return np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), scale)
+
+
+def _largest(*arrays) -> float:
+    return max((float(np.abs(a).max(initial=0)) for a in arrays), default=0.0)
 
 
 @dataclass
@@ -93,46 +109,71 @@ class GradcheckReport:
         return "\n".join(lines)
 
 
-def _compare(name, analytic, numeric) -> TensorCheck:
-    errors = relative_error(analytic, numeric)
+def _compare(name, analytic, numeric, scale) -> TensorCheck:
+    errors = relative_error(analytic, numeric, scale)
     worst = np.unravel_index(np.argmax(errors), errors.shape) if errors.size else ()
     return TensorCheck(name, analytic.shape, float(errors.max(initial=0.0)), tuple(int(i) for i in worst),
                        float(analytic[worst]) if errors.size else 0.0, float(numeric[worst]) if errors.size else 0.0)
 
 
-def _freeze_randomness(layers):
-    """Return a function that rewinds every layer's random generator to its current state."""
-    saved = [(layer, copy.deepcopy(layer.generator.bit_generator.state)) for layer in layers
-             if hasattr(layer, "generator")]
+def _saved_state(layers):
+    """Return a function that puts back what a check's forward passes change.
 
-    def rewind():
-        for layer, state in saved:
+    That is each layer's buffers (batch normalisation's moving statistics,
+    which every training-mode forward updates), its random generator
+    (Dropout's) and its ``skip_input_gradient`` switch (a model's training
+    step sets it on its lowest layer; a check wants the input gradient).
+    """
+    buffers = [(b, b.copy()) for layer in layers for b in layer.buffers.values()]
+    generators = [(layer, copy.deepcopy(layer.generator.bit_generator.state)) for layer in layers
+                  if hasattr(layer, "generator")]
+    switches = [(layer, layer.skip_input_gradient) for layer in layers]
+
+    def restore(switches_too=True):
+        for buffer, saved in buffers:
+            buffer[...] = saved
+        for layer, state in generators:
             layer.generator.bit_generator.state = copy.deepcopy(state)
+        for layer, skip in switches if switches_too else ():
+            layer.skip_input_gradient = skip
 
-    return rewind
+    return restore
 
 
 def _check(forward, backward, x, layers, seed, h, param_prefix):
-    """Shared core: compare backward's gradients with central differences of sum(R * forward(x))."""
-    generator = np.random.default_rng(seed)
-    rewind = _freeze_randomness(layers)
-    rewind()
-    projection = generator.standard_normal(forward(x).shape)
+    """Shared core: compare backward's gradients with central differences of sum(R * forward(x)).
 
-    def loss():
-        rewind()
-        return float(np.sum(projection * forward(x)))
+    Every forward starts from the state the layers had before the check
+    (same buffers, same random draws), and the check leaves them so.
+    """
+    restore = _saved_state(layers)
+    try:
+        for layer in layers:
+            layer.skip_input_gradient = False
+        projection = np.random.default_rng(seed).standard_normal(forward(x).shape)
 
-    rewind()
-    forward(x)
-    grad_x = backward(projection)
-    report = GradcheckReport([_compare("input", grad_x, numerical_gradient(loss, x, h))])
-    analytic = {(layer.name, name): p.grad.copy() for layer in layers for name, p in layer.params.items()}
-    for layer in layers:
-        for name, p in layer.params.items():
-            numeric = numerical_gradient(loss, p.value, h)
-            report.checks.append(_compare(f"{param_prefix(layer)}{name}", analytic[(layer.name, name)], numeric))
-    return report
+        def loss():
+            restore(switches_too=False)
+            return float(np.sum(projection * forward(x)))
+
+        restore(switches_too=False)
+        forward(x)
+        grad_x = backward(projection)
+        if grad_x is None:
+            raise TypeError("backward returned None where dL/dx was expected: a layer's backward(grad) must "
+                            "return the gradient with respect to its input")
+        names = ["input"]
+        analytic = [grad_x]
+        for layer in layers:
+            for name, p in layer.params.items():
+                names.append(f"{param_prefix(layer)}{name}")
+                analytic.append(p.grad.copy())
+        numeric = [numerical_gradient(loss, x, h)]
+        numeric += [numerical_gradient(loss, p.value, h) for layer in layers for p in layer.params.values()]
+    finally:
+        restore()
+    scale = 1e-3 * _largest(*analytic, *numeric)
+    return GradcheckReport([_compare(name, a, n, scale) for name, a, n in zip(names, analytic, numeric)])
 
 
 def _require_float64(layers):
@@ -153,11 +194,19 @@ def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5) 
     x : ndarray, optional
         The input batch (converted to float64). Default: standard normal of ``input_shape``.
     input_shape : tuple, optional
-        Batch shape, including the batch axis, used when ``x`` is not given.
+        Batch shape, including the batch axis (``(4, 5)``: 4 samples of 5
+        features), used when ``x`` is not given.
     training : bool
         Check the training-mode pass (batch statistics, dropout masks).
+
+    The layer is left as it was: parameter values, buffers (moving
+    statistics), random generator; only the parameters' ``grad`` hold the
+    analytic gradients afterwards.
     """
     if x is None:
+        if input_shape is None or len(input_shape) < 2:
+            raise ValueError("check_layer needs x or input_shape, the shape of a whole batch with the batch axis "
+                             f"first, such as (4, 5) for 4 samples of 5 features; got input_shape={input_shape!r}")
         x = np.random.default_rng(seed + 1).standard_normal(input_shape)
     x = np.array(x, dtype=np.float64)
     if not layer.built:

@@ -256,8 +256,9 @@ def test_unbuilt_layer_is_built_in_float64_and_floatx_is_restored():
 def test_float32_model_raises_type_error():
     """check_model must refuse float32 weights like check_layer does.
 
-    In float32 a step of 1e-6 is below the rounding of the weights, so the
-    report shows errors of 1e-3..1e-2 for a correct model: misleading.
+    In float32 the loss is rounded to about 1e-7 of its size, and the central
+    difference divides that rounding by 2h, so the report shows errors of
+    1e-3..1e-2 for a correct model: misleading.
     """
     model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(2, activation="tanh")])
     assert model.layers[0].kernel.value.dtype == np.float32
@@ -274,6 +275,99 @@ def test_checker_leaves_parameters_and_input_unchanged(float64):
     for w, w0 in zip(layer.get_weights(), before[0]):
         np.testing.assert_array_equal(w, w0)
     np.testing.assert_array_equal(x, before[1])
+
+
+def test_a_bias_just_before_batch_norm_has_a_zero_gradient_and_passes(float64):
+    """Batch norm subtracts any per-channel shift, so the bias before it has a true gradient of exactly 0.
+
+    Its two gradients are then both rounding noise (1e-17 against 1e-11):
+    judged against the whole check's gradients they agree; judged against
+    each other alone they would read as an error of 1.
+    """
+    from nnscratch.layers import Conv2D
+
+    for layers, x_shape in (([nnscratch.Input((5,)), Dense(4), BatchNormalization(), Dense(3)], (6, 5)),
+                            ([nnscratch.Input((5, 5, 2)), Conv2D(3, 3), BatchNormalization(), Activation("tanh"),
+                              Flatten(), Dense(2)], (4, 5, 5, 2))):
+        model = nnscratch.Sequential(layers)
+        x = np.random.default_rng(3).standard_normal(x_shape)
+        report = check_model(model, x)
+        bias = next(c for c in report.checks if c.name.endswith("/bias") and c.name.startswith(layers[1].name))
+        assert abs(bias.analytic) < 1e-9 and abs(bias.numeric) < 1e-9  # both zero, to rounding
+        assert report.passed(), str(report)
+        # alone, that tensor's noise is judged against its own scale: an error of order 1
+        grads = model.layers[0].bias.grad
+        assert relative_error(grads, grads + 1e-11).max() > 1e-2
+
+
+def test_relative_error_with_a_given_scale():
+    err = relative_error(np.array([0.0, 2.0]), np.array([1e-9, 2.0]), scale=1e-3)
+    np.testing.assert_allclose(err, [1e-6, 0.0])
+    # the scale only ever raises the denominator
+    np.testing.assert_allclose(relative_error(np.array([1.0]), np.array([2.0]), scale=1e-6), [0.5])
+
+
+def test_checker_leaves_batch_norm_statistics_and_dropout_draws_unchanged(float64):
+    from nnscratch.layers import Dropout
+
+    bn = BatchNormalization()
+    bn.build((3,))
+    x = np.random.default_rng(0).standard_normal((6, 3)) * 3 + 5
+    assert check_layer(bn, x=x, h=1e-4).passed()   # ~44 training-mode forwards, each updating the statistics
+    np.testing.assert_array_equal(bn.buffers["moving_mean"], np.zeros(3))
+    np.testing.assert_array_equal(bn.buffers["moving_variance"], np.ones(3))
+    bn.forward(x, training=True)                    # a forward alone does update them
+    assert not np.array_equal(bn.buffers["moving_mean"], np.zeros(3))
+
+    dropout = Dropout(0.5, seed=1)
+    dropout.build((4,))
+    state = dropout.generator.bit_generator.state
+    assert check_layer(dropout, input_shape=(5, 4)).passed()
+    assert dropout.generator.bit_generator.state == state
+
+
+def test_checker_wants_the_input_gradient_of_a_layer_a_model_trained(float64):
+    """A training step lets the lowest layer skip dL/dx; the check asks for it again and puts the switch back."""
+    model = nnscratch.Sequential([nnscratch.Input((4,)), Dense(3, activation="tanh"), Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.train_on_batch(np.ones((2, 4)), np.zeros((2, 2)))
+    first = model.layers[0]
+    assert first.skip_input_gradient
+    report = check_layer(first, input_shape=(3, 4))
+    assert report.passed() and report.checks[0].name == "input"
+    assert first.skip_input_gradient
+
+
+def test_a_backward_that_returns_nothing_is_named():
+    class NoInputGradient(Dense):
+        def backward(self, grad_output):
+            super().backward(grad_output)
+
+    with pytest.raises(TypeError, match="backward returned None"):
+        check_layer(NoInputGradient(2), input_shape=(3, 4))
+
+
+def test_input_shape_without_the_batch_axis_is_explained():
+    with pytest.raises(ValueError, match=r"batch axis first.*input_shape=\(5,\)"):
+        check_layer(Dense(3), input_shape=(5,))
+    with pytest.raises(ValueError, match="needs x or input_shape"):
+        check_layer(Dense(3))
+
+
+def test_numerical_gradient_restores_the_array_when_f_raises():
+    a = np.array([1.0, 2.0])
+
+    def f():
+        if a[0] != 1.0:
+            raise RuntimeError("f failed")
+        return 0.0
+
+    with pytest.raises(RuntimeError, match="f failed"):
+        numerical_gradient(f, a)
+    np.testing.assert_array_equal(a, [1.0, 2.0])
+    with pytest.raises(TypeError):
+        numerical_gradient(lambda array: float(array.sum()), a)   # f takes no arguments
+    np.testing.assert_array_equal(a, [1.0, 2.0])
 
 
 # --------------------------------------------------------------- the chapter's example

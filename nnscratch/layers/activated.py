@@ -5,7 +5,8 @@ return ``y = f(z + b)``. Backward first undoes ``f`` (``dz = f'(z) dy``, from
 the cached output ``y``), then the layer's own linear part in
 :meth:`backward_from_preactivation`. A model whose last layer is softmax and
 whose loss is cross-entropy calls :meth:`backward_from_preactivation`
-directly with the fused gradient ``p - t``, reading ``self.logits``.
+directly with the fused gradient ``(p - t) / N`` (mean over the batch of ``N``), reading
+``self.logits``.
 """
 
 import abc

@@ -22,11 +22,12 @@ class MaxPooling2D(Layer):
     inside the window receives the whole gradient. With ``padding="same"`` the
     padding cells never win.
 
-    A ``Model`` whose ReLU-activated layer (``Conv2D(..., activation="relu")``,
-    ``Dense``, ``Activation("relu")``) is directly followed by a MaxPooling2D
-    with windows that do not overlap calls ``backward(grad, relu=True)``: the
-    pooling then also takes the ReLU's backward, ``dz = dx \cdot [h > 0]``, in
-    the same sweep, and the layer before continues from ``dz`` with
+    A ``Model`` whose ReLU-activated image layer (``Conv2D(...,
+    activation="relu")`` or ``Activation("relu")``) is directly followed by a
+    MaxPooling2D with windows that do not overlap calls ``backward(grad,
+    relu=True)``: the pooling then also takes the ReLU's backward, ``dz = dx
+    \cdot [h > 0]`` with ``h`` the ReLU's output (this layer's input), in the
+    same sweep, and the layer before continues from ``dz`` with
     ``backward_from_preactivation``. The mask needs no ``h``: a cell that won a
     window holds that window's maximum ``y``, and one that won none gets
     ``dx = 0`` anyway. The numbers are bit-identical to the two backward
