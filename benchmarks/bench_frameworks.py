@@ -353,7 +353,7 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
     """
     layers = model.layers
     plan = model.steps()
-    fused = model._fused_softmax()  # the trainer's own test: softmax layer + cross-entropy
+    fused = model._fused_output()  # the trainer's own test: softmax layer + cross-entropy
     lowest = model._lowest_trainable_layer()
     through_relu = model.poolings_through_relu()
     times = collections.defaultdict(list)
@@ -374,7 +374,7 @@ def layer_breakdown(model, x, y, steps=10, warmup=2):
         for index, h in model.forward_steps(x, training=True):  # the model's own plan and fusions
             record((layers[index].name, "forward"))
         if fused:
-            _, grad = model.loss.softmax_fused(y, layers[-1].logits)
+            _, grad = model.loss.fused(y, layers[-1].logits)
         else:
             grad = model.loss.gradient(y, h).astype(h.dtype, copy=False)
         record(("loss", "forward"))

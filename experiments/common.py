@@ -326,8 +326,10 @@ def fit_model(model, train, val=None, *, epochs, batch_size, seed, augment=False
     start = time.perf_counter()
     if augment:
         flow = augmenter(seed).flow(train.x, y, batch_size=batch_size, shuffle=True, seed=seed)
+        # the flow draws a new order of the samples every epoch itself; fit's shuffle=True (Keras's default)
+        # would also shuffle the order of its batches, which changes nothing but the bits of the study's runs
         history = model.fit(flow, epochs=epochs, validation_data=validation, validation_batch_size=batch_size,
-                            callbacks=callbacks, verbose=verbose, seed=seed)
+                            callbacks=callbacks, verbose=verbose, seed=seed, shuffle=False)
     else:
         history = model.fit(train.x, y, batch_size=batch_size, epochs=epochs, validation_data=validation,
                             callbacks=callbacks, verbose=verbose, seed=seed, shuffle=True)

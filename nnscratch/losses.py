@@ -1,12 +1,17 @@
 """Loss functions: value, gradient with respect to the prediction, and target checks.
 
 Every loss averages per-sample values over the batch, so its gradient carries
-a factor ``1/N``. Cross-entropy after a softmax layer takes a shortcut: the
-model hands the loss the softmax's *logits* ``z`` and gets back
+a factor ``1/N``. Cross-entropy after a softmax layer, and binary
+cross-entropy after a sigmoid layer, take a shortcut (as Keras does): the
+model hands the loss the layer's *logits* ``z`` (``fused_activation`` names
+the layer's activation) and gets back
 
-.. math:: \\frac{\\partial L}{\\partial z} = \\frac{1}{N}(p - t),
+.. math:: \\frac{\\partial L}{\\partial z} = \\frac{1}{N}(p - t)
+          \\quad\\text{(divided by } K \\text{ too for the binary one, a mean over } K \\text{ outputs)},
 
-computed from ``log p = z - logsumexp(z)``, which stays finite for any logits.
+computed from ``log p = z - logsumexp(z)`` (softmax) or
+``max(z, 0) - z t + log(1 + exp(-|z|))`` (sigmoid), which stay finite for
+any logits: no clipping, and a saturated output still learns.
 """
 
 import numpy as np
@@ -28,6 +33,15 @@ def _check_finite(y, what="targets"):
         raise ValueError(f"{what} contain NaN or infinite values")
 
 
+def _numeric(y, name):
+    """``y`` as an array of numbers (bool, integer or float); anything else is a TypeError."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: targets must be numbers (integer labels, one-hot rows or probabilities), got "
+                        f"dtype {y.dtype}; encode labels as integers first (e.g. sklearn.preprocessing.LabelEncoder)")
+    return y
+
+
 class Loss:
     """Base class. Subclasses define ``per_sample`` and ``gradient``.
 
@@ -36,13 +50,21 @@ class Loss:
     """
 
     name = "loss"
-    fuses_softmax = False
+    #: The output layer's activation whose logits this loss can take instead of its output (see ``fused``).
+    fused_activation = None
 
     def __call__(self, y_true, y_pred) -> float:
         return float(np.mean(self.per_sample(y_true, y_pred)))
 
+    def fused(self, y_true, logits):
+        """Per-sample losses and dL/dlogits of the batch mean, from the output layer's logits."""
+        raise NotImplementedError(f"{self.name} takes the model's output, not logits")
+
     def prepare_targets(self, y, output_shape) -> np.ndarray:
-        y = np.asarray(y)
+        y = _numeric(y, self.name)
+        output_shape = tuple(output_shape)
+        if output_shape[-1:] == (1,) and y.shape[1:] == output_shape[:-1]:
+            y = y.reshape(*y.shape, 1)       # (N,) targets for a (N, 1) output, as Keras accepts
         _check_finite(y)
         if y.shape[1:] != tuple(output_shape):
             raise ValueError(
@@ -56,18 +78,25 @@ class Loss:
 
 
 class CategoricalCrossentropy(Loss):
-    r"""``L = -(1/N) sum_n sum_k t_nk log p_nk`` for one-hot targets ``t``.
+    r"""``L = -(1/N) sum_n sum_k t_nk log q_nk`` for one-hot targets ``t``, ``q = p / sum_k p``.
 
-    Gradient with respect to the probabilities: ``dL/dp = -t / (N p)`` (with
-    ``p`` clipped to ``[1e-7, 1 - 1e-7]`` as Keras). After softmax the model
-    uses the fused gradient ``(p - t)/N`` instead.
+    As Keras, the prediction is first scaled to sum to 1 over its last axis
+    (a softmax output already does) and clipped to ``[1e-7, 1 - 1e-7]``.
+    Gradient with respect to the prediction, with ``S = sum_k p_k`` and
+    ``[q]`` 1 where ``q`` is inside the clipping range:
+
+    .. math:: \frac{\partial L}{\partial p_j} = \frac{1}{N S}\Big(-\frac{t_j}{q_j}[q_j]
+              + \sum_k t_k [q_k]\Big).
+
+    After a softmax layer the model uses the fused gradient ``(p - t)/N``
+    with respect to the logits instead.
     """
 
     name = "categorical_crossentropy"
-    fuses_softmax = True
+    fused_activation = "softmax"
 
     def prepare_targets(self, y, output_shape):
-        y = np.asarray(y)
+        y = _numeric(y, self.name)
         if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and output_shape[-1] != 1):
             raise ValueError(
                 f"categorical_crossentropy expects one-hot targets of shape (N, {output_shape[-1]}), got "
@@ -82,13 +111,18 @@ class CategoricalCrossentropy(Loss):
         return super().prepare_targets(y, output_shape)
 
     def per_sample(self, y_true, y_pred):
-        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        return -(y_true * np.log(p)).sum(axis=-1)
+        q = np.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1 - EPSILON)
+        return -(y_true * np.log(q)).sum(axis=-1)
 
     def gradient(self, y_true, y_pred):
-        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
-        return -(y_true / p) * inside / y_true.shape[0]
+        total = y_pred.sum(axis=-1, keepdims=True)
+        q = y_pred / total
+        inside = (q > EPSILON) & (q < 1 - EPSILON)
+        d_q = -(y_true / np.clip(q, EPSILON, 1 - EPSILON)) * inside          # dL/dq of one sample
+        return (d_q - (d_q * q).sum(axis=-1, keepdims=True)) / (total * y_true.shape[0])
+
+    def fused(self, y_true, logits):
+        return self.softmax_fused(y_true, logits)
 
     def softmax_fused(self, y_true, logits):
         """Return per-sample losses and dL/dlogits of the batch mean."""
@@ -103,7 +137,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     name = "sparse_categorical_crossentropy"
 
     def prepare_targets(self, y, output_shape):
-        y = np.asarray(y)
+        y = _numeric(y, self.name)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         classes = output_shape[-1]
@@ -141,15 +175,20 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
 
 class BinaryCrossentropy(Loss):
-    r"""``L = -(1/N) sum_n mean_k [t log p + (1 - t) log(1 - p)]`` with ``p`` clipped.
+    r"""``L = -(1/N) sum_n mean_k [t log p + (1 - t) log(1 - p)]`` with ``p`` clipped to ``[1e-7, 1 - 1e-7]``.
 
-    ``dL/dp = (p - t) / (p (1 - p)) / (N K)``.
+    ``dL/dp = (p - t) / (p (1 - p)) / (N K)`` for the ``K`` outputs of a
+    sample. After a sigmoid layer the model hands :meth:`fused` the logits
+    ``z`` instead, as Keras does: per output
+    ``max(z, 0) - z t + log(1 + exp(-|z|))``, exact for any ``z`` (a sigmoid
+    output of 1 - 1e-9 is not clipped), and ``dL/dz = (p - t) / (N K)``.
     """
 
     name = "binary_crossentropy"
+    fused_activation = "sigmoid"
 
     def prepare_targets(self, y, output_shape):
-        y = super().prepare_targets(np.asarray(y).reshape(-1, *output_shape), output_shape)
+        y = super().prepare_targets(y, output_shape)
         if y.size and (y.min() < 0 or y.max() > 1):
             raise ValueError(f"binary_crossentropy targets must be in [0, 1], got range [{y.min()}, {y.max()}]")
         return y
@@ -163,6 +202,14 @@ class BinaryCrossentropy(Loss):
         inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
         per_row = y_pred[0].size
         return (p - y_true) / (p * (1 - p)) * inside / (y_pred.shape[0] * per_row)
+
+    def fused(self, y_true, logits):
+        """Per-sample losses and dL/dlogits of the batch mean, from the sigmoid layer's logits ``z``."""
+        e = np.exp(-np.abs(logits))                                  # never overflows
+        losses = np.maximum(logits, 0) - logits * y_true + np.log1p(e)
+        p = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))          # sigmoid(z), stable both ways
+        grad = (p - y_true) / logits.size
+        return losses.reshape(len(logits), -1).mean(axis=-1), grad.astype(logits.dtype, copy=False)
 
 
 class MeanSquaredError(Loss):

@@ -264,10 +264,12 @@ def test_unknown_metric():
         model.compile(optimizer="adam", loss="mse", metrics=["precision"])
 
 
-def test_metrics_must_be_a_list():
+def test_metrics_must_be_a_list_or_one_name():
     model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(2)])
     with pytest.raises(TypeError, match="metrics must be a list"):
-        model.compile(optimizer="adam", loss="mse", metrics="accuracy")
+        model.compile(optimizer="adam", loss="mse", metrics={"accuracy"})
+    model.compile(optimizer="adam", loss="mse", metrics="accuracy")   # one name, as Keras
+    assert [m.name for m in model.metrics] == ["accuracy"]
 
 
 @pytest.mark.parametrize("make", [lambda: Dense(3, activation="relu6"), lambda: Conv2D(3, 3, activation="gelu")])
@@ -342,3 +344,23 @@ def test_unknown_layer_argument_in_a_model_file(tmp_path):
     _rewrite_config(path, add_argument)
     with pytest.raises(ValueError, match=re.escape(str(path))):
         nnscratch.load_model(path)
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy", "mse",
+                                  "binary_crossentropy"])
+def test_string_labels_are_named(loss):
+    model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss=loss)
+    with pytest.raises(TypeError, match=r"targets must be numbers.*dtype <U3.*LabelEncoder"):
+        model.fit(np.ones((2, 3)), np.array(["cat", "dog"]), verbose=0)
+
+
+@pytest.mark.parametrize("loss", ["mse", "binary_crossentropy"])
+def test_one_dimensional_targets_for_one_output_unit_are_accepted(loss):
+    """Keras accepts y of shape (N,) for a (N, 1) output; so does every loss here."""
+    model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss=loss)
+    x, y = np.ones((4, 3)), np.array([0.0, 1.0, 1.0, 0.0])
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y[:, None], verbose=0))
+    with pytest.raises(ValueError, match=r"targets of shape \(N, 1\) expected.*got \(4, 2\)"):
+        model.fit(x, np.ones((4, 2)), verbose=0)

@@ -193,6 +193,17 @@ def test_csv_logger_adds_val_columns_like_keras(tmp_path):
     assert path.read_text().splitlines() == ["epoch,loss,val_loss", "0,0.5,NA"]
 
 
+def test_csv_logger_adds_no_val_learning_rate_column(tmp_path):
+    """The learning rate is not measured on data: no ``val_learning_rate`` column full of NA."""
+    path = tmp_path / "log.csv"
+    logger = CSVLogger(path)
+    logger.on_train_begin()
+    logger.on_epoch_end(0, {"loss": 0.5, "accuracy": 0.75, "learning_rate": 0.01})
+    logger.on_train_end()
+    assert path.read_text().splitlines() == ["epoch,accuracy,learning_rate,loss,val_accuracy,val_loss",
+                                             "0,0.75,0.01,0.5,NA,NA"]
+
+
 # ---------------------------------------------------------------- ProgbarLogger
 
 def test_progbar_verbose_1_draws_a_bar_per_epoch(capsys):

@@ -156,6 +156,25 @@ def test_functional_model_rejects_wrong_input_shape():
         model.predict(np.zeros((2, 8, 8, 2), dtype="float32"))
 
 
+def test_functional_build_accepts_a_leading_none_and_checks_the_shape():
+    model = _functional_cnn()
+    model.build((None, 8, 8, 1))
+    model.build((8, 8, 1))
+    with pytest.raises(ValueError, match=r"expected input shape \(None, 8, 8, 1\), got \(None, 8, 8, 2\)"):
+        model.build((None, 8, 8, 2))
+
+
+def test_get_layer_of_a_functional_model_finds_the_input_layer_by_name():
+    inputs = nnscratch.Input((4,), name="pixels")
+    outputs = Dense(2, name="head")(Dense(3, name="hidden")(inputs))
+    model = nnscratch.Model(inputs=inputs, outputs=outputs)
+    assert model.get_layer("pixels") is model.input_layer
+    assert model.get_layer(index=0).name == "hidden"          # layers leaves out the input layer
+    assert model.get_layer("head") is model.layers[1]
+    with pytest.raises(ValueError, match=r"\['pixels', 'hidden', 'head'\]"):
+        model.get_layer("dense")
+
+
 def test_duplicate_layer_names_in_a_functional_model_raise():
     """Keras refuses a model with two layers of the same name; so must nnscratch (Sequential already does)."""
     inputs = nnscratch.Input((4,))

@@ -90,8 +90,11 @@ def test_sparse_categorical_crossentropy_gradient(n, classes, seed):
     numeric = numerical_gradient(lambda: loss(labels, y_pred), y_pred, H)
     grad = loss.gradient(labels, y_pred)
     assert_close_gradients(grad, numeric)
-    # only the true class gets a gradient: -1 / (N p_label)
-    np.testing.assert_allclose(grad[np.arange(n), labels], -1.0 / (n * y_pred[np.arange(n), labels]))
+    # through q = p / S: the true class gets (1 - 1/q_label) / (N S), every other class 1 / (N S)
+    total = y_pred.sum(axis=1)
+    expected = np.repeat((1.0 / (n * total))[:, None], classes, axis=1)
+    expected[np.arange(n), labels] = (1 - total / y_pred[np.arange(n), labels]) / (n * total)
+    np.testing.assert_allclose(grad, expected, rtol=1e-10)
 
 
 @given(shape=loss_shapes(), binary=st.booleans(), seed=rng_seeds())
@@ -114,14 +117,27 @@ def test_mean_squared_error_gradient(shape, seed):
     assert_close_gradients(loss.gradient(y_true, y_pred), numeric)
 
 
-@pytest.mark.parametrize("loss", [losses.categorical_crossentropy, losses.binary_crossentropy])
-def test_clipped_predictions_have_zero_gradient(loss):
-    """Outside [1e-7, 1 - 1e-7] the loss sees the clipped value, a constant: gradient 0 (as Keras)."""
+def test_clipped_predictions_have_zero_gradient():
+    """Outside [1e-7, 1 - 1e-7] binary cross-entropy sees the clipped value, a constant: gradient 0 (as Keras)."""
+    loss = losses.binary_crossentropy
     y_true = np.array([[1.0, 0.0, 1.0]])
     y_pred = np.array([[0.0, 1.0, 0.5]])
     grad = loss.gradient(y_true, y_pred)
     assert grad[0, 0] == 0.0 and grad[0, 1] == 0.0 and grad[0, 2] != 0.0
     assert np.isfinite(loss(y_true, y_pred))
+
+
+def test_categorical_crossentropy_scales_predictions_to_sum_one_then_clips():
+    """As Keras: q = p / sum(p), clipped; a clipped q_k's own log term is constant, but p_k still moves the sum."""
+    loss = losses.categorical_crossentropy
+    y_true = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    y_pred = np.array([[0.0, 1.0, 0.5], [0.3, 0.3, 0.3]])
+    np.testing.assert_allclose(loss.per_sample(y_true, y_pred), [-np.log(1e-7), np.log(3)])
+    numeric = numerical_gradient(lambda: loss(y_true, y_pred), y_pred, 1e-9)
+    grad = loss.gradient(y_true, y_pred)
+    assert_close_gradients(grad, numeric, tolerance=1e-5)
+    np.testing.assert_array_equal(grad[0], [0, 0, 0])   # the target's q is clipped: the loss is a constant
+    np.testing.assert_allclose(grad[1], np.array([1, 1, 1 - 3]) / (2 * 0.9))   # (-t/q + sum t) / (N S)
 
 
 # ------------------------------------------------------------ per-sample formulas
@@ -131,8 +147,8 @@ def test_crossentropy_per_sample_values(n, classes, seed):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, classes, n)
     y_pred = rng.dirichlet(np.ones(classes), n)
-    y_pred[0, 0] = 0.0  # one clipped entry
-    p = np.clip(y_pred, 1e-7, 1 - 1e-7)
+    y_pred[0, 0] = 0.0  # one clipped entry (and a row that no longer sums to 1)
+    p = np.clip(y_pred / y_pred.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
     expected = np.array([-np.log(p[i, labels[i]]) for i in range(n)])
     np.testing.assert_allclose(losses.categorical_crossentropy.per_sample(one_hot(labels, classes), y_pred),
                                expected, rtol=1e-12)
@@ -240,6 +256,41 @@ def test_softmax_fused_is_finite_and_bounded_for_huge_logits(dtype, n, classes, 
     assert np.all(grad[np.arange(n), labels] <= 0)
 
 
+# ------------------------------------------------------- fused sigmoid + binary cross-entropy
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+@given(shape=loss_shapes(), soft=st.booleans(), seed=rng_seeds())
+def test_sigmoid_fused_gradient_and_losses(shape, soft, seed):
+    """From the logits: the clipped loss's values where sigmoid(z) is inside the clip range, (p - t) / (N K)."""
+    rng = np.random.default_rng(seed)
+    logits = 3.0 * rng.standard_normal(shape)
+    t = rng.uniform(0, 1, shape) if soft else rng.integers(0, 2, shape).astype(np.float64)
+    loss = losses.binary_crossentropy
+    per_sample, grad = loss.fused(t, logits)
+    assert per_sample.shape == (shape[0],) and grad.shape == shape
+    np.testing.assert_allclose(per_sample, loss.per_sample(t, _sigmoid(logits)), rtol=1e-9)
+    np.testing.assert_allclose(grad, (_sigmoid(logits) - t) / logits.size, rtol=1e-10, atol=1e-15)
+    numeric = numerical_gradient(lambda: float(np.mean(loss.fused(t, logits)[0])), logits, H_LOGITS)
+    assert_close_gradients(grad, numeric)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_fused_is_exact_where_the_clipped_loss_saturates(dtype):
+    """A sigmoid output of 1 - 2e-9 with target 0: the clipped loss reads -log(1e-7) and has gradient 0; Keras's
+    loss from the logits reads 20 and still pulls the logit down."""
+    logits = np.array([[20.0], [-20.0], [1e4], [-1e4]], dtype=dtype)
+    t = np.array([[0.0], [1.0], [1.0], [1.0]], dtype=dtype)
+    per_sample, grad = losses.binary_crossentropy.fused(t, logits)
+    assert per_sample.dtype == grad.dtype == dtype
+    np.testing.assert_allclose(per_sample, [20.0, 20.0, 0.0, 1e4], rtol=1e-6)
+    np.testing.assert_allclose(grad[:, 0], np.array([1.0, -1.0, 0.0, -1.0]) / 4, rtol=1e-6)
+    clipped = losses.binary_crossentropy.gradient(t[:1].astype(np.float64), _sigmoid(logits[:1].astype(np.float64)))
+    assert clipped[0, 0] == 0.0
+
+
 # --------------------------------------------------------- the model's fused path
 
 def _mean_loss_model(seed, activation="softmax", loss="categorical_crossentropy", classes=3):
@@ -260,7 +311,7 @@ def test_model_fused_path_gradients(float64, loss_name, seed):
     labels = rng.integers(0, 3, 4)
     y = model.loss.prepare_targets(labels if loss_name.startswith("sparse") else one_hot(labels, 3), (3,))
     y_pred = model.forward(x, training=True)
-    assert model._fused_softmax()
+    assert model._fused_output()
     per_sample = model._loss_and_backward(y, y_pred, backward=True)
     np.testing.assert_allclose(per_sample, model.loss.per_sample(y, y_pred), rtol=1e-10)
     analytic = {(layer.name, name): p.grad.copy() for layer in model.layers for name, p in layer.params.items()}
@@ -280,9 +331,46 @@ def test_model_unfused_path_gradients(float64):
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((4, 5)), rng.uniform(0, 1, (4, 3))
     y_pred = model.forward(x, training=True)
-    assert not model._fused_softmax()
+    assert not model._fused_output()
     model._loss_and_backward(y, y_pred, backward=True)
     kernel = model.layers[0].kernel
     analytic = kernel.grad.copy()
     numeric = numerical_gradient(lambda: model.loss(y, model.forward(x, training=True)), kernel.value, H)
     assert_close_gradients(analytic, numeric)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_model_fused_sigmoid_path_gradients(float64, seed):
+    """A sigmoid output with binary cross-entropy: (p - t)/(N K) at the logits, then backward below the sigmoid."""
+    model = _mean_loss_model(seed, activation="sigmoid", loss="binary_crossentropy")
+    assert model.layers[-1].keep_logits and not model.layers[0].keep_logits
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((4, 5)), rng.integers(0, 2, (4, 3)).astype(np.float64)
+    y_pred = model.forward(x, training=True)
+    assert model._fused_output()
+    per_sample = model._loss_and_backward(y, y_pred, backward=True)
+    np.testing.assert_allclose(per_sample, model.loss.per_sample(y, y_pred), rtol=1e-10)
+    analytic = {(layer.name, name): p.grad.copy() for layer in model.layers for name, p in layer.params.items()}
+    for layer in model.layers:
+        for name, p in layer.params.items():
+            numeric = numerical_gradient(lambda: model.loss(y, model.forward(x, training=True)), p.value, H)
+            assert_close_gradients(analytic[(layer.name, name)], numeric)
+
+
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+def test_a_saturated_sigmoid_output_still_learns(backend):
+    """sigmoid(20) = 1 - 2e-9 for a target 0: Keras reads a loss of 20 from the logits and moves the kernel down;
+    the clipped loss would read 16.1 with a gradient of 0 and never move."""
+    nnscratch.set_backend(backend)
+    model = nnscratch.Sequential([nnscratch.Input((1,)), Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    model.set_weights([np.array([[20.0]], np.float32), np.zeros(1, np.float32)])
+    x, y = np.ones((200, 1), np.float32), np.zeros(200)
+    assert model.evaluate(x, y, batch_size=100) == pytest.approx(20.0, rel=1e-6)
+    assert model.test_on_batch(x, y) == pytest.approx(20.0, rel=1e-6)
+    history = model.fit(x, y, batch_size=200, epochs=3, verbose=0, shuffle=False)
+    assert history.history["loss"][0] == pytest.approx(20.0, rel=1e-6)
+    assert model.get_weights()[0][0, 0] == pytest.approx(20.0 - 3 * 0.01, rel=1e-5)   # SGD(0.01), gradient 1
+    # recompiling with another loss drops the kept logits: mse reads the sigmoid's output
+    model.compile(optimizer="sgd", loss="mse")
+    assert not model.layers[-1].keep_logits and not model._fused_output()

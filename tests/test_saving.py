@@ -305,6 +305,42 @@ def test_a_plain_npy_file_raises_value_error(tmp_path):
         nnscratch.load_model(path)
 
 
+def _keras_like_archive(path):
+    """A zip with the members of a Keras 3 ``.keras`` file (their content does not matter here)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {}}))
+        archive.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(100))
+
+
+@pytest.mark.parametrize("name", ["model.keras", "model.npz"])
+def test_a_keras_file_is_named_as_such_with_how_to_move_its_weights(tmp_path, name):
+    path = tmp_path / name
+    _keras_like_archive(path)
+    model = nnscratch.Sequential([nnscratch.Input((8, 8, 1)), *cnn_layers()])
+    for load in (nnscratch.load_model, model.load_weights):
+        with pytest.raises(ValueError, match=r"is a Keras model file") as error:
+            load(path)
+        assert str(path) in str(error.value)
+        assert "set_weights(keras_model.get_weights())" in str(error.value)
+        assert "truncated" not in str(error.value)
+
+
+def test_an_hdf5_file_is_named_as_such(tmp_path):
+    path = tmp_path / "model.weights.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ValueError, match=r"HDF5 file.*set_weights\(keras_model.get_weights\(\)\)"):
+        nnscratch.load_model(path)
+
+
+def test_another_zip_is_still_not_readable(tmp_path):
+    path = tmp_path / "other.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(ValueError, match="not a readable nnscratch file"):
+        nnscratch.load_model(path)
+
+
 def test_a_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.npz"):
         nnscratch.load_model(tmp_path / "nowhere.npz")

@@ -127,12 +127,56 @@ def test_explicit_build():
     assert model.built and model.layers[0].params["kernel"].shape == (6, 3)
 
 
+def test_build_accepts_the_keras_form_with_a_leading_none_for_the_batch_axis():
+    model = nnscratch.Sequential([Dense(3)])
+    model.build((None, 6))
+    assert model.input_shape == (None, 6)
+    assert model.layers[0].params["kernel"].shape == (6, 3)
+
+
+def test_build_does_not_guess_that_a_leading_integer_is_the_batch_axis():
+    model = nnscratch.Sequential([Flatten(), Dense(3)])
+    model.build((32, 6))                                   # samples of 32x6, not batches of 32
+    assert model.input_shape == (None, 32, 6)
+    assert model.layers[1].params["kernel"].shape == (192, 3)
+
+
+@pytest.mark.parametrize("shape, error", [((None, None), ValueError), ((6, None), ValueError), (6, TypeError)])
+def test_build_refuses_other_unknown_axes(shape, error):
+    with pytest.raises(error, match="input_shape"):
+        nnscratch.Sequential([Dense(3)]).build(shape)
+
+
 # ------------------------------------------------------------------ names
 def test_name_argument_and_model_name():
     model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(4, name="hidden"), Dense(2, name="head")],
                                  name="my_model")
     assert model.name == "my_model"
     assert [layer.name for layer in model.layers] == ["hidden", "head"]
+
+
+def test_get_layer_by_name_or_index_as_keras():
+    model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(4, name="hidden"), Dense(2, name="head")])
+    hidden, head = model.layers
+    assert model.get_layer("head") is head
+    assert model.get_layer(name="hidden") is hidden
+    assert model.get_layer(index=0) is hidden
+    assert model.get_layer(index=-1) is head
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"name": "missing"}, ValueError, r"no layer named 'missing'.*\['hidden', 'head'\]"),
+    ({"index": 2}, ValueError, r"no layer at index 2.*2 layers \['hidden', 'head'\]"),
+    ({"index": -3}, ValueError, "no layer at index -3"),
+    ({"index": 1.0}, TypeError, "integer"),
+    ({"name": 0}, TypeError, "string"),
+    ({"name": "head", "index": 1}, ValueError, "not both"),
+    ({}, ValueError, "name or an index"),
+])
+def test_get_layer_errors_name_what_there_is(kwargs, error, match):
+    model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(4, name="hidden"), Dense(2, name="head")])
+    with pytest.raises(error, match=match):
+        model.get_layer(**kwargs)
 
 
 def test_layer_names_must_be_unique():

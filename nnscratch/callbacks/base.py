@@ -8,11 +8,33 @@ The training loop calls the hooks in this order (epochs and batches count from 0
         for batch in range(steps):
             on_train_batch_begin(batch)
             on_train_batch_end(batch, logs)   # running means of loss/metrics so far
+            if model.stop_training: break
+        if validation:                        # the same hooks as evaluate, below
+            on_test_begin() ... on_test_end(logs)
         on_epoch_end(epoch, logs)             # loss, metrics, val_*, learning_rate
         if model.stop_training: break
     on_train_end(logs)
 
-``evaluate`` and ``predict`` use the ``on_test_*`` and ``on_predict_*`` hooks.
+``evaluate(..., callbacks=...)`` and fit's validation call::
+
+    on_test_begin()
+    for batch in range(steps):
+        on_test_batch_begin(batch)
+        on_test_batch_end(batch, logs)        # running means of loss/metrics so far
+        if model.stop_evaluating: break
+    on_test_end(logs)                         # the results: loss, metrics
+
+and ``predict(..., callbacks=...)`` calls::
+
+    on_predict_begin()
+    for batch in range(steps):
+        on_predict_batch_begin(batch)
+        on_predict_batch_end(batch, {"outputs": the batch's predictions})
+        if model.stop_predicting: break
+    on_predict_end()
+
+as Keras does. The progress bar (:class:`ProgbarLogger`) stays silent in
+the ``on_test_*`` hooks of fit's validation.
 """
 
 import numpy as np
@@ -70,16 +92,16 @@ class Callback:
 
     # ---------------------------------------------------------------- evaluate
     def on_test_begin(self, logs=None):
-        """Called at the start of ``evaluate``."""
+        """Called at the start of ``evaluate`` and of each validation in ``fit``."""
 
     def on_test_end(self, logs=None):
-        """Called at the end of ``evaluate`` with its results."""
+        """Called at the end of ``evaluate`` (or of a validation in ``fit``) with its results."""
 
     def on_test_batch_begin(self, batch, logs=None):
         """Called before each evaluation batch."""
 
     def on_test_batch_end(self, batch, logs=None):
-        """Called after each evaluation batch."""
+        """Called after each evaluation batch; ``logs`` are the running means so far."""
 
     # ---------------------------------------------------------------- predict
     def on_predict_begin(self, logs=None):
@@ -92,7 +114,7 @@ class Callback:
         """Called before each prediction batch."""
 
     def on_predict_batch_end(self, batch, logs=None):
-        """Called after each prediction batch."""
+        """Called after each prediction batch; ``logs["outputs"]`` holds the batch's predictions."""
 
 
 def _pythonify(logs) -> dict:
@@ -135,6 +157,10 @@ class CallbackList(Callback):
         if isinstance(callbacks, Callback):
             callbacks = [callbacks]
         self.callbacks = list(callbacks) if callbacks else []
+        for callback in self.callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"callbacks must be Callback instances (nnscratch.callbacks), "
+                                f"got {type(callback).__name__}")
         self._history = next((c for c in self.callbacks if isinstance(c, History)), None)
         if self._history is None and add_history:
             self._history = History()

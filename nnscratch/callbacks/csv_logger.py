@@ -16,7 +16,10 @@ class CSVLogger(Callback):
 
     The header is ``epoch,<keys sorted>``, fixed by the first epoch's logs;
     epochs count from 0. As in Keras, when the first logs hold no ``val_*``
-    key, ``val_<key>`` columns are added anyway and filled with ``NA``.
+    key, ``val_<key>`` columns are added anyway (after the others) and
+    filled with ``NA``; but not ``val_learning_rate``: the learning rate is
+    not measured on data, so it has no validation value (Keras only logs it
+    when a callback sets it).
 
     Parameters
     ----------
@@ -50,9 +53,7 @@ class CSVLogger(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.keys is None:
-            self.keys = sorted(logs)
-            if self.keys and not any(key.startswith("val_") for key in self.keys):
-                self.keys += [f"val_{key}" for key in self.keys]
+            self.keys = _columns(logs)
         if self.writer is None:
             self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch"] + self.keys,
                                          delimiter=self.sep, lineterminator="\n")
@@ -70,6 +71,18 @@ class CSVLogger(Callback):
     def _close(self):
         if self.csv_file is not None and not self.csv_file.closed:
             self.csv_file.close()
+
+
+#: Log keys that are not measured on data: no ``val_`` column is added for them.
+NOT_MEASURED = ("learning_rate",)
+
+
+def _columns(logs) -> list:
+    """The log keys sorted, then ``val_<key>`` for the measured keys when the logs have no ``val_*`` key (Keras)."""
+    keys = sorted(logs)
+    if keys and not any(key.startswith("val_") for key in keys):
+        keys += [f"val_{key}" for key in keys if key not in NOT_MEASURED]
+    return keys
 
 
 def _format(value):

@@ -6,7 +6,9 @@ the cached output ``y``), then the layer's own linear part in
 :meth:`backward_from_preactivation`. A model whose last layer is softmax and
 whose loss is cross-entropy calls :meth:`backward_from_preactivation`
 directly with the fused gradient ``(p - t) / N`` (mean over the batch of ``N``), reading
-``self.logits``.
+``self.logits``; likewise a last sigmoid layer with binary cross-entropy,
+whose logits the layer keeps only when ``keep_logits`` is set (``compile``
+sets it on such a layer).
 """
 
 import abc
@@ -23,13 +25,20 @@ class ActivatedLayer(Layer):
     def __init__(self, activation=None, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
-        self.logits = None  # pre-softmax values, kept only for softmax layers
+        self.logits = None  # pre-activation values, kept for softmax layers (and sigmoid ones with keep_logits)
+        self.keep_logits = False  # a sigmoid output layer's logits are wanted (fused binary cross-entropy)
         self._y = None
 
     def _activate(self, z, bias, training):
         """Return ``f(z + bias)``; keep ``y`` for backward when training."""
+        logits = None
+        if self.keep_logits and self.activation == "sigmoid":  # the sigmoid is applied in place: copy z first
+            if bias is not None:
+                z += bias
+                bias = None
+            logits = z.copy()
         y = activations.forward(z, bias, self.activation)  # softmax: z += bias, in place
-        self.logits = z if self.activation == "softmax" else None
+        self.logits = z if self.activation == "softmax" else logits
         self._y = y if training else None
         return y
 

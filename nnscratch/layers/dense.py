@@ -78,6 +78,8 @@ class Dense(ActivatedLayer):
         if not self.built or (samples is not None and samples < PREPARE_FROM_SAMPLES):
             return
         twin, kernel = kernels.backend(), self.kernel.value
+        if self.keep_logits and self.activation == "sigmoid":  # the product would not give the logits
+            return
         if twin.fixed_product_pays(*kernel.shape):
             bias = self.bias.value if self.use_bias else None
             self._product = twin.FixedProduct(kernel, bias, self.activation)  # packs W in the first batch

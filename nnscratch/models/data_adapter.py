@@ -3,21 +3,35 @@
 Three kinds of input are accepted, as in Keras:
 
 * arrays ``x`` (and ``y``): cut into batches of ``batch_size``, reshuffled each
-  epoch when asked;
+  pass when asked;
 * a batch Sequence: any object with ``len()`` and indexing that yields
-  ``(x_batch, y_batch)`` (such as ``ImageDataGenerator.flow``); one epoch is
-  ``len()`` batches and ``on_epoch_end()`` is called after each, if it exists;
-* a generator (iterator) of ``(x_batch, y_batch)`` with ``steps_per_epoch``.
+  ``(x_batch, y_batch)`` (such as ``ImageDataGenerator.flow``); one pass is
+  ``len()`` batches, in a new random order each pass when asked (the batches
+  themselves are not mixed), and ``on_epoch_end()`` is called after each
+  epoch, if it exists;
+* a generator (iterator) of ``(x_batch, y_batch)`` with ``steps_per_epoch``;
+  it is read in the order it yields, never shuffled.
+
+``steps`` (``steps_per_epoch``, ``validation_steps``, ``steps``) limits an
+epoch of arrays or of a Sequence as Keras does: an epoch is ``steps`` batches
+and the next epoch goes on where the last one stopped (see
+:class:`FiniteBatches`).
 """
 
 import math
+import numbers
+import warnings
 
 import numpy as np
 
 from nnscratch import kernels
 from nnscratch.config import floatx
 
-__all__ = ["ArrayBatches", "SequenceBatches", "GeneratorBatches", "adapt", "check_features", "is_batch_source"]
+__all__ = ["FiniteBatches", "ArrayBatches", "SequenceBatches", "GeneratorBatches", "adapt", "check_features",
+           "is_batch_source"]
+
+#: The batch size of arrays when neither ``batch_size`` nor ``steps`` is given (Keras's default).
+DEFAULT_BATCH_SIZE = 32
 
 
 def check_features(x, name="x") -> np.ndarray:
@@ -33,31 +47,111 @@ def check_features(x, name="x") -> np.ndarray:
 
 
 def is_batch_source(x) -> bool:
-    """True for a Sequence or generator of batches rather than an array."""
-    if isinstance(x, (np.ndarray, list, tuple)):
+    """True for a Sequence or generator of batches rather than an array (or a dict, which is neither)."""
+    if isinstance(x, (np.ndarray, list, tuple, dict)):
         return False
     return hasattr(x, "__getitem__") and hasattr(x, "__len__") or hasattr(x, "__next__")
 
 
-class ArrayBatches:
-    """Batches of arrays ``x`` and optional ``y``; a fresh order each epoch if shuffling."""
+def _check_count(value, what):
+    """Raise unless ``value`` is None or a positive integer (``batch_size``, ``steps``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
 
-    def __init__(self, x, y, batch_size, shuffle=False, generator=None):
+
+class FiniteBatches:
+    """What arrays and Sequences share: passes over a fixed number of batches, cut into epochs as Keras does.
+
+    Without ``steps`` an epoch is one whole pass. With ``steps`` an epoch is
+    ``steps`` batches, and the next epoch goes on where the last one stopped;
+    a new pass (with a new shuffle) begins once the last one is used up. An
+    epoch that reaches the end of a pass stops there, with a warning, even if
+    it had fewer than ``steps`` batches. With 10 batches a pass:
+
+    * ``steps=2``: epochs 1-5 take batches 0-1, 2-3, ..., 8-9; epoch 6 starts a new pass;
+    * ``steps=3``: epochs of 3, 3, 3 and 1 batches, then a new pass;
+    * ``steps=15``: every epoch is the 10 batches of one pass.
+
+    ``evaluate`` and ``predict`` make a fresh source, so they read the first
+    ``steps`` batches; ``fit`` calls :meth:`restart` before each validation.
+
+    Subclasses give ``num_batches`` (batches in a pass) and ``one_pass()``.
+    """
+
+    def __init__(self, steps=None):
+        self.steps = _check_count(steps, "steps")
+        self._pass = None   # the pass that an epoch with ``steps`` goes on reading
+        self._taken = 0     # batches of that pass read so far
+
+    def __len__(self):
+        """Batches an epoch runs: ``steps`` if given (as Keras, even beyond one pass), else one pass."""
+        return self.num_batches if self.steps is None else self.steps
+
+    def one_pass(self):
+        """Yield every batch once, as ``(x_batch, y_batch)`` pairs."""
+        raise NotImplementedError
+
+    def end_epoch(self):
+        """Called after each epoch that ran to its end. Nothing by default."""
+
+    def restart(self):
+        """Let the next epoch begin a new pass (fit's validation reads from the start each time)."""
+        self._pass = None
+
+    def epoch(self):
+        """Yield the ``(x_batch, y_batch)`` pairs of one epoch (``y_batch`` None without targets)."""
+        if self.steps is None:
+            yield from self.one_pass()
+        else:
+            yield from self._next_steps()
+        self.end_epoch()
+
+    def _next_steps(self):
+        """Up to ``steps`` batches, from where the last epoch stopped."""
+        if self._pass is None:
+            self._pass, self._taken = self.one_pass(), 0
+        for _ in range(self.steps):
+            if self._taken == self.num_batches:
+                warnings.warn(f"the data ran out after {self.num_batches} batches, before steps={self.steps}: "
+                              "this epoch stops early and the next one starts a new pass (as Keras)",
+                              stacklevel=2)
+                break
+            self._taken += 1
+            yield next(self._pass)
+        if self._taken == self.num_batches:
+            self._pass = None
+
+
+class ArrayBatches(FiniteBatches):
+    """Batches of arrays ``x`` and optional ``y``; a fresh order each pass if shuffling.
+
+    ``generator`` (a NumPy Generator) draws the orders; it is required with ``shuffle``.
+    """
+
+    def __init__(self, x, y, batch_size, shuffle=False, generator=None, steps=None):
+        super().__init__(steps)
+        if shuffle and generator is None:
+            raise ValueError("shuffling needs a generator (numpy.random.Generator) to draw the order from")
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
 
-    def __len__(self):
+    @property
+    def num_batches(self) -> int:
         return math.ceil(len(self.x) / self.batch_size)
 
     @property
     def samples(self) -> int:
-        """How many samples an epoch yields (Sequences and generators do not say)."""
-        return len(self.x)
+        """How many samples an epoch from the start of a pass yields (Sequences and generators do not say)."""
+        if self.steps is None:
+            return len(self.x)
+        return min(len(self.x), self.steps * self.batch_size)
 
-    def epoch(self):
-        """Yield ``(x_batch, y_batch)`` pairs for one epoch (``y_batch`` None without targets)."""
+    def one_pass(self):
         order = self.generator.permutation(len(self.x)) if self.shuffle else None
         for start in range(0, len(self.x), self.batch_size):
             if order is None:
@@ -67,38 +161,54 @@ class ArrayBatches:
             yield self.x[index], (None if self.y is None else self.y[index])
 
 
-class SequenceBatches:
-    """Batches from a Keras-style Sequence: ``len()`` batches per epoch."""
+class SequenceBatches(FiniteBatches):
+    """Batches from a Keras-style Sequence: ``len()`` batches a pass.
 
-    def __init__(self, sequence, steps=None):
+    With ``shuffle`` each pass reads the batches in a new order drawn from
+    ``generator``, as Keras 3 does for a PyDataset (the samples inside a batch
+    stay as the Sequence gives them). ``on_epoch_end()`` of the Sequence, if
+    it has one, is called after each epoch.
+    """
+
+    def __init__(self, sequence, steps=None, shuffle=False, generator=None):
+        super().__init__(steps)
+        if shuffle and generator is None:
+            raise ValueError("shuffling needs a generator (numpy.random.Generator) to draw the order from")
         self.sequence = sequence
-        self.steps = len(sequence) if steps is None else min(steps, len(sequence))
-        if self.steps < 1:
+        self.shuffle = shuffle
+        self.generator = generator
+        if len(sequence) < 1:
             raise ValueError("the batch Sequence is empty (len() == 0)")
 
-    def __len__(self):
-        return self.steps
+    @property
+    def num_batches(self) -> int:
+        return len(self.sequence)
 
-    def epoch(self):
-        for i in range(self.steps):
-            yield _split(self.sequence[i])
+    def one_pass(self):
+        count = len(self.sequence)
+        order = self.generator.permutation(count) if self.shuffle else range(count)
+        for i in order:
+            yield _split(self.sequence[int(i)])
+
+    def end_epoch(self):
         if hasattr(self.sequence, "on_epoch_end"):
             self.sequence.on_epoch_end()
 
 
 class GeneratorBatches:
-    """Batches from an endless iterator: ``steps`` batches make an epoch."""
+    """Batches from an endless iterator: ``steps`` batches make an epoch; each epoch reads on."""
 
     def __init__(self, iterator, steps):
         if steps is None:
             raise ValueError("a generator of batches needs steps_per_epoch (or validation_steps / steps)")
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
         self.iterator = iterator
-        self.steps = int(steps)
+        self.steps = _check_count(steps, "steps")
 
     def __len__(self):
         return self.steps
+
+    def restart(self):
+        """Nothing: a generator cannot go back, so the next epoch reads on (as Keras)."""
 
     def epoch(self):
         for _ in range(self.steps):
@@ -110,21 +220,33 @@ class GeneratorBatches:
 
 
 def _split(batch):
+    """``(x, y)``, ``(x,)`` or ``x`` as an ``(x, y)`` pair; sample weights are refused."""
     if isinstance(batch, tuple) and len(batch) == 2:
         return batch
     if isinstance(batch, tuple) and len(batch) == 1:
         return batch[0], None
+    if isinstance(batch, tuple) and len(batch) == 3:
+        raise ValueError("a batch (x, y, sample_weight) was given: nnscratch does not support sample weights; "
+                         "yield (x, y) batches")
     return batch, None
 
 
-def adapt(x, y=None, batch_size=32, shuffle=False, generator=None, steps=None):
-    """Return a batch source for arrays, a Sequence or a generator."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+def adapt(x, y=None, batch_size=None, shuffle=False, generator=None, steps=None):
+    """Return a batch source for arrays, a Sequence or a generator.
+
+    ``batch_size`` None means 32 for arrays, or, with ``steps``,
+    ``ceil(samples / steps)`` so that the ``steps`` batches cover the data
+    once (both as Keras). ``shuffle`` (with ``generator``) shuffles arrays
+    and the batch order of a Sequence; a generator is never shuffled.
+    """
+    batch_size = _check_count(batch_size, "batch_size")
+    steps = _check_count(steps, "steps")
     if is_batch_source(x):
         if y is not None:
             raise ValueError("y must be None when x is a Sequence or generator that yields (x, y) batches")
         if hasattr(x, "__getitem__") and hasattr(x, "__len__"):
-            return SequenceBatches(x, steps)
+            return SequenceBatches(x, steps, shuffle=shuffle, generator=generator)
         return GeneratorBatches(x, steps)
-    return ArrayBatches(x, y, int(batch_size), shuffle=shuffle, generator=generator)
+    if batch_size is None:
+        batch_size = max(1, math.ceil(len(x) / steps)) if steps else DEFAULT_BATCH_SIZE
+    return ArrayBatches(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps)

@@ -43,6 +43,8 @@ Five fusions, all bit-identical to the layers one after the other:
   turns it off.
 """
 
+import numbers
+
 import numpy as np
 
 from nnscratch import losses as losses_module
@@ -58,7 +60,7 @@ from nnscratch.layers.max_pooling2d import MaxPooling2D
 from nnscratch.models import summary as summary_module
 from nnscratch.models.trainer import Trainer
 
-__all__ = ["Model"]
+__all__ = ["Model", "sample_shape"]
 
 _model_counters: dict[str, int] = {}
 
@@ -67,6 +69,23 @@ def _default_name(prefix):
     count = _model_counters.get(prefix, 0)
     _model_counters[prefix] = count + 1
     return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def sample_shape(input_shape) -> tuple:
+    """``input_shape`` as the shape of one sample: a leading ``None`` (the batch axis, as Keras writes it) is dropped.
+
+    ``(None, 784)`` and ``(784,)`` both give ``(784,)``. A leading integer is
+    kept as part of the sample's shape: ``(32, 784)`` means samples of 32x784.
+    """
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple such as (784,) or (None, 784), got {input_shape!r}") from None
+    if shape and shape[0] is None:
+        shape = shape[1:]
+    if any(size is None for size in shape):
+        raise ValueError(f"only the batch axis (first) of input_shape may be None, got {input_shape!r}")
+    return shape
 
 
 def _trace_chain(inputs: SymbolicTensor, outputs: SymbolicTensor) -> list:
@@ -93,6 +112,7 @@ class Model(Trainer):
         self.input_layer = None
         self.built = False
         self.stop_training = False
+        self.stop_evaluating = self.stop_predicting = False  # set by a callback to stop evaluate / predict
         self.optimizer = self.loss = None
         self.metrics = []
         if inputs is None and outputs is None:
@@ -139,15 +159,52 @@ class Model(Trainer):
             )
 
     def build(self, input_shape) -> None:
-        """A functional model is built by construction; check that ``input_shape`` fits it."""
+        """A functional model is built by construction; check that ``input_shape`` fits it.
+
+        ``input_shape`` is the shape of one sample, such as ``(784,)``, or
+        the Keras form with the batch axis as a leading ``None``, ``(None, 784)``.
+        """
         self._require_built()
-        if tuple(input_shape) != self.input_layer.input_shape:
+        shape = sample_shape(input_shape)
+        if shape != self.input_layer.input_shape:
             raise ValueError(f"expected input shape {format_shape(self.input_layer.input_shape)}, "
-                             f"got {format_shape(tuple(input_shape))}")
+                             f"got {format_shape(shape)} (build takes one sample's shape, or (None, *shape))")
 
     def all_layers(self) -> list:
         """The input layer (if any) followed by the computing layers."""
         return ([self.input_layer] if self.input_layer is not None else []) + self.layers
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name``, or ``layers[index]`` (give one of the two), as Keras.
+
+        ``index`` counts in :attr:`layers`, which leaves out the input layer;
+        ``name`` also finds a functional model's input layer. An unknown name
+        or an index out of range raises a ValueError listing what there is.
+        """
+        if name is not None and index is not None:
+            raise ValueError(f"give get_layer a name or an index, not both; got name={name!r}, index={index!r}")
+        if index is not None:
+            return self._layer_at(index)
+        if name is not None:
+            return self._layer_named(name)
+        raise ValueError("get_layer needs a layer name or an index, e.g. get_layer('dense') or get_layer(index=0)")
+
+    def _layer_at(self, index):
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"a layer index must be an integer, got {index!r}")
+        if not -len(self.layers) <= index < len(self.layers):
+            raise ValueError(f"no layer at index {index}: model {self.name!r} has {len(self.layers)} layers "
+                             f"{[layer.name for layer in self.layers]}")
+        return self.layers[index]
+
+    def _layer_named(self, name):
+        if not isinstance(name, str):
+            raise TypeError(f"a layer name must be a string, got {name!r}")
+        for layer in self.all_layers():
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r} in model {self.name!r}; "
+                         f"its layers are {[layer.name for layer in self.all_layers()]}")
 
     def parameters(self) -> list:
         """Every trainable Parameter of every layer, in layer order."""
@@ -377,9 +434,15 @@ class Model(Trainer):
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses_module.get(loss)
+        if isinstance(metrics, str):  # one name, as Keras accepts
+            metrics = [metrics]
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list of names, got {type(metrics).__name__}")
-        self.metrics = [metrics_module.get(m, self.loss.name) for m in (metrics or [])]
+        self.metrics = [metrics_module.get(m) for m in (metrics or [])]
+        last = self.layers[-1] if self.layers else None
+        for layer in self.layers:
+            if isinstance(layer, ActivatedLayer):  # a sigmoid output keeps its logits for the fused loss
+                layer.keep_logits = layer is last and layer.activation == self.loss.fused_activation == "sigmoid"
         self.compiled_config = {
             "optimizer": optimizers.serialize(self.optimizer),
             "loss": self.loss.get_config(),

@@ -10,6 +10,9 @@ Weights are the entries ``w0, w1, ...``. A compiled model also saves its
 optimizer's state (as Keras does): the step count in the JSON and the slot
 arrays (Adam's moments, ...) as ``o0, o1, ...``, with their own SHA-256, so
 that a loaded model resumes training exactly where the saved one stopped.
+
+Keras's own files (a ``.keras`` zip, an HDF5 ``.h5``) cannot be read; they
+are recognised and refused with a note on how to copy their weights over.
 """
 
 import hashlib
@@ -52,11 +55,41 @@ def _write(filepath, config: dict, weights, optimizer_arrays=()) -> None:
             os.remove(tmp)
 
 
+#: Members of a Keras 3 ``.keras`` archive (a zip, as nnscratch's ``.npz``).
+KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+#: The first bytes of an HDF5 file (Keras's ``.weights.h5`` and older ``.h5`` models).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_MOVE_WEIGHTS = ("nnscratch cannot read Keras files. To move the weights over, build the same architecture in "
+                 "nnscratch, load the file with Keras and copy them: model.set_weights(keras_model.get_weights()) "
+                 "(this works when the layers and their shapes match)")
+
+
+def _refuse_keras_file(filepath) -> None:
+    """Raise a ValueError that says so if ``filepath`` is a Keras file (a ``.keras`` zip or an HDF5 file)."""
+    try:
+        with open(filepath, "rb") as f:
+            start = f.read(len(HDF5_SIGNATURE))
+    except OSError:
+        return  # not a readable file: _read says what is wrong
+    if start == HDF5_SIGNATURE:
+        raise ValueError(f"{filepath!r} is an HDF5 file (a Keras .h5 or .weights.h5 file?), not an nnscratch "
+                         f"file. {_MOVE_WEIGHTS}")
+    try:
+        with zipfile.ZipFile(filepath) as archive:
+            members = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return  # not a readable zip: _read says what is wrong
+    if "__config__.npy" not in members and any(name in members for name in KERAS_MEMBERS):
+        raise ValueError(f"{filepath!r} is a Keras model file (.keras: a zip of {', '.join(KERAS_MEMBERS)}), not "
+                         f"an nnscratch file. {_MOVE_WEIGHTS}")
+
+
 def _read(filepath, expected_kind: str):
     """Return (config, weights, optimizer arrays) from a file written by :func:`_write`, or raise ValueError."""
     filepath = os.fspath(filepath)
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"no model file at {filepath!r}")
+    _refuse_keras_file(filepath)
     try:
         archive = np.load(filepath, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):

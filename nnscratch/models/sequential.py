@@ -2,7 +2,7 @@
 
 from nnscratch.layers.base import Layer, SymbolicTensor
 from nnscratch.layers.input_layer import InputLayer
-from nnscratch.models.model import Model, _default_name
+from nnscratch.models.model import Model, _default_name, sample_shape
 
 __all__ = ["Sequential"]
 
@@ -55,10 +55,17 @@ class Sequential(Model):
                              f"but the previous layer outputs {(None, *shape)}")
 
     def build(self, input_shape) -> None:
-        """Build every layer for inputs of ``input_shape`` (no batch axis)."""
+        """Build every layer for inputs of ``input_shape``.
+
+        ``input_shape`` is the shape of one sample, such as ``(784,)``, or the
+        Keras form with the batch axis as a leading ``None``, ``(None, 784)``.
+        A leading integer is part of the sample's shape: ``build((32, 784))``
+        builds for samples of 32x784, not for batches of 32. A model that is
+        already built is left as it is.
+        """
         if self.built:
             return
-        self.input_layer = InputLayer(input_shape, name=f"{self.name}_input")
+        self.input_layer = InputLayer(sample_shape(input_shape), name=f"{self.name}_input")
         shape = self.input_layer.input_shape
         for layer in self.layers:
             self._build_layer(layer, shape)

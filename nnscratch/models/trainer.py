@@ -7,9 +7,9 @@ One training step is the whole of backpropagation::
     model.backward(grad)                           # every layer fills its params' .grad
     optimizer.apply_gradients(model.parameters())  # only here do weights change
 
-When the last layer is a softmax and the loss a cross-entropy, the loss
-gives dL/dlogits = (p - t)/N directly (stable for any logits) and backward
-starts just below the softmax.
+When the last layer is a softmax and the loss a cross-entropy (or a sigmoid
+and binary cross-entropy), the loss gives dL/dlogits = (p - t)/N directly
+(stable for any logits) and backward starts just below that activation.
 """
 
 from contextlib import contextmanager
@@ -49,6 +49,27 @@ def _progress(batches, verbose, desc):
     return tqdm(batches.epoch(), total=len(batches), desc=desc)
 
 
+def _unpack_validation_data(validation_data):
+    """fit's ``validation_data`` as ``(x_val, y_val)``: a 2-tuple, or a Sequence or generator with ``y_val`` None.
+
+    A third element (Keras's sample weights) is refused unless it is None:
+    nnscratch does not support sample weights, and ignoring them would give
+    another validation loss than Keras.
+    """
+    if is_batch_source(validation_data):
+        return validation_data, None
+    if not isinstance(validation_data, (tuple, list)):
+        raise TypeError("validation_data must be a tuple (x_val, y_val), a batch Sequence or a generator, "
+                        f"got {type(validation_data).__name__}")
+    if len(validation_data) == 3 and validation_data[2] is not None:
+        raise ValueError("validation_data=(x_val, y_val, sample_weight): nnscratch does not support sample "
+                         "weights; pass validation_data=(x_val, y_val)")
+    if len(validation_data) not in (2, 3):
+        raise ValueError(f"validation_data must be a pair (x_val, y_val), got a {type(validation_data).__name__} "
+                         f"of {len(validation_data)} elements")
+    return validation_data[0], validation_data[1]
+
+
 class Trainer:
     """fit / evaluate / predict / train_on_batch / test_on_batch, as Keras."""
 
@@ -72,17 +93,24 @@ class Trainer:
             raise ValueError(f"{name} and y must have the same number of samples, got {len(x)} and {len(y)}")
         return x, self.loss.prepare_targets(y, self.output_shape[1:])
 
-    def _fused_softmax(self) -> bool:
+    def _fused_output(self) -> bool:
+        """Whether the loss takes the last layer's logits (softmax + cross-entropy, sigmoid + binary cross-entropy).
+
+        The last layer is an ``ActivatedLayer`` with a 2-D output whose
+        activation is the loss's ``fused_activation``; a sigmoid layer must
+        keep its logits (``compile`` sets ``keep_logits`` on it).
+        """
         last = self.layers[-1] if self.layers else None
-        return (self.loss.fuses_softmax and isinstance(last, ActivatedLayer)
-                and last.activation == "softmax" and len(last.output_shape) == 2)
+        return (self.loss.fused_activation is not None and isinstance(last, ActivatedLayer)
+                and last.activation == self.loss.fused_activation and len(last.output_shape) == 2
+                and (last.activation == "softmax" or last.keep_logits))
 
     # ----------------------------------------------------------------- steps
     def _loss_and_backward(self, y, y_pred, backward):
         """Per-sample losses; with ``backward`` also run backpropagation."""
-        if self._fused_softmax():
+        if self._fused_output():
             last = self.layers[-1]
-            losses, grad_logits = self.loss.softmax_fused(y, last.logits)
+            losses, grad_logits = self.loss.fused(y, last.logits)
             if backward:
                 lowest = self._lowest_trainable_layer()
                 last.skip_input_gradient = lowest is None or lowest == len(self.layers) - 1
@@ -106,25 +134,34 @@ class Trainer:
 
     def _batches(self, x, y, batch_size, shuffle=False, generator=None, steps=None, name="x"):
         """A batch source, with arrays checked once up front and other sources per batch."""
-        batch_size = 32 if batch_size is None else batch_size
         if is_batch_source(x):
-            return adapt(x, y, batch_size, steps=steps), True
+            return adapt(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps), True
         x, y = self._prepare_xy(x, y, name)
-        return adapt(x, y, batch_size, shuffle=shuffle, generator=generator), False
+        return adapt(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps), False
 
     def _checked(self, xb, yb, check):
         if check:
             xb, yb = self._prepare_xy(xb, yb)
         return xb, yb
 
+    def _callbacks_for(self, callbacks, verbose, batches):
+        """The ``callbacks`` given to evaluate or predict as a CallbackList, or None when there are none.
+
+        Their params are ``verbose``, ``epochs=1`` and ``steps`` (as Keras);
+        no History and no ProgbarLogger are added (``verbose`` draws its own bar).
+        """
+        if not callbacks:
+            return None
+        return CallbackList(callbacks, model=self, verbose=verbose, epochs=1, steps=len(batches))
+
     @contextmanager
     def _inference_pass(self, batches):
         """Run the block as one pass of inference over ``batches``: the layers may lay out their weights once.
 
-        The weights and layers stay fixed inside the block (no optimizer step,
-        no callback), so the forward plan is made once for the pass; each
-        layer's :meth:`~nnscratch.layers.Layer.end_inference` runs even if the
-        block fails.
+        The weights and layers stay fixed inside the block (no optimizer step;
+        the callbacks of evaluate and predict must not change them either), so
+        the forward plan is made once for the pass; each layer's
+        :meth:`~nnscratch.layers.Layer.end_inference` runs even if the block fails.
         """
         samples = getattr(batches, "samples", None)
         try:
@@ -137,18 +174,56 @@ class Trainer:
             for layer in self.layers:
                 layer.end_inference()
 
-    def _run_epoch(self, batches, check, training, callbacks=None):
+    def _train_epoch(self, batches, check, callbacks):
+        """One epoch of training: the running means of loss and metrics; calls the ``on_train_batch_*`` hooks."""
         tracker = _RunningMeans(self._log_names())
         for step, (xb, yb) in enumerate(batches.epoch()):
-            if callbacks is not None:
-                callbacks.on_train_batch_begin(step)
+            callbacks.on_train_batch_begin(step)
             xb, yb = self._checked(xb, yb, check)
-            tracker.update(len(xb), self._step(xb, yb, training))
-            if callbacks is not None:
-                callbacks.on_train_batch_end(step, tracker.result())
-                if self.stop_training:
-                    break
+            tracker.update(len(xb), self._step(xb, yb, training=True))
+            callbacks.on_train_batch_end(step, tracker.result())
+            if self.stop_training:
+                break
         return tracker.result()
+
+    def _test_loop(self, batches, check, callbacks=None, verbose=0):
+        """One epoch of evaluation (inside an inference pass): the means of loss and metrics.
+
+        With ``callbacks`` (a CallbackList) the ``on_test_*`` hooks are called
+        as Keras calls them: ``on_test_begin()``, ``on_test_batch_begin(step)``,
+        ``on_test_batch_end(step, running means so far)`` and
+        ``on_test_end(final logs)``; a callback may set
+        ``model.stop_evaluating = True`` to stop after the current batch.
+        """
+        tracker = _RunningMeans(self._log_names())
+        self.stop_evaluating = False
+        if callbacks is not None:
+            callbacks.on_test_begin()
+        for step, (xb, yb) in enumerate(_progress(batches, verbose, "evaluate")):
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(step)
+            xb, yb = self._checked(xb, yb, check)
+            tracker.update(len(xb), self._step(xb, yb, training=False))
+            if callbacks is not None:
+                callbacks.on_test_batch_end(step, tracker.result())
+                if self.stop_evaluating:
+                    break
+        logs = tracker.result()
+        if callbacks is not None:
+            callbacks.on_test_end(logs)
+        return logs
+
+    def _validate(self, batches, check, callbacks):
+        """fit's validation after an epoch: the ``val_*`` logs.
+
+        Each validation reads its data from the start (``validation_steps``
+        batches of it, if given), and fit's callbacks get the ``on_test_*``
+        hooks, as in Keras.
+        """
+        batches.restart()
+        with self._inference_pass(batches):
+            logs = self._test_loop(batches, check, callbacks)
+        return {f"val_{name}": value for name, value in logs.items()}
 
     # ------------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
@@ -156,12 +231,26 @@ class Trainer:
             validation_batch_size=None, initial_epoch=0):
         """Train for ``epochs`` epochs; return the History (``.history[key]`` per epoch).
 
-        ``seed`` fixes this fit's shuffling and dropout masks. ``validation_split``
-        holds out the *last* fraction of ``x`` and ``y`` before shuffling, as Keras.
+        ``seed`` fixes this fit's shuffling and dropout masks. ``shuffle``
+        reshuffles arrays each pass and, for a Sequence, the order of its
+        batches (as Keras 3); a generator is read as it comes.
+        ``validation_split`` holds out the *last* fraction of ``x`` and ``y``
+        before shuffling, as Keras. ``validation_data`` is ``(x_val, y_val)``,
+        a Sequence or a generator (sample weights are not supported).
+
+        ``steps_per_epoch`` makes an epoch that many batches, for arrays and
+        Sequences too: the next epoch goes on where the last one stopped, and
+        a new (reshuffled) pass starts once the data are used up (as Keras; see
+        :class:`~nnscratch.models.data_adapter.FiniteBatches`). With
+        ``steps_per_epoch`` and no ``batch_size``, arrays are cut into
+        ``ceil(samples / steps_per_epoch)``-sample batches, as Keras does.
+        ``validation_steps`` limits each validation to its first batches.
         """
         self._require_compiled()
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        if validation_data is not None:
+            validation_data = _unpack_validation_data(validation_data)
         shuffle_rng = rng.generator_from_seed(seed, 0)
         if seed is not None:
             for i, layer in enumerate(self.layers):
@@ -180,7 +269,7 @@ class Trainer:
         train, check_train = self._batches(x, y, batch_size, shuffle, shuffle_rng, steps_per_epoch)
         val = None
         if validation_data is not None:
-            val_x, val_y = (validation_data, None) if is_batch_source(validation_data) else validation_data[:2]
+            val_x, val_y = validation_data
             val = self._batches(val_x, val_y, validation_batch_size or batch_size, steps=validation_steps,
                                 name="validation x")
         callback_list = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
@@ -190,11 +279,9 @@ class Trainer:
         logs = {}
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
-            logs = self._run_epoch(train, check_train, training=True, callbacks=callback_list)
+            logs = self._train_epoch(train, check_train, callback_list)
             if val is not None:
-                with self._inference_pass(val[0]):
-                    val_logs = self._run_epoch(*val, training=False)
-                logs.update({f"val_{name}": value for name, value in val_logs.items()})
+                logs.update(self._validate(*val, callback_list))
             logs["learning_rate"] = float(self.optimizer.learning_rate)
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -203,16 +290,21 @@ class Trainer:
         return callback_list.history
 
     # -------------------------------------------------------------- evaluate
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, steps=None, return_dict=False):
-        """Loss and metrics over the data: a scalar loss, or ``[loss, *metrics]`` with metrics."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, steps=None, callbacks=None, return_dict=False):
+        """Loss and metrics over the data: a scalar loss, or ``[loss, *metrics]`` with metrics.
+
+        With ``steps`` only the first ``steps`` batches are used (and without
+        ``batch_size`` arrays are cut into ``steps`` batches, as Keras).
+        ``callbacks`` (a Callback or a list) get the ``on_test_*`` hooks, as
+        Keras calls them: ``on_test_batch_end`` with the running means so far,
+        ``on_test_end`` with the results. They must not change the weights.
+        """
         self._require_compiled()
         batches, check = self._batches(x, y, batch_size, steps=steps)
-        tracker = _RunningMeans(self._log_names())
+        callback_list = self._callbacks_for(callbacks, verbose, batches)
         with self._inference_pass(batches):
-            for xb, yb in _progress(batches, verbose, "evaluate"):
-                xb, yb = self._checked(xb, yb, check)
-                tracker.update(len(xb), self._step(xb, yb, training=False))
-        return self._format(tracker.result(), return_dict)
+            logs = self._test_loop(batches, check, callback_list, verbose)
+        return self._format(logs, return_dict)
 
     def _format(self, logs, return_dict):
         if return_dict:
@@ -220,19 +312,51 @@ class Trainer:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32, verbose=0, steps=None):
-        """Outputs for every sample of ``x`` (an array, a Sequence or a generator), batch by batch."""
+    # --------------------------------------------------------------- predict
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
+        """Outputs for every sample of ``x`` (an array, a Sequence or a generator), batch by batch.
+
+        ``batch_size`` None means 32 (with ``steps``: arrays cut into
+        ``steps`` batches, as Keras). With ``steps`` only the first ``steps``
+        batches are predicted. ``callbacks`` (a Callback or a list) get the
+        ``on_predict_*`` hooks, as Keras calls them: ``on_predict_batch_end``
+        with ``logs={"outputs": the batch's outputs}``. They must not change
+        the weights.
+        """
         if is_batch_source(x):
-            batches = adapt(x, None, batch_size, steps=steps)
-            check = True
+            batches, check = adapt(x, None, batch_size, steps=steps), True
         else:
-            batches, check = adapt(self._prepare_x(x), None, batch_size), False
-        outputs = []
+            batches, check = adapt(self._prepare_x(x), None, batch_size, steps=steps), False
+        callback_list = self._callbacks_for(callbacks, verbose, batches)
         with self._inference_pass(batches):
-            for xb, _ in _progress(batches, verbose, "predict"):
-                xb = self._prepare_x(xb) if check else xb
-                outputs.append(self.forward(xb, training=False))
+            if callback_list is None:
+                outputs = self._predict_batches(batches, check, verbose)
+            else:
+                outputs = self._predict_batches_with_callbacks(batches, check, verbose, callback_list)
         return np.concatenate(outputs, axis=0)
+
+    def _predict_batches(self, batches, check, verbose):
+        """The outputs of every batch: predict's loop without callbacks, which does nothing else per batch."""
+        outputs = []
+        for xb, _ in _progress(batches, verbose, "predict"):
+            xb = self._prepare_x(xb) if check else xb
+            outputs.append(self.forward(xb, training=False))
+        return outputs
+
+    def _predict_batches_with_callbacks(self, batches, check, verbose, callbacks):
+        """:meth:`_predict_batches` calling the ``on_predict_*`` hooks; a callback may set ``model.stop_predicting``."""
+        self.stop_predicting = False
+        callbacks.on_predict_begin()
+        outputs = []
+        for step, (xb, _) in enumerate(_progress(batches, verbose, "predict")):
+            callbacks.on_predict_batch_begin(step)
+            xb = self._prepare_x(xb) if check else xb
+            outputs.append(self.forward(xb, training=False))
+            callbacks.on_predict_batch_end(step, {"outputs": outputs[-1]})
+            if self.stop_predicting:
+                break
+        callbacks.on_predict_end()
+        return outputs
 
     # ------------------------------------------------------------ one batch
     def train_on_batch(self, x, y, return_dict=False):
