@@ -37,25 +37,35 @@ def best_width(results):
     return max(sorted(results, key=lambda r: r["units"]), key=lambda r: r["best_val_accuracy"])
 
 
-def plot_sweep(path, results):
+def sweep_figure(results, quick=False):
+    """Validation accuracy per epoch of every width, with integer epoch ticks."""
     plt = common._pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for result in results:
         values = result["history"]["val_accuracy"]
         ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=f"n = {result['units']}")
     ax.set_xlabel("epoch")
+    common.integer_ticks(ax.xaxis)
     ax.set_ylabel("validation accuracy")
-    ax.set_title("Basic MLP width sweep")
+    ax.set_title(f"Basic MLP width sweep\n{common.QUICK_TAG}" if quick else "Basic MLP width sweep")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def plot_sweep(path, results, quick=False):
+    """sweep.png: :func:`sweep_figure` saved to ``path``."""
+    common.save_figure(sweep_figure(results, quick), path)
 
 
 def parser():
-    p = common.build_parser(NAME, __doc__.splitlines()[0], parallel=True)
-    p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS),
+    epilog = common.help_epilog(
+        "56 s with --jobs 3 on 2 cores (the three widths side by side)",
+        f"{common.COMMON_OUTPUTS}, sweep.png, history_units<n>.csv",
+        ["python experiments/basic_mlp.py --jobs 3", "python experiments/basic_mlp.py --quick"])
+    p = common.build_parser(NAME, __doc__.splitlines()[0], parallel=True, epilog=epilog)
+    p.add_argument("--widths", type=common.positive_int, nargs="+", default=list(WIDTHS),
                    help="hidden widths to sweep (default 128 256 512)")
     return p
 
@@ -85,7 +95,7 @@ def main(argv=None):
         out = common.write_outputs(args.out, metrics, best["history"])
         for result in results:
             common.write_history(out / f"history_units{result['units']}.csv", result["history"])
-        plot_sweep(out / "sweep.png", results)
+        plot_sweep(out / "sweep.png", results, quick=args.quick)
     for entry in sweep:
         print(f"  n = {entry['units']}: best val accuracy {entry['best_val_accuracy']:.4f} "
               f"(epoch {entry['best_epoch']} of {entry['epochs_run']})")

@@ -1,8 +1,9 @@
 """Code shared by every experiment script of the MNIST study.
 
 One place for: the command line (:func:`build_parser`, :func:`parse_args`),
-seeding, loading and splitting the data (:func:`load_mnist`,
-:func:`load_optdigits`), the study's callbacks and augmentation
+seeding and the first-run compile notice (:func:`run_context`), loading and
+splitting the data (:func:`load_mnist`, :func:`load_optdigits`, with data
+problems as one message: :func:`load_dataset`), the study's callbacks and augmentation
 (:func:`study_callbacks`, :func:`augmenter`), training (:func:`fit_model`),
 the evaluation report (:func:`evaluate_model`), the metrics file
 (:func:`collect_metrics`), outputs and plots (:func:`write_outputs`), and
@@ -88,44 +89,84 @@ PUBLISHED = {
 
 
 # --------------------------------------------------------------------------- command line
+#: Marks a ``--quick`` run on the console and in plot titles: its numbers mean nothing for the study.
+QUICK_TAG = "quick smoke test (not comparable to the study)"
+
+#: Printed when Numba has not cached nnscratch's kernels yet (see :func:`first_run_notice`).
+FIRST_RUN_NOTICE = ("first run: Numba compiles nnscratch's kernels once (about 1-2 minutes; the times "
+                    "of this run include it); later runs start in seconds")
+
+#: The files every training script writes to ``--out``.
+COMMON_OUTPUTS = "metrics.json, history.csv, training_curves.png, confusion_matrix.png"
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1 (so ``--train-size 0`` or ``-100`` is an error, not "all")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def help_epilog(run_time, outputs, examples):
+    """The text after a script's ``--help`` options: typical run time, files written, examples."""
+    lines = [f"typical run time: {run_time}",
+             "--quick: seconds; the very first run also compiles the kernels (about 1-2 min)",
+             f"writes to --out: {outputs}",
+             "examples:"]
+    lines += [f"  {example}" for example in examples]
+    return "\n".join(lines)
+
+
 def build_parser(name, description, *, epochs=STUDY["epochs"], batch_size=STUDY["batch_size"],
-                 parallel=False, subset=True):
+                 parallel=False, subset=True, out_default=None, epilog=None):
     """The options every script shares.
 
     ``--epochs``/``--batch-size`` default to the study's values (1 epoch with
     ``--quick``); ``--out`` to ``results/<name>/`` (``results/quick/<name>/``
     with ``--quick``, so a quick run never overwrites a full one).
+    ``out_default`` replaces ``results/<name>/`` in that help text when the
+    folder depends on another option (``--variant``, ``--scale``).
     ``parallel`` adds ``--jobs`` and ``--dask-scheduler``; ``subset`` adds
-    ``--train-size``/``--test-size``.
+    ``--train-size``/``--test-size``. ``epilog`` (see :func:`help_epilog`) ends ``--help``.
     """
-    parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description)
+    parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(experiment=name, study_epochs=epochs, study_batch_size=batch_size)
+    out_default = out_default or f"results/{name}/"
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"training epochs (default {epochs or 'per variant'}; {QUICK['epochs']} with --quick)")
     parser.add_argument("--batch-size", type=int, default=None, help=f"batch size (default {batch_size})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default 42)")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"output folder (default results/{name}/, results/quick/{name}/ with --quick)")
+                        help=f"output folder (default {out_default}; with --quick the same name under results/quick/)")
     parser.add_argument("--quick", action="store_true",
-                        help="a tiny subset and 1 epoch: a smoke test that runs in seconds")
+                        help="a tiny subset and 1 epoch: a smoke test that runs in seconds; "
+                             "its numbers are not comparable to the study")
     if subset:
-        parser.add_argument("--train-size", type=int, default=None,
-                            help=f"use only the first N training images (default all; "
+        parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                            help=f"use only the first N training images (default: all, leave the option out; "
                                  f"{QUICK['train_size']} with --quick)")
-        parser.add_argument("--test-size", type=int, default=None,
-                            help=f"use only the first N test images (default all; {QUICK['test_size']} with --quick)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS and Numba threads of this process (default: all cores; each parallel "
-                             "job of --jobs or --dask-scheduler uses one)")
+        parser.add_argument("--test-size", type=positive_int, default=None, metavar="N",
+                            help=f"use only the first N test images (default: all, leave the option out; "
+                                 f"{QUICK['test_size']} with --quick)")
+    threads_help = "BLAS and Numba threads of this process (default: all cores)"
+    if parallel:
+        threads_help += "; each parallel job of --jobs or --dask-scheduler uses one"
+    parser.add_argument("--threads", type=int, default=None, help=threads_help)
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="data root holding mnist/ and optdigits/ (default $NNSCRATCH_DATA, "
-                             "then the download cache)")
+                        help="data root holding mnist/ and optdigits/, or the data set's own folder "
+                             "(default $NNSCRATCH_DATA, then the download cache)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="0 silent, 1 progress bars, 2 one line per epoch (default 1; 2 with --quick)")
     if parallel:
         parser.add_argument("--jobs", type=int, default=1,
-                            help="parallel jobs (joblib processes, default 1); with --dask-scheduler "
-                                 "default all workers of the cluster")
+                            help="parallel jobs (joblib processes, default 1; each with one thread, so the "
+                                 "losses may differ from --jobs 1 in the last digits); with "
+                                 "--dask-scheduler default all workers of the cluster")
         parser.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                             help="run the parallel jobs on this Dask cluster (e.g. tcp://host:8786) "
                                  "through joblib's Dask backend")
@@ -170,9 +211,49 @@ def seed_everything(seed):
     nnscratch.set_random_seed(int(seed))
 
 
+def kernel_cache_folder():
+    """The folder where Numba caches nnscratch's compiled kernels, or None (NumPy backend, no cache).
+
+    Numba decides: ``$NUMBA_CACHE_DIR/kernels_<hash>`` when that variable is
+    set, else ``nnscratch/kernels/__pycache__`` (or a user-wide cache when the
+    package folder is read-only). We ask one ``@njit(cache=True)`` kernel of
+    ``nnscratch.kernels.fast`` where its cache is, rather than guess.
+    """
+    if nnscratch.get_backend() != "numba":
+        return None
+    from numba.core.dispatcher import Dispatcher
+
+    from nnscratch.kernels import fast
+
+    for value in vars(fast).values():
+        path = getattr(getattr(value, "_cache", None), "cache_path", None)
+        if isinstance(value, Dispatcher) and path:
+            return Path(path)
+    return None
+
+
+def kernels_cached(folder):
+    """Whether ``folder`` holds compiled kernels (Numba's ``*.nbi`` index files); True when unknown."""
+    return folder is None or any(Path(folder).glob("*.nbi"))
+
+
+def first_run_notice():
+    """Print :data:`FIRST_RUN_NOTICE` when Numba's kernel cache looks empty; return whether it was printed.
+
+    The compile time is counted in that run's ``train_time_s``, ``epoch_time_s``
+    and ``wall_time_s`` (taking it out would mean a warm-up step before training).
+    """
+    if kernels_cached(kernel_cache_folder()):
+        return False
+    print(FIRST_RUN_NOTICE, file=sys.stderr, flush=True)
+    return True
+
+
 @contextlib.contextmanager
 def run_context(args):
-    """Around a script's body: limit this process's threads to ``--threads`` and seed the library."""
+    """Around a script's body: say whether kernels compile first, limit threads to ``--threads``, seed."""
+    if args.verbose:
+        first_run_notice()
     with limit_threads(args.threads):
         seed_everything(args.seed)
         yield
@@ -198,8 +279,75 @@ class Data:
     info: dict = field(default_factory=dict)
 
 
-def _dataset_path(args, dataset):
-    return None if getattr(args, "data_dir", None) is None else Path(args.data_dir) / dataset
+class DataError(SystemExit):
+    """The data could not be loaded: the message is printed without a traceback and the script exits 1.
+
+    (``SystemExit`` with a text prints the text to stderr and sets the exit status 1.)
+    """
+
+
+def dataset_folder(data_dir, dataset):
+    """The folder given to ``<dataset>.load_data(path=...)`` for ``--data-dir`` (None without it).
+
+    ``--data-dir`` may name the data root (``data/``, holding ``mnist/`` and
+    ``optdigits/``) or the data set's own folder (``data/mnist``). The path is
+    made absolute, so messages name the folder in full. A ``--data-dir`` that
+    does not exist stops the script (:class:`DataError`) rather than starting
+    a download.
+    """
+    if data_dir is None:
+        return None
+    root = Path(data_dir).expanduser().resolve()
+    if (root / dataset).is_dir():
+        return root / dataset
+    if root.is_dir():
+        return root  # the data set's own folder, or a folder holding its files
+    raise DataError(f"error: --data-dir {root} does not exist (a relative path starts from the current "
+                    f"folder, {Path.cwd()}).\n" + data_advice(dataset, root))
+
+
+def data_advice(dataset, data_dir=None):
+    """What to do when ``dataset`` cannot be loaded: the folders searched (absolute) and the options."""
+    from nnscratch.datasets import cache_dir
+
+    data_root = os.environ.get("NNSCRATCH_DATA")
+    places = [f"  - --data-dir: {data_dir}" if data_dir is not None else "  - --data-dir: not given",
+              f"  - $NNSCRATCH_DATA/{dataset}: {Path(data_root).expanduser().resolve() / dataset}"
+              if data_root else "  - $NNSCRATCH_DATA: not set",
+              f"  - download cache: {Path(cache_dir(dataset)).expanduser().resolve()}"]
+    return "\n".join([
+        "The data are looked for in these folders, in this order:", *places,
+        f"Point --data-dir DIR (or NNSCRATCH_DATA=DIR) at a folder holding {dataset}/ "
+        f"(or at the {dataset} folder itself); docs/data.md lists the files.",
+        "If a file above is reported damaged or truncated, delete it and run again: it is then "
+        "downloaded afresh (this needs internet access).",
+    ])
+
+
+def load_dataset(args, dataset, load_data, **options):
+    """``load_data(path=<--data-dir folder>, **options)``, with any data problem as one clear message.
+
+    The loaders of :mod:`nnscratch.datasets` raise ``DatasetUnavailableError``
+    (files missing and the download failed), ``CorruptFileError`` (a damaged,
+    truncated or wrong file) or ``ValueError``; a script user needs no
+    traceback for those, only the loader's message, the folders searched and
+    what to do. Raises :class:`DataError` (exit status 1).
+    """
+    from nnscratch.datasets import CorruptFileError, DatasetUnavailableError
+
+    folder = dataset_folder(getattr(args, "data_dir", None), dataset)
+    try:
+        return load_data(path=folder, **options)
+    except (DatasetUnavailableError, CorruptFileError, OSError, ValueError) as error:
+        if isinstance(error, CorruptFileError):
+            headline = f"error: a {dataset} data file is damaged, truncated or not the published one."
+        elif isinstance(error, DatasetUnavailableError):
+            headline = f"error: the {dataset} data files were not found and could not be downloaded."
+        else:
+            headline = f"error: could not load the {dataset} data."
+        # The loaders speak of their argument path=; for a script user that is --data-dir.
+        message = str(error).replace("path=", "--data-dir")
+        raise DataError(f"{headline}\n{message}\n{data_advice(dataset, folder)}") from None
 
 
 def prepare_images(x, max_value=255):
@@ -221,11 +369,12 @@ def load_mnist(args, validation="last"):
     * ``None``: no validation set.
 
     ``--train-size`` / ``--test-size`` keep only the first images of each set.
+    Data problems stop the script with one message (:func:`load_dataset`).
     """
     from nnscratch.datasets import mnist
     from nnscratch.preprocessing import train_val_split
 
-    (x_train, y_train), (x_test, y_test) = mnist.load_data(path=_dataset_path(args, "mnist"))
+    (x_train, y_train), (x_test, y_test) = load_dataset(args, "mnist", mnist.load_data)
     if getattr(args, "train_size", None):
         x_train, y_train = x_train[:args.train_size], y_train[:args.train_size]
     if getattr(args, "test_size", None):
@@ -252,7 +401,7 @@ def load_optdigits(args, scale=False):
     """All 5,620 UCI optdigits rows as (N, 8, 8, 1) float32: raw 0..16, or /16 with ``scale``."""
     from nnscratch.datasets import optdigits
 
-    x, y = optdigits.load_data(path=_dataset_path(args, "optdigits"), source="uci")
+    x, y = load_dataset(args, "optdigits", optdigits.load_data, source="uci")
     x = prepare_images(x, max_value=16) if scale else x.astype(np.float32)[..., None]
     return x, y.astype(np.int64)
 
@@ -524,11 +673,33 @@ def _pyplot():
     return plt
 
 
-def plot_history(path, history, title, best_epoch=None):
-    """Loss, accuracy and learning rate per epoch (train and validation)."""
-    plt = _pyplot()
+def integer_ticks(axis):
+    """Only whole numbers as ticks on ``axis`` (epochs, folds), even when it spans a single value.
+
+    ``MaxNLocator(integer=True)`` alone falls back to ticks such as 0.95 and
+    1.05 when the axis holds fewer than two integers (a 1-epoch run);
+    ``min_n_ticks=1`` keeps it to integers.
+    """
     from matplotlib.ticker import MaxNLocator
 
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def plot_title(metrics, what=None):
+    """A plot title: the experiment, ``what`` it shows, and the quick-run mark of a ``--quick`` run."""
+    title = metrics["experiment"] if what is None else f"{metrics['experiment']}: {what}"
+    return f"{title}\n{QUICK_TAG}" if metrics.get("quick") else title
+
+
+def save_figure(fig, path):
+    """Write ``fig`` to ``path`` (PNG, 110 dpi) and free it."""
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+
+
+def history_figure(history, title, best_epoch=None):
+    """Loss, accuracy and learning rate per epoch (train and validation), with integer epoch ticks."""
+    plt = _pyplot()
     panels = [("loss", "Loss"), ("accuracy", "Accuracy")] + (
         [("learning_rate", "Learning rate")] if history.get("learning_rate") else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
@@ -543,15 +714,19 @@ def plot_history(path, history, title, best_epoch=None):
         if key == "learning_rate":
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_ticks(ax.xaxis)
         ax.set_title(label)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def plot_history(path, history, title, best_epoch=None):
+    """training_curves.png: :func:`history_figure` saved to ``path``."""
+    save_figure(history_figure(history, title, best_epoch), path)
 
 
 def plot_confusion(path, matrix, title):
@@ -584,27 +759,39 @@ def write_outputs(out, metrics, history):
     write_json(out / "metrics.json", metrics)
     write_history(out / "history.csv", history)
     accuracy = metrics.get("test_accuracy")
-    title = f"{metrics['experiment']} (test accuracy {accuracy:.2%})" if accuracy is not None else metrics["experiment"]
-    plot_history(out / "training_curves.png", history, title, metrics.get("best_epoch"))
+    curves = None if accuracy is None else f"test accuracy {accuracy:.2%}"
+    if curves and metrics.get("best_units") is not None:  # basic_mlp: say which width won
+        curves = f"n = {metrics['best_units']}, {curves}"
+    plot_history(out / "training_curves.png", history, plot_title(metrics, curves), metrics.get("best_epoch"))
     plot_confusion(out / "confusion_matrix.png", metrics["confusion_matrix"],
-                   f"{metrics['experiment']}: {metrics['errors']} errors of {metrics['n_test']:,}")
+                   plot_title(metrics, f"{metrics['errors']} errors of {metrics['n_test']:,}"))
     return out
+
+
+def summary_line(metrics) -> str:
+    """The one-line result of a run; a ``--quick`` run says it is a smoke test."""
+    best = metrics.get("best_epoch")
+    best_text = "no validation" if best is None else f"best {best}"
+    line = (f"{metrics['experiment']}: test accuracy {metrics['test_accuracy']:.4f} "
+            f"({metrics['errors']} errors of {metrics['n_test']}), loss {metrics['test_loss']:.4f}, "
+            f"{metrics.get('epochs_run', '-')} epochs ({best_text}), wall {metrics['wall_time_s']:.1f} s, "
+            f"predict {metrics['prediction_time_s']:.3f} s")
+    return f"{line} [{QUICK_TAG}]" if metrics.get("quick") else line
 
 
 def report(metrics, out):
     """A few lines on stdout at the end of a run."""
-    print(f"{metrics['experiment']}: test accuracy {metrics['test_accuracy']:.4f} "
-          f"({metrics['errors']} errors of {metrics['n_test']}), loss {metrics['test_loss']:.4f}, "
-          f"{metrics.get('epochs_run', '-')} epochs (best {metrics.get('best_epoch')}), "
-          f"wall {metrics['wall_time_s']:.1f} s, predict {metrics['prediction_time_s']:.3f} s")
+    print(summary_line(metrics))
     print(f"outputs in {out}")
 
 
-def run_single(args, *, build, description, data, augment, callbacks, extra=None, start=None):
+def run_single(args, *, build, description, data, augment, callbacks, extra=None, start=None, show=True):
     """Build, train, evaluate and write the outputs of one model: the common path of most scripts.
 
     ``build`` is a zero-argument callable returning the compiled model;
     ``callbacks`` a zero-argument callable returning the callbacks (or None).
+    ``show=False`` leaves the console summary (:func:`report`) to the caller,
+    for a script that does more work afterwards.
     """
     start = time.perf_counter() if start is None else start
     model = build_model(build, args.seed)
@@ -616,7 +803,8 @@ def run_single(args, *, build, description, data, augment, callbacks, extra=None
                               description=description, augmentation=AUGMENTATION if augment else None,
                               callbacks=bool(callbacks), **sizes, **(extra or {}))
     write_outputs(args.out, metrics, run.history)
-    report(metrics, args.out)
+    if show:
+        report(metrics, args.out)
     return metrics, model
 
 

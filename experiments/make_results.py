@@ -4,6 +4,12 @@ The document is generated, never typed by hand: rerun this script after new runs
 
     python experiments/make_results.py
     python experiments/make_results.py --results results/quick --include-quick --output /tmp/results.md
+
+Without ``--output`` it replaces the repository's docs/results.md, and only
+from full runs of every experiment: with one missing (or only quick runs)
+it stops and names them, rather than replace the published tables with
+"not run" rows. ``--output FILE`` writes whatever was found to FILE, and
+``--allow-missing`` lets a partial page replace docs/results.md after all.
 """
 
 import argparse
@@ -293,14 +299,29 @@ def by_experiment(found):
 def parser():
     p = argparse.ArgumentParser(prog="experiments/make_results.py", description=__doc__.splitlines()[0])
     p.add_argument("--results", type=Path, default=common.RESULTS, help="folder of <name>/metrics.json (default results/)")
-    p.add_argument("--output", type=Path, default=common.DOCS / "results.md", help="default docs/results.md")
+    p.add_argument("--output", type=Path, default=None,
+                   help="where to write (default docs/results.md, only when every experiment has a full run)")
     p.add_argument("--include-quick", action="store_true", help="also use --quick runs")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="replace docs/results.md even if some experiments have no run in --results")
     return p
+
+
+def _missing(found, include_quick):
+    """The experiments of the study that ``found`` has no run of (any quick run counts as missing without --include-quick)."""
+    return [name for name in ORDER if name not in found or (found[name].get("quick") and not include_quick)]
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
     found = by_experiment(common.find_metrics(args.results, include_quick=args.include_quick))
+    if args.output is None:
+        missing = _missing(found, include_quick=False)
+        if missing and not args.allow_missing:
+            sys.exit(f"make_results: no full run of {', '.join(missing)} in {args.results}; docs/results.md was left "
+                     "as it is. Run them first (the commands are in experiments/README.md), write a partial page "
+                     "elsewhere with --output FILE, or replace docs/results.md anyway with --allow-missing.")
+        args.output = common.DOCS / "results.md"
     try:
         shown = args.results.resolve().relative_to(common.REPO)
     except ValueError:

@@ -42,8 +42,12 @@ def plot_selection(path, selection):
 
 
 def parser():
-    p = common.build_parser(NAME, __doc__.splitlines()[0])
-    p.add_argument("--k", type=int, default=196, help="pixels to keep (default 196)")
+    epilog = common.help_epilog(
+        "18-34 s on 2 cores",
+        f"{common.COMMON_OUTPUTS}, selected_pixels.png, pixel_scores.npy",
+        ["python experiments/optimized_mlp.py", "python experiments/optimized_mlp.py --quick --out /tmp/opt"])
+    p = common.build_parser(NAME, __doc__.splitlines()[0], epilog=epilog)
+    p.add_argument("--k", type=common.positive_int, default=196, help="pixels to keep (default 196)")
     return p
 
 

@@ -90,9 +90,19 @@ def summarise(experiment, seeds, runs, extra, wall_time_s, name=None) -> dict:
     }
 
 
+EPILOG = """\
+Arguments after `--` go to the experiment's script, --quick included:
+  python experiments/seed_spread.py optimized_mlp --seeds 1 2 --out /tmp/spread -- --quick
+typical run time: the number of seeds times one run of the experiment (see its --help), --jobs at a time
+writes to --out: spread.json, and seed_<S>/ with each seed's outputs
+examples:
+  python experiments/seed_spread.py optimized_mlp --seeds 1 2 3 4 5 6 7 8 --jobs 2
+  python experiments/seed_spread.py uci_digits_kfold --seeds 1 2 3 4 --jobs 2 -- --skip-kfold"""
+
+
 def parser():
     p = argparse.ArgumentParser(prog="experiments/seed_spread.py", description=__doc__.splitlines()[0],
-                                epilog="Arguments after `--` go to the experiment's script.")
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", choices=sorted(SCRIPTS))
     p.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds to run")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at the same time (default 1)")
@@ -101,7 +111,8 @@ def parser():
                    help="reuse the seeds whose seed_<S>/metrics.json exists (an interrupted spread)")
     p.add_argument("--name", default=None, help="name of this spread (default: the experiment)")
     p.add_argument("--out", type=Path, default=None,
-                   help="default results/seed_spread/<name>/ (results/quick/... with --quick)")
+                   help="default results/seed_spread/<name>/, or results/quick/seed_spread/<name>/ when the "
+                        "script's arguments after `--` include --quick")
     return p
 
 
@@ -109,6 +120,9 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
+    if "--quick" in argv:
+        parser().error("--quick is an option of the experiment's script: put it after `--`, "
+                       "e.g. seed_spread.py optimized_mlp --seeds 1 2 -- --quick")
     args = parser().parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser().error(f"--seeds must be distinct, got {args.seeds}")
@@ -120,6 +134,7 @@ def main(argv=None):
         parser().error(f"--name must be letters, digits, '_' or '-', got {name!r}")
     out = args.out or base / "seed_spread" / name
     out.mkdir(parents=True, exist_ok=True)
+    common.first_run_notice()  # the seeds' scripts run silently: say here why the first ones are slow
     start = time.perf_counter()
     runs = joblib.Parallel(n_jobs=min(args.jobs, len(args.seeds)), prefer="threads")(
         joblib.delayed(run_seed)(args.experiment, seed, out, extra, args.threads, args.resume) for seed in args.seeds)
@@ -128,7 +143,8 @@ def main(argv=None):
     acc = record["test_accuracy"]
     print(f"{name} over seeds {args.seeds}: test accuracy mean {common.fmt_percent(acc['mean'])} "
           f"(std {100 * acc['std']:.2f} points), min {common.fmt_percent(acc['min'])}, "
-          f"max {common.fmt_percent(acc['max'])}; wrote {out / 'spread.json'}")
+          f"max {common.fmt_percent(acc['max'])}; wrote {out / 'spread.json'}"
+          + (f" [{common.QUICK_TAG}]" if record["quick"] else ""))
     return record
 
 

@@ -30,7 +30,13 @@ VARIANTS = {
 
 
 def parser():
-    p = common.build_parser(NAME, __doc__.splitlines()[0], epochs=None, batch_size=128)
+    epilog = common.help_epilog(
+        "three-conv 4-8 min, two-conv 2-4 min on 2 cores",
+        common.COMMON_OUTPUTS,
+        ["python experiments/simple_cnn.py", "python experiments/simple_cnn.py --variant two-conv",
+         "python experiments/simple_cnn.py --variant two-conv --quick"])
+    p = common.build_parser(NAME, __doc__.splitlines()[0], epochs=None, batch_size=128, epilog=epilog,
+                            out_default="results/simple_cnn_three_conv/ or results/simple_cnn_two_conv/, by --variant")
     p.add_argument("--variant", choices=sorted(VARIANTS), default="three-conv",
                    help="three-conv (default; 20 epochs) or two-conv (10 epochs)")
     return p

@@ -287,3 +287,235 @@ def test_defaults_follow_the_study():
     assert (uci.epochs, uci.batch_size, uci.folds) == (100, 128, 5)
     with pytest.raises(SystemExit):
         common.parse_args(optimized_mlp.parser(), ["--epochs", "0"])
+
+
+# --------------------------------------------------------------------------- script users' experience (audit)
+REPO = EXPERIMENTS.parent
+
+
+def run_script(script, *argv, cwd=REPO, env=None):
+    """Run ``experiments/<script>`` as a user would, in a subprocess; return the CompletedProcess."""
+    import os
+    import subprocess
+
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, str(EXPERIMENTS / script), *argv], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_line(text):
+    """``text`` with every run of whitespace as one space (argparse wraps help lines)."""
+    return " ".join(text.split())
+
+
+def test_data_dir_may_name_the_root_or_the_dataset_folder(tmp_path, monkeypatch):
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    root = tmp_path / "data"
+    assert common.dataset_folder(root, "mnist") == root / "mnist"
+    assert common.dataset_folder(root / "mnist", "mnist") == root / "mnist"  # not .../mnist/mnist
+    monkeypatch.chdir(tmp_path)
+    assert common.dataset_folder(Path("data"), "mnist") == root.resolve() / "mnist"  # relative: resolved
+    assert common.dataset_folder(None, "mnist") is None
+
+
+def test_a_missing_data_dir_is_one_message_and_exit_status_1(tmp_path):
+    """No traceback: the resolved path, --data-dir and NNSCRATCH_DATA are named."""
+    done = run_script("optimized_mlp.py", "--quick", "--data-dir", "no_such_folder", "--out", str(tmp_path / "out"),
+                      cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert str(tmp_path.resolve() / "no_such_folder") in done.stderr
+    assert "--data-dir" in done.stderr and "NNSCRATCH_DATA" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupt_data_file_is_one_message_advising_to_delete_it(tmp_path):
+    shared = require_shared("optdigits")
+    folder = tmp_path / "optdigits"
+    folder.mkdir()
+    (folder / "optdigits.tra").write_bytes((shared / "optdigits.tra").read_bytes()[:50_000])  # truncated
+    (folder / "optdigits.tes").write_bytes((shared / "optdigits.tes").read_bytes())
+    done = run_script("uci_digits_kfold.py", "--quick", "--skip-kfold", "--data-dir", str(tmp_path),
+                      "--out", str(tmp_path / "out"))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    message = done.stderr
+    assert "damaged, truncated" in message and str(folder / "optdigits.tra") in message  # the loader's own words
+    assert "delete it" in message and "--data-dir" in message and "NNSCRATCH_DATA" in message
+
+
+def test_unavailable_data_name_every_folder_resolved(tmp_path, monkeypatch):
+    """Files nowhere and no mirror: DataError (exit 1) with the loader's message, in --data-dir terms."""
+    from argparse import Namespace
+
+    from nnscratch.datasets import mnist
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NNSCRATCH_DATA", "empty")  # relative, as an audit user set it
+    monkeypatch.setenv("NNSCRATCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist, "MIRRORS", ())  # never download in a test
+    with pytest.raises(SystemExit) as raised:
+        common.load_mnist(Namespace(data_dir=None, train_size=None, test_size=None, seed=42))
+    message = raised.value.code
+    assert isinstance(raised.value, common.DataError) and isinstance(message, str)  # str: exit status 1
+    assert "mnist: missing file(s)" in message  # the loader's message, kept
+    assert str(tmp_path.resolve() / "empty" / "mnist") in message
+    assert str(tmp_path / "cache" / "mnist") in message
+    assert "path=" not in message and "--data-dir" in message and "NNSCRATCH_DATA" in message
+
+
+def test_first_run_notice_when_numbas_kernel_cache_is_empty(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(common, "kernel_cache_folder", lambda: tmp_path)
+    assert common.first_run_notice() is True
+    assert "first run: Numba compiles nnscratch's kernels once" in capsys.readouterr().err
+    (tmp_path / "fast._relu-10.py311.nbi").write_bytes(b"")
+    assert common.first_run_notice() is False
+    assert capsys.readouterr().err == ""
+
+
+def test_kernel_cache_folder_is_where_numba_caches(runs):
+    import os
+
+    import nnscratch
+
+    if nnscratch.get_backend() != "numba":
+        assert common.kernel_cache_folder() is None
+        return
+    runs("optimized_mlp")  # compiles (or loads) kernels
+    folder = common.kernel_cache_folder()
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        assert Path(os.environ["NUMBA_CACHE_DIR"]).resolve() in folder.resolve().parents
+    else:
+        assert folder.name == "__pycache__"
+    assert common.kernels_cached(folder)
+
+
+@pytest.mark.parametrize("module", [basic_mlp, optimized_mlp, deep_cnn, simple_cnn, uci_digits_kfold,
+                                    seed_spread, compare])
+def test_help_ends_with_run_time_outputs_and_examples(module):
+    text = one_line(module.parser().format_help())
+    assert "typical run time:" in text and "writes to --out:" in text and "examples:" in text
+    assert f"python experiments/{module.__name__}.py" in text
+
+
+def test_help_texts_name_the_real_folders_and_options():
+    simple = one_line(simple_cnn.parser().format_help())
+    assert "results/simple_cnn_three_conv/" in simple and "results/simple_cnn_two_conv/" in simple
+    assert "results/simple_cnn/" not in simple
+    uci = one_line(uci_digits_kfold.parser().format_help())
+    assert "results/uci_digits_kfold_scaled/ with --scale" in uci
+    for module in (optimized_mlp, deep_cnn, simple_cnn):  # no --jobs there: --threads must not mention it
+        assert "--jobs" not in module.parser().format_help()
+    assert "--jobs" in basic_mlp.parser().format_help()
+    assert "-- --quick" in seed_spread.parser().format_help()
+
+
+def test_seed_spread_points_a_misplaced_quick_after_the_double_dash(capsys):
+    with pytest.raises(SystemExit) as raised:
+        seed_spread.main(["optimized_mlp", "--seeds", "1", "--quick"])
+    assert raised.value.code == 2
+    assert "put it after `--`" in capsys.readouterr().err
+
+
+def test_quick_runs_say_so_on_the_console_and_in_titles(runs):
+    metrics = runs("optimized_mlp")
+    assert common.QUICK_TAG == "quick smoke test (not comparable to the study)"
+    assert common.QUICK_TAG in common.summary_line(metrics)
+    assert common.QUICK_TAG in common.plot_title(metrics, "test accuracy 70%")
+    full = {**metrics, "quick": False}
+    assert common.QUICK_TAG not in common.summary_line(full) + common.plot_title(full, "x")
+    one_width = [{"units": 128, "history": {"val_accuracy": [0.5]}}]
+    figure = basic_mlp.sweep_figure(one_width, quick=True)
+    assert common.QUICK_TAG in figure.axes[0].get_title()
+    common._pyplot().close(figure)
+
+
+def test_compare_marks_quick_entries(runs, tmp_path):
+    found = {"optimized_mlp": runs("optimized_mlp"),
+             "deep_cnn": {**runs("optimized_mlp"), "experiment": "deep_cnn", "quick": False}}
+    rows = compare.rows_from(found)
+    table = compare.markdown(rows)
+    assert "| optimized_mlp (quick) |" in table and "| deep_cnn |" in table
+    assert common.QUICK_TAG in compare.chart_title(rows)
+    assert common.QUICK_TAG not in compare.chart_title(rows[1:])
+    compare.main(["--results", str(runs.root), "--include-quick", "--out", str(tmp_path)])
+    assert common.QUICK_TAG in (tmp_path / "comparison.md").read_text()
+    with open(tmp_path / "comparison.csv", newline="") as handle:
+        assert {row["quick"] for row in csv.DictReader(handle)} == {"True"}
+
+
+def test_uci_prints_its_summary_after_the_kfold_with_the_final_wall_time(tmp_path, capsys, monkeypatch):
+    require_shared("optdigits")
+    cross_validation = uci_digits_kfold.cross_validation
+
+    def marked(*arguments):  # the k-fold, then a marker line on stdout
+        result = cross_validation(*arguments)
+        print("k-fold done")
+        return result
+
+    monkeypatch.setattr(uci_digits_kfold, "cross_validation", marked)
+    metrics = uci_digits_kfold.main(["--quick", "--max-folds", "2", "--threads", "1", "--verbose", "0",
+                                     "--out", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    summary = next(i for i, line in enumerate(lines) if line.startswith("uci_digits_kfold: test accuracy"))
+    assert summary > lines.index("k-fold done")
+    assert f"wall {metrics['wall_time_s']:.1f} s" in lines[summary]
+    assert "best None" not in lines[summary] and "(no validation)" in lines[summary]
+    assert lines[-1] == f"outputs in {tmp_path}"
+
+
+@pytest.mark.parametrize("module, argv", [
+    (optimized_mlp, ["--train-size", "0"]), (optimized_mlp, ["--train-size", "-100"]),
+    (deep_cnn, ["--test-size", "0"]), (optimized_mlp, ["--k", "0"]), (basic_mlp, ["--widths", "128", "0"]),
+    (uci_digits_kfold, ["--rows", "0"]), (uci_digits_kfold, ["--max-folds", "0"]),
+])
+def test_sizes_must_be_positive(module, argv, capsys):
+    with pytest.raises(SystemExit) as raised:
+        common.parse_args(module.parser(), argv)
+    assert raised.value.code == 2 and "positive integer" in capsys.readouterr().err
+
+
+def test_leaving_the_size_out_keeps_every_image():
+    args = common.parse_args(optimized_mlp.parser(), [])
+    assert args.train_size is None and args.test_size is None
+    assert common.parse_args(optimized_mlp.parser(), ["--train-size", "100"]).train_size == 100
+
+
+def _ticks_are_integers(ax):
+    ticks = ax.get_xticks()
+    return len(ticks) > 0 and all(float(t).is_integer() for t in ticks)
+
+
+def test_epoch_axes_of_a_one_epoch_run_have_integer_ticks():
+    history = {"loss": [1.0], "accuracy": [0.5], "val_loss": [0.9], "val_accuracy": [0.6], "learning_rate": [1e-3]}
+    fig = common.history_figure(history, "one epoch", best_epoch=1)
+    assert all(_ticks_are_integers(ax) for ax in fig.axes)
+    sweep = basic_mlp.sweep_figure([{"units": 128, "history": history}])
+    assert _ticks_are_integers(sweep.axes[0])
+    common._pyplot().close(fig)
+    common._pyplot().close(sweep)
+
+
+def test_kfold_plot_names_the_folds_run_and_keeps_the_legend_off_the_bars():
+    values = [0.9902, 0.9911]
+    kfold = {"accuracy": {"values": values, "mean": float(np.mean(values)), "std": float(np.std(values))},
+             "n_splits": 5, "folds_run": 2, "seed": 42}
+    fig = uci_digits_kfold.folds_figure(kfold, scaled=True)
+    ax = fig.axes[0]
+    assert "first 2 of the 5 folds" in ax.get_title() and "5-fold" not in ax.get_title()
+    assert "scaled" in ax.get_title()
+    assert list(ax.get_xticks()) == [1, 2]
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1  # right of the plot
+    common._pyplot().close(fig)
+    full = {**kfold, "folds_run": 5, "accuracy": {**kfold["accuracy"], "values": values * 2 + [0.99]}}
+    assert uci_digits_kfold.folds_title(full).startswith("5-fold cross-validation")
+
+
+def test_readme_explains_jobs_threads_and_the_first_run():
+    text = one_line((EXPERIMENTS / "README.md").read_text())
+    assert "`--jobs N` (N ≠ 1) therefore means `--threads 1`" in text
+    assert "last digits" in text
+    assert "The first run compiles." in text and "1–2 minutes" in text
+    assert "**18 s** (the wall time in docs/results.md" in text and "**34 s** |" not in text

@@ -36,8 +36,10 @@ def _parse(data, where):
     """Parse one optdigits file into ``(x (N, 8, 8) uint8, y (N,) uint8)``."""
     try:
         table = np.loadtxt(io.BytesIO(data), delimiter=",", dtype=np.int64, ndmin=2)
-    except ValueError as error:
-        raise ValueError(f"{where}: not an optdigits file ({error})") from None
+    except ValueError as error:  # NumPy's own advice ("use `usecols`...") does not apply to a damaged file
+        detail = str(error).split("; use `usecols`")[0]
+        raise ValueError(f"{where}: not an optdigits file, or a truncated one: rows of 65 comma-separated "
+                         f"integers expected ({detail})") from None
     if table.shape[0] == 0 or table.shape[1] != 65:
         raise ValueError(f"{where}: expected rows of 64 pixels and a class, got a table "
                          f"of shape {table.shape}")
