@@ -214,11 +214,20 @@ def test_batch_size_below_one_in_evaluate_and_predict(batch_size):
         model.evaluate(images(), one_hot(), batch_size=batch_size)
 
 
-@pytest.mark.parametrize("epochs", [0, -1, 1.5])
+@pytest.mark.parametrize("epochs", [-1, 1.5, True])
 def test_bad_epochs(epochs):
     model = cnn()
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+    with pytest.raises(ValueError, match="epochs must be a whole number >= 0"):
         model.fit(images(), one_hot(), epochs=epochs, verbose=0)
+
+
+def test_zero_epochs_train_nothing_as_keras():
+    model = cnn()
+    before = model.get_weights()
+    history = model.fit(images(), one_hot(), epochs=0, verbose=0)
+    assert history.history == {}
+    for w, w0 in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
 
 
 def test_validation_split_and_validation_data_together():

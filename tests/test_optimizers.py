@@ -259,13 +259,24 @@ def test_learning_rate_change_takes_effect():
     assert opt.iterations == 2
 
 
-@pytest.mark.parametrize("bad", [0.0, -1e-3, float("nan"), float("inf")])
-def test_learning_rate_must_be_positive(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad", [-1e-3, float("nan"), float("inf")])
+def test_learning_rate_must_be_finite_and_not_negative(bad):
+    with pytest.raises(ValueError, match="finite number >= 0"):
         SGD(learning_rate=bad)
     opt = SGD()
     with pytest.raises(ValueError):
         opt.learning_rate = bad
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.0, momentum=0.9), lambda: Adam(0.0), lambda: RMSprop(0.0)])
+def test_a_learning_rate_of_zero_leaves_the_weights_as_they_are(make):
+    """As Keras accepts it: the steps are taken (the slots move, the iterations count) but the weights stay."""
+    opt = make()
+    p = make_param([1.0, -2.0], grad=[0.5, 0.25])
+    for _ in range(3):
+        opt.apply_gradients([p])
+    np.testing.assert_array_equal(p.value, [1.0, -2.0])
+    assert opt.iterations == 3
 
 
 @pytest.mark.parametrize("opt", [SGD(0.1, momentum=0.9, nesterov=True),

@@ -247,8 +247,8 @@ class Trainer:
         ``validation_steps`` limits each validation to its first batches.
         """
         self._require_compiled()
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a whole number >= 0, got {epochs!r}")   # 0 trains nothing, as Keras
         if validation_data is not None:
             validation_data = _unpack_validation_data(validation_data)
         shuffle_rng = rng.generator_from_seed(seed, 0)

@@ -41,8 +41,9 @@ class Optimizer(abc.ABC):
     Parameters
     ----------
     learning_rate : float
-        Step size, > 0. A plain attribute: callbacks such as
-        ``ReduceLROnPlateau`` may change it between steps.
+        Step size, >= 0 (0 leaves the weights as they are, as Keras allows).
+        A plain attribute: callbacks such as ``ReduceLROnPlateau`` may change
+        it between steps.
     clipnorm, clipvalue, global_clipnorm : float or None
         Gradient clipping (see the module docstring); at most one may be set.
     name : str or None
@@ -85,8 +86,8 @@ class Optimizer(abc.ABC):
     @learning_rate.setter
     def learning_rate(self, value) -> None:
         value = float(value)
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"learning_rate must be a finite number > 0, got {value!r}")
+        if not (value >= 0 and math.isfinite(value)):  # 0 is allowed, as Keras: the weights stay put
+            raise ValueError(f"learning_rate must be a finite number >= 0, got {value!r}")
         self._learning_rate = value
 
     # ------------------------------------------------------------ the step
