@@ -32,7 +32,7 @@ from nnscratch.allocator import keep_freed_memory  # noqa: E402
 if os.environ.get("NNSCRATCH_KEEP_FREED_MEMORY", "1") != "0":
     keep_freed_memory()
 
-from nnscratch import callbacks, gradcheck, layers, losses, metrics, optimizers, utils  # noqa: E402
+from nnscratch import callbacks, gradcheck, layers, losses, metrics, optimizers, regularizers, utils  # noqa: E402
 from nnscratch.config import floatx, set_floatx  # noqa: E402
 from nnscratch.kernels import get_backend, set_backend  # noqa: E402
 from nnscratch.layers.input_layer import Input  # noqa: E402
@@ -43,5 +43,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Input", "Model", "Sequential", "callbacks", "floatx", "get_backend", "gradcheck", "layers", "load_model",
-    "losses", "metrics", "optimizers", "set_backend", "set_floatx", "set_random_seed", "utils", "__version__",
+    "losses", "metrics", "optimizers", "regularizers", "set_backend", "set_floatx", "set_random_seed", "utils",
+    "__version__",
 ]

@@ -17,6 +17,13 @@ bugs in layers whose outputs always sum to a constant (batch normalisation,
 softmax). Layers that draw random numbers (Dropout) get the same draws on
 every evaluation.
 
+Layers with weight regularizers (``Dense(..., kernel_regularizer="l2")``)
+add their penalty to the checked loss, ``L = sum(R * y) + sum(penalties)``,
+as training adds it to the loss: the analytic side is backward's gradient
+plus :meth:`~nnscratch.layers.Layer.add_regularization_gradients`, so the
+penalties' gradients are checked too. (An L1 penalty has a kink at 0: keep
+weights more than ``h`` away from 0.)
+
 >>> from nnscratch.layers import Dense
 >>> report = check_layer(Dense(3, activation="tanh"), input_shape=(4, 5))
 >>> print(report)             # doctest: +SKIP
@@ -141,7 +148,7 @@ def _saved_state(layers):
 
 
 def _check(forward, backward, x, layers, seed, h, param_prefix):
-    """Shared core: compare backward's gradients with central differences of sum(R * forward(x)).
+    """Shared core: compare backward's gradients with central differences of sum(R * forward(x)) + penalties.
 
     Every forward starts from the state the layers had before the check
     (same buffers, same random draws), and the check leaves them so.
@@ -154,7 +161,7 @@ def _check(forward, backward, x, layers, seed, h, param_prefix):
 
         def loss():
             restore(switches_too=False)
-            return float(np.sum(projection * forward(x)))
+            return float(np.sum(projection * forward(x))) + sum(layer.regularization_loss() for layer in layers)
 
         restore(switches_too=False)
         forward(x)
@@ -162,6 +169,8 @@ def _check(forward, backward, x, layers, seed, h, param_prefix):
         if grad_x is None:
             raise TypeError("backward returned None where dL/dx was expected: a layer's backward(grad) must "
                             "return the gradient with respect to its input")
+        for layer in layers:  # + dR/dw of the layers' regularizers, as a training step adds them
+            layer.add_regularization_gradients()
         names = ["input"]
         analytic = [grad_x]
         for layer in layers:
@@ -199,6 +208,11 @@ def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5) 
     training : bool
         Check the training-mode pass (batch statistics, dropout masks).
 
+    The checked loss is ``sum(R * y)`` plus the layer's regularization
+    penalty (:meth:`~nnscratch.layers.Layer.regularization_loss`, 0 without
+    regularizers); the parameters' analytic gradients are backward's plus
+    the penalty's (:meth:`~nnscratch.layers.Layer.add_regularization_gradients`).
+
     The layer is left as it was: parameter values, buffers (moving
     statistics), random generator; only the parameters' ``grad`` hold the
     analytic gradients afterwards.
@@ -227,8 +241,9 @@ def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5) 
 def check_model(model, x, training=True, seed=0, h=1e-5) -> GradcheckReport:
     """Gradient-check a whole model (built in float64) from its output back to its input.
 
-    Uses the random projection of the model's output as the loss, so every
-    layer's backward is exercised, softmax included.
+    Uses the random projection of the model's output plus every layer's
+    regularization penalty as the loss, so every layer's backward is
+    exercised, softmax included, and every regularizer's gradient.
     """
     x = np.array(x, dtype=np.float64)
     _require_float64(model.layers)

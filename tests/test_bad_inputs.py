@@ -263,8 +263,8 @@ def test_missing_loss():
 
 def test_unknown_optimizer():
     model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(2)])
-    with pytest.raises(ValueError, match=r"'adamw'.*adam"):
-        model.compile(optimizer="adamw", loss="mse")
+    with pytest.raises(ValueError, match=r"'ftrl'.*adam"):
+        model.compile(optimizer="ftrl", loss="mse")
 
 
 def test_unknown_metric():
@@ -281,9 +281,9 @@ def test_metrics_must_be_a_list_or_one_name():
     assert [m.name for m in model.metrics] == ["accuracy"]
 
 
-@pytest.mark.parametrize("make", [lambda: Dense(3, activation="relu6"), lambda: Conv2D(3, 3, activation="gelu")])
+@pytest.mark.parametrize("make", [lambda: Dense(3, activation="relu7"), lambda: Conv2D(3, 3, activation="sinusoid")])
 def test_unknown_activation(make):
-    with pytest.raises(ValueError, match=r"unknown activation '(relu6|gelu)'.*relu"):
+    with pytest.raises(ValueError, match=r"unknown activation '(relu7|sinusoid)'.*relu"):
         make()
 
 

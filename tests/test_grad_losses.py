@@ -152,9 +152,11 @@ def test_crossentropy_per_sample_values(n, classes, seed):
     expected = np.array([-np.log(p[i, labels[i]]) for i in range(n)])
     np.testing.assert_allclose(losses.categorical_crossentropy.per_sample(one_hot(labels, classes), y_pred),
                                expected, rtol=1e-12)
-    np.testing.assert_allclose(losses.sparse_categorical_crossentropy.per_sample(labels, y_pred),
-                               expected, rtol=1e-12)
     assert losses.categorical_crossentropy(one_hot(labels, classes), y_pred) == pytest.approx(expected.mean())
+    # the sparse loss clips first, then rescales (as Keras): the clipped 0 becomes 1e-7 in the row's sum
+    c = np.clip(y_pred, 1e-7, 1 - 1e-7)
+    sparse = np.array([np.log(c[i].sum()) - np.log(c[i, labels[i]]) for i in range(n)])
+    np.testing.assert_allclose(losses.sparse_categorical_crossentropy.per_sample(labels, y_pred), sparse, rtol=1e-12)
 
 
 @given(shape=loss_shapes(), seed=rng_seeds())
@@ -374,3 +376,232 @@ def test_a_saturated_sigmoid_output_still_learns(backend):
     # recompiling with another loss drops the kept logits: mse reads the sigmoid's output
     model.compile(optimizer="sgd", loss="mse")
     assert not model.layers[-1].keep_logits and not model._fused_output()
+
+
+# ------------------------------------------------ from_logits, label smoothing, MAE, Huber
+
+H_LINEAR = 1e-3   # piecewise linear or quadratic losses: a central difference on one piece is exact
+
+
+def smoothed(t, smoothing, classes):
+    """Keras's label smoothing: t (1 - s) + s / K (categorical), or s / 2 with classes=2 (binary)."""
+    return t * (1 - smoothing) + smoothing / classes
+
+
+def smoothings():
+    return st.sampled_from([0.0, 0.1, 0.35, 1.0])
+
+
+def class_shapes():
+    """(N, K) and (N, T, K) batch shapes for the categorical losses (K >= 2)."""
+    return st.one_of(st.tuples(batch_sizes(), class_counts()),
+                     st.tuples(batch_sizes(), st.integers(1, 3), class_counts()))
+
+
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+@given(shape=class_shapes(), soft=st.booleans(), smoothing=smoothings(), seed=rng_seeds())
+def test_categorical_crossentropy_from_logits(backend, shape, soft, smoothing, seed):
+    """From logits z: per position -sum_k t_k log softmax(z)_k, with smoothed t; dL/dz = (softmax(z) - t) / rows."""
+    nnscratch.set_backend(backend)
+    rng = np.random.default_rng(seed)
+    classes = shape[-1]
+    logits = 2.0 * rng.standard_normal(shape)
+    t = rng.dirichlet(np.ones(classes), shape[:-1]) if soft else one_hot(rng.integers(0, classes, shape[:-1]), classes)
+    loss = losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+    target = smoothed(t, smoothing, classes)
+    per_position = -(target * log_softmax(logits)).sum(axis=-1)
+    np.testing.assert_allclose(loss.per_sample(t, logits), per_position.reshape(shape[0], -1).mean(axis=1),
+                               rtol=1e-12, atol=1e-12)
+    grad = loss.gradient(t, logits)
+    rows = logits.size // classes
+    np.testing.assert_allclose(grad, (activations.softmax(logits) - target) / rows, rtol=1e-10, atol=1e-15)
+    assert_close_gradients(grad, numerical_gradient(lambda: loss(t, logits), logits, H_LOGITS))
+
+
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+@given(n=batch_sizes(), classes=class_counts(), seed=rng_seeds())
+def test_sparse_categorical_crossentropy_from_logits(backend, n, classes, seed):
+    nnscratch.set_backend(backend)
+    rng = np.random.default_rng(seed)
+    logits = 2.0 * rng.standard_normal((n, classes))
+    labels = rng.integers(0, classes, n)
+    loss = losses.SparseCategoricalCrossentropy(from_logits=True)
+    np.testing.assert_allclose(loss.per_sample(labels, logits), -log_softmax(logits)[np.arange(n), labels],
+                               rtol=1e-12, atol=1e-12)
+    grad = loss.gradient(labels, logits)
+    np.testing.assert_allclose(grad, (activations.softmax(logits) - one_hot(labels, classes)) / n,
+                               rtol=1e-10, atol=1e-15)
+    assert_close_gradients(grad, numerical_gradient(lambda: loss(labels, logits), logits, H_LOGITS))
+
+
+@given(shape=class_shapes(), soft=st.booleans(), smoothing=smoothings(), seed=rng_seeds())
+def test_categorical_crossentropy_label_smoothing_on_probabilities(shape, soft, smoothing, seed):
+    """The probability path with smoothed targets (rows rescaled to sum 1, then clipped), and (N, T, K) outputs."""
+    rng = np.random.default_rng(seed)
+    classes = shape[-1]
+    t = rng.dirichlet(np.ones(classes), shape[:-1]) if soft else one_hot(rng.integers(0, classes, shape[:-1]), classes)
+    y_pred = probabilities(rng, shape)
+    loss = losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    q = y_pred / y_pred.sum(axis=-1, keepdims=True)
+    per_position = -(smoothed(t, smoothing, classes) * np.log(q)).sum(axis=-1)
+    np.testing.assert_allclose(loss.per_sample(t, y_pred), per_position.reshape(shape[0], -1).mean(axis=1),
+                               rtol=1e-12)
+    assert_close_gradients(loss.gradient(t, y_pred), numerical_gradient(lambda: loss(t, y_pred), y_pred, H))
+
+
+@given(n=batch_sizes(), classes=class_counts(), smoothing=smoothings(), seed=rng_seeds())
+def test_fused_softmax_with_label_smoothing(n, classes, smoothing, seed):
+    """The model's fused path smooths the targets too: (softmax(z) - t_smoothed) / N, the loss from log-softmax."""
+    rng = np.random.default_rng(seed)
+    logits = 2.0 * rng.standard_normal((n, classes))
+    t = one_hot(rng.integers(0, classes, n), classes)
+    loss = losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    target = smoothed(t, smoothing, classes)
+    per_sample, grad = loss.fused(t, logits)
+    np.testing.assert_allclose(per_sample, -(target * log_softmax(logits)).sum(axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad, (activations.softmax(logits) - target) / n, rtol=1e-10, atol=1e-15)
+    # the same numbers as the probability path on softmax(z), and as from_logits on z
+    np.testing.assert_allclose(per_sample, loss.per_sample(t, activations.softmax(logits)), rtol=1e-9)
+    from_logits = losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+    np.testing.assert_allclose(grad, from_logits.gradient(t, logits), rtol=1e-12, atol=1e-16)
+
+
+@given(shape=loss_shapes(), soft=st.booleans(), smoothing=smoothings(), seed=rng_seeds())
+def test_binary_crossentropy_from_logits_and_label_smoothing(shape, soft, smoothing, seed):
+    """Per output max(z, 0) - z t + log(1 + e^-|z|) with t (1 - s) + s / 2; dL/dz = (sigmoid(z) - t) / (N K)."""
+    rng = np.random.default_rng(seed)
+    logits = 3.0 * rng.standard_normal(shape)
+    t = rng.uniform(0, 1, shape) if soft else rng.integers(0, 2, shape).astype(np.float64)
+    target = smoothed(t, smoothing, 2)
+    loss = losses.BinaryCrossentropy(from_logits=True, label_smoothing=smoothing)
+    p = _sigmoid(logits)
+    expected = -(target * np.log(p) + (1 - target) * np.log(1 - p))
+    np.testing.assert_allclose(loss.per_sample(t, logits), expected.reshape(shape[0], -1).mean(axis=1), rtol=1e-9)
+    grad = loss.gradient(t, logits)
+    np.testing.assert_allclose(grad, (p - target) / logits.size, rtol=1e-10, atol=1e-15)
+    assert_close_gradients(grad, numerical_gradient(lambda: loss(t, logits), logits, H_LOGITS))
+    per_sample, fused_grad = losses.BinaryCrossentropy(label_smoothing=smoothing).fused(t, logits)  # sigmoid layer
+    np.testing.assert_allclose(per_sample, loss.per_sample(t, logits), rtol=1e-12)
+    np.testing.assert_array_equal(fused_grad, grad)
+
+
+@given(shape=loss_shapes(), soft=st.booleans(), smoothing=smoothings(), seed=rng_seeds())
+def test_binary_crossentropy_label_smoothing_on_probabilities(shape, soft, smoothing, seed):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, shape) if soft else rng.integers(0, 2, shape).astype(np.float64)
+    y_pred = probabilities(rng, shape)
+    target = smoothed(t, smoothing, 2)
+    loss = losses.BinaryCrossentropy(label_smoothing=smoothing)
+    expected = -(target * np.log(y_pred) + (1 - target) * np.log(1 - y_pred))
+    np.testing.assert_allclose(loss.per_sample(t, y_pred), expected.reshape(shape[0], -1).mean(axis=1), rtol=1e-12)
+    grad = loss.gradient(t, y_pred)
+    np.testing.assert_allclose(grad, (y_pred - target) / (y_pred * (1 - y_pred)) / y_pred.size, rtol=1e-10)
+    assert_close_gradients(grad, numerical_gradient(lambda: loss(t, y_pred), y_pred, H))
+
+
+def apart_from(rng, y_true, kinks, margin=1e-2):
+    """Predictions y_true + e, |e| at least ``margin`` from every kink in ``kinks``: a step of 1e-3 stays on a piece."""
+    e = 2.0 * rng.standard_normal(y_true.shape)
+    for kink in kinks:
+        near = np.abs(np.abs(e) - kink) < margin
+        e[near] = np.sign(e[near] + 0.5 * margin) * (kink + margin)
+    return y_true + e
+
+
+@given(shape=loss_shapes(), seed=rng_seeds())
+def test_mean_absolute_error_gradient(shape, seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.standard_normal(shape)
+    y_pred = apart_from(rng, y_true, kinks=[0.0])
+    loss = losses.mean_absolute_error
+    np.testing.assert_allclose(loss.per_sample(y_true, y_pred),
+                               np.abs(y_pred - y_true).reshape(shape[0], -1).mean(axis=1), rtol=1e-12)
+    grad = loss.gradient(y_true, y_pred)
+    np.testing.assert_array_equal(grad, np.where(y_pred > y_true, 1.0, -1.0) / y_pred.size)
+    assert_close_gradients(grad, numerical_gradient(lambda: loss(y_true, y_pred), y_pred, H_LINEAR))
+
+
+def test_mean_absolute_error_gradient_is_zero_where_prediction_equals_target():
+    """|e| has no derivative at 0; as TensorFlow's gradient of abs (sign(0) = 0), the gradient there is 0."""
+    y_true = np.array([[1.0, 0.0, -2.0]])
+    y_pred = np.array([[1.0, 2.0, -3.0]])
+    np.testing.assert_array_equal(losses.mean_absolute_error.gradient(y_true, y_pred), [[0.0, 1 / 3, -1 / 3]])
+
+
+@given(shape=loss_shapes(), delta=st.sampled_from([0.25, 1.0, 2.5]), seed=rng_seeds())
+def test_huber_gradient(shape, delta, seed):
+    """e^2 / 2 for |e| <= delta, delta |e| - delta^2 / 2 beyond; dL/dp = clip(e, -delta, delta) / (N K)."""
+    rng = np.random.default_rng(seed)
+    y_true = rng.standard_normal(shape)
+    y_pred = apart_from(rng, y_true, kinks=[delta])
+    loss = losses.Huber(delta)
+    e = y_pred - y_true
+    per_value = np.where(np.abs(e) <= delta, e ** 2 / 2, delta * np.abs(e) - delta ** 2 / 2)
+    np.testing.assert_allclose(loss.per_sample(y_true, y_pred), per_value.reshape(shape[0], -1).mean(axis=1),
+                               rtol=1e-12)
+    grad = loss.gradient(y_true, y_pred)
+    np.testing.assert_allclose(grad, np.where(np.abs(e) <= delta, e, delta * np.sign(e)) / e.size, rtol=1e-12)
+    assert_close_gradients(grad, numerical_gradient(lambda: loss(y_true, y_pred), y_pred, H_LINEAR))
+
+
+def test_huber_at_the_joint_and_at_zero():
+    """At |e| = delta both pieces give delta^2 / 2 and the slope +-delta; at e = 0 the gradient is 0."""
+    loss = losses.Huber(delta=2.0)
+    y_true = np.zeros((1, 4))
+    y_pred = np.array([[2.0, -2.0, 0.0, 5.0]])
+    np.testing.assert_allclose(loss.per_sample(y_true, y_pred), [(2.0 + 2.0 + 0.0 + (10.0 - 2.0)) / 4])
+    np.testing.assert_allclose(loss.gradient(y_true, y_pred), [[0.5, -0.5, 0.0, 0.5]])
+
+
+def test_sparse_categorical_crossentropy_clips_then_rescales():
+    """As Keras: c = clip(p, 1e-7, 1 - 1e-7) first, then log(sum c) - log c_label (the one-hot loss rescales first)."""
+    p = np.array([[0.0, 0.6, 0.3], [0.5, 1.5, 0.5], [0.2, 0.3, 0.5]])
+    labels = np.array([0, 1, 2])
+    c = np.array([[1e-7, 0.6, 0.3], [0.5, 1 - 1e-7, 0.5], [0.2, 0.3, 0.5]])
+    loss = losses.sparse_categorical_crossentropy
+    np.testing.assert_allclose(loss.per_sample(labels, p), np.log(c.sum(axis=1)) - np.log(c[np.arange(3), labels]),
+                               rtol=1e-12)
+    grad = loss.gradient(labels, p)
+    # a clipped entry has gradient 0 (the label's in rows 0 and 1); the others 1 / (N S), the label -1/(N c) more
+    expected = np.array([[0.0, 1 / c[0].sum(), 1 / c[0].sum()],
+                         [1 / c[1].sum(), 0.0, 1 / c[1].sum()],
+                         [1.0, 1.0, 1.0 - 1 / 0.5]]) / 3
+    np.testing.assert_allclose(grad, expected, rtol=1e-12)
+    numeric = numerical_gradient(lambda: loss(labels, p), p, 1e-9)
+    assert_close_gradients(grad, numeric, tolerance=1e-5)
+
+
+# -------------------------------------------------- models with from_logits and label smoothing
+
+def _linear_output_model(seed, loss, units=3):
+    nnscratch.set_random_seed(seed)
+    model = nnscratch.Sequential([nnscratch.Input((5,)), Dense(4, activation="tanh"), Dense(units)])
+    model.compile(optimizer="sgd", loss=loss)
+    return model
+
+
+@pytest.mark.parametrize("loss", [losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2),
+                                  losses.SparseCategoricalCrossentropy(from_logits=True),
+                                  losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.1),
+                                  losses.MeanAbsoluteError(), losses.Huber(delta=0.5)], ids=repr)
+def test_model_gradients_with_a_loss_on_the_linear_output(float64, loss):
+    """A Dense output without activation: the loss takes it as it is (never the fused path); whole-model check."""
+    model = _linear_output_model(0, loss)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 5))
+    labels = rng.integers(0, 3, 4)
+    if isinstance(loss, losses.SparseCategoricalCrossentropy):
+        y = labels
+    elif isinstance(loss, (losses.MeanAbsoluteError, losses.Huber)):
+        y = rng.standard_normal((4, 3))
+    else:
+        y = one_hot(labels, 3)
+    y = model.loss.prepare_targets(y, (3,))
+    y_pred = model.forward(x, training=True)
+    assert not model._fused_output()
+    model._loss_and_backward(y, y_pred, backward=True)
+    for layer in model.layers:
+        for name, p in layer.params.items():
+            analytic = p.grad.copy()
+            numeric = numerical_gradient(lambda: model.loss(y, model.forward(x, training=True)), p.value, H)
+            assert_close_gradients(analytic, numeric)

@@ -190,13 +190,6 @@ def test_bad_steps_raise(steps):
 
 
 # ------------------------------------------------------------------ 2. validation_data forms
-def test_validation_data_with_sample_weights_is_refused_not_ignored():
-    x, y = classification()
-    weights = np.where(np.arange(100) < 50, 1.0, 0.0)
-    with pytest.raises(ValueError, match="does not support sample weights"):
-        classifier().fit(x, y, validation_data=(x, y, weights), verbose=0)
-
-
 def test_validation_data_with_none_as_sample_weights_is_the_pair():
     x, y = classification()
     with_none = classifier()
@@ -354,17 +347,6 @@ def test_steps_per_epoch_goes_on_through_a_sequence():
     classifier().fit(sequence, epochs=3, steps_per_epoch=2, shuffle=False, verbose=0)
     assert sequence.asked == [0, 1, 2, 3, 0, 1]
     assert sequence.ends == 3                                             # after every epoch, as Keras
-
-
-def test_a_sequence_of_weighted_batches_is_refused():
-    x, y = classification()
-
-    class Weighted(OrderSequence):
-        def __getitem__(self, i):
-            return (*super().__getitem__(i), np.ones(25))
-
-    with pytest.raises(ValueError, match="does not support sample weights"):
-        classifier().fit(Weighted(x, y), verbose=0)
 
 
 # ------------------------------------------------------------------ 5. predict(batch_size=None)

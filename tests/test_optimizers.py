@@ -13,6 +13,11 @@ from nnscratch import optimizers
 from nnscratch.optimizers import SGD, Adam, Optimizer, RMSprop
 from nnscratch.parameter import Parameter
 
+try:
+    from tests.strategies import rng_seeds
+except ImportError:  # tests/ itself is on sys.path
+    from strategies import rng_seeds
+
 
 def make_param(value, grad=None, dtype=np.float64, trainable=True):
     p = Parameter(np.array(value, dtype=dtype), "kernel", trainable=trainable)
@@ -335,7 +340,7 @@ def test_get_by_name(name, cls):
 
 def test_get_errors_and_instances():
     with pytest.raises(ValueError, match="adam.*rmsprop.*sgd"):
-        optimizers.get("adagrad")
+        optimizers.get("ftrl")
     with pytest.raises(TypeError):
         optimizers.get(3)
     opt = SGD()
@@ -358,14 +363,14 @@ def test_config_round_trip_through_json(opt):
 
 def test_get_rejects_dicts_it_cannot_resolve():
     with pytest.raises(ValueError, match="known optimizers"):
-        optimizers.get({"class_name": "Lion", "config": {}})
+        optimizers.get({"class_name": "Ftrl", "config": {}})
     with pytest.raises(ValueError, match="class_name"):
         optimizers.get({"learning_rate": 0.1})
 
 
 def test_default_hyperparameters_as_keras():
-    assert SGD().get_config() == {"name": "SGD", "learning_rate": 0.01, "clipnorm": None,
-                                  "clipvalue": None, "global_clipnorm": None,
+    assert SGD().get_config() == {"name": "SGD", "learning_rate": 0.01, "weight_decay": None,
+                                  "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
                                   "momentum": 0.0, "nesterov": False}
     adam = Adam().get_config()
     assert (adam["learning_rate"], adam["beta_1"], adam["beta_2"], adam["epsilon"]) == \
@@ -383,3 +388,297 @@ def test_base_class_requires_update_step():
 
     with pytest.raises(TypeError, match="update_step"):
         NoStep(0.1)
+
+
+# ---------------------------------------------------------------- new update rules
+#
+# Each reference below is the Keras 3 formula written out plainly in float64,
+# one step at a time (state in a dict), independent of nnscratch's in-place code.
+
+def adagrad_reference(w, g, s, t, lr, initial_accumulator_value=0.1, epsilon=1e-7):
+    a = s.get("a", np.full_like(w, initial_accumulator_value)) + g**2
+    s["a"] = a
+    return w - lr * g / np.sqrt(a + epsilon)
+
+
+def adadelta_reference(w, g, s, t, lr, rho=0.95, epsilon=1e-7):
+    acc_g = rho * s.get("g", 0.0) + (1 - rho) * g**2
+    delta = -np.sqrt(s.get("d", 0.0) + epsilon) / np.sqrt(acc_g + epsilon) * g
+    s["g"], s["d"] = acc_g, rho * s.get("d", 0.0) + (1 - rho) * delta**2
+    return w + lr * delta
+
+
+def adamax_reference(w, g, s, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    m = beta_1 * s.get("m", 0.0) + (1 - beta_1) * g
+    u = np.maximum(beta_2 * s.get("u", 0.0), np.abs(g))
+    s["m"], s["u"] = m, u
+    return w - lr / (1 - beta_1**t) * m / (u + epsilon)
+
+
+def nadam_reference(w, g, s, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    mu = [beta_1 * (1 - 0.5 * 0.96**i) for i in range(1, t + 2)]  # mu_1 .. mu_{t+1}
+    m = beta_1 * s.get("m", 0.0) + (1 - beta_1) * g
+    v = beta_2 * s.get("v", 0.0) + (1 - beta_2) * g**2
+    s["m"], s["v"] = m, v
+    m_hat = mu[t] * m / (1 - np.prod(mu[:t + 1])) + (1 - mu[t - 1]) * g / (1 - np.prod(mu[:t]))
+    v_hat = v / (1 - beta_2**t)
+    return w - lr * m_hat / (np.sqrt(v_hat) + epsilon)
+
+
+def lion_reference(w, g, s, t, lr, beta_1=0.9, beta_2=0.99):
+    m = s.get("m", 0.0)
+    w = w - lr * np.sign(beta_1 * m + (1 - beta_1) * g)
+    s["m"] = beta_2 * m + (1 - beta_2) * g
+    return w
+
+
+def adam_step_reference(w, g, s, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    m = beta_1 * s.get("m", 0.0) + (1 - beta_1) * g
+    v = beta_2 * s.get("v", 0.0) + (1 - beta_2) * g**2
+    s["m"], s["v"] = m, v
+    return w - lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t) * m / (np.sqrt(v) + epsilon)
+
+
+def reference_run(step, w, grads, lr, weight_decay=None, **hyper):
+    """Values after each step of ``step``; decoupled weight decay first, as Keras."""
+    state, out = {}, []
+    for t, g in enumerate(grads, start=1):
+        if weight_decay is not None:
+            w = w - w * lr * weight_decay
+        w = step(w, g, state, t, lr, **hyper)
+        out.append(w)
+    return out
+
+
+# class, its reference, a strategy of its hyperparameters (beyond the learning rate)
+NEW_RULES = {
+    "Adagrad": (optimizers.Adagrad, adagrad_reference,
+                st.fixed_dictionaries({"initial_accumulator_value": st.sampled_from([0.0, 0.1, 1.0]),
+                                       "epsilon": st.sampled_from([1e-7, 1e-3])})),
+    "Adadelta": (optimizers.Adadelta, adadelta_reference,
+                 st.fixed_dictionaries({"rho": st.floats(0.5, 0.99), "epsilon": st.sampled_from([1e-7, 1e-3])})),
+    "Adamax": (optimizers.Adamax, adamax_reference,
+               st.fixed_dictionaries({"beta_1": st.floats(0.0, 0.95), "beta_2": st.floats(0.5, 0.999),
+                                      "epsilon": st.sampled_from([1e-7, 1e-3])})),
+    "Nadam": (optimizers.Nadam, nadam_reference,
+              st.fixed_dictionaries({"beta_1": st.floats(0.0, 0.95), "beta_2": st.floats(0.5, 0.999),
+                                     "epsilon": st.sampled_from([1e-7, 1e-3])})),
+    "Lion": (optimizers.Lion, lion_reference,
+             st.fixed_dictionaries({"beta_1": st.floats(0.05, 1.0), "beta_2": st.floats(0.0, 0.999)})),
+    "AdamW": (optimizers.AdamW, adam_step_reference,
+              st.fixed_dictionaries({"beta_1": st.floats(0.0, 0.95), "beta_2": st.floats(0.5, 0.999),
+                                     "epsilon": st.sampled_from([1e-7, 1e-3])})),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_RULES))
+@settings(max_examples=15)
+@given(data=st.data(), shape=st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple),
+       lr=st.floats(1e-4, 0.5), steps=st.integers(1, 5), seed=rng_seeds())
+def test_new_rules_match_the_keras_formula(name, data, shape, lr, steps, seed):
+    cls, reference, hyper_strategy = NEW_RULES[name]
+    hyper = data.draw(hyper_strategy)
+    weight_decay = 0.004 if cls is optimizers.AdamW else None  # AdamW's default decay is part of its rule
+    rng = np.random.default_rng(seed)
+    w0 = rng.standard_normal(shape)
+    grads = [rng.standard_normal(shape) * 10.0 ** rng.uniform(-2, 1) for _ in range(steps)]
+    expected = reference_run(reference, w0, grads, lr, weight_decay=weight_decay, **hyper)
+    values = run_steps(cls(learning_rate=lr, **hyper), make_param(w0), grads)
+    for got, want in zip(values, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_adagrad_keras_docstring_example_by_hand():
+    # one step from w = 1, g = 2: a = 0.1 + 4, w = 1 - 0.1 * 2 / sqrt(4.1 + 1e-7)
+    p = make_param([1.0], grad=[2.0])
+    optimizers.Adagrad(learning_rate=0.1).apply_gradients([p])
+    assert p.value[0] == pytest.approx(1 - 0.2 / math.sqrt(4.1 + 1e-7), rel=1e-14)
+
+
+def test_nadam_first_step_by_hand():
+    # t = 1: mu_1 = 0.9 (1 - 0.48) = 0.468, mu_2 = 0.9 (1 - 0.5 * 0.9216) = 0.48528;
+    # m = 0.1 g, v = 0.001 g^2, m_hat = mu_2 0.1 g / (1 - mu_1 mu_2) + (1 - mu_1) g / (1 - mu_1)
+    g, lr = 3.0, 0.01
+    mu_1, mu_2 = 0.468, 0.48528
+    m_hat = mu_2 * 0.1 * g / (1 - mu_1 * mu_2) + g
+    expected = 1.0 - lr * m_hat / (abs(g) + 1e-7)
+    p = make_param([1.0], grad=[g])
+    optimizers.Nadam(learning_rate=lr).apply_gradients([p])
+    assert p.value[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_nadam_momentum_product_is_recomputed_after_the_step_count_changes():
+    opt = optimizers.Nadam()
+    assert opt.momentum_product(3) == pytest.approx(np.prod([0.9 * (1 - 0.5 * 0.96**i) for i in (1, 2, 3)]))
+    opt.momentum_product(10)
+    assert opt.momentum_product(2) == pytest.approx(0.9 * 0.52 * 0.9 * (1 - 0.5 * 0.9216), rel=1e-14)
+
+
+def test_lion_moves_every_weight_by_the_learning_rate():
+    p = make_param([1.0, 1.0, 1.0], grad=[1e-6, -50.0, 0.0])
+    optimizers.Lion(learning_rate=0.25).apply_gradients([p])
+    np.testing.assert_array_equal(p.value, [0.75, 1.25, 1.0])
+
+
+# ---------------------------------------------------------------- weight decay
+
+ALL_OPTIMIZERS = [
+    lambda **kw: SGD(**kw), lambda **kw: SGD(momentum=0.9, nesterov=True, **kw),
+    lambda **kw: RMSprop(momentum=0.5, centered=True, **kw), lambda **kw: Adam(**kw),
+    lambda **kw: Adam(amsgrad=True, **kw), lambda **kw: optimizers.AdamW(**kw),
+    lambda **kw: optimizers.Adagrad(**kw), lambda **kw: optimizers.Adadelta(**kw),
+    lambda **kw: optimizers.Adamax(**kw), lambda **kw: optimizers.Nadam(**kw),
+    lambda **kw: optimizers.Lion(**kw),
+]
+ALL_IDS = ["sgd", "nesterov", "rmsprop", "adam", "amsgrad", "adamw", "adagrad", "adadelta", "adamax",
+           "nadam", "lion"]
+
+
+@pytest.mark.parametrize("make", ALL_OPTIMIZERS, ids=ALL_IDS)
+def test_weight_decay_alone_shrinks_every_weight_geometrically(make):
+    """With zero gradients every update rule moves nothing, so only the decay acts: w (1 - lr wd)^t."""
+    p = make_param([2.0, -3.0, 0.5])
+    opt = make(learning_rate=0.1, weight_decay=0.2)
+    for _ in range(4):
+        opt.apply_gradients([p])
+    np.testing.assert_allclose(p.value, np.array([2.0, -3.0, 0.5]) * (1 - 0.1 * 0.2) ** 4, rtol=1e-14)
+
+
+@pytest.mark.parametrize("make", ALL_OPTIMIZERS, ids=ALL_IDS)
+def test_weight_decay_comes_before_the_update_with_the_steps_learning_rate(make):
+    """Keras's order: w <- w - lr wd w, then the optimizer's step from the (unchanged) gradient.
+
+    The rate comes from a schedule, so the decay must use the rate of its own step.
+    """
+    grads = [np.array([0.3, -1.2]), np.array([0.7, 2.0]), np.array([-0.1, 0.5])]
+    rate = optimizers.schedules.PiecewiseConstantDecay([0, 1], [0.1, 0.05, 0.02])
+    decayed = make(learning_rate=rate, weight_decay=0.3)
+    plain = make(learning_rate=rate, weight_decay=None if not isinstance(decayed, optimizers.AdamW) else 0.0)
+    a, b = make_param([1.0, -2.0]), make_param([1.0, -2.0])
+    for step, g in enumerate(grads):
+        b.value -= b.value * rate(step) * 0.3      # the decay by hand ...
+        run_steps(plain, b, [g])                   # ... then the same rule without it
+        run_steps(decayed, a, [g])
+        np.testing.assert_allclose(a.value, b.value, rtol=1e-13)
+
+
+def test_exclude_from_weight_decay_by_name_and_by_parameter():
+    kernel, bias, gamma = make_param([1.0]), make_param([1.0]), make_param([1.0])
+    bias.name, gamma.name = "bias", "gamma"
+    opt = SGD(learning_rate=0.5, weight_decay=0.2)   # zero gradients: only the decay moves
+    opt.exclude_from_weight_decay(var_names=["bias"])
+    opt.apply_gradients([kernel, bias, gamma])
+    assert (kernel.value[0], bias.value[0], gamma.value[0]) == (0.9, 1.0, 0.9)
+    opt.exclude_from_weight_decay(var_list=[kernel], var_names=["gam"])  # replaces the earlier choice
+    opt.apply_gradients([kernel, bias, gamma])
+    assert (kernel.value[0], bias.value[0], gamma.value[0]) == (0.9, 0.9, 0.9)
+    with pytest.raises(TypeError, match="Parameter"):
+        opt.exclude_from_weight_decay(var_list=[np.zeros(2)])
+    with pytest.raises(TypeError, match="strings"):
+        opt.exclude_from_weight_decay(var_names=[3])
+
+
+def test_weight_decay_leaves_frozen_parameters_alone():
+    frozen = make_param([1.0], trainable=False)
+    SGD(learning_rate=0.5, weight_decay=0.2).apply_gradients([frozen])
+    assert frozen.value[0] == 1.0
+
+
+def test_adamw_defaults_as_keras():
+    config = optimizers.AdamW().get_config()
+    assert (config["learning_rate"], config["weight_decay"], config["beta_1"], config["beta_2"],
+            config["epsilon"], config["amsgrad"]) == (0.001, 0.004, 0.9, 0.999, 1e-7, False)
+    assert optimizers.Adam().weight_decay is None
+    with pytest.raises(ValueError, match="weight_decay.*None"):
+        optimizers.AdamW(weight_decay=None)
+
+
+@pytest.mark.parametrize("make", ALL_OPTIMIZERS, ids=ALL_IDS)
+@pytest.mark.parametrize("bad", [-0.01, float("nan"), float("inf")])
+def test_weight_decay_must_be_finite_and_not_negative(make, bad):
+    with pytest.raises(ValueError, match="weight_decay"):
+        make(weight_decay=bad)
+
+
+# ---------------------------------------------------------------- arguments of the new optimizers
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: Adam(beta_1=1.0), "beta_1"), (lambda: Adam(beta_2=-0.1), "beta_2"),
+    (lambda: Adam(epsilon=-1e-7), "epsilon"), (lambda: RMSprop(rho=1.5), "rho"),
+    (lambda: RMSprop(momentum=-0.5), "momentum"),
+    (lambda: optimizers.Adagrad(initial_accumulator_value=-0.1), "initial_accumulator_value"),
+    (lambda: optimizers.Adagrad(epsilon=float("nan")), "epsilon"),
+    (lambda: optimizers.Adadelta(rho=1.01), "rho"), (lambda: optimizers.Adamax(beta_1=1.0), "beta_1"),
+    (lambda: optimizers.Adamax(beta_2=1.5), "beta_2"), (lambda: optimizers.Nadam(beta_1=-0.1), "beta_1"),
+    (lambda: optimizers.Nadam(beta_2=1.0), "beta_2"), (lambda: optimizers.Lion(beta_1=0.0), r"\(0, 1\]"),
+    (lambda: optimizers.Lion(beta_1=1.5), "beta_1"), (lambda: optimizers.Lion(beta_2=2.0), "beta_2"),
+    (lambda: optimizers.Nadam(learning_rate=-1.0), "learning_rate"),
+])
+def test_bad_hyperparameters_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("make", ALL_OPTIMIZERS[5:], ids=ALL_IDS[5:])
+def test_new_optimizers_keep_float32_and_update_in_place(make):
+    opt = make(learning_rate=0.01)
+    p = make_param(np.linspace(-1, 1, 12).reshape(3, 4), dtype=np.float32)
+    value = p.value
+    for _ in range(3):
+        p.grad[...] = np.cos(value)
+        opt.apply_gradients([p])
+    assert p.value is value and p.value.dtype == np.float32
+    assert all(s.dtype == np.float32 for s in opt.get_slots(p).values())
+
+
+@pytest.mark.parametrize("make", ALL_OPTIMIZERS[6:], ids=ALL_IDS[6:])
+def test_new_optimizers_with_a_learning_rate_of_zero_leave_the_weights(make):
+    opt = make(learning_rate=0.0)
+    p = make_param([1.0, -2.0], grad=[0.5, 0.25])
+    for _ in range(3):
+        opt.apply_gradients([p])
+    np.testing.assert_array_equal(p.value, [1.0, -2.0])
+
+
+@pytest.mark.parametrize("opt", [optimizers.Adagrad(), optimizers.Adadelta(rho=0.9),
+                                 optimizers.Adamax(beta_2=0.9), optimizers.Nadam(beta_2=0.9),
+                                 optimizers.Lion(beta_2=0.9)], ids=lambda o: type(o).__name__)
+def test_state_of_the_new_optimizers_reaches_zero_without_subnormals(opt):
+    """As for Adam: decaying state never rests on a subnormal float32 and ends at exactly 0."""
+    tiny = np.finfo(np.float32).tiny
+    p = make_param([0.5, -2.0, 1.0], grad=[1e-2, -3e-3, 0.0], dtype=np.float32)
+    opt.apply_gradients([p])
+    p.grad[...] = 0
+    for _ in range(1500):
+        opt.apply_gradients([p])
+        for name, slot in opt.get_slots(p).items():
+            assert np.all((slot == 0) | (np.abs(slot) >= tiny)), (name, slot)
+    for name, slot in opt.get_slots(p).items():
+        if name != "accumulator":  # Adagrad's sum of squares only grows
+            np.testing.assert_array_equal(slot, 0, err_msg=name)
+
+
+@pytest.mark.parametrize("name, cls", [("adamw", optimizers.AdamW), ("Adagrad", optimizers.Adagrad),
+                                       ("ADADELTA", optimizers.Adadelta), ("adamax", optimizers.Adamax),
+                                       ("nadam", optimizers.Nadam), ("lion", optimizers.Lion)])
+def test_get_new_optimizers_by_name(name, cls):
+    assert type(optimizers.get(name)) is cls
+
+
+@pytest.mark.parametrize("opt", [
+    optimizers.AdamW(3e-4, weight_decay=0.01, amsgrad=True),
+    optimizers.Adagrad(0.05, initial_accumulator_value=0.5, epsilon=1e-6, clipnorm=1.0),
+    optimizers.Adadelta(1.0, rho=0.9, weight_decay=0.001),
+    optimizers.Adamax(0.002, beta_1=0.8, global_clipnorm=3.0),
+    optimizers.Nadam(0.002, beta_2=0.99, clipvalue=0.5),
+    optimizers.Lion(1e-4, beta_1=0.95, beta_2=0.98, weight_decay=0.1),
+    SGD(optimizers.schedules.CosineDecay(0.1, 100, warmup_target=0.2, warmup_steps=10), momentum=0.9),
+], ids=lambda o: type(o).__name__)
+def test_new_configs_round_trip_through_json(opt):
+    text = json.dumps(optimizers.serialize(opt))
+    clone = optimizers.get(json.loads(text))
+    assert type(clone) is type(opt) and clone.get_config() == opt.get_config()
+    assert clone.learning_rate == opt.learning_rate
+    # Keras's default names ("adam_w", ...) find their class too
+    config = dict(opt.get_config(), name={"AdamW": "adam_w"}.get(type(opt).__name__, opt.name))
+    assert type(optimizers.get(config)) is type(opt)

@@ -29,7 +29,16 @@ def _batches(n=4, seed=0):
     lambda: optimizers.Adam(learning_rate=0.01, amsgrad=True),
     lambda: optimizers.RMSprop(learning_rate=0.01),
     lambda: optimizers.SGD(learning_rate=0.05, momentum=0.9),
-], ids=["adam", "amsgrad", "rmsprop", "sgd-momentum"])
+    lambda: optimizers.SGD(learning_rate=0.05, momentum=0.9, weight_decay=0.1),
+    lambda: optimizers.AdamW(learning_rate=0.01),
+    lambda: optimizers.AdamW(learning_rate=0.01, weight_decay=0.2, amsgrad=True),
+    lambda: optimizers.Adagrad(learning_rate=0.05, initial_accumulator_value=0.5),
+    lambda: optimizers.Adadelta(learning_rate=1.0, weight_decay=0.01),
+    lambda: optimizers.Adamax(learning_rate=0.01),
+    lambda: optimizers.Nadam(learning_rate=0.01, weight_decay=0.01),
+    lambda: optimizers.Lion(learning_rate=0.003, weight_decay=0.1),
+], ids=["adam", "amsgrad", "rmsprop", "sgd-momentum", "sgd-decay", "adamw", "adamw-amsgrad", "adagrad",
+        "adadelta", "adamax", "nadam", "lion"])
 def test_a_loaded_model_resumes_training_bit_for_bit(tmp_path, make_optimizer):
     batches = _batches()
     straight = _model(make_optimizer())
@@ -102,3 +111,31 @@ def test_set_state_rejects_a_state_that_does_not_fit():
         fresh.set_state(model.parameters(), meta, wrong)
     with pytest.raises(ValueError, match="names parameter"):
         fresh.set_state(model.parameters()[:1], meta, arrays)
+
+
+def test_weights_left_out_of_weight_decay_stay_left_out_after_loading(tmp_path):
+    """exclude_from_weight_decay is not in the config (as Keras), so the state keeps it: by name and by parameter."""
+    def make():
+        model = _model(optimizers.AdamW(learning_rate=0.01, weight_decay=0.5))
+        model.optimizer.exclude_from_weight_decay(var_list=[model.layers[1].params["kernel"]],
+                                                  var_names=["bias", "gamma"])
+        return model
+
+    batches = _batches()
+    straight = make()
+    for x, y in batches:
+        straight.train_on_batch(x, y)
+    stopped = make()
+    for x, y in batches[:2]:
+        stopped.train_on_batch(x, y)
+    stopped.save(tmp_path / "m.npz")
+    resumed = nnscratch.load_model(tmp_path / "m.npz")
+    params = resumed.parameters()
+    expected = {params.index(resumed.layers[1].params["kernel"])} | {
+        i for i, p in enumerate(params) if p.name in ("bias", "gamma")}
+    assert {i for i, p in enumerate(params) if not resumed.optimizer._use_weight_decay(p)} == expected
+    assert len(expected) == 1 + 3 + 1  # the first kernel, three biases, gamma
+    for x, y in batches[2:]:
+        resumed.train_on_batch(x, y)
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -5,6 +5,8 @@
 ...                                 restore_best_weights=True)
 >>> plateau = callbacks.ReduceLROnPlateau(factor=0.5, patience=2, min_lr=1e-5)
 >>> # model.fit(..., callbacks=[early, plateau])
+>>> halve = callbacks.LearningRateScheduler(lambda epoch, lr: lr if epoch < 5 else lr / 2)
+>>> shout = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch, logs["loss"]))
 
 See :mod:`nnscratch.callbacks.base` for the order in which hooks are called.
 """
@@ -13,6 +15,8 @@ from nnscratch.callbacks.base import Callback, CallbackList
 from nnscratch.callbacks.csv_logger import CSVLogger
 from nnscratch.callbacks.early_stopping import EarlyStopping
 from nnscratch.callbacks.history import History
+from nnscratch.callbacks.lambda_callback import LambdaCallback
+from nnscratch.callbacks.learning_rate_scheduler import LearningRateScheduler
 from nnscratch.callbacks.model_checkpoint import ModelCheckpoint
 from nnscratch.callbacks.monitor import MonitorCallback
 from nnscratch.callbacks.progbar import ProgbarLogger
@@ -27,6 +31,8 @@ __all__ = [
     "MonitorCallback",
     "EarlyStopping",
     "ReduceLROnPlateau",
+    "LearningRateScheduler",
+    "LambdaCallback",
     "ModelCheckpoint",
     "TerminateOnNaN",
     "CSVLogger",

@@ -3,9 +3,11 @@
 * :mod:`nnscratch.kernels.reference` -- plain NumPy, written to be read.
 * :mod:`nnscratch.kernels.fast` -- the Numba twin, written to be fast.
 
-Two smaller pairs follow the same pattern: ``image_reference`` / ``image_fast``
-(augmentation, :func:`image_backend`) and ``optimizer_reference`` /
-``optimizer_fast`` (the Adam update, :func:`optimizer_backend`).
+Smaller pairs follow the same pattern: ``image_reference`` / ``image_fast``
+(augmentation, :func:`image_backend`), ``optimizer_reference`` /
+``optimizer_fast`` (the Adam update, :func:`optimizer_backend`) and
+``pooling_reference`` / ``pooling_fast`` (average and global pooling,
+upsampling, :func:`pooling_backend`).
 docs/kernels.md explains the design.
 
 Layers never loop themselves: they call ``kernels.backend().im2col(...)`` and
@@ -23,16 +25,18 @@ import os
 from types import ModuleType
 
 __all__ = ["BACKENDS", "CONV_ALGORITHMS", "set_backend", "get_backend", "backend", "image_backend",
-           "optimizer_backend", "winograd_backend", "set_conv_algorithm", "get_conv_algorithm"]
+           "optimizer_backend", "winograd_backend", "pooling_backend", "set_conv_algorithm", "get_conv_algorithm"]
 
 BACKENDS = ("numpy", "numba")
 
-# backend name -> (nn kernels, image kernels, optimizer kernels, Winograd convolution)
+# backend name -> (nn kernels, image kernels, optimizer kernels, Winograd convolution, pooling kernels)
 _MODULES = {
     "numpy": ("nnscratch.kernels.reference", "nnscratch.kernels.image_reference",
-              "nnscratch.kernels.optimizer_reference", "nnscratch.kernels.winograd_reference"),
+              "nnscratch.kernels.optimizer_reference", "nnscratch.kernels.winograd_reference",
+              "nnscratch.kernels.pooling_reference"),
     "numba": ("nnscratch.kernels.fast", "nnscratch.kernels.image_fast",
-              "nnscratch.kernels.optimizer_fast", "nnscratch.kernels.winograd_fast"),
+              "nnscratch.kernels.optimizer_fast", "nnscratch.kernels.winograd_fast",
+              "nnscratch.kernels.pooling_fast"),
 }
 
 # How Conv2D computes 3x3 stride-1 convolutions (forward and input gradient)
@@ -98,6 +102,11 @@ def optimizer_backend(name: str | None = None) -> ModuleType:
 def winograd_backend(name: str | None = None) -> ModuleType:
     """Return the module of the Winograd convolutions for ``name`` (default: the active one)."""
     return _module(name, 3)
+
+
+def pooling_backend(name: str | None = None) -> ModuleType:
+    """Return the module of average/global pooling and upsampling kernels for ``name`` (default: the active one)."""
+    return _module(name, 4)
 
 
 def _check_algorithm(name) -> str:

@@ -67,6 +67,7 @@ from numba import njit, prange
 
 from nnscratch.kernels import simd
 from nnscratch.kernels.elementwise_fast import bias_activation, bias_softmax
+from nnscratch.kernels.reference import ELEMENTWISE_ACTIVATIONS
 from nnscratch.kernels.workspace import SERIAL_BELOW, for_size
 
 __all__ = ["pack_panels", "matmul_panels", "FixedProduct", "fixed_product_pays", "panel_width"]
@@ -270,8 +271,9 @@ def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
     """``f(a @ w + bias)`` for ``w`` ``(k, n)`` packed by :func:`pack_panels`: ``(m, k)`` -> ``(m, n)``.
 
     The bias (``(n,)`` or None) and a ``"linear"`` or ``"relu"`` activation
-    are applied as each tile of outputs is stored; ``"sigmoid"`` and
-    ``"tanh"`` by :func:`bias_activation` afterwards. Float32 or float64,
+    are applied as each tile of outputs is stored; the other elementwise
+    activations (``"sigmoid"``, ``"tanh"``, ``"elu"``, ...) by
+    :func:`bias_activation` afterwards. Float32 or float64,
     both operands of one dtype (else NumPy's product).
 
     With ``w`` (``(k, n)``), ``w_p`` (C-contiguous, writable, of
@@ -345,7 +347,8 @@ class FixedProduct:
     ``matmul_panels`` (docs/performance.md, session 20), with its bits.
 
     ``activation``: ``"linear"`` or ``"relu"`` (applied by the tiles),
-    ``"sigmoid"`` or ``"tanh"`` (by :func:`bias_activation` afterwards), or
+    another elementwise activation (``"sigmoid"``, ``"tanh"``, ``"elu"``,
+    ...: by :func:`bias_activation` afterwards), or
     ``"softmax"``: then each call also sets :attr:`logits` to ``a @ w +
     bias``, and the probabilities are those of :func:`bias_softmax` on
     them, bit for bit; for at most one panel of columns (16 float32, a
@@ -395,7 +398,7 @@ class FixedProduct:
             if self._code == SOFTMAX:
                 return z
             if not softmax:
-                if self.activation == "sigmoid" or self.activation == "tanh":   # not applied by the tiles
+                if self.activation != "linear" and self.activation != "relu":   # not applied by the tiles
                     bias_activation(z, None, self.activation)
                 return z
         self.logits = z                         # a softmax over rows wider than a panel
@@ -429,6 +432,6 @@ def _check_packing(w, w_p, n):
     return np.ascontiguousarray(w)
 
 
-_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+_ACTIVATIONS = ELEMENTWISE_ACTIVATIONS
 # The kernel's typed zero and its empty ``w`` (nothing to pack), made once: about 2 us a call otherwise.
 _ZERO_AND_NO_W = {dtype: (dtype(0), np.empty((0, 0), dtype)) for dtype in (np.float32, np.float64)}

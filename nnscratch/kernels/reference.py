@@ -249,33 +249,155 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_lef
     return dx * won_positive
 
 
-def bias_activation(z, bias, activation):
-    """Add a bias along the last axis, then apply an elementwise activation, in place.
+#: The elementwise activations of :func:`bias_activation` and :func:`activation_backward`.
+ELEMENTWISE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign",
+                           "leaky_relu", "gelu", "silu", "hard_sigmoid", "exponential", "relu6")
+#: Those whose derivative is not a function of their output: backward needs the pre-activation ``z``.
+NEEDS_PREACTIVATION = ("gelu", "silu")
+#: The activations that take a parameter ``alpha``, and its default (Keras's): elu's ``alpha``, leaky_relu's
+#: ``negative_slope``.
+ALPHA_DEFAULTS = {"elu": 1.0, "leaky_relu": 0.2}
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_SCALE_ALPHA = 1.7580993408473768599402175208123   # SELU_SCALE * SELU_ALPHA, as TensorFlow writes it
+SQRT_HALF = 0.7071067811865476                        # 1 / sqrt(2)
+INV_SQRT_2PI = 0.3989422804014327                     # 1 / sqrt(2 pi)
 
-    ``y = f(z + b)`` with ``f`` one of ``"linear"``, ``"relu"``, ``"sigmoid"``,
-    ``"tanh"``. ``z`` is overwritten with ``y`` and returned; ``bias`` may be None.
+
+def activation_alpha(activation, alpha):
+    """The parameter of ``activation`` (elu's alpha, leaky_relu's negative slope): ``alpha``, or the default if None.
+
+    None for the activations without one (which must not be given one). ``alpha``
+    must be a finite number >= 0: for ``alpha < 0`` the output would no longer
+    tell the sign of the input, from which backward computes the derivative.
     """
+    if activation not in ALPHA_DEFAULTS:
+        if alpha is not None:
+            raise ValueError(f"activation {activation!r} takes no parameter, got alpha={alpha!r}")
+        return None
+    if alpha is None:
+        return ALPHA_DEFAULTS[activation]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"{activation}'s alpha must be a finite number >= 0, got {alpha!r}")
+    return float(alpha)
+
+
+def _check_elementwise(activation):
+    if not isinstance(activation, str) or activation not in ELEMENTWISE_ACTIVATIONS:
+        raise ValueError(f"unknown elementwise activation {activation!r}; expected one of {ELEMENTWISE_ACTIVATIONS}")
+
+
+def _erfc(x):
+    """``erfc(x)`` in ``x``'s dtype (SciPy's, for float32 too)."""
+    from scipy.special import erfc  # only gelu needs it: imported on first use
+    return erfc(x).astype(x.dtype, copy=False)
+
+
+def _sigmoid(z):
+    """``1 / (1 + exp(-z))``, split by sign so that exp never overflows (a new array)."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def bias_activation(z, bias, activation, alpha=None):
+    r"""Add a bias along the last axis, then apply an elementwise activation, in place.
+
+    ``y = f(z + b)``; ``z`` is overwritten with ``y`` and returned; ``bias``
+    may be None. ``f`` (Keras 3's definitions and names):
+
+    ============== =====================================================================
+    linear         :math:`z`
+    relu           :math:`\max(z, 0)`
+    sigmoid        :math:`1 / (1 + e^{-z})`
+    tanh           :math:`\tanh z`
+    elu            :math:`z` if :math:`z > 0`, else :math:`\alpha (e^z - 1)` (``alpha``, default 1)
+    selu           :math:`\lambda z` if :math:`z > 0`, else :math:`\lambda \alpha (e^z - 1)`,
+                   :math:`\lambda \approx 1.0507`, :math:`\alpha \approx 1.6733`
+    softplus       :math:`\log(1 + e^z)`
+    softsign       :math:`z / (1 + |z|)`
+    leaky_relu     :math:`z` if :math:`z > 0`, else :math:`\alpha z` (``alpha``: the negative slope, default 0.2)
+    gelu           :math:`z \Phi(z) = \tfrac12 z \,\mathrm{erfc}(-z / \sqrt 2)` (the exact form)
+    silu           :math:`z \sigma(z)` (Keras's ``"swish"`` too)
+    hard_sigmoid   :math:`\mathrm{relu6}(z + 3) / 6`
+    exponential    :math:`e^z`
+    relu6          :math:`\min(\max(z, 0), 6)`
+    ============== =====================================================================
+
+    ``e^z - 1`` is computed as ``expm1(z)`` (exact near 0), softplus as
+    :math:`\max(z, 0) + \log(1 + e^{-|z|})` (never overflows).
+    ``alpha`` (:func:`activation_alpha`) only for elu and leaky_relu.
+    """
+    _check_elementwise(activation)
+    alpha = activation_alpha(activation, alpha)
     if bias is not None:
         z += bias
     if activation == "relu":
         np.maximum(z, 0, out=z)
     elif activation == "sigmoid":
         # 1 / (1 + exp(-z)), split by sign so that exp never overflows
-        e = np.exp(-np.abs(z))
-        z[...] = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        z[...] = _sigmoid(z)
     elif activation == "tanh":
         np.tanh(z, out=z)
-    elif activation != "linear":
-        raise ValueError(f"unknown elementwise activation {activation!r}")
+    elif activation == "elu":
+        z[...] = np.where(z > 0, z, z.dtype.type(alpha) * np.expm1(np.minimum(z, 0)))   # (no overflow above 0)
+    elif activation == "selu":
+        z[...] = np.where(z > 0, z.dtype.type(SELU_SCALE) * z,
+                          z.dtype.type(SELU_SCALE_ALPHA) * np.expm1(np.minimum(z, 0)))
+    elif activation == "softplus":
+        z[...] = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+    elif activation == "softsign":
+        z[...] = z / (1 + np.abs(z))
+    elif activation == "leaky_relu":
+        z[...] = np.where(z > 0, z, z.dtype.type(alpha) * z)
+    elif activation == "gelu":
+        z[...] = z.dtype.type(0.5) * z * _erfc(-z * z.dtype.type(SQRT_HALF))
+    elif activation == "silu":
+        z[...] = z * _sigmoid(z)
+    elif activation == "hard_sigmoid":
+        z[...] = np.minimum(np.maximum(z + 3, 0), 6) / 6
+    elif activation == "exponential":
+        np.exp(z, out=z)
+    elif activation == "relu6":
+        z[...] = np.minimum(np.maximum(z, 0), 6)
     return z
 
 
-def activation_backward(grad_y, y, activation):
-    """Gradient through an elementwise activation, from its output ``y``.
+def activation_backward(grad_y, y, activation, z=None, alpha=None):
+    r"""Gradient through an elementwise activation: ``dz = dy * f'(z)``.
 
-    relu: ``dz = dy * [y > 0]``; sigmoid: ``dz = dy * y (1 - y)``;
-    tanh: ``dz = dy * (1 - y^2)``; linear: ``dz = dy``.
+    ``y`` is the activation's output ``f(z)``, from which the derivative is
+    computed for every activation except gelu and silu (whose derivative is
+    not a function of ``y``: ``f`` is not one-to-one), which need the
+    pre-activation ``z`` itself (:data:`NEEDS_PREACTIVATION`); ``z`` is not
+    read by the others. ``alpha`` as in :func:`bias_activation`.
+
+    ============== ===============================================================
+    linear         ``dy`` itself (returned, not copied)
+    relu           ``dy * [y > 0]``
+    sigmoid        ``dy * y (1 - y)``
+    tanh           ``dy * (1 - y^2)``
+    elu            ``dy`` if ``y > 0``, else ``dy * (y + alpha)``  (``alpha e^z = y + alpha``)
+    selu           ``dy * scale`` if ``y >= 0``, else ``dy * (y + scale * alpha)``
+    softplus       ``dy * (1 - e^{-y})``  (``= sigmoid(z)``)
+    softsign       ``dy * (1 - |y|)^2``  (``= 1 / (1 + |z|)^2``)
+    leaky_relu     ``dy`` if ``y > 0``, else ``dy * alpha``
+    gelu           ``dy * (Phi(z) + z phi(z))``, ``phi(z) = e^{-z^2/2} / sqrt(2 pi)``
+    silu           ``dy * s (1 + z (1 - s))``, ``s = sigmoid(z)``
+    hard_sigmoid   ``dy / 6`` if ``0 < y < 1``, else 0
+    exponential    ``dy * y``
+    relu6          ``dy`` if ``0 < y < 6``, else 0
+    ============== ===============================================================
+
+    At the kinks (``z = 0``; ``z = 0, 6`` for relu6; ``z = -3, 3`` for
+    hard_sigmoid) the derivative is the one TensorFlow's gradients take:
+    0 for relu, relu6 and hard_sigmoid, ``alpha`` for elu and leaky_relu (the
+    left one), ``scale`` for selu (the right one).
     """
+    _check_elementwise(activation)
+    alpha = activation_alpha(activation, alpha)
+    if activation in NEEDS_PREACTIVATION and z is None:
+        raise ValueError(f"the derivative of {activation} needs the pre-activation z (it is not a function of y)")
     if activation == "relu":
         return grad_y * (y > 0)
     if activation == "sigmoid":
@@ -284,7 +406,29 @@ def activation_backward(grad_y, y, activation):
         return grad_y * (1 - y * y)
     if activation == "linear":
         return grad_y
-    raise ValueError(f"unknown elementwise activation {activation!r}")
+    if activation == "elu":
+        return grad_y * np.where(y > 0, 1, y + y.dtype.type(alpha))
+    if activation == "selu":
+        return grad_y * np.where(y >= 0, y.dtype.type(SELU_SCALE), y + y.dtype.type(SELU_SCALE_ALPHA))
+    if activation == "softplus":
+        return grad_y * -np.expm1(-y)
+    if activation == "softsign":
+        return grad_y * np.square(1 - np.abs(y))
+    if activation == "leaky_relu":
+        return grad_y * np.where(y > 0, 1, y.dtype.type(alpha))
+    if activation == "gelu":
+        cdf = z.dtype.type(0.5) * _erfc(-z * z.dtype.type(SQRT_HALF))
+        pdf = z.dtype.type(INV_SQRT_2PI) * np.exp(z * z * z.dtype.type(-0.5))
+        return grad_y * (cdf + z * pdf)
+    if activation == "silu":
+        s = _sigmoid(z)
+        return grad_y * (s * (1 + z * (1 - s)))
+    if activation == "hard_sigmoid":
+        return grad_y * ((y > 0) & (y < 1)) / 6
+    if activation == "exponential":
+        return grad_y * y
+    # relu6
+    return grad_y * ((y > 0) & (y < 6))
 
 
 def bias_gradient(grad_z):
@@ -505,7 +649,7 @@ def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):
                          f"with n = {n}; got {a.shape} and {w_p.shape}")
     if bias is not None and np.shape(bias) != (n,):
         raise ValueError(f"bias must have shape ({n},), one number per column of w, got {np.shape(bias)}")
-    if activation not in ("linear", "relu", "sigmoid", "tanh"):
+    if activation not in ELEMENTWISE_ACTIVATIONS:
         raise ValueError(f"unknown elementwise activation {activation!r}")
     if w is not None:
         if not isinstance(w, np.ndarray) or w.shape != (w_p.shape[1], n) or w.dtype != w_p.dtype:
@@ -529,7 +673,7 @@ class FixedProduct:
     :func:`pack_panels`; every call returns
     ``matmul_panels(a, self.w_p, n, bias, activation)``. ``w`` and ``bias``
     must not change before the last call (a pass keeps its weights).
-    ``activation``: ``"linear"``, ``"relu"``, ``"sigmoid"``, ``"tanh"`` or
+    ``activation``: an elementwise activation of :func:`bias_activation` or
     ``"softmax"``; for a softmax each call also sets :attr:`logits` to
     ``a @ w + bias`` and returns ``bias_softmax(logits, None)``.
     """
@@ -541,7 +685,7 @@ class FixedProduct:
         if bias is not None and np.shape(bias) != (w.shape[1],):
             raise ValueError(f"bias must have shape ({w.shape[1]},), one number per column of w, "
                              f"got {np.shape(bias)}")
-        activations = ("linear", "relu", "sigmoid", "tanh", "softmax")
+        activations = ELEMENTWISE_ACTIVATIONS + ("softmax",)
         if activation not in activations:
             raise ValueError(f"unknown activation {activation!r}; expected one of {activations}")
         self.shape, self.dtype, self.activation = w.shape, w.dtype, activation

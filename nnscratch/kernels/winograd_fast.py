@@ -40,6 +40,9 @@ of threads.
 import numpy as np
 from numba import njit, prange
 
+# Numba inlines these helpers into this file's kernels, but its cache checks only this file's time
+# stamp: after a change to elementwise_fast.py, change this file too (or clear the cache), or the
+# cached kernels keep the old helpers (docs/kernels.md, rule 1).
 from nnscratch.kernels.elementwise_fast import (_ACTIVATION_CODES, _affine_and_code, _affine_rows,
                                                 _bias_activation_rows, _bias_and_code)
 from nnscratch.kernels.workspace import block_bounds, image_blocks, one_blas_thread, scratch

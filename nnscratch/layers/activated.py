@@ -9,6 +9,12 @@ directly with the fused gradient ``(p - t) / N`` (mean over the batch of ``N``),
 ``self.logits``; likewise a last sigmoid layer with binary cross-entropy,
 whose logits the layer keeps only when ``keep_logits`` is set (``compile``
 sets it on such a layer).
+
+``gelu`` and ``silu`` are the exceptions to "from the output": their
+derivative needs ``z + b`` itself, so a training forward keeps it too (a copy
+made before the activation overwrites it, or the input of an ``Activation``
+layer, which stays unchanged); an inference forward keeps nothing. The other
+activations keep ``y`` only, as before.
 """
 
 import abc
@@ -27,17 +33,37 @@ class ActivatedLayer(Layer):
         self.activation = activations.get(activation)
         self.logits = None  # pre-activation values, kept for softmax layers (and sigmoid ones with keep_logits)
         self.keep_logits = False  # a sigmoid output layer's logits are wanted (fused binary cross-entropy)
+        self._alpha = None  # the activation's parameter (ELU's alpha, LeakyReLU's slope); None: Keras's default
         self._y = None
+        self._z = None  # the pre-activation z + b, kept by a training forward where backward needs it (gelu, silu)
 
-    def _activate(self, z, bias, training):
-        """Return ``f(z + bias)``; keep ``y`` for backward when training."""
+    def _activates_after_product(self, training) -> bool:
+        """Whether ``f`` must be applied by :meth:`_activate` after the layer's product, not fused into its kernel.
+
+        Softmax needs whole rows; gelu and silu in training keep ``z + b`` for
+        backward, which a kernel that applies ``f`` as it stores would not leave.
+        """
+        return self.activation == "softmax" or (training and activations.needs_preactivation(self.activation))
+
+    def _activate(self, z, bias, training, preactivation=None):
+        """Return ``f(z + bias)``; keep ``y`` for backward when training (and ``z + bias`` for gelu and silu).
+
+        ``preactivation``: an array equal to ``z + bias`` that stays unchanged
+        until backward (an ``Activation`` layer's input), kept instead of a copy.
+        """
         logits = None
-        if self.keep_logits and self.activation == "sigmoid":  # the sigmoid is applied in place: copy z first
+        keep_z = training and activations.needs_preactivation(self.activation)
+        if (self.keep_logits and self.activation == "sigmoid") or (keep_z and preactivation is None):
+            # the activation is applied in place: copy z + b first
             if bias is not None:
                 z += bias
                 bias = None
             logits = z.copy()
-        y = activations.forward(z, bias, self.activation)  # softmax: z += bias, in place
+        y = activations.forward(z, bias, self.activation, self._alpha)  # softmax: z += bias, in place
+        if keep_z:
+            self._z, logits = (logits if preactivation is None else preactivation), None
+        else:
+            self._z = None
         self.logits = z if self.activation == "softmax" else logits
         self._y = y if training else None
         return y
@@ -46,12 +72,16 @@ class ActivatedLayer(Layer):
         """Keep ``y``, already ``f(z + bias)`` (a kernel fused it), for backward when training; and a softmax's logits."""
         self.logits = logits
         self._y = y if training else None
+        self._z = None  # a fused kernel leaves no pre-activation: backward raises for gelu and silu
         return y
 
     def backward(self, grad_output):
         if self._y is None:
             raise RuntimeError(f"layer {self.name!r}: backward called without forward(x, training=True)")
-        grad_z = activations.backward(grad_output, self._y, self.activation)
+        if self._z is None and activations.needs_preactivation(self.activation):
+            raise RuntimeError(f"layer {self.name!r}: the derivative of {self.activation} needs the pre-activation, "
+                               "which this layer's last training forward did not keep")
+        grad_z = activations.backward(grad_output, self._y, self.activation, self._z, self._alpha)
         return self.backward_from_preactivation(grad_z)
 
     @abc.abstractmethod

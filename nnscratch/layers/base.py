@@ -10,6 +10,13 @@ gradient backward::
 Trainable weights live in ``layer.params`` (name -> :class:`Parameter`);
 state that no optimizer may touch (batch-norm moving statistics) lives in
 ``layer.buffers``. ``backward`` never changes weights: that is the optimizer's job.
+
+A layer with weight regularizers (``Dense(..., kernel_regularizer="l2")``)
+names them in :meth:`Layer.weight_regularizers`; it reports their penalties
+(:attr:`Layer.losses`, :meth:`Layer.regularization_loss`) and adds their
+gradients to its parameters' ``.grad``
+(:meth:`Layer.add_regularization_gradients`), which the training step calls
+after backward and before the optimizer (see :mod:`nnscratch.regularizers`).
 """
 
 import abc
@@ -72,13 +79,21 @@ class Layer(abc.ABC):
         Shape without the batch axis. On the first layer of a
         :class:`~nnscratch.Sequential` it fixes the model's input shape (as Keras).
     trainable : bool
-        ``False`` freezes the layer's parameters (optimizers skip them). This is
-        independent of training mode (``forward(x, training=...)``).
+        ``False`` freezes the layer's parameters (optimizers skip them, and
+        their regularizers add nothing, as in Keras). This is independent of
+        training mode (``forward(x, training=...)``).
+    activity_regularizer : None
+        Not supported: anything but None raises a ValueError (a penalty on the
+        layer's output is not implemented; weight regularizers are).
     """
 
-    def __init__(self, name=None, input_shape=None, trainable=True):
+    def __init__(self, name=None, input_shape=None, trainable=True, activity_regularizer=None):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {type(name).__name__}")
+        if activity_regularizer is not None:
+            raise ValueError(f"activity_regularizer={activity_regularizer!r}: nnscratch does not support activity "
+                             "regularizers (penalties on a layer's output); weight regularizers "
+                             "(kernel_regularizer, bias_regularizer on Dense and Conv2D) are supported")
         self.name = name or _unique_name(_snake_case(type(self).__name__))
         self.input_shape_arg = None if input_shape is None else self._check_shape(input_shape)
         self._trainable = bool(trainable)
@@ -210,6 +225,41 @@ class Layer(abc.ABC):
                     f"layer {self.name!r}, weight {name!r}: expected shape {target.shape}, got {new.shape}"
                 )
             target[...] = new
+
+    # ------------------------------------------------------ regularization
+    def weight_regularizers(self) -> dict:
+        """``{parameter name: Regularizer}`` for this layer's penalised weights; none by default.
+
+        Dense and Conv2D return their ``kernel_regularizer`` and
+        ``bias_regularizer`` (those that are set).
+        """
+        return {}
+
+    def _regularized_params(self):
+        """``(parameter, regularizer)`` of the trainable parameters with a regularizer (Keras skips frozen ones)."""
+        return [(self.params[name], regularizer) for name, regularizer in self.weight_regularizers().items()
+                if self.params[name].trainable]
+
+    @property
+    def losses(self) -> list:
+        """The regularization penalties of this layer's trainable weights, as floats (``[]`` if none), as Keras.
+
+        One entry per regularized weight, in weight order (kernel, then bias).
+        """
+        return [regularizer(param.value) for param, regularizer in self._regularized_params()]
+
+    def regularization_loss(self) -> float:
+        """The sum of :attr:`losses`: what this layer adds to the training loss (0.0 without regularizers)."""
+        return float(sum(self.losses))
+
+    def add_regularization_gradients(self) -> None:
+        """Add the gradient of :meth:`regularization_loss` to the parameters' ``.grad``, in place.
+
+        Called after :meth:`backward` (which sets ``.grad`` to the loss's
+        gradient) and before the optimizer step. Changes no weight.
+        """
+        for param, regularizer in self._regularized_params():
+            regularizer.add_gradient(param.value, param.grad)
 
     def count_params(self) -> int:
         """Number of scalars in all weights, trainable or not (as Keras)."""

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import initializers, kernels, rng
+from nnscratch import initializers, kernels, regularizers, rng
 from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, place_windows
 
@@ -48,10 +48,15 @@ class Conv2D(ActivatedLayer):
     F(4x4, 3x3) with ``set_conv_algorithm("winograd4")`` (from 7x7 outputs;
     ``"winograd-mixed"`` only for outputs of 7x7 to 11x11); see
     ``kernels.set_conv_algorithm`` and docs/kernels.md.
+
+    ``kernel_regularizer`` and ``bias_regularizer`` (a name such as ``"l2"``,
+    a :mod:`nnscratch.regularizers` instance or None) add a penalty on the
+    kernel or bias to the training loss, as Dense's do.
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be a positive integer, got {filters!r}")
@@ -63,6 +68,8 @@ class Conv2D(ActivatedLayer):
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape):
         self._out_hw, self._pad_top, self._pad_left = place_windows(
@@ -91,7 +98,7 @@ class Conv2D(ActivatedLayer):
         self._x = x if training else None
         self._cols = self._new_cols(x, training)
         bias = self.bias.value if self.use_bias else None
-        if self.activation == "softmax":  # needs whole rows: after the product
+        if self._activates_after_product(training):  # softmax needs whole rows, gelu/silu keep z: after the product
             z = self._convolve(x)  # (N*H'*W', filters)
             y = self._activate(z, bias, training)
         else:  # the kernel adds the bias and applies f block by block, while in cache
@@ -182,7 +189,15 @@ class Conv2D(ActivatedLayer):
             grad_z.reshape(n, *self._out_hw, self.filters), turned, 2 - self._pad_top, 2 - self._pad_left,
             h, w, tile=tile).reshape(self._x.shape)
 
+    def weight_regularizers(self):
+        if self.kernel_regularizer is None and self.bias_regularizer is None:  # every training step asks
+            return {}
+        pairs = (("kernel", self.kernel_regularizer), ("bias", self.bias_regularizer if self.use_bias else None))
+        return {name: regularizer for name, regularizer in pairs if regularizer is not None}
+
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding, "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import initializers, kernels, rng
+from nnscratch import initializers, kernels, regularizers, rng
 from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.base import format_shape
 
@@ -44,10 +44,16 @@ class Dense(ActivatedLayer):
     use_bias : bool
     kernel_initializer, bias_initializer : str
         Keras names (``"glorot_uniform"``, ``"he_normal"``, ``"zeros"``, ...).
+    kernel_regularizer, bias_regularizer : str, Regularizer or None
+        A penalty on the kernel or the bias added to the training loss
+        (``"l1"``, ``"l2"``, ``"l1_l2"`` or an instance such as
+        ``nnscratch.regularizers.L2(1e-4)``; see :mod:`nnscratch.regularizers`).
+        It changes no forward or backward pass: the training step adds its
+        gradient to ``.grad`` after backward (:meth:`add_regularization_gradients`).
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive integer, got {units!r}")
@@ -56,6 +62,8 @@ class Dense(ActivatedLayer):
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self._product = None  # x -> f(x W + b) by W packed in panels, only during a pass of inference
 
     def build(self, input_shape):
@@ -100,6 +108,14 @@ class Dense(ActivatedLayer):
             self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
         return None if self.skip_input_gradient else grad_z @ self.kernel.value.T
 
+    def weight_regularizers(self):
+        if self.kernel_regularizer is None and self.bias_regularizer is None:  # every training step asks
+            return {}
+        pairs = (("kernel", self.kernel_regularizer), ("bias", self.bias_regularizer if self.use_bias else None))
+        return {name: regularizer for name, regularizer in pairs if regularizer is not None}
+
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}

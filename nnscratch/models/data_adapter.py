@@ -2,15 +2,20 @@
 
 Three kinds of input are accepted, as in Keras:
 
-* arrays ``x`` (and ``y``): cut into batches of ``batch_size``, reshuffled each
-  pass when asked;
+* arrays ``x`` (and ``y``, and per-sample weights ``sample_weight``): cut into
+  batches of ``batch_size``, reshuffled each pass when asked;
 * a batch Sequence: any object with ``len()`` and indexing that yields
-  ``(x_batch, y_batch)`` (such as ``ImageDataGenerator.flow``); one pass is
-  ``len()`` batches, in a new random order each pass when asked (the batches
-  themselves are not mixed), and ``on_epoch_end()`` is called after each
-  epoch, if it exists;
-* a generator (iterator) of ``(x_batch, y_batch)`` with ``steps_per_epoch``;
-  it is read in the order it yields, never shuffled.
+  ``(x_batch, y_batch)`` or ``(x_batch, y_batch, sample_weight_batch)`` (such
+  as ``ImageDataGenerator.flow``); one pass is ``len()`` batches, in a new
+  random order each pass when asked (the batches themselves are not mixed),
+  and ``on_epoch_end()`` is called after each epoch, if it exists;
+* a generator (iterator) of such batches with ``steps_per_epoch``; it is read
+  in the order it yields, never shuffled.
+
+Every source yields ``(x, y, sample_weight)`` triples, with None for what is
+missing. :func:`check_sample_weight`, :func:`check_class_weight` and
+:func:`class_weight_to_sample_weight` check and convert Keras's
+``sample_weight`` and ``class_weight`` arguments.
 
 ``steps`` (``steps_per_epoch``, ``validation_steps``, ``steps``) limits an
 epoch of arrays or of a Sequence as Keras does: an epoch is ``steps`` batches
@@ -28,7 +33,7 @@ from nnscratch import kernels
 from nnscratch.config import floatx
 
 __all__ = ["FiniteBatches", "ArrayBatches", "SequenceBatches", "GeneratorBatches", "adapt", "check_features",
-           "is_batch_source"]
+           "is_batch_source", "check_sample_weight", "check_class_weight", "class_weight_to_sample_weight"]
 
 #: The batch size of arrays when neither ``batch_size`` nor ``steps`` is given (Keras's default).
 DEFAULT_BATCH_SIZE = 32
@@ -91,7 +96,7 @@ class FiniteBatches:
         return self.num_batches if self.steps is None else self.steps
 
     def one_pass(self):
-        """Yield every batch once, as ``(x_batch, y_batch)`` pairs."""
+        """Yield every batch once, as ``(x_batch, y_batch, sample_weight_batch)`` triples."""
         raise NotImplementedError
 
     def end_epoch(self):
@@ -102,7 +107,7 @@ class FiniteBatches:
         self._pass = None
 
     def epoch(self):
-        """Yield the ``(x_batch, y_batch)`` pairs of one epoch (``y_batch`` None without targets)."""
+        """Yield the ``(x_batch, y_batch, sample_weight_batch)`` triples of one epoch (None for what is missing)."""
         if self.steps is None:
             yield from self.one_pass()
         else:
@@ -126,16 +131,16 @@ class FiniteBatches:
 
 
 class ArrayBatches(FiniteBatches):
-    """Batches of arrays ``x`` and optional ``y``; a fresh order each pass if shuffling.
+    """Batches of arrays ``x``, optional ``y`` and optional ``sample_weight``; a fresh order each pass if shuffling.
 
     ``generator`` (a NumPy Generator) draws the orders; it is required with ``shuffle``.
     """
 
-    def __init__(self, x, y, batch_size, shuffle=False, generator=None, steps=None):
+    def __init__(self, x, y, batch_size, shuffle=False, generator=None, steps=None, sample_weight=None):
         super().__init__(steps)
         if shuffle and generator is None:
             raise ValueError("shuffling needs a generator (numpy.random.Generator) to draw the order from")
-        self.x, self.y = x, y
+        self.x, self.y, self.sample_weight = x, y, sample_weight
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
@@ -158,7 +163,8 @@ class ArrayBatches(FiniteBatches):
                 index = slice(start, start + self.batch_size)
             else:
                 index = np.sort(order[start:start + self.batch_size])  # sorted: faster gathers
-            yield self.x[index], (None if self.y is None else self.y[index])
+            yield (self.x[index], None if self.y is None else self.y[index],
+                   None if self.sample_weight is None else self.sample_weight[index])
 
 
 class SequenceBatches(FiniteBatches):
@@ -220,33 +226,118 @@ class GeneratorBatches:
 
 
 def _split(batch):
-    """``(x, y)``, ``(x,)`` or ``x`` as an ``(x, y)`` pair; sample weights are refused."""
-    if isinstance(batch, tuple) and len(batch) == 2:
-        return batch
-    if isinstance(batch, tuple) and len(batch) == 1:
-        return batch[0], None
-    if isinstance(batch, tuple) and len(batch) == 3:
-        raise ValueError("a batch (x, y, sample_weight) was given: nnscratch does not support sample weights; "
-                         "yield (x, y) batches")
-    return batch, None
+    """``(x, y, w)``, ``(x, y)``, ``(x,)`` or ``x`` as an ``(x, y, w)`` triple (None for what is missing).
+
+    Any other tuple is refused: a Sequence or generator must yield one of these.
+    """
+    if isinstance(batch, tuple):
+        if not 1 <= len(batch) <= 3:
+            raise ValueError(f"a batch must be x, (x,), (x, y) or (x, y, sample_weight), got a tuple of "
+                             f"{len(batch)} elements")
+        return tuple(batch) + (None,) * (3 - len(batch))
+    return batch, None, None
 
 
-def adapt(x, y=None, batch_size=None, shuffle=False, generator=None, steps=None):
+def adapt(x, y=None, batch_size=None, shuffle=False, generator=None, steps=None, sample_weight=None):
     """Return a batch source for arrays, a Sequence or a generator.
 
     ``batch_size`` None means 32 for arrays, or, with ``steps``,
     ``ceil(samples / steps)`` so that the ``steps`` batches cover the data
     once (both as Keras). ``shuffle`` (with ``generator``) shuffles arrays
     and the batch order of a Sequence; a generator is never shuffled.
+    ``sample_weight`` (arrays only, one weight a sample, already checked by
+    :func:`check_sample_weight`) is cut into batches with ``x``; a Sequence or
+    generator yields its own.
     """
     batch_size = _check_count(batch_size, "batch_size")
     steps = _check_count(steps, "steps")
     if is_batch_source(x):
         if y is not None:
             raise ValueError("y must be None when x is a Sequence or generator that yields (x, y) batches")
+        if sample_weight is not None:
+            raise ValueError("sample_weight must be None when x is a Sequence or generator: let it yield "
+                             "(x, y, sample_weight) batches instead")
         if hasattr(x, "__getitem__") and hasattr(x, "__len__"):
             return SequenceBatches(x, steps, shuffle=shuffle, generator=generator)
         return GeneratorBatches(x, steps)
     if batch_size is None:
         batch_size = max(1, math.ceil(len(x) / steps)) if steps else DEFAULT_BATCH_SIZE
-    return ArrayBatches(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps)
+    return ArrayBatches(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps,
+                        sample_weight=sample_weight)
+
+
+def check_sample_weight(sample_weight, samples, name="sample_weight") -> np.ndarray:
+    """``sample_weight`` as a float array of ``floatx()`` and shape ``(samples,)``, or a clear error.
+
+    Keras's shapes are accepted, ``(N,)`` and ``(N, 1)``; every weight must be
+    finite and >= 0 (Keras accepts negative and NaN weights, which only give
+    a meaningless loss). Integer and boolean weights are converted.
+    """
+    try:
+        weights = np.asarray(sample_weight)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of numbers, got {type(sample_weight).__name__}: {error}") from None
+    if weights.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of numbers (one weight a sample), got dtype {weights.dtype}")
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.ndim != 1:
+        raise ValueError(f"{name} must have one weight a sample, shape ({samples},) or ({samples}, 1), got shape "
+                         f"{weights.shape}")
+    if len(weights) != samples:
+        raise ValueError(f"{name} has {len(weights)} weights but there are {samples} samples")
+    weights = weights.astype(floatx(), copy=False)
+    if not np.isfinite(weights).all():
+        raise ValueError(f"{name} contains NaN or infinite values (first at sample "
+                         f"{int(np.argmax(~np.isfinite(weights)))})")
+    if weights.size and weights.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got {weights.min()} (at sample {int(np.argmin(weights))})")
+    return weights
+
+
+def check_class_weight(class_weight, classes=None) -> dict | None:
+    """``class_weight`` as ``{class index: weight}`` with int keys and float values, or a clear error.
+
+    Keys are class indices, integers >= 0 (below ``classes`` when given);
+    weights are finite numbers >= 0. Classes without a key weigh 1, as in Keras.
+    """
+    if class_weight is None:
+        return None
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}")
+    checked = {}
+    for key, value in class_weight.items():
+        integral = isinstance(key, numbers.Integral) or (isinstance(key, float) and key.is_integer())
+        if isinstance(key, (bool, np.bool_)) or not integral or key < 0:
+            raise ValueError(f"class_weight keys must be class indices (integers >= 0), got {key!r}")
+        if classes is not None and key >= classes:
+            raise ValueError(f"class_weight has a weight for class {int(key)}, but the model has {classes} classes "
+                             f"(0 to {classes - 1})")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                or value < 0:
+            raise ValueError(f"class_weight[{key!r}] must be a finite number >= 0, got {value!r}")
+        checked[int(key)] = float(value)
+    return checked
+
+
+def class_weight_to_sample_weight(y, class_weight) -> np.ndarray:
+    """One weight a sample: ``class_weight[c]`` (1 for a class without a key) for each sample's class ``c``.
+
+    As Keras: a sample's class is the arg-max of a target row of several
+    columns (one-hot, but also multi-label rows), else the target itself
+    rounded (integer labels, a binary model's 0/1 targets of shape ``(N,)``
+    or ``(N, 1)``; ``np.round``, so 0.5 is class 0).
+    """
+    y = np.asarray(y)
+    if y.ndim > 1:
+        y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[..., 0]
+    if y.ndim != 1:
+        raise ValueError(f"class_weight needs one class a sample, but the targets give classes of shape {y.shape}")
+    classes = np.round(y).astype(np.int64)
+    if classes.size and classes.min() < 0:
+        raise ValueError(f"class_weight needs classes >= 0, got target {classes.min()}")
+    size = max([int(classes.max(initial=-1)) + 1, *(key + 1 for key in class_weight)])
+    table = np.ones(size, dtype=floatx())
+    for key, value in class_weight.items():
+        table[key] = value
+    return table[classes]

@@ -88,6 +88,17 @@ def sample_shape(input_shape) -> tuple:
     return shape
 
 
+def _metric_list(metrics, argument) -> list:
+    """``compile``'s ``metrics`` or ``weighted_metrics`` as a list: None is empty, one name is a list of one."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, str):  # one name, as Keras accepts
+        return [metrics]
+    if not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"{argument} must be a list of names, got {type(metrics).__name__}")
+    return list(metrics)
+
+
 def _trace_chain(inputs: SymbolicTensor, outputs: SymbolicTensor) -> list:
     """Follow ``outputs`` back to ``inputs`` and return the layers in forward order."""
     chain, node = [], outputs
@@ -115,6 +126,8 @@ class Model(Trainer):
         self.stop_evaluating = self.stop_predicting = False  # set by a callback to stop evaluate / predict
         self.optimizer = self.loss = None
         self.metrics = []
+        self.weighted_metrics = []         # weighted by sample_weight / class_weight (compile's weighted_metrics)
+        self.weighted_metric_names = []    # their log names: "weighted_<name>" where <name> is taken
         if inputs is None and outputs is None:
             return
         for value, what in ((inputs, "inputs"), (outputs, "outputs")):
@@ -209,6 +222,20 @@ class Model(Trainer):
     def parameters(self) -> list:
         """Every trainable Parameter of every layer, in layer order."""
         return [p for layer in self.layers for p in layer.params.values()]
+
+    # ------------------------------------------------------- regularization
+    @property
+    def losses(self) -> list:
+        """Every layer's regularization penalties (:attr:`Layer.losses`) in layer order, as Keras's ``model.losses``."""
+        return [penalty for layer in self.layers for penalty in layer.losses]
+
+    def regularized_layers(self) -> list:
+        """The layers with weight regularizers (``[]`` for most models: then a training step adds nothing)."""
+        return [layer for layer in self.layers if layer.weight_regularizers()]
+
+    def regularization_loss(self) -> float:
+        """The sum of every layer's penalties: what ``fit`` and ``evaluate`` add to each batch's loss."""
+        return float(sum(layer.regularization_loss() for layer in self.regularized_layers()))
 
     # ---------------------------------------------------------- computation
     def check_input(self, x) -> None:
@@ -428,17 +455,28 @@ class Model(Trainer):
         print_fn(summary_module.format_summary(self))
 
     # -------------------------------------------------------------- compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose the optimizer, the loss and the metrics (names or objects, as Keras)."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None):
+        """Choose the optimizer, the loss and the metrics (names or objects, as Keras).
+
+        ``metrics`` are plain means over the samples, even when ``fit`` or
+        ``evaluate`` get sample or class weights; ``weighted_metrics`` are
+        weighted means ``sum_i w_i m_i / sum_i w_i`` (plain means without
+        weights), logged under their names, or ``"weighted_<name>"`` where
+        ``metrics`` already has that name, as Keras.
+        """
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses_module.get(loss)
-        if isinstance(metrics, str):  # one name, as Keras accepts
-            metrics = [metrics]
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list of names, got {type(metrics).__name__}")
-        self.metrics = [metrics_module.get(m) for m in (metrics or [])]
+        metrics, weighted_metrics = _metric_list(metrics, "metrics"), _metric_list(weighted_metrics, "weighted_metrics")
+        self.metrics = [metrics_module.get(m) for m in metrics]
+        self.weighted_metrics = [metrics_module.get(m) for m in weighted_metrics]
+        taken = {"loss", *(m.name for m in self.metrics)}
+        self.weighted_metric_names = []
+        for metric in self.weighted_metrics:
+            name = metric.name if metric.name not in taken else f"weighted_{metric.name}"
+            self.weighted_metric_names.append(name)
+            taken.add(name)
         last = self.layers[-1] if self.layers else None
         for layer in self.layers:
             if isinstance(layer, ActivatedLayer):  # a sigmoid output keeps its logits for the fused loss
@@ -446,8 +484,10 @@ class Model(Trainer):
         self.compiled_config = {
             "optimizer": optimizers.serialize(self.optimizer),
             "loss": self.loss.get_config(),
-            "metrics": [m if isinstance(m, str) else m.name for m in (metrics or [])],
+            "metrics": [metric.name for metric in self.metrics],
         }
+        if weighted_metrics:
+            self.compiled_config["weighted_metrics"] = [metric.name for metric in self.weighted_metrics]
 
     # ------------------------------------------------------------- saving
     def get_config(self) -> dict:

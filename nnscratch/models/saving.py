@@ -143,12 +143,13 @@ def _layer_from_config(entry):
     return layers_module.get(entry["class_name"]).from_config(entry["config"])
 
 
-def load_model(filepath, compile=True):
+def load_model(filepath, custom_objects=None, compile=True):
     """Load a model saved by ``model.save(filepath)``: same architecture, weights and predictions.
 
     With ``compile`` the model is compiled as it was saved, and its optimizer
     gets the saved step count and slots back: training goes on as if it had
-    never stopped.
+    never stopped. A model compiled with a metric function (saved by its
+    name) needs ``custom_objects={"name": function}``, as in Keras.
     """
     from nnscratch.layers.input_layer import Input
     from nnscratch.models.model import Model
@@ -173,9 +174,14 @@ def load_model(filepath, compile=True):
         raise ValueError(f"{os.fspath(filepath)!r}: the model description is invalid ({error!r})") from None
     model.set_weights(weights)
     if compile and config.get("compile"):
-        settings = config["compile"]
-        model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
-                      metrics=settings["metrics"])
+        settings, custom = config["compile"], dict(custom_objects or {})
+        try:
+            model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
+                          metrics=[custom.get(m, m) for m in settings["metrics"]],
+                          weighted_metrics=[custom.get(m, m) for m in settings.get("weighted_metrics", [])])
+        except ValueError as error:
+            raise ValueError(f"{os.fspath(filepath)!r}: {error}; a model compiled with a metric function needs "
+                             "load_model(..., custom_objects={'name': function}) or compile=False") from None
         if config.get("optimizer_state"):
             try:
                 model.optimizer.set_state(model.parameters(), config["optimizer_state"], optimizer_arrays)

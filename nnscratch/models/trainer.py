@@ -5,11 +5,19 @@ One training step is the whole of backpropagation::
     y_pred = model.forward(x, training=True)      # every layer caches what it needs
     grad = loss.gradient(y, y_pred)                # dL/dy_pred
     model.backward(grad)                           # every layer fills its params' .grad
+    layer.add_regularization_gradients()           # (layers with regularizers) += dR/dw
     optimizer.apply_gradients(model.parameters())  # only here do weights change
 
 When the last layer is a softmax and the loss a cross-entropy (or a sigmoid
 and binary cross-entropy), the loss gives dL/dlogits = (p - t)/N directly
 (stable for any logits) and backward starts just below that activation.
+
+Sample weights (``sample_weight``, or ``class_weight`` turned into them) weigh
+each sample's loss as Keras's ``"sum_over_batch_size"`` reduction does: the
+batch's loss is ``sum_i w_i l_i / N`` (``N`` the batch size, not the sum of
+the weights), so row ``i`` of the loss's gradient is scaled by ``w_i``. The
+``metrics`` stay unweighted and the ``weighted_metrics`` are
+``sum_i w_i m_i / sum_i w_i``, as in Keras.
 """
 
 from contextlib import contextmanager
@@ -20,26 +28,50 @@ from tqdm.auto import tqdm
 from nnscratch import rng
 from nnscratch.callbacks import CallbackList
 from nnscratch.layers.activated import ActivatedLayer
-from nnscratch.models.data_adapter import adapt, check_features, is_batch_source
+from nnscratch.models.data_adapter import (adapt, check_class_weight, check_features, check_sample_weight,
+                                           class_weight_to_sample_weight, is_batch_source)
 
 __all__ = ["Trainer"]
 
 
 class _RunningMeans:
-    """Sample-weighted running means of the loss and metrics over one epoch."""
+    """Running means of the loss and metrics over one epoch, as Keras keeps them.
 
-    def __init__(self, names):
+    The loss and the metrics are means over the samples (each batch weighs
+    its size, so the loss is ``sum_i w_i l_i / samples``); the last
+    ``weighted`` names, the weighted metrics, are ``sum_i w_i m_i / sum_i w_i``
+    (0 while the weights sum to 0, as Keras).
+    """
+
+    def __init__(self, names, weighted=0):
         self.names = names
+        self.plain = len(names) - weighted
         self.sums = dict.fromkeys(names, 0.0)
         self.count = 0
+        self.weight = 0.0
 
-    def update(self, n, values):
+    def update(self, n, values, weight=None):
+        """Add a batch of ``n`` samples: its sums of ``values``, and the sum of its sample weights (None: ``n``)."""
         self.count += n
+        self.weight += n if weight is None else weight
         for name, value in zip(self.names, values):
             self.sums[name] += value
 
     def result(self) -> dict:
-        return {name: self.sums[name] / max(self.count, 1) for name in self.names}
+        means = {name: self.sums[name] / max(self.count, 1) for name in self.names[:self.plain]}
+        for name in self.names[self.plain:]:
+            means[name] = self.sums[name] / self.weight if self.weight else 0.0
+        return means
+
+
+def _weight_sum(sample_weight):
+    """The sum of a batch's sample weights (None without weights: the tracker counts the samples)."""
+    return None if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+
+
+def _scale_rows(grad, sample_weight):
+    """``grad`` with row ``i`` (sample ``i``, whatever its shape) multiplied by ``sample_weight[i]``."""
+    return grad * sample_weight.reshape(-1, *(1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
 
 
 def _progress(batches, verbose, desc):
@@ -50,24 +82,22 @@ def _progress(batches, verbose, desc):
 
 
 def _unpack_validation_data(validation_data):
-    """fit's ``validation_data`` as ``(x_val, y_val)``: a 2-tuple, or a Sequence or generator with ``y_val`` None.
+    """fit's ``validation_data`` as ``(x_val, y_val, sample_weight_val)``.
 
-    A third element (Keras's sample weights) is refused unless it is None:
-    nnscratch does not support sample weights, and ignoring them would give
-    another validation loss than Keras.
+    ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)`` (None allowed
+    as the weights), or a Sequence or generator (which yields its own
+    weights, if any) with ``y_val`` and the weights None.
     """
     if is_batch_source(validation_data):
-        return validation_data, None
+        return validation_data, None, None
     if not isinstance(validation_data, (tuple, list)):
-        raise TypeError("validation_data must be a tuple (x_val, y_val), a batch Sequence or a generator, "
-                        f"got {type(validation_data).__name__}")
-    if len(validation_data) == 3 and validation_data[2] is not None:
-        raise ValueError("validation_data=(x_val, y_val, sample_weight): nnscratch does not support sample "
-                         "weights; pass validation_data=(x_val, y_val)")
+        raise TypeError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), "
+                        f"a batch Sequence or a generator, got {type(validation_data).__name__}")
     if len(validation_data) not in (2, 3):
-        raise ValueError(f"validation_data must be a pair (x_val, y_val), got a {type(validation_data).__name__} "
-                         f"of {len(validation_data)} elements")
-    return validation_data[0], validation_data[1]
+        raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight_val), got a "
+                         f"{type(validation_data).__name__} of {len(validation_data)} elements")
+    x_val, y_val, *weights = validation_data
+    return x_val, y_val, weights[0] if weights else None
 
 
 class Trainer:
@@ -106,43 +136,104 @@ class Trainer:
                 and (last.activation == "softmax" or last.keep_logits))
 
     # ----------------------------------------------------------------- steps
-    def _loss_and_backward(self, y, y_pred, backward):
-        """Per-sample losses; with ``backward`` also run backpropagation."""
+    def _loss_and_backward(self, y, y_pred, backward, sample_weight=None):
+        """Per-sample losses (unweighted); with ``backward`` also run backpropagation.
+
+        With ``sample_weight`` the loss differentiated is ``sum_i w_i l_i / N``:
+        the gradient of the batch mean, ``dl_i / N`` in row ``i``, scaled row by
+        row by ``w_i`` (each sample's loss depends on its own row only).
+        """
         if self._fused_output():
             last = self.layers[-1]
             losses, grad_logits = self.loss.fused(y, last.logits)
             if backward:
+                if sample_weight is not None:
+                    grad_logits = _scale_rows(grad_logits, sample_weight)
                 lowest = self._lowest_trainable_layer()
                 last.skip_input_gradient = lowest is None or lowest == len(self.layers) - 1
                 self.backward(last.backward_from_preactivation(grad_logits), from_layer=len(self.layers) - 1,
                               input_gradient=False)
             return losses
         if backward:
-            self.backward(self.loss.gradient(y, y_pred).astype(y_pred.dtype, copy=False), input_gradient=False)
+            grad = self.loss.gradient(y, y_pred).astype(y_pred.dtype, copy=False)
+            if sample_weight is not None:
+                grad = _scale_rows(grad, sample_weight)
+            self.backward(grad, input_gradient=False)
         return self.loss.per_sample(y, y_pred)
 
-    def _step(self, x, y, training):
-        """One batch: forward (and backward + update when training). Returns loss and metric sums."""
+    def _step(self, x, y, training, sample_weight=None):
+        """One batch: forward (and backward + update when training). Returns loss and metric sums.
+
+        The sums are ``sum_i w_i l_i`` (``sum_i l_i`` without weights), each
+        metric's ``sum_i m_i``, and each weighted metric's ``sum_i w_i m_i``.
+        The loss sum includes ``len(x)`` times the layers' regularization
+        penalty (so the batch's mean loss is the loss's mean plus the penalty,
+        as Keras), computed from the weights the batch saw, before the update;
+        the penalties' gradients are added after backward. Without
+        regularizers and weights nothing of this runs.
+        """
         y_pred = self.forward(x, training=training)
-        losses = self._loss_and_backward(y, y_pred, backward=training)
+        losses = self._loss_and_backward(y, y_pred, backward=training, sample_weight=sample_weight)
+        total = float(np.sum(losses if sample_weight is None else losses * sample_weight))
+        regularized = self.regularized_layers()
+        if regularized:
+            total += len(x) * sum(layer.regularization_loss() for layer in regularized)
+            if training:
+                for layer in regularized:
+                    layer.add_regularization_gradients()
         if training:
             self.optimizer.apply_gradients(self.parameters())
-        return [float(np.sum(losses))] + [float(np.sum(m(y, y_pred))) for m in self.metrics]
+        sums = [total] + [float(np.sum(m(y, y_pred))) for m in self.metrics]
+        for metric in self.weighted_metrics:
+            values = metric(y, y_pred)
+            sums.append(float(np.sum(values if sample_weight is None else values * sample_weight)))
+        return sums
 
     def _log_names(self):
-        return ["loss"] + [m.name for m in self.metrics]
+        return ["loss"] + [m.name for m in self.metrics] + list(self.weighted_metric_names)
 
-    def _batches(self, x, y, batch_size, shuffle=False, generator=None, steps=None, name="x"):
-        """A batch source, with arrays checked once up front and other sources per batch."""
+    def _tracker(self):
+        """Running means for the logs of :meth:`_log_names` (the weighted metrics weighted)."""
+        return _RunningMeans(self._log_names(), weighted=len(self.weighted_metrics))
+
+    def _sample_weights(self, sample_weight, class_weight, y, samples, name="sample_weight"):
+        """The checked weights of ``samples`` samples with targets ``y``: from ``sample_weight`` or
+        ``class_weight`` (a checked dict), or None when neither is given. Both at once is an error, as Keras."""
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("give class_weight or sample weights, not both (as Keras: \"You cannot "
+                                 "`class_weight` and `sample_weight` at the same time\")")
+            return class_weight_to_sample_weight(y, class_weight)
+        return None if sample_weight is None else check_sample_weight(sample_weight, samples, name)
+
+    def _check_class_weight(self, class_weight):
+        """``class_weight`` checked against the model's classes (its output units; 2 for a single unit)."""
+        if class_weight is None:
+            return None
+        units = self.output_shape[-1] if self.built else None
+        return check_class_weight(class_weight, None if units is None or units == 1 else units)
+
+    def _batches(self, x, y, batch_size, shuffle=False, generator=None, steps=None, name="x", sample_weight=None,
+                 class_weight=None, weight_name="sample_weight"):
+        """A batch source, with arrays checked once up front and other sources per batch.
+
+        Arrays get their weights here (``sample_weight``, or ``class_weight``
+        turned into one weight a sample); a Sequence or generator yields its
+        own, and ``class_weight`` is applied batch by batch (:meth:`_checked`).
+        """
         if is_batch_source(x):
-            return adapt(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps), True
+            return adapt(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps,
+                         sample_weight=sample_weight), True
         x, y = self._prepare_xy(x, y, name)
-        return adapt(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps), False
+        weights = self._sample_weights(sample_weight, self._check_class_weight(class_weight), y, len(x), weight_name)
+        return adapt(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps, sample_weight=weights), False
 
-    def _checked(self, xb, yb, check):
+    def _checked(self, xb, yb, wb, check, class_weight=None):
+        """A batch ``(x, y, sample_weight)`` checked and converted, where its source was not checked up front."""
         if check:
             xb, yb = self._prepare_xy(xb, yb)
-        return xb, yb
+            wb = self._sample_weights(wb, class_weight, yb, len(xb), "a batch's sample_weight")
+        return xb, yb, wb
 
     def _callbacks_for(self, callbacks, verbose, batches):
         """The ``callbacks`` given to evaluate or predict as a CallbackList, or None when there are none.
@@ -174,13 +265,16 @@ class Trainer:
             for layer in self.layers:
                 layer.end_inference()
 
-    def _train_epoch(self, batches, check, callbacks):
-        """One epoch of training: the running means of loss and metrics; calls the ``on_train_batch_*`` hooks."""
-        tracker = _RunningMeans(self._log_names())
-        for step, (xb, yb) in enumerate(batches.epoch()):
+    def _train_epoch(self, batches, check, callbacks, class_weight=None):
+        """One epoch of training: the running means of loss and metrics; calls the ``on_train_batch_*`` hooks.
+
+        ``class_weight`` (checked) weighs the batches of a Sequence or generator (arrays have their weights already).
+        """
+        tracker = self._tracker()
+        for step, (xb, yb, wb) in enumerate(batches.epoch()):
             callbacks.on_train_batch_begin(step)
-            xb, yb = self._checked(xb, yb, check)
-            tracker.update(len(xb), self._step(xb, yb, training=True))
+            xb, yb, wb = self._checked(xb, yb, wb, check, class_weight)
+            tracker.update(len(xb), self._step(xb, yb, True, wb), _weight_sum(wb))
             callbacks.on_train_batch_end(step, tracker.result())
             if self.stop_training:
                 break
@@ -195,15 +289,15 @@ class Trainer:
         ``on_test_end(final logs)``; a callback may set
         ``model.stop_evaluating = True`` to stop after the current batch.
         """
-        tracker = _RunningMeans(self._log_names())
+        tracker = self._tracker()
         self.stop_evaluating = False
         if callbacks is not None:
             callbacks.on_test_begin()
-        for step, (xb, yb) in enumerate(_progress(batches, verbose, "evaluate")):
+        for step, (xb, yb, wb) in enumerate(_progress(batches, verbose, "evaluate")):
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
-            xb, yb = self._checked(xb, yb, check)
-            tracker.update(len(xb), self._step(xb, yb, training=False))
+            xb, yb, wb = self._checked(xb, yb, wb, check)
+            tracker.update(len(xb), self._step(xb, yb, False, wb), _weight_sum(wb))
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, tracker.result())
                 if self.stop_evaluating:
@@ -227,16 +321,29 @@ class Trainer:
 
     # ------------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, seed=None, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, initial_epoch=0):
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, seed=None,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, initial_epoch=0):
         """Train for ``epochs`` epochs; return the History (``.history[key]`` per epoch).
 
         ``seed`` fixes this fit's shuffling and dropout masks. ``shuffle``
         reshuffles arrays each pass and, for a Sequence, the order of its
         batches (as Keras 3); a generator is read as it comes.
         ``validation_split`` holds out the *last* fraction of ``x`` and ``y``
-        before shuffling, as Keras. ``validation_data`` is ``(x_val, y_val)``,
-        a Sequence or a generator (sample weights are not supported).
+        (and ``sample_weight``) before shuffling, as Keras. ``validation_data``
+        is ``(x_val, y_val)``, ``(x_val, y_val, sample_weight_val)``, a Sequence
+        or a generator.
+
+        ``sample_weight`` (arrays only, shape ``(N,)`` or ``(N, 1)``, finite and
+        >= 0) weighs each sample's loss: a batch's loss is ``sum_i w_i l_i / N``
+        with ``N`` the batch size, as Keras's ``"sum_over_batch_size"``. A
+        Sequence or generator may yield ``(x, y, sample_weight)`` batches
+        instead. ``class_weight`` (``{class index: weight}``, 1 for a class
+        left out) gives each sample its class's weight: the class is the
+        arg-max of a target row of several columns, else the rounded target
+        (integer labels, 0/1 targets of a single sigmoid unit), as Keras. It
+        cannot be combined with sample weights, and does not weigh the
+        validation. The logged ``metrics`` stay unweighted; ``compile``'s
+        ``weighted_metrics`` are weighted (as Keras).
 
         ``steps_per_epoch`` makes an epoch that many batches, for arrays and
         Sequences too: the next epoch goes on where the last one stopped, and
@@ -251,6 +358,10 @@ class Trainer:
             raise ValueError(f"epochs must be a whole number >= 0, got {epochs!r}")   # 0 trains nothing, as Keras
         if validation_data is not None:
             validation_data = _unpack_validation_data(validation_data)
+        check_class_weight(class_weight)
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("give class_weight or sample_weight, not both (as Keras: \"You cannot `class_weight` "
+                             "and `sample_weight` at the same time\")")
         shuffle_rng = rng.generator_from_seed(seed, 0)
         if seed is not None:
             for i, layer in enumerate(self.layers):
@@ -264,14 +375,21 @@ class Trainer:
             if validation_data is not None:
                 raise ValueError("give either validation_split or validation_data, not both")
             x, y = self._prepare_xy(x, y)
+            if sample_weight is not None:
+                sample_weight = check_sample_weight(sample_weight, len(x))
             split = int(np.floor(len(x) * (1.0 - validation_split)))
-            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
-        train, check_train = self._batches(x, y, batch_size, shuffle, shuffle_rng, steps_per_epoch)
+            validation_data = (x[split:], y[split:], None if sample_weight is None else sample_weight[split:])
+            x, y = x[:split], y[:split]
+            sample_weight = None if sample_weight is None else sample_weight[:split]
+        train, check_train = self._batches(x, y, batch_size, shuffle, shuffle_rng, steps_per_epoch,
+                                           sample_weight=sample_weight, class_weight=class_weight)
+        batch_class_weight = self._check_class_weight(class_weight) if check_train else None
         val = None
         if validation_data is not None:
-            val_x, val_y = validation_data
+            val_x, val_y, val_weight = validation_data
             val = self._batches(val_x, val_y, validation_batch_size or batch_size, steps=validation_steps,
-                                name="validation x")
+                                name="validation x", sample_weight=val_weight,
+                                weight_name="validation_data's sample_weight")
         callback_list = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                                      verbose=verbose, epochs=epochs, steps=len(train))
         self.stop_training = False
@@ -279,7 +397,7 @@ class Trainer:
         logs = {}
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
-            logs = self._train_epoch(train, check_train, callback_list)
+            logs = self._train_epoch(train, check_train, callback_list, batch_class_weight)
             if val is not None:
                 logs.update(self._validate(*val, callback_list))
             logs["learning_rate"] = float(self.optimizer.learning_rate)
@@ -290,17 +408,21 @@ class Trainer:
         return callback_list.history
 
     # -------------------------------------------------------------- evaluate
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, steps=None, callbacks=None, return_dict=False):
-        """Loss and metrics over the data: a scalar loss, or ``[loss, *metrics]`` with metrics.
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None, callbacks=None,
+                 return_dict=False):
+        """Loss and metrics over the data: a scalar loss, or ``[loss, *metrics, *weighted_metrics]``.
 
-        With ``steps`` only the first ``steps`` batches are used (and without
-        ``batch_size`` arrays are cut into ``steps`` batches, as Keras).
-        ``callbacks`` (a Callback or a list) get the ``on_test_*`` hooks, as
-        Keras calls them: ``on_test_batch_end`` with the running means so far,
-        ``on_test_end`` with the results. They must not change the weights.
+        ``sample_weight`` (arrays only; a Sequence or generator may yield
+        ``(x, y, sample_weight)`` batches) weighs the loss as in :meth:`fit`
+        (``sum_i w_i l_i / N``) and the weighted metrics. With ``steps`` only
+        the first ``steps`` batches are used (and without ``batch_size`` arrays
+        are cut into ``steps`` batches, as Keras). ``callbacks`` (a Callback or
+        a list) get the ``on_test_*`` hooks, as Keras calls them:
+        ``on_test_batch_end`` with the running means so far, ``on_test_end``
+        with the results. They must not change the weights.
         """
         self._require_compiled()
-        batches, check = self._batches(x, y, batch_size, steps=steps)
+        batches, check = self._batches(x, y, batch_size, steps=steps, sample_weight=sample_weight)
         callback_list = self._callbacks_for(callbacks, verbose, batches)
         with self._inference_pass(batches):
             logs = self._test_loop(batches, check, callback_list, verbose)
@@ -338,7 +460,7 @@ class Trainer:
     def _predict_batches(self, batches, check, verbose):
         """The outputs of every batch: predict's loop without callbacks, which does nothing else per batch."""
         outputs = []
-        for xb, _ in _progress(batches, verbose, "predict"):
+        for xb, _, _ in _progress(batches, verbose, "predict"):
             xb = self._prepare_x(xb) if check else xb
             outputs.append(self.forward(xb, training=False))
         return outputs
@@ -348,7 +470,7 @@ class Trainer:
         self.stop_predicting = False
         callbacks.on_predict_begin()
         outputs = []
-        for step, (xb, _) in enumerate(_progress(batches, verbose, "predict")):
+        for step, (xb, _, _) in enumerate(_progress(batches, verbose, "predict")):
             callbacks.on_predict_batch_begin(step)
             xb = self._prepare_x(xb) if check else xb
             outputs.append(self.forward(xb, training=False))
@@ -359,16 +481,24 @@ class Trainer:
         return outputs
 
     # ------------------------------------------------------------ one batch
-    def train_on_batch(self, x, y, return_dict=False):
-        """One gradient step on one batch; returns the loss (and metrics) on that batch."""
-        self._require_compiled()
-        x, y = self._prepare_xy(x, y)
-        values = np.array(self._step(x, y, training=True)) / len(x)
-        return self._format(dict(zip(self._log_names(), values.tolist())), return_dict)
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient step on one batch; returns the loss (and metrics) on that batch.
 
-    def test_on_batch(self, x, y, return_dict=False):
-        """Loss (and metrics) on one batch, without training."""
+        ``sample_weight`` or ``class_weight`` weigh the samples as in :meth:`fit`.
+        """
         self._require_compiled()
         x, y = self._prepare_xy(x, y)
-        values = np.array(self._step(x, y, training=False)) / len(x)
-        return self._format(dict(zip(self._log_names(), values.tolist())), return_dict)
+        weights = self._sample_weights(sample_weight, self._check_class_weight(class_weight), y, len(x))
+        return self._batch_logs(self._step(x, y, True, weights), len(x), weights, return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """Loss (and metrics) on one batch, without training; ``sample_weight`` as in :meth:`evaluate`."""
+        self._require_compiled()
+        x, y = self._prepare_xy(x, y)
+        weights = self._sample_weights(sample_weight, None, y, len(x))
+        return self._batch_logs(self._step(x, y, False, weights), len(x), weights, return_dict)
+
+    def _batch_logs(self, sums, samples, weights, return_dict):
+        tracker = self._tracker()
+        tracker.update(samples, sums, _weight_sum(weights))
+        return self._format(tracker.result(), return_dict)

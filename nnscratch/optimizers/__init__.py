@@ -3,18 +3,30 @@
 >>> from nnscratch import optimizers
 >>> opt = optimizers.get("adam")                 # default hyperparameters
 >>> opt = optimizers.Adam(learning_rate=1e-3, global_clipnorm=1.0)
+>>> opt = optimizers.AdamW(learning_rate=1e-3, weight_decay=0.004)
+>>> decay = optimizers.schedules.ExponentialDecay(0.01, decay_steps=1000, decay_rate=0.9)
+>>> opt = optimizers.SGD(learning_rate=decay, momentum=0.9)
 >>> same = optimizers.get(optimizers.serialize(opt))
 """
 
+from nnscratch.optimizers import schedules
+from nnscratch.optimizers.adadelta import Adadelta
+from nnscratch.optimizers.adagrad import Adagrad
 from nnscratch.optimizers.adam import Adam
+from nnscratch.optimizers.adamax import Adamax
+from nnscratch.optimizers.adamw import AdamW
 from nnscratch.optimizers.base import Optimizer
+from nnscratch.optimizers.lion import Lion
+from nnscratch.optimizers.nadam import Nadam
 from nnscratch.optimizers.rmsprop import RMSprop
 from nnscratch.optimizers.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "get", "serialize"]
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
+           "Lion", "schedules", "get", "serialize"]
 
 # lower-case name -> class; strings and "class_name"s are looked up here.
-_CLASSES = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam}
+_CLASSES = {cls.__name__.lower(): cls
+            for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -24,7 +36,7 @@ def serialize(optimizer: Optimizer) -> dict:
 
 def _lookup(name: str) -> type:
     try:
-        return _CLASSES[name.lower()]
+        return _CLASSES[name.lower().replace("_", "")]  # Keras's default names: "adam_w" is AdamW
     except KeyError:
         raise ValueError(f"Unknown optimizer {name!r}; known optimizers: "
                          f"{sorted(_CLASSES)}") from None
@@ -37,10 +49,12 @@ def get(identifier) -> Optimizer:
     ----------
     identifier : Optimizer, str or dict
         An optimizer (returned as is); a name, case-insensitive
-        (``"sgd"``, ``"rmsprop"``, ``"adam"``: default hyperparameters); or a
-        config dict ``{"class_name": "Adam", "config": {...}}`` as written by
-        :func:`serialize`. A bare :meth:`~Optimizer.get_config` dict is accepted
-        too and looked up by its ``"name"``, which works for the default names.
+        (``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"adagrad"``,
+        ``"adadelta"``, ``"adamax"``, ``"nadam"``, ``"lion"``: default
+        hyperparameters); or a config dict ``{"class_name": "Adam", "config":
+        {...}}`` as written by :func:`serialize`. A bare
+        :meth:`~Optimizer.get_config` dict is accepted too and looked up by
+        its ``"name"``, which works for the default names.
 
     Raises
     ------

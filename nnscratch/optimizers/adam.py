@@ -3,7 +3,7 @@
 import math
 
 from nnscratch import kernels
-from nnscratch.optimizers.base import Optimizer
+from nnscratch.optimizers.base import Optimizer, check_hyperparameter
 
 __all__ = ["Adam"]
 
@@ -30,24 +30,25 @@ class Adam(Optimizer):
     Parameters
     ----------
     learning_rate : float, default 0.001
-    beta_1 : float, default 0.9
-    beta_2 : float, default 0.999
-    epsilon : float, default 1e-7
+    beta_1 : float in [0, 1), default 0.9
+    beta_2 : float in [0, 1), default 0.999
+    epsilon : float >= 0, default 1e-7
     amsgrad : bool, default False
-    clipnorm, clipvalue, global_clipnorm, name
-        See :class:`~nnscratch.optimizers.base.Optimizer`.
+    weight_decay, clipnorm, clipvalue, global_clipnorm, name
+        See :class:`~nnscratch.optimizers.base.Optimizer` (``learning_rate`` may
+        also be a schedule, :mod:`nnscratch.optimizers.schedules`).
     """
 
     default_name = "adam"
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name=None):
-        super().__init__(learning_rate, clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, name=name)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
-        self.epsilon = float(epsilon)
+                 amsgrad=False, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
+        self.beta_1 = check_hyperparameter("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        self.beta_2 = check_hyperparameter("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        self.epsilon = check_hyperparameter("epsilon", epsilon)
         self.amsgrad = bool(amsgrad)
 
     def slot_names(self) -> tuple:

@@ -6,8 +6,10 @@ into an in-place change of ``param.value``. One call of
 
 1. keep only the trainable parameters (``param.trainable`` is ``True``);
 2. clip their gradients (at most one of the three Keras options);
-3. call the subclass's :meth:`Optimizer.update_step` once per parameter;
-4. add one to :attr:`Optimizer.iterations`.
+3. with ``weight_decay`` :math:`\\lambda`, shrink every trainable weight
+   (:meth:`Optimizer.apply_weight_decay`);
+4. call the subclass's :meth:`Optimizer.update_step` once per parameter;
+5. add one to :attr:`Optimizer.iterations`.
 
 Gradient clipping, as in Keras, for gradients :math:`g_1, \\dots, g_n`:
 
@@ -17,16 +19,33 @@ Gradient clipping, as in Keras, for gradients :math:`g_1, \\dots, g_n`:
   :math:`N = \\sqrt{\\sum_i \\lVert g_i \\rVert_2^2}`,
   :math:`g_i \\leftarrow g_i \\, c / \\max(N, c)` (``tf.clip_by_global_norm``);
 * ``clipvalue`` :math:`v` clips every entry, :math:`g \\leftarrow \\min(\\max(g, -v), v)`.
+
+Weight decay, as in Keras 3, is *decoupled* (Loshchilov & Hutter, 2019): it
+is not added to the gradient, but applied to the weights before the update,
+with the step's learning rate :math:`\\eta`,
+
+.. math:: w \\leftarrow w - \\eta \\lambda w,
+
+on every trainable weight, biases and batch-norm scales included, unless
+:meth:`Optimizer.exclude_from_weight_decay` names it. With plain SGD (no
+momentum) this is the same as adding :math:`\\lambda w` to the gradient (L2
+regularisation); with momentum or an adaptive optimizer it is not.
+
+The learning rate is a float, or a schedule
+(:mod:`nnscratch.optimizers.schedules`) evaluated at the step count:
+:math:`\\eta = \\text{schedule}(\\text{iterations})`.
 """
 
 import abc
 import math
+import re
 
 import numpy as np
 
+from nnscratch.optimizers.schedules import LearningRateSchedule, deserialize, serialize
 from nnscratch.parameter import Parameter
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "check_hyperparameter"]
 
 _CLIP_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm")
 
@@ -40,10 +59,14 @@ class Optimizer(abc.ABC):
 
     Parameters
     ----------
-    learning_rate : float
+    learning_rate : float or LearningRateSchedule
         Step size, >= 0 (0 leaves the weights as they are, as Keras allows).
-        A plain attribute: callbacks such as ``ReduceLROnPlateau`` may change
-        it between steps.
+        Callbacks such as ``ReduceLROnPlateau`` may change a float between
+        steps; a schedule (:mod:`nnscratch.optimizers.schedules`) gives the
+        rate of each step itself, and then the rate cannot be set.
+    weight_decay : float or None
+        Decoupled weight decay :math:`\\lambda` >= 0 (see the module
+        docstring); ``None`` (the default) for none.
     clipnorm, clipvalue, global_clipnorm : float or None
         Gradient clipping (see the module docstring); at most one may be set.
     name : str or None
@@ -57,7 +80,7 @@ class Optimizer(abc.ABC):
 
     default_name = "optimizer"
 
-    def __init__(self, learning_rate, clipnorm=None, clipvalue=None,
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None):
         given = {"clipnorm": clipnorm, "clipvalue": clipvalue,
                  "global_clipnorm": global_clipnorm}
@@ -72,23 +95,101 @@ class Optimizer(abc.ABC):
         self.clipnorm = None if clipnorm is None else float(clipnorm)
         self.clipvalue = None if clipvalue is None else float(clipvalue)
         self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
+        if weight_decay is not None:
+            weight_decay = float(weight_decay)
+            if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+                raise ValueError(f"`weight_decay` must be a finite number >= 0 or None, got {weight_decay!r}")
+        self.weight_decay = weight_decay
+        self._learning_rate = None
         self.learning_rate = learning_rate
         self.name = self.default_name if name is None else str(name)
         self.iterations = 0
         self._slots = {}  # Parameter (hashed by identity) -> {slot name: ndarray}
+        self._no_decay_params = set()  # Parameters left out of weight decay ...
+        self._no_decay_names = []      # ... and regular expressions on their names
+        self._no_decay_pattern = None
 
     # ------------------------------------------------------------ learning rate
     @property
     def learning_rate(self) -> float:
-        """The current learning rate, a Python float > 0 (settable)."""
-        return self._learning_rate
+        """The learning rate of the next step, a Python float >= 0.
+
+        With a schedule, ``schedule(iterations)``. Settable (also to a
+        schedule), except when the optimizer was given a schedule: then
+        setting a float raises a ``TypeError``, as in Keras.
+        """
+        rate = self._learning_rate
+        if not isinstance(rate, LearningRateSchedule):
+            return rate
+        value = float(rate(self.iterations))
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"the learning rate schedule {rate!r} gave {value!r} at step {self.iterations}; "
+                             "a learning rate must be a finite number >= 0")
+        return value
 
     @learning_rate.setter
     def learning_rate(self, value) -> None:
+        if isinstance(value, LearningRateSchedule):
+            self._learning_rate = value
+            return
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
+                "constructor argument, hence its learning rate is not settable (by ReduceLROnPlateau or "
+                "LearningRateScheduler, for example). If you need the learning rate to be settable, "
+                "you should instantiate the optimizer with a float `learning_rate` argument.")
+        if callable(value):
+            raise TypeError("learning_rate must be a number or a LearningRateSchedule (nnscratch.optimizers."
+                            f"schedules), got the callable {value!r}; subclass LearningRateSchedule instead")
         value = float(value)
         if not (value >= 0 and math.isfinite(value)):  # 0 is allowed, as Keras: the weights stay put
             raise ValueError(f"learning_rate must be a finite number >= 0, got {value!r}")
         self._learning_rate = value
+
+    # ------------------------------------------------------------ weight decay
+    def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
+        """Leave some parameters out of weight decay (Keras 3).
+
+        Replaces any earlier exclusion. Keras excludes nothing by default.
+
+        Parameters
+        ----------
+        var_list : list of Parameter, optional
+            These parameters (by identity), e.g. ``model.layers[0].params["bias"]``.
+        var_names : list of str, optional
+            A parameter is left out when one of these regular expressions is
+            found in its name (``re.search``): ``["bias"]`` leaves out every
+            bias, ``["bias", "gamma", "beta"]`` also batch norm's scale and shift.
+        """
+        params = list(var_list or [])
+        for p in params:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"var_list must hold Parameter objects, got {type(p).__name__}")
+        names = list(var_names or [])
+        if not all(isinstance(n, str) for n in names):
+            raise TypeError(f"var_names must be a list of strings, got {var_names!r}")
+        self._no_decay_params = set(params)
+        self._no_decay_names = sorted(set(names))
+        self._no_decay_pattern = re.compile("|".join(self._no_decay_names)) if names else None
+
+    def _use_weight_decay(self, param) -> bool:
+        if param in self._no_decay_params:
+            return False
+        return self._no_decay_pattern is None or self._no_decay_pattern.search(param.name) is None
+
+    def apply_weight_decay(self, params) -> None:
+        r"""Shrink each parameter, in place: :math:`w \leftarrow w - w \, (\eta \lambda)`.
+
+        Does nothing without ``weight_decay``; skips the parameters
+        :meth:`exclude_from_weight_decay` names. Called by
+        :meth:`apply_gradients` after clipping, before the update.
+        """
+        if self.weight_decay is None:
+            return
+        factor = self.learning_rate * self.weight_decay
+        for p in params:
+            if self._use_weight_decay(p):
+                p.value -= p.value * factor
 
     # ------------------------------------------------------------ the step
     def apply_gradients(self, params) -> None:
@@ -112,6 +213,7 @@ class Optimizer(abc.ABC):
             # The same array (no copy) when the dtypes already agree.
             grads.append(np.asarray(p.grad, dtype=p.value.dtype))
         grads = self.clip_gradients(grads)
+        self.apply_weight_decay(params)
         for p, g in zip(params, grads):
             self.update_step(p, g, self.get_slots(p))
         self.iterations += 1
@@ -138,11 +240,15 @@ class Optimizer(abc.ABC):
         """Names of the per-parameter arrays this optimizer keeps (none here)."""
         return ()
 
+    def slot_initial_value(self, name) -> float:
+        """The value slot ``name`` starts at (0 here; Adagrad's accumulator starts at 0.1)."""
+        return 0.0
+
     def get_slots(self, param) -> dict:
-        """The slot arrays of ``param``, created as zeros on first use."""
+        """The slot arrays of ``param``, created on first use (filled with :meth:`slot_initial_value`)."""
         slots = self._slots.get(param)
         if slots is None:
-            slots = {name: np.zeros_like(param.value) for name in self.slot_names()}
+            slots = {name: np.full_like(param.value, self.slot_initial_value(name)) for name in self.slot_names()}
             self._slots[param] = slots
         return slots
 
@@ -152,16 +258,23 @@ class Optimizer(abc.ABC):
         ``meta`` is JSON-ready: the step count, the slot names and the indices
         (into ``params``) of the parameters that have slots; ``arrays`` are those
         slots, parameter by parameter, in slot-name order. Parameters never
-        updated yet have no slots and are left out.
+        updated yet have no slots and are left out. What
+        :meth:`exclude_from_weight_decay` set is kept too (as indices into
+        ``params`` and the names), so a resumed training decays the same weights.
         """
-        names = list(self.slot_names())
+        params, names = list(params), list(self.slot_names())
         indices, arrays = [], []
         for index, param in enumerate(params):
             slots = self._slots.get(param)
             if slots is not None and names:
                 indices.append(index)
                 arrays += [slots[name] for name in names]
-        return {"iterations": self.iterations, "slot_names": names, "params": indices}, arrays
+        meta = {"iterations": self.iterations, "slot_names": names, "params": indices}
+        if self._no_decay_params or self._no_decay_pattern is not None:
+            meta["exclude_from_weight_decay"] = {
+                "params": [i for i, p in enumerate(params) if p in self._no_decay_params],
+                "var_names": list(self._no_decay_names)}
+        return meta, arrays
 
     def set_state(self, params, meta, arrays) -> None:
         """Restore what :meth:`get_state` returned, for the same ``params`` in the same order."""
@@ -184,6 +297,13 @@ class Optimizer(abc.ABC):
                     raise ValueError(f"saved slot {name!r} of {param.name!r} is {array.dtype} {array.shape}, "
                                      f"the parameter is {param.value.dtype} {param.value.shape}")
             slots[param] = {name: np.array(array) for name, array in zip(names, group)}
+        excluded = meta.get("exclude_from_weight_decay")
+        if excluded is not None:
+            for index in excluded.get("params", []):
+                if not (isinstance(index, int) and 0 <= index < len(params)):
+                    raise ValueError(f"the saved optimizer state names parameter {index!r} of {len(params)}")
+            self.exclude_from_weight_decay([params[i] for i in excluded.get("params", [])],
+                                           excluded.get("var_names", []))
         self._slots = slots
         self.iterations = int(meta.get("iterations", 0))
 
@@ -202,10 +322,15 @@ class Optimizer(abc.ABC):
 
     # ------------------------------------------------------------ saving
     def get_config(self) -> dict:
-        """Hyperparameters as a JSON-serialisable dict (no slots, no step count)."""
+        """Hyperparameters as a JSON-serialisable dict (no slots, no step count).
+
+        A schedule is written as ``{"class_name": ..., "config": ...}``.
+        """
+        rate = self._learning_rate
         return {
             "name": self.name,
-            "learning_rate": self.learning_rate,
+            "learning_rate": serialize(rate) if isinstance(rate, LearningRateSchedule) else rate,
+            "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
@@ -213,11 +338,29 @@ class Optimizer(abc.ABC):
 
     @classmethod
     def from_config(cls, config: dict) -> "Optimizer":
-        """Create a fresh optimizer (no slots) from :meth:`get_config`'s output."""
+        """Create a fresh optimizer (no slots) from :meth:`get_config`'s output.
+
+        A ``learning_rate`` dict (a serialised schedule) becomes the schedule again.
+        """
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = deserialize(config["learning_rate"])
         return cls(**config)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(learning_rate={self.learning_rate:g})"
+        rate = self._learning_rate
+        shown = rate if isinstance(rate, LearningRateSchedule) else format(rate, "g")
+        return f"{type(self).__name__}(learning_rate={shown})"
+
+
+def check_hyperparameter(name, value, low=0.0, high=math.inf, high_inclusive=True) -> float:
+    """Return ``value`` as a float if it is finite and in ``[low, high]`` (``[low, high)``), else raise ValueError."""
+    number = float(value)
+    if not (math.isfinite(number) and low <= number and (number <= high if high_inclusive else number < high)):
+        interval = f"[{low:g}, {high:g}{']' if high_inclusive else ')'}" if math.isfinite(high) else f">= {low:g}"
+        raise ValueError(f"`{name}` must be a finite number {'in ' if math.isfinite(high) else ''}{interval}, "
+                         f"got {value!r}")
+    return number
 
 
 def _l2_norm(g: np.ndarray) -> float:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from nnscratch.kernels.optimizer_reference import flush_subnormals
-from nnscratch.optimizers.base import Optimizer
+from nnscratch.optimizers.base import Optimizer, check_hyperparameter
 
 __all__ = ["RMSprop"]
 
@@ -35,24 +35,25 @@ class RMSprop(Optimizer):
     Parameters
     ----------
     learning_rate : float, default 0.001
-    rho : float, default 0.9
-    momentum : float, default 0.0
-    epsilon : float, default 1e-7
+    rho : float in [0, 1], default 0.9
+    momentum : float in [0, 1], default 0.0
+    epsilon : float >= 0, default 1e-7
     centered : bool, default False
-    clipnorm, clipvalue, global_clipnorm, name
-        See :class:`~nnscratch.optimizers.base.Optimizer`.
+    weight_decay, clipnorm, clipvalue, global_clipnorm, name
+        See :class:`~nnscratch.optimizers.base.Optimizer` (``learning_rate`` may
+        also be a schedule, :mod:`nnscratch.optimizers.schedules`).
     """
 
     default_name = "rmsprop"
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
-                 centered=False, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name=None):
-        super().__init__(learning_rate, clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, name=name)
-        self.rho = float(rho)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+                 centered=False, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
+        self.rho = check_hyperparameter("rho", rho, 0.0, 1.0)
+        self.momentum = check_hyperparameter("momentum", momentum, 0.0, 1.0)
+        self.epsilon = check_hyperparameter("epsilon", epsilon)
         self.centered = bool(centered)
 
     def slot_names(self) -> tuple:

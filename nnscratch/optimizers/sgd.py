@@ -34,16 +34,17 @@ class SGD(Optimizer):
     learning_rate : float, default 0.01
     momentum : float in [0, 1], default 0.0
     nesterov : bool, default False
-    clipnorm, clipvalue, global_clipnorm, name
-        See :class:`~nnscratch.optimizers.base.Optimizer`.
+    weight_decay, clipnorm, clipvalue, global_clipnorm, name
+        See :class:`~nnscratch.optimizers.base.Optimizer` (``learning_rate`` may
+        also be a schedule, :mod:`nnscratch.optimizers.schedules`).
     """
 
     default_name = "SGD"
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False,
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
-        super().__init__(learning_rate, clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, name=name)
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
         momentum = float(momentum)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"`momentum` must be a float between [0, 1], got {momentum}")

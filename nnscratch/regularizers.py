@@ -1,0 +1,198 @@
+r"""Weight regularizers: penalties on a layer's weights added to the training loss, as Keras.
+
+A regularizer maps a weight array ``w`` to a scalar penalty ``R(w)``:
+
+.. math::
+    R_{L1}(w) = \lambda_1 \sum_i |w_i|, \qquad
+    R_{L2}(w) = \lambda_2 \sum_i w_i^2 \quad\text{(no factor 1/2, as Keras)},
+
+and ``L1L2`` adds both. A layer given ``kernel_regularizer=L2(0.01)`` adds
+``R(kernel)`` to the loss that ``fit``, ``evaluate``, ``train_on_batch`` and
+``test_on_batch`` report, once per batch (not per sample), and adds its
+gradient to the kernel's:
+
+.. math::
+    \frac{\partial R_{L1}}{\partial w} = \lambda_1 \operatorname{sign}(w), \qquad
+    \frac{\partial R_{L2}}{\partial w} = 2 \lambda_2 w,
+
+with ``sign(0) = 0`` (what TensorFlow's gradient of ``abs`` gives at 0, so
+a weight at exactly 0 gets no push from L1). Only trainable weights are
+penalised, as in Keras (a frozen layer adds nothing). The layer exposes its
+penalties (``layer.losses``, ``layer.regularization_loss()``) and adds their
+gradients to its parameters' ``.grad`` (``layer.add_regularization_gradients()``);
+the training step calls that after backward and before the optimizer.
+
+The classes have Keras's lower-case aliases, ``l1``, ``l2`` and ``l1_l2``
+(``regularizers.l2(1e-4)``). Names, as Keras 3 (``keras.regularizers.get``):
+``"l1"`` is ``L1(0.01)``, ``"l2"`` is ``L2(0.01)``; ``"L1L2"`` and ``"l1l2"``
+are ``L1L2()``, whose factors are 0 (no penalty); ``"l1_l2"``, which Keras's
+documentation promises as ``L1L2(l1=0.01, l2=0.01)`` but Keras 3.15 refuses,
+is that here.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
+
+
+def _factor(value, name) -> float:
+    """A regularization factor as a float: a finite number >= 0 (Keras's rule; bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class Regularizer:
+    """Base class: a penalty ``R(w)`` on a weight array and its gradient.
+
+    Subclasses define ``__call__(w) -> float``, ``gradient(w) -> ndarray`` (the
+    same shape and dtype as ``w``) and ``get_config() -> dict`` of constructor
+    arguments. :meth:`add_gradient` adds the gradient to a parameter's
+    ``.grad`` in place.
+    """
+
+    def __call__(self, w) -> float:
+        raise NotImplementedError(f"{type(self).__name__} must define __call__(w)")
+
+    def gradient(self, w) -> np.ndarray:
+        """dR/dw, an array like ``w``."""
+        raise NotImplementedError(f"{type(self).__name__} must define gradient(w)")
+
+    def add_gradient(self, w, grad) -> None:
+        """``grad += dR/dw``, in place."""
+        grad += self.gradient(w)
+
+    def get_config(self) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} must define get_config()")
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Regularizer":
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    __hash__ = None
+
+
+class L1L2(Regularizer):
+    r"""``R(w) = l1 * sum(|w|) + l2 * sum(w**2)``; ``dR/dw = l1 * sign(w) + 2 * l2 * w``.
+
+    Parameters
+    ----------
+    l1, l2 : float
+        Factors, finite and >= 0. Both default to 0 (as Keras's ``L1L2``): a
+        term whose factor is 0 is not computed at all.
+    """
+
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1 = _factor(0.0 if l1 is None else l1, "l1")
+        self.l2 = _factor(0.0 if l2 is None else l2, "l2")
+
+    def __call__(self, w) -> float:
+        w = np.asarray(w)
+        penalty = 0.0
+        if self.l1:
+            penalty += self.l1 * float(np.sum(np.abs(w)))
+        if self.l2:
+            penalty += self.l2 * float(np.sum(np.square(w)))
+        return penalty
+
+    def gradient(self, w) -> np.ndarray:
+        w = np.asarray(w)
+        grad = np.zeros_like(w)
+        self.add_gradient(w, grad)
+        return grad
+
+    def add_gradient(self, w, grad) -> None:
+        if self.l1:
+            grad += np.sign(w) * w.dtype.type(self.l1)        # sign(0) = 0, as TensorFlow's gradient of |w|
+        if self.l2:
+            grad += w * w.dtype.type(2 * self.l2)
+
+    def get_config(self) -> dict:
+        return {"l1": self.l1, "l2": self.l2}
+
+
+class L1(L1L2):
+    r"""``R(w) = l1 * sum(|w|)``; ``dR/dw = l1 * sign(w)`` with ``sign(0) = 0``. Default ``l1=0.01``, as Keras."""
+
+    def __init__(self, l1=0.01):
+        super().__init__(l1=0.01 if l1 is None else l1)
+
+    def get_config(self) -> dict:
+        return {"l1": self.l1}
+
+
+class L2(L1L2):
+    r"""``R(w) = l2 * sum(w**2)`` (no factor 1/2, as Keras); ``dR/dw = 2 * l2 * w``. Default ``l2=0.01``."""
+
+    def __init__(self, l2=0.01):
+        super().__init__(l2=0.01 if l2 is None else l2)
+
+    def get_config(self) -> dict:
+        return {"l2": self.l2}
+
+
+#: Keras's lower-case aliases of the classes (``keras.regularizers.l2(1e-4)``); ``l1_l2()`` has factors 0, as Keras 3's.
+l1, l2, l1_l2 = L1, L2, L1L2
+
+_CLASSES = {cls.__name__: cls for cls in (L1, L2, L1L2)}
+_BY_NAME = {
+    "l1": L1, "L1": L1,
+    "l2": L2, "L2": L2,
+    "l1l2": L1L2, "L1L2": L1L2,                       # Keras: L1L2() with both factors 0
+    "l1_l2": lambda: L1L2(l1=0.01, l2=0.01),          # the Keras documentation's meaning
+}
+
+
+def serialize(regularizer) -> dict | None:
+    """``{"class_name": "L2", "config": {"l2": 0.01}}`` (the JSON that saved models keep), or None."""
+    if regularizer is None:
+        return None
+    regularizer = get(regularizer)
+    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+
+
+def get(identifier) -> Regularizer | None:
+    """A Regularizer from a name, an instance, None, or a dict from :func:`serialize` (as Keras).
+
+    Names: ``"l1"``, ``"l2"``, ``"l1_l2"`` (0.01 each), and the class names
+    ``"L1"``, ``"L2"``, ``"L1L2"`` (their defaults). A dict is
+    ``{"class_name": ..., "config": {...}}`` (Keras's serialized form, whose
+    extra ``module`` and ``registered_name`` keys are ignored). None gives None.
+    """
+    if identifier is None or isinstance(identifier, Regularizer):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise ValueError(f"unknown regularizer {identifier!r}; expected one of {sorted(_BY_NAME)}, a "
+                             "Regularizer instance or None")
+        return _BY_NAME[identifier]()
+    if isinstance(identifier, dict):
+        if set(identifier) - {"class_name", "config", "module", "registered_name"} or "class_name" not in identifier:
+            raise ValueError("a regularizer dict must be {'class_name': 'L2', 'config': {'l2': 0.01}} (what "
+                             f"regularizers.serialize and get_config give), got {identifier!r}")
+        name = identifier["class_name"]
+        if name not in _CLASSES:
+            raise ValueError(f"unknown regularizer class {name!r}; expected one of {sorted(_CLASSES)}")
+        config = identifier.get("config") or {}
+        if not isinstance(config, dict):
+            raise ValueError(f"a regularizer's config must be a dict, got {config!r}")
+        try:
+            return _CLASSES[name].from_config(config)
+        except TypeError as error:
+            raise ValueError(f"invalid config for regularizer {name}: {config!r} ({error})") from None
+    if callable(identifier):
+        raise TypeError(f"a regularizer must be a name, a Regularizer or a dict, got the function {identifier!r}: "
+                        "nnscratch needs the penalty's gradient too, so subclass nnscratch.regularizers.Regularizer "
+                        "and define __call__, gradient and get_config")
+    raise TypeError(f"a regularizer must be a name, a Regularizer instance, a dict or None, got "
+                    f"{type(identifier).__name__}: {identifier!r}")
