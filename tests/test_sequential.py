@@ -244,3 +244,12 @@ def test_layers_stack_shapes_through_a_deeper_model():
     assert model.output_shape == (None, 3)
     probabilities = model.predict(_images(6))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_calling_a_model_casts_its_input_to_floatx_as_keras():
+    model = nnscratch.Sequential([nnscratch.Input((4,)), Dense(3)])
+    x = np.random.default_rng(0).standard_normal((5, 4))            # float64, as x / 255.0 gives
+    y = model(x)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, model.predict(x))
+    assert model(np.arange(8, dtype=np.uint8).reshape(2, 4)).dtype == np.float32

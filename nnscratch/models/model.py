@@ -50,6 +50,7 @@ import numpy as np
 from nnscratch import losses as losses_module
 from nnscratch import metrics as metrics_module
 from nnscratch import optimizers
+from nnscratch.config import floatx
 from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.activation import Activation
 from nnscratch.layers.base import SymbolicTensor, format_shape
@@ -427,7 +428,8 @@ class Model(Trainer):
         return None
 
     def __call__(self, x, training=False):
-        return self.forward(np.asarray(x), training=training)
+        """The model's output for ``x``, cast first to the float type (``floatx()``), as Keras casts its inputs."""
+        return self.forward(np.asarray(x, dtype=floatx()), training=training)
 
     # -------------------------------------------------------------- weights
     def get_weights(self) -> list:
