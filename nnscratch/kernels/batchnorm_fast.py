@@ -11,6 +11,7 @@ bit the unfused one.
 import numpy as np
 from numba import njit, prange
 
+from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.workspace import for_size
 
 __all__ = ["batchnorm_forward_train", "batchnorm_backward", "batchnorm_backward_from_input", "batchnorm_inference"]
@@ -270,3 +271,6 @@ def batchnorm_inference(x, scale, shift, relu=False):
         scale, shift = _per_column(scale, c, x.dtype), _per_column(shift, c, x.dtype)
         for_size(_scale_shift, x.size)(x, scale, shift, bool(relu), y)
     return y
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from nnscratch.kernels import simd
+from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.reference import (ALPHA_DEFAULTS, ELEMENTWISE_ACTIVATIONS, INV_SQRT_2PI, NEEDS_PREACTIVATION,
                                          SELU_SCALE, SELU_SCALE_ALPHA, SQRT_HALF, activation_alpha)
 from nnscratch.kernels.workspace import for_size
@@ -624,3 +625,6 @@ def all_finite(x):
     with np.errstate(invalid="ignore"):          # inf * 0 where the JIT is off (NumPy warns)
         for_size(_all_finite_kernel, x.size)(x.reshape(-1), simd.lanes(x.dtype), x.dtype.type(0), sums)
     return bool((sums == 0).all())
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

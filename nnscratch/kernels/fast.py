@@ -44,9 +44,7 @@ from numba import njit, prange
 
 from nnscratch.kernels.batchnorm_fast import (batch_statistics, batchnorm_backward, batchnorm_backward_from_input,
                                               batchnorm_forward_train, batchnorm_inference)
-# Numba inlines these helpers into this file's kernels, but its cache checks only this file's time
-# stamp: after a change to elementwise_fast.py, change this file too (or clear the cache), or the
-# cached kernels keep the old helpers (docs/kernels.md, rule 1).
+from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.elementwise_fast import (_BIAS_ACTIVATIONS, _affine_and_code, _affine_rows,
                                                 _bias_activation_affine, _bias_activation_rows, _bias_and_code,
                                                 activation_backward, all_finite, bias_activation, bias_gradient,
@@ -845,3 +843,6 @@ def conv2d_maxpool_forward(x, kernel, kh, kw, sh, sw, pad_top, pad_left, out_h, 
         _conv_pool_blocks(x, kernel_matrix, zs, cols, blocks, workers, kept, kh, kw, sh, sw, pad_top, pad_left,
                           out_h, out_w, bias, code, y, argmax, pool, np.zeros(f, dtype=x.dtype), x.dtype.type(0))
     return y, argmax
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

@@ -9,6 +9,7 @@ computes its source position, clamps or fills it, and mixes four neighbours.
 import numpy as np
 from numba import njit, prange
 
+from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.image_reference import (
     EDGE_TOLERANCE,
     FILL_CONSTANT,
@@ -67,3 +68,6 @@ def affine_transform_batch(x, matrices, fill_mode_code, cval):
     _affine_bilinear(x, m, fill_mode_code == FILL_CONSTANT, float(cval),
                      EDGE_TOLERANCE, out)
     return out
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

@@ -66,6 +66,7 @@ import numpy as np
 from numba import njit, prange
 
 from nnscratch.kernels import simd
+from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.elementwise_fast import bias_activation, bias_softmax
 from nnscratch.kernels.reference import ELEMENTWISE_ACTIVATIONS
 from nnscratch.kernels.workspace import SERIAL_BELOW, for_size
@@ -435,3 +436,6 @@ def _check_packing(w, w_p, n):
 _ACTIVATIONS = ELEMENTWISE_ACTIVATIONS
 # The kernel's typed zero and its empty ``w`` (nothing to pack), made once: about 2 us a call otherwise.
 _ZERO_AND_NO_W = {dtype: (dtype(0), np.empty((0, 0), dtype)) for dtype in (np.float32, np.float64)}
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

@@ -26,6 +26,7 @@ path on Intel CPUs (docs/kernels.md, rule 14).
 import numpy as np
 from numba import njit
 
+from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.optimizer_reference import check_adam_inputs
 
 __all__ = ["check_adam_inputs", "adam_update"]
@@ -80,3 +81,6 @@ def adam_update(value, grad, m, v, v_hat, alpha, beta_1, beta_2, epsilon):
         _adam_kernel(*flat, *scalars)
     else:
         _amsgrad_kernel(*flat, v_hat.reshape(-1), *scalars)
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

@@ -28,6 +28,7 @@ compiled serial on the calling thread (:func:`~nnscratch.kernels.workspace.for_s
 import numpy as np
 from numba import njit, prange
 
+from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.pooling_reference import (_check_global_grad, _check_grad, _image, _image_shape, _sizes,
                                                  avgpool2d_counts, check_pool_window)
 from nnscratch.kernels.workspace import for_size
@@ -310,3 +311,6 @@ def upsample_nearest2d_backward(grad_y, size_h, size_w):
     if dx.size:
         for_size(_upsample_backward_kernel, grad_y.size)(grad_y, dx, size_h, size_w)
     return dx
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

@@ -19,6 +19,8 @@ number ``w`` and are inlined (docs/kernels.md, rules 8 and 9).
 
 from numba import njit
 
+from nnscratch.kernels.cache_stamp import stamp_module
+
 __all__ = ["input_transform4", "output_transform4", "gradient_transform4"]
 
 
@@ -144,3 +146,6 @@ def gradient_transform4(grad_z, start, stop, dm, w, t, th, tw, out_h, out_w, zer
                     (dm[w, k, tile, q], dm[w, k + 1, tile, q], dm[w, k + 2, tile, q], dm[w, k + 3, tile, q],
                      dm[w, k + 4, tile, q], dm[w, k + 5, tile, q]) = _a6(
                         t[w, i, 0, q], t[w, i, 1, q], t[w, i, 2, q], t[w, i, 3, q])
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

@@ -40,9 +40,7 @@ of threads.
 import numpy as np
 from numba import njit, prange
 
-# Numba inlines these helpers into this file's kernels, but its cache checks only this file's time
-# stamp: after a change to elementwise_fast.py, change this file too (or clear the cache), or the
-# cached kernels keep the old helpers (docs/kernels.md, rule 1).
+from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.elementwise_fast import (_ACTIVATION_CODES, _affine_and_code, _affine_rows,
                                                 _bias_activation_rows, _bias_and_code)
 from nnscratch.kernels.workspace import block_bounds, image_blocks, one_blas_thread, scratch
@@ -406,3 +404,6 @@ def winograd_conv2d_kernel_gradient(x, grad_z, pad_top, pad_left, out_h, out_w, 
     for part in du_parts[1:]:
         du += part
     return kernel_from_transformed_gradient(du, tile).astype(x.dtype)
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

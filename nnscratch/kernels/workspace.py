@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
+from nnscratch.kernels.cache_stamp import stamp, stamp_module
+
 __all__ = ["scratch", "scratch_space", "image_blocks", "block_bounds", "one_blas_thread", "SERIAL_BELOW",
            "serial_twin", "for_size"]
 
@@ -181,7 +183,7 @@ def serial_twin(kernel):
                 copy.__qualname__ = f.__qualname__ + "_serial"
                 copy.__doc__ = f.__doc__
                 options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
-                twin = _serial_twins[kernel] = numba.njit(**{**options, "cache": True})(copy)
+                twin = _serial_twins[kernel] = stamp(numba.njit(**{**options, "cache": True})(copy))
     return twin
 
 
@@ -198,3 +200,6 @@ def for_size(kernel, size):
     if size >= SERIAL_BELOW and numba.get_num_threads() > 1:
         return kernel
     return serial_twin(kernel)
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)
