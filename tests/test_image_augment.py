@@ -332,3 +332,22 @@ def test_flow_without_labels_and_bad_arguments():
         gen.flow(x[..., 0], y)
     with pytest.raises(IndexError, match=r"\[0, 1\)"):
         gen.flow(x, y, batch_size=100)[1]
+
+
+def test_flow_with_sample_weight_yields_triples():
+    x, y = _flow_data(12)                                   # y = 10 * sample index
+    w = np.arange(12, dtype=np.float64) % 3
+    seq = ImageDataGenerator(width_shift_range=0.2, seed=0).flow(x, y, batch_size=5, sample_weight=w, seed=4)
+    plain = ImageDataGenerator(width_shift_range=0.2, seed=0).flow(x, y, batch_size=5, seed=4)
+    for index in range(len(seq)):
+        xb, yb, wb = seq[index]
+        np.testing.assert_array_equal(xb, plain[index][0])  # the weights change nothing else
+        np.testing.assert_array_equal(yb, plain[index][1])
+        np.testing.assert_array_equal(wb, w[yb // 10])      # each sample keeps its own weight
+    seq.on_epoch_end()
+    xb, yb, wb = seq[0]
+    np.testing.assert_array_equal(wb, w[yb // 10])
+    with pytest.raises(ValueError, match="sample_weight needs y"):
+        ImageDataGenerator().flow(x, sample_weight=w)
+    with pytest.raises(ValueError, match=r"shape \(12,\)"):
+        ImageDataGenerator().flow(x, y, sample_weight=w[:-1])

@@ -350,3 +350,25 @@ def test_test_on_batch_takes_no_class_weight_as_keras():
     x, labels, _ = data(5)
     with pytest.raises(TypeError):
         classifier().test_on_batch(x, labels, class_weight={0: 2.0})
+
+
+def test_image_data_generator_flow_with_sample_weight_trains_as_the_arrays_do():
+    from nnscratch.layers import Flatten
+    from nnscratch.preprocessing import ImageDataGenerator
+
+    x, labels, w = data(24)
+    images = x.reshape(24, 2, 2, 1)
+
+    def model():
+        nnscratch.set_random_seed(7)
+        m = nnscratch.Sequential([nnscratch.Input((2, 2, 1)), Flatten(), Dense(3, activation="softmax")])
+        m.compile(optimizer=optimizers.SGD(learning_rate=0.1), loss="sparse_categorical_crossentropy",
+                  weighted_metrics=["accuracy"])
+        return m
+
+    arrays, flowed = model(), model()
+    a = arrays.fit(images, labels, sample_weight=w, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    flow = ImageDataGenerator().flow(images, labels, batch_size=8, shuffle=False, sample_weight=w)
+    b = flowed.fit(flow, epochs=2, shuffle=False, verbose=0).history
+    assert a == b
+    assert_same_training(arrays, flowed)

@@ -35,12 +35,15 @@ class NumpyArrayIterator:
         Images per batch; the last batch of an epoch may be smaller.
     shuffle : bool
         Draw a new order of the samples every epoch.
+    sample_weight : array_like, shape (N,), optional
+        One weight a sample (needs ``y``): batches are then
+        ``(x_batch, y_batch, w_batch)``, which ``fit`` takes as sample weights (as Keras).
     seed : int or None
         Fixes the shuffles and the transforms. ``None`` takes a seed from the
         generator's own stream, so a seeded generator still gives reproducible flows.
     """
 
-    def __init__(self, generator, x, y=None, batch_size=32, shuffle=True, seed=None):
+    def __init__(self, generator, x, y=None, batch_size=32, shuffle=True, sample_weight=None, seed=None):
         x = np.asarray(x)
         if x.ndim != 4:
             raise ValueError(f"flow expects x as a 4-D NHWC batch (N, H, W, C), got shape {x.shape}")
@@ -50,11 +53,18 @@ class NumpyArrayIterator:
                 raise ValueError(
                     f"x and y must have the same number of samples, got {len(x)} images "
                     f"and y of shape {y.shape}")
+        if sample_weight is not None:
+            if y is None:
+                raise ValueError("flow: sample_weight needs y (batches are (x, y, sample_weight))")
+            sample_weight = np.asarray(sample_weight)
+            if sample_weight.shape != (len(x),):
+                raise ValueError(f"flow: sample_weight must have shape ({len(x)},), one weight a sample, "
+                                 f"got {sample_weight.shape}")
         if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                 or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.generator = generator
-        self.x, self.y = x, y
+        self.x, self.y, self.sample_weight = x, y, sample_weight
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         if seed is None:
@@ -76,7 +86,8 @@ class NumpyArrayIterator:
         return math.ceil(len(self.x) / self.batch_size)
 
     def __getitem__(self, index):
-        """Return batch ``index`` of the current epoch: ``(x_batch, y_batch)``, or ``x_batch``."""
+        """Return batch ``index`` of the current epoch: ``(x_batch, y_batch)``, ``(x_batch, y_batch, w_batch)``
+        with sample weights, or ``x_batch`` without ``y``."""
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             raise TypeError(f"batch index must be an integer, got {index!r}")
         if not 0 <= index < len(self):
@@ -86,7 +97,9 @@ class NumpyArrayIterator:
         x_batch = self.generator.transform(self.x[rows], rng=rng)
         if self.y is None:
             return x_batch
-        return x_batch, self.y[rows]
+        if self.sample_weight is None:
+            return x_batch, self.y[rows]
+        return x_batch, self.y[rows], self.sample_weight[rows]
 
     def __iter__(self):
         """Iterate over the batches of the current epoch."""

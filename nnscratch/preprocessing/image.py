@@ -223,9 +223,12 @@ class ImageDataGenerator:
             raise ValueError(f"random_transform expects one (H, W, C) image, got shape {x.shape}")
         return self.transform(x[None])[0]
 
-    def flow(self, x, y=None, batch_size=32, shuffle=True, seed=None):
+    def flow(self, x, y=None, batch_size=32, shuffle=True, sample_weight=None, seed=None):
         """Return a Sequence of augmented batches ``(x_batch, y_batch)`` over ``x, y``.
 
-        See :class:`nnscratch.preprocessing.flow.NumpyArrayIterator`.
+        With ``sample_weight`` (one weight a sample) the batches are
+        ``(x_batch, y_batch, w_batch)``, as Keras's. See
+        :class:`nnscratch.preprocessing.flow.NumpyArrayIterator`.
         """
-        return NumpyArrayIterator(self, x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        return NumpyArrayIterator(self, x, y, batch_size=batch_size, shuffle=shuffle, sample_weight=sample_weight,
+                                  seed=seed)
