@@ -47,8 +47,6 @@ from nnscratch.parameter import Parameter
 
 __all__ = ["Optimizer", "check_hyperparameter"]
 
-_CLIP_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm")
-
 
 class Optimizer(abc.ABC):
     """Base class of all optimizers (Keras semantics).
