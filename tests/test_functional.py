@@ -199,3 +199,16 @@ def test_a_layer_used_twice_is_rejected_or_shares_its_weights():
         return
     assert model.count_params() == shared.count_params()
     assert len(model.get_weights()) == 2
+
+
+def test_a_model_called_on_a_tensor_adds_its_layers_shared():
+    inner = nnscratch.Sequential([nnscratch.Input((4,)), Dense(3, activation="relu")])
+    inputs = nnscratch.Input((6,))
+    outputs = Dense(2)(inner(Dense(4)(inputs)))
+    outer = nnscratch.Model(inputs=inputs, outputs=outputs)
+    assert outer.layers[1] is inner.layers[0] and outer.output_shape == (None, 2)
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    h = outer.layers[0](x)
+    np.testing.assert_array_equal(outer.layers[2](inner.predict(h)), outer.predict(x))
+    with pytest.raises(ValueError, match="must be built before"):
+        nnscratch.Sequential([Dense(3)])(nnscratch.Input((4,)))

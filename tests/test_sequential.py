@@ -253,3 +253,35 @@ def test_calling_a_model_casts_its_input_to_floatx_as_keras():
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, model.predict(x))
     assert model(np.arange(8, dtype=np.uint8).reshape(2, 4)).dtype == np.float32
+
+
+def test_a_model_added_to_a_sequential_shares_its_layers_as_keras_nesting():
+    from nnscratch.activations import softmax
+    from nnscratch.layers import Softmax
+
+    model = nnscratch.Sequential([Flatten(input_shape=(4, 3)), Dense(5, activation="relu"), Dense(3)])
+    model.compile(optimizer="sgd", loss=nnscratch.losses.SparseCategoricalCrossentropy(from_logits=True))
+    probability_model = nnscratch.Sequential([model, Softmax()])     # the TensorFlow quickstart's last step
+    assert probability_model.layers[:3] == model.layers
+    assert probability_model.input_shape == model.input_shape and probability_model.output_shape == (None, 3)
+    x = np.random.default_rng(0).standard_normal((6, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(probability_model.predict(x), softmax(model.predict(x)), rtol=1e-6)
+    before = probability_model.predict(x)
+    model.fit(x, np.arange(6) % 3, epochs=2, verbose=0)                 # training the inner model ...
+    assert not np.array_equal(probability_model.predict(x), before)     # ... moves the outer one: shared weights
+    np.testing.assert_allclose(probability_model.predict(x), softmax(model.predict(x)), rtol=1e-6)
+
+
+def test_adding_a_model_needs_it_built_once_and_matching_shapes():
+    unbuilt = nnscratch.Sequential([Dense(3)])
+    with pytest.raises(ValueError, match="must be built before it is added"):
+        nnscratch.Sequential([unbuilt])
+    inner = nnscratch.Sequential([nnscratch.Input((4,)), Dense(3, name="shared_dense")])
+    with pytest.raises(ValueError, match="'shared_dense' is already in model"):
+        nnscratch.Sequential([inner, inner])
+    with pytest.raises(ValueError, match="built for input shape"):
+        nnscratch.Sequential([nnscratch.Input((5,)), Dense(2), inner])
+    outer = nnscratch.Sequential([nnscratch.Input((7,)), Dense(4), inner, Activation("softmax")])
+    assert outer.output_shape == (None, 3) and outer.count_params() == 7 * 4 + 4 + inner.count_params()
+    with pytest.raises(ValueError, match="cannot be added to itself"):
+        outer.add(outer)

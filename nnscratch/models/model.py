@@ -428,7 +428,17 @@ class Model(Trainer):
         return None
 
     def __call__(self, x, training=False):
-        """The model's output for ``x``, cast first to the float type (``floatx()``), as Keras casts its inputs."""
+        """The model's output for ``x``, cast first to the float type (``floatx()``), as Keras casts its inputs.
+
+        On a symbolic tensor (building a functional model) the model's layers
+        are applied one by one, shared with this model, as Keras nests a model.
+        """
+        if isinstance(x, SymbolicTensor):
+            if not self.built:
+                raise ValueError(f"model {self.name!r} must be built before it is called on a tensor")
+            for layer in self.layers:
+                x = layer(x)
+            return x
         return self.forward(np.asarray(x, dtype=floatx()), training=training)
 
     # -------------------------------------------------------------- weights

@@ -25,7 +25,17 @@ class Sequential(Model):
             self.add(layer)
 
     def add(self, layer) -> None:
-        """Append a layer (or, first, an ``Input``), building it if the input shape is known."""
+        """Append a layer (or, first, an ``Input``), building it if the input shape is known.
+
+        A built model may be added too, as in Keras's
+        ``Sequential([model, Softmax()])``: its layers join this stack one by
+        one, *shared* with that model (training either trains both), and
+        ``layers`` and ``summary()`` list them one by one (Keras shows the model
+        as one layer). See :meth:`_add_model`.
+        """
+        if isinstance(layer, Model):
+            self._add_model(layer)
+            return
         if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
             if self.input_layer is not None or self.layers:
                 raise ValueError("nnscratch.Input(...) may only be the first entry of a Sequential model")
@@ -45,6 +55,19 @@ class Sequential(Model):
             shape = self.layers[-1]._output_shape if self.layers else self.input_layer.input_shape
             self._build_layer(layer, shape)
         self.layers.append(layer)
+
+    def _add_model(self, model) -> None:
+        """Add the layers of ``model`` (built, so their shapes are known); as the first entry, also its input."""
+        if model is self:
+            raise ValueError(f"model {self.name!r} cannot be added to itself")
+        if not model.built:
+            raise ValueError(f"model {model.name!r} must be built before it is added to another model: give it an "
+                             "nnscratch.Input(shape) first, or call its build(input_shape)")
+        if not self.built and not self.layers:
+            self.input_layer = InputLayer(model.input_layer.input_shape, name=f"{self.name}_input")
+            self.built = True
+        for layer in model.layers:
+            self.add(layer)
 
     @staticmethod
     def _build_layer(layer, shape):
