@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-__all__ = ["Metric", "get", "accuracy", "binary_accuracy", "categorical_accuracy",
+__all__ = ["Metric", "get", "serialize", "accuracy", "binary_accuracy", "categorical_accuracy",
            "sparse_categorical_accuracy", "mean_absolute_error", "mean_squared_error"]
 
 
@@ -137,3 +137,8 @@ def get(identifier) -> Metric:
             return Metric(identifier, _BY_NAME[key])
     raise ValueError(f"unknown metric {identifier!r}; expected one of {sorted(_BY_NAME)} or a function "
                      "fn(y_true, y_pred)")
+
+
+def serialize(metric: Metric):
+    """What ``compile`` saves for ``metric``: its name (``load_model`` resolves it with :func:`get`)."""
+    return metric.name

@@ -496,10 +496,11 @@ class Model(Trainer):
         self.compiled_config = {
             "optimizer": optimizers.serialize(self.optimizer),
             "loss": self.loss.get_config(),
-            "metrics": [metric.name for metric in self.metrics],
+            "metrics": [metrics_module.serialize(metric) for metric in self.metrics],
         }
         if weighted_metrics:
-            self.compiled_config["weighted_metrics"] = [metric.name for metric in self.weighted_metrics]
+            self.compiled_config["weighted_metrics"] = [metrics_module.serialize(metric)
+                                                        for metric in self.weighted_metrics]
 
     # ------------------------------------------------------------- saving
     def get_config(self) -> dict:

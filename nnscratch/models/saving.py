@@ -23,6 +23,7 @@ import zipfile
 import numpy as np
 
 from nnscratch import layers as layers_module
+from nnscratch import metrics as metrics_module
 from nnscratch import optimizers
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights"]
@@ -143,6 +144,11 @@ def _layer_from_config(entry):
     return layers_module.get(entry["class_name"]).from_config(entry["config"])
 
 
+def _saved_metric(entry, custom):
+    """A metric as ``compile`` saved it: a name (looked up in ``custom_objects`` first) or a config dict."""
+    return custom.get(entry, entry) if isinstance(entry, str) else metrics_module.get(entry)
+
+
 def load_model(filepath, custom_objects=None, compile=True):
     """Load a model saved by ``model.save(filepath)``: same architecture, weights and predictions.
 
@@ -177,8 +183,8 @@ def load_model(filepath, custom_objects=None, compile=True):
         settings, custom = config["compile"], dict(custom_objects or {})
         try:
             model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
-                          metrics=[custom.get(m, m) for m in settings["metrics"]],
-                          weighted_metrics=[custom.get(m, m) for m in settings.get("weighted_metrics", [])])
+                          metrics=[_saved_metric(m, custom) for m in settings["metrics"]],
+                          weighted_metrics=[_saved_metric(m, custom) for m in settings.get("weighted_metrics", [])])
         except ValueError as error:
             raise ValueError(f"{os.fspath(filepath)!r}: {error}; a model compiled with a metric function needs "
                              "load_model(..., custom_objects={'name': function}) or compile=False") from None
