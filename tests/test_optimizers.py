@@ -254,6 +254,18 @@ def test_frozen_parameter_untouched_and_left_out_of_global_norm():
     assert live.value[0] == pytest.approx(-0.1 / (1 + 1e-7 / math.sqrt(1e-3)), rel=1e-12)
 
 
+def test_a_step_with_nothing_to_train_is_not_counted():
+    """As Keras's apply_gradients with no gradients: no update and ``iterations`` stays (schedules don't move)."""
+    frozen = make_param([5.0], grad=[1.0], trainable=False)
+    live = make_param([1.0], grad=[1.0])
+    opt = Adam(learning_rate=0.1)
+    opt.apply_gradients([])
+    opt.apply_gradients([frozen])
+    assert opt.iterations == 0 and frozen.value[0] == 5.0 and not opt._slots
+    opt.apply_gradients([frozen, live])
+    assert opt.iterations == 1 and live.value[0] != 1.0
+
+
 def test_learning_rate_change_takes_effect():
     opt = SGD(learning_rate=0.1)
     p = make_param([1.0], grad=[1.0])

@@ -197,13 +197,16 @@ class Optimizer(abc.ABC):
         ----------
         params : iterable of Parameter
             Frozen ones (``trainable=False``) are skipped: neither updated nor
-            counted in the global norm.
+            counted in the global norm. With none left to train, nothing
+            happens and no step is counted (``iterations`` stays), as Keras.
         """
         params = list(params)
         for p in params:
             if not isinstance(p, Parameter):
                 raise TypeError(f"expected Parameter objects, got {type(p).__name__}")
         params = [p for p in params if p.trainable]
+        if not params:
+            return
         grads = []
         for p in params:
             if p.grad.shape != p.value.shape:
