@@ -52,11 +52,12 @@ def _bias_relu(z, bias):
 @njit(parallel=True, cache=True)
 def _bias_sigmoid(z, bias):
     m, c = z.shape
+    one = z.dtype.type(1)                 # 1 in z's dtype: an integer 1 would make float32 sums float64
     for r in prange(m):
         for q in range(c):
             v = z[r, q] + bias[q]
             e = np.exp(-np.abs(v))        # never overflows
-            z[r, q] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+            z[r, q] = one / (one + e) if v >= 0 else e / (one + e)
 
 
 @njit(parallel=True, cache=True)
@@ -260,6 +261,7 @@ def _bias_activation_rows(z, first, last, bias, activation):
         alpha = z.dtype.type(LEAKY_RELU_ALPHA if activation == LEAKY_RELU else ELU_ALPHA)
         _other_rows(z, first, last, bias, activation, alpha)
         return
+    one = z.dtype.type(1)
     for r in range(first, last):
         for q in range(z.shape[1]):
             v = z[r, q] + bias[q]
@@ -269,7 +271,7 @@ def _bias_activation_rows(z, first, last, bias, activation):
                 z[r, q] = 0 if v < 0 else v   # as np.maximum(v, 0): NaN stays NaN
             elif activation == 2:
                 e = np.exp(-np.abs(v))        # never overflows
-                z[r, q] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+                z[r, q] = one / (one + e) if v >= 0 else e / (one + e)
             else:                             # 3
                 z[r, q] = np.tanh(v)
 
@@ -283,16 +285,18 @@ def _relu_backward(grad_y, y, dz):
 
 @njit(parallel=True, cache=True)
 def _sigmoid_backward(grad_y, y, dz):
+    one = dz.dtype.type(1)
     for k in prange(dz.size):
         s = y[k]
-        dz[k] = grad_y[k] * s * (1 - s)
+        dz[k] = grad_y[k] * s * (one - s)
 
 
 @njit(parallel=True, cache=True)
 def _tanh_backward(grad_y, y, dz):
+    one = dz.dtype.type(1)
     for k in prange(dz.size):
         t = y[k]
-        dz[k] = grad_y[k] * (1 - t * t)
+        dz[k] = grad_y[k] * (one - t * t)
 
 
 @njit(parallel=True, cache=True)

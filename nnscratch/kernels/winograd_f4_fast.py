@@ -17,21 +17,27 @@ F(2x2, 3x3) transforms there, these index the work arrays with the worker
 number ``w`` and are inlined (docs/kernels.md, rules 8 and 9).
 """
 
+import numpy as np
 from numba import njit
 
 from nnscratch.kernels.cache_stamp import stamp_module
 
 __all__ = ["input_transform4", "output_transform4", "gradient_transform4"]
 
+# The transforms' coefficients as float32 constants: an integer literal times a float32 is a float64 in
+# Numba (4 * d is float64 for a float32 d), a float32 constant keeps float32 sums float32 and float64
+# ones float64 (2, 4, 5 and 8 are exact in either).
+TWO, FOUR, FIVE, EIGHT = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
+
 
 @njit(cache=True, inline="always")
 def _bt6(d0, d1, d2, d3, d4, d5):
     """``B^T d`` for F(4x4, 3x3): rows [4 0 -5 0 1 0], [0 -4 -4 1 1 0], [0 4 -4 -1 1 0], ..., [0 4 0 -5 0 1]."""
-    p = d4 - 4 * d2       # rows 1 and 2: d4 - 4 d2 -/+ (4 d1 - d3)
-    q = 4 * d1 - d3
+    p = d4 - FOUR * d2    # rows 1 and 2: d4 - 4 d2 -/+ (4 d1 - d3)
+    q = FOUR * d1 - d3
     r = d4 - d2           # rows 3 and 4: d4 - d2 -/+ 2 (d1 - d3)
-    s = 2 * (d1 - d3)
-    return 4 * d0 - 5 * d2 + d4, p - q, p + q, r - s, r + s, 4 * d1 - 5 * d3 + d5
+    s = TWO * (d1 - d3)
+    return FOUR * d0 - FIVE * d2 + d4, p - q, p + q, r - s, r + s, FOUR * d1 - FIVE * d3 + d5
 
 
 @njit(cache=True, inline="always")
@@ -41,7 +47,7 @@ def _at6(m0, m1, m2, m3, m4, m5):
     b = m1 - m2
     c = m3 + m4
     d = m3 - m4
-    return m0 + a + c, b + 2 * d, a + 4 * c, b + 8 * d + m5
+    return m0 + a + c, b + TWO * d, a + FOUR * c, b + EIGHT * d + m5
 
 
 @njit(cache=True, inline="always")
@@ -49,8 +55,8 @@ def _a6(g0, g1, g2, g3):
     """``A g`` for F(4x4, 3x3): the columns of ``A^T`` as rows, 4 numbers -> 6."""
     e = g0 + g2
     o = g1 + g3
-    e4 = g0 + 4 * g2
-    o4 = 2 * g1 + 8 * g3
+    e4 = g0 + FOUR * g2
+    o4 = TWO * g1 + EIGHT * g3
     return g0, e + o, e - o, e4 + o4, e4 - o4, g3
 
 
