@@ -150,9 +150,15 @@ def _saved_state(layers):
 def _check(forward, backward, x, layers, seed, h, param_prefix):
     """Shared core: compare backward's gradients with central differences of sum(R * forward(x)) + penalties.
 
+    ``x`` is one array, or a list of arrays for a layer with several inputs
+    (a merge layer): then ``backward`` returns a list of gradients, one per
+    input, checked as ``input_0``, ``input_1``, ...
+
     Every forward starts from the state the layers had before the check
     (same buffers, same random draws), and the check leaves them so.
     """
+    several = isinstance(x, list)
+    inputs = x if several else [x]
     restore = _saved_state(layers)
     try:
         for layer in layers:
@@ -169,15 +175,18 @@ def _check(forward, backward, x, layers, seed, h, param_prefix):
         if grad_x is None:
             raise TypeError("backward returned None where dL/dx was expected: a layer's backward(grad) must "
                             "return the gradient with respect to its input")
+        grads_x = list(grad_x) if several else [grad_x]
+        if len(grads_x) != len(inputs):
+            raise TypeError(f"backward returned {len(grads_x)} input gradients for {len(inputs)} inputs")
         for layer in layers:  # + dR/dw of the layers' regularizers, as a training step adds them
             layer.add_regularization_gradients()
-        names = ["input"]
-        analytic = [grad_x]
+        names = [f"input_{k}" for k in range(len(inputs))] if several else ["input"]
+        analytic = grads_x
         for layer in layers:
             for name, p in layer.params.items():
                 names.append(f"{param_prefix(layer)}{name}")
                 analytic.append(p.grad.copy())
-        numeric = [numerical_gradient(loss, x, h)]
+        numeric = [numerical_gradient(loss, array, h) for array in inputs]
         numeric += [numerical_gradient(loss, p.value, h) for layer in layers for p in layer.params.values()]
     finally:
         restore()
@@ -200,11 +209,13 @@ def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5) 
     ----------
     layer : Layer
         Built or not; if not, it is built in float64 for ``x``'s shape.
-    x : ndarray, optional
-        The input batch (converted to float64). Default: standard normal of ``input_shape``.
-    input_shape : tuple, optional
+    x : ndarray or list of ndarray, optional
+        The input batch (converted to float64). Default: standard normal of
+        ``input_shape``. A merge layer takes a list of batches (one per
+        input); its report then has one entry per input, ``input_0``, ...
+    input_shape : tuple or list of tuple, optional
         Batch shape, including the batch axis (``(4, 5)``: 4 samples of 5
-        features), used when ``x`` is not given.
+        features), used when ``x`` is not given; a list of them for a merge layer.
     training : bool
         Check the training-mode pass (batch statistics, dropout masks).
 
@@ -217,17 +228,22 @@ def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5) 
     statistics), random generator; only the parameters' ``grad`` hold the
     analytic gradients afterwards.
     """
+    several = getattr(layer, "takes_list", False)
     if x is None:
-        if input_shape is None or len(input_shape) < 2:
+        shapes = list(input_shape) if several and input_shape is not None else [input_shape]
+        if any(shape is None or len(shape) < 2 for shape in shapes):
             raise ValueError("check_layer needs x or input_shape, the shape of a whole batch with the batch axis "
-                             f"first, such as (4, 5) for 4 samples of 5 features; got input_shape={input_shape!r}")
-        x = np.random.default_rng(seed + 1).standard_normal(input_shape)
-    x = np.array(x, dtype=np.float64)
+                             f"first, such as (4, 5) for 4 samples of 5 features (a list of them for a merge "
+                             f"layer); got input_shape={input_shape!r}")
+        rng = np.random.default_rng(seed + 1)
+        x = [rng.standard_normal(shape) for shape in shapes]
+        x = x if several else x[0]
+    x = [np.array(array, dtype=np.float64) for array in x] if several else np.array(x, dtype=np.float64)
     if not layer.built:
         previous = floatx()
         set_floatx("float64")
         try:
-            layer.build(x.shape[1:])
+            layer.build([array.shape[1:] for array in x] if several else x.shape[1:])
         finally:
             set_floatx(previous)
     _require_float64([layer])

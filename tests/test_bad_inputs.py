@@ -269,8 +269,8 @@ def test_unknown_optimizer():
 
 def test_unknown_metric():
     model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(2)])
-    with pytest.raises(ValueError, match=r"unknown metric 'precision'.*accuracy"):
-        model.compile(optimizer="adam", loss="mse", metrics=["precision"])
+    with pytest.raises(ValueError, match=r"unknown metric 'precission'.*accuracy"):
+        model.compile(optimizer="adam", loss="mse", metrics=["precission"])
 
 
 def test_metrics_must_be_a_list_or_one_name():

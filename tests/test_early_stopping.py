@@ -82,6 +82,22 @@ def test_mode_auto_is_max_for_accuracy_and_min_for_loss():
     assert last == 3
 
 
+def test_mode_auto_follows_the_compiled_metrics_direction():
+    """As Keras's ``_direction``: precision and recall go up, mean squared error down, whatever their names say."""
+    import nnscratch
+    from nnscratch.layers import Dense
+
+    model = nnscratch.Sequential([nnscratch.Input((3,)), Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", metrics=["precision", nnscratch.metrics.Recall(name="rec"), "mse"])
+    modes = {}
+    for monitor in ("val_precision", "rec", "val_mse", "val_loss"):
+        callback = EarlyStopping(monitor=monitor)
+        callback.set_model(model)
+        callback.on_train_begin()
+        modes[monitor] = callback.mode
+    assert modes == {"val_precision": "max", "rec": "max", "val_mse": "min", "val_loss": "min"}
+
+
 def test_explicit_mode_overrides_name():
     _, last = fit(EarlyStopping(monitor="val_loss", mode="max"), [1.0, 2.0, 1.5])
     assert last == 2

@@ -256,8 +256,8 @@ def test_zero_padding_errors(padding, error):
 
 
 def test_up_sampling_errors():
-    with pytest.raises(ValueError, match="'bilinear' is not supported by nnscratch; only 'nearest'"):
-        UpSampling2D(2, interpolation="bilinear")
+    with pytest.raises(ValueError, match="'bicubic' is not supported by nnscratch; only 'nearest'"):
+        UpSampling2D(2, interpolation="bicubic")
     with pytest.raises(ValueError, match="'cubic' is not an interpolation"):
         UpSampling2D(2, interpolation="cubic")
     with pytest.raises(ValueError, match="size must be positive"):

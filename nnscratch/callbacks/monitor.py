@@ -28,9 +28,13 @@ class MonitorCallback(Callback):
     monitor : str
         Key of the quantity in the epoch logs, e.g. ``"val_loss"``.
     mode : {"auto", "min", "max"}
-        ``"auto"`` picks ``"max"`` for accuracy-like names (containing
-        ``"acc"``, starting with ``"fmeasure"`` or ending with ``"auc"``) and
-        ``"min"`` otherwise.
+        ``"auto"`` takes the direction of the compiled metric logged under
+        the monitored name (``"max"`` for ``Precision``, ``Recall``, ``AUC``,
+        ``F1Score``, the accuracies; ``"min"`` for ``MeanSquaredError``...,
+        as Keras's ``_direction``), decided at ``on_train_begin``; for other
+        names ``"max"`` for accuracy-like names (containing ``"acc"``,
+        starting with ``"fmeasure"`` or ending with ``"auc"``) and ``"min"``
+        otherwise.
     min_delta : float
         Smallest change that counts as an improvement.
     baseline : float or None
@@ -43,6 +47,7 @@ class MonitorCallback(Callback):
             raise ValueError(f"{type(self).__name__}: unknown mode {mode!r}; "
                              f"expected one of {_MODES}")
         self.monitor = monitor
+        self._auto = mode == "auto"
         self.mode = mode if mode != "auto" else _infer_mode(monitor)
         self.min_delta = abs(min_delta)
         self.initial_best = baseline
@@ -50,6 +55,8 @@ class MonitorCallback(Callback):
 
     def on_train_begin(self, logs=None):
         self.best = self.initial_best
+        if self._auto:
+            self.mode = _infer_mode(self.monitor, getattr(self, "model", None))
 
     def _is_improvement(self, current, reference) -> bool:
         """Whether ``current`` beats ``reference`` by more than ``min_delta``."""
@@ -71,8 +78,14 @@ class MonitorCallback(Callback):
         return value
 
 
-def _infer_mode(monitor: str) -> str:
+def _infer_mode(monitor: str, model=None) -> str:
     name = monitor.removeprefix("val_")
+    if model is not None and name != "loss" and hasattr(model, "_log_names"):
+        compiled = [*getattr(model, "metrics", []), *getattr(model, "weighted_metrics", [])]
+        for log_name, metric in zip(model._log_names()[1:], compiled):
+            direction = getattr(metric, "direction", None)
+            if log_name == name and direction is not None:
+                return "max" if direction == "up" else "min"
     if "acc" in name or name.startswith("fmeasure") or name.endswith("auc"):
         return "max"
     return "min"

@@ -22,7 +22,10 @@ compiled serial on the calling thread (:func:`~nnscratch.kernels.workspace.for_s
 * global average pooling sums in float64, pixel after pixel, as the reference;
 * global max pooling keeps the first maximum, as ``np.argmax``;
 * nearest upsampling copies pixels forward and sums each pixel's copies
-  backward, in row-major order.
+  backward, in row-major order;
+* bilinear upsampling computes each output from its four sources with the
+  reference's three lerps; backward scatters rows then columns, one image per
+  task, in the reference's order (all ``lower`` shares, then the ``upper`` ones).
 """
 
 import numpy as np
@@ -30,7 +33,7 @@ from numba import njit, prange
 
 from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.pooling_reference import (_check_global_grad, _check_grad, _image, _image_shape, _sizes,
-                                                 avgpool2d_counts, check_pool_window)
+                                                 avgpool2d_counts, bilinear_source, check_pool_window)
 from nnscratch.kernels.workspace import for_size
 
 __all__ = [
@@ -44,6 +47,9 @@ __all__ = [
     "global_maxpool2d_backward",
     "upsample_nearest2d_forward",
     "upsample_nearest2d_backward",
+    "bilinear_source",
+    "upsample_bilinear2d_forward",
+    "upsample_bilinear2d_backward",
 ]
 
 
@@ -310,6 +316,87 @@ def upsample_nearest2d_backward(grad_y, size_h, size_w):
     dx = np.zeros((n, hh // size_h, ww // size_w, c), dtype=grad_y.dtype)
     if dx.size:
         for_size(_upsample_backward_kernel, grad_y.size)(grad_y, dx, size_h, size_w)
+    return dx
+
+
+# ---------------------------------------------------------------------------
+# bilinear upsampling
+# ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _bilinear_kernel(x, y, lo, hi, wy, left, right, wx):
+    """``y`` <- the bilinear interpolation of ``x`` (columns first, then rows, as the reference); one output row
+    per task."""
+    hh, ww, c = y.shape[1], y.shape[2], y.shape[3]
+    for t in prange(y.shape[0] * hh):
+        b = t // hh
+        r = t - b * hh
+        i0, i1, fy = lo[r], hi[r], wy[r]
+        for s in range(ww):
+            j0, j1, fx = left[s], right[s], wx[s]
+            for q in range(c):
+                top = x[b, i0, j0, q] + (x[b, i0, j1, q] - x[b, i0, j0, q]) * fx
+                bottom = x[b, i1, j0, q] + (x[b, i1, j1, q] - x[b, i1, j0, q]) * fx
+                y[b, r, s, q] = top + (bottom - top) * fy
+
+
+def upsample_bilinear2d_forward(x, size_h, size_w):
+    """Upsample ``size_h`` times down and ``size_w`` times across by bilinear interpolation (half-pixel centres).
+
+    Twin of :func:`nnscratch.kernels.pooling_reference.upsample_bilinear2d_forward` (bit for bit).
+    """
+    x = _image(x)
+    size_h, size_w = _sizes(size_h, size_w)
+    n, h, w, c = x.shape
+    lo, hi, wy, _ = bilinear_source(h, size_h, x.dtype)
+    left, right, wx, _ = bilinear_source(w, size_w, x.dtype)
+    y = np.empty((n, h * size_h, w * size_w, c), dtype=x.dtype)
+    if y.size:
+        for_size(_bilinear_kernel, y.size)(x, y, lo, hi, wy, left, right, wx)
+    return y
+
+
+@njit(parallel=True, cache=True)
+def _bilinear_backward_kernel(grad_y, dt, dx, lo, hi, wy, keep_y, left, right, wx, keep_x):
+    """``dx`` (zeros on entry) <- the adjoint of the interpolation, through ``dt`` (zeros on entry, the gradient
+    of the column-interpolated rows); one image per task."""
+    hh, ww, c = grad_y.shape[1], grad_y.shape[2], grad_y.shape[3]
+    h, w = dx.shape[1], dx.shape[2]
+    for b in prange(grad_y.shape[0]):
+        for r in range(hh):                            # rows: every lower share, then every upper share
+            for s in range(ww):
+                for q in range(c):
+                    dt[b, lo[r], s, q] += grad_y[b, r, s, q] * keep_y[r]
+        for r in range(hh):
+            for s in range(ww):
+                for q in range(c):
+                    dt[b, hi[r], s, q] += grad_y[b, r, s, q] * wy[r]
+        for i in range(h):                             # then the columns, likewise
+            for s in range(ww):
+                for q in range(c):
+                    dx[b, i, left[s], q] += dt[b, i, s, q] * keep_x[s]
+            for s in range(ww):
+                for q in range(c):
+                    dx[b, i, right[s], q] += dt[b, i, s, q] * wx[s]
+
+
+def upsample_bilinear2d_backward(grad_y, size_h, size_w):
+    """The adjoint of :func:`upsample_bilinear2d_forward`.
+
+    Twin of :func:`nnscratch.kernels.pooling_reference.upsample_bilinear2d_backward` (bit for bit).
+    """
+    grad_y = _image(grad_y, "grad_y")
+    size_h, size_w = _sizes(size_h, size_w)
+    n, hh, ww, c = grad_y.shape
+    if hh % size_h or ww % size_w:
+        raise ValueError(f"grad_y shape {grad_y.shape} is not a multiple of the size {(size_h, size_w)}")
+    h, w = hh // size_h, ww // size_w
+    lo, hi, wy, keep_y = bilinear_source(h, size_h, grad_y.dtype)
+    left, right, wx, keep_x = bilinear_source(w, size_w, grad_y.dtype)
+    dt = np.zeros((n, h, ww, c), dtype=grad_y.dtype)
+    dx = np.zeros((n, h, w, c), dtype=grad_y.dtype)
+    if dx.size:
+        for_size(_bilinear_backward_kernel, grad_y.size)(grad_y, dt, dx, lo, hi, wy, keep_y, left, right, wx, keep_x)
     return dx
 
 

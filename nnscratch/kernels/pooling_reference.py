@@ -1,8 +1,8 @@
 """Pooling and resampling kernels beyond max pooling, NumPy reference twin (written to be read).
 
 Average pooling, the two global poolings (average and max over the whole
-image) and nearest-neighbour upsampling, each a forward and a backward
-kernel. Their Numba twins with the same names and signatures live in
+image), nearest-neighbour and bilinear upsampling, each a forward and a
+backward kernel. Their Numba twins with the same names and signatures live in
 :mod:`nnscratch.kernels.pooling_fast` (chosen with
 :func:`nnscratch.kernels.pooling_backend`), and give the same bits: both add
 the same numbers in the same order and divide by the same counts.
@@ -31,6 +31,9 @@ __all__ = [
     "global_maxpool2d_backward",
     "upsample_nearest2d_forward",
     "upsample_nearest2d_backward",
+    "bilinear_source",
+    "upsample_bilinear2d_forward",
+    "upsample_bilinear2d_backward",
 ]
 
 
@@ -311,3 +314,90 @@ def _sizes(size_h, size_w):
     if size_h < 1 or size_w < 1:
         raise ValueError(f"upsampling sizes must be >= 1, got {(size_h, size_w)}")
     return size_h, size_w
+
+
+# ---------------------------------------------------------------------------
+# bilinear upsampling
+# ---------------------------------------------------------------------------
+
+def bilinear_source(in_size, size, dtype):
+    r"""Where each output cell of an axis upsampled ``size`` times reads: ``(lower, upper, lerp, keep)``.
+
+    Half-pixel centres, as Keras 3 upsamples bilinearly with TensorFlow
+    (``tf.image.resize``): output cell ``r`` (of ``in_size * size``) sits at
+    input coordinate
+
+    .. math:: u_r = \frac{r + 1/2}{\text{size}} - \frac{1}{2}, \quad\text{clamped to } [0,\ \text{in\_size} - 1],
+
+    between the cells ``lower = floor(u)`` and ``upper = min(lower + 1,
+    in_size - 1)``, at the fraction ``lerp = u - lower`` from ``lower``
+    (``keep = 1 - lerp``). At the ends ``u`` reaches the edge cell's centre or
+    beyond: the first and the last ``(size + 1) // 2`` outputs equal the edge cells.
+
+    Returns
+    -------
+    lower, upper : ndarray (in_size * size,) of int64
+    lerp, keep : ndarray (in_size * size,) of ``dtype``
+    """
+    in_size, size = int(in_size), int(size)
+    u = (np.arange(in_size * size) + 0.5) / size - 0.5
+    u = np.clip(u, 0.0, in_size - 1)
+    lower = np.floor(u).astype(np.int64)
+    upper = np.minimum(lower + 1, in_size - 1)
+    lerp = (u - lower).astype(dtype)
+    return lower, upper, lerp, (1 - lerp).astype(dtype)
+
+
+def upsample_bilinear2d_forward(x, size_h, size_w):
+    r"""Upsample ``size_h`` times down and ``size_w`` times across by bilinear interpolation.
+
+    With the sources of :func:`bilinear_source` along the rows (``lo, hi,
+    wy``) and the columns (``left, right, wx``), as TensorFlow computes it,
+    columns first:
+
+    .. math::
+        t_{n,i,s,c} &= x_{n,i,\mathrm{left}_s,c} + (x_{n,i,\mathrm{right}_s,c} - x_{n,i,\mathrm{left}_s,c})\, w^x_s \\
+        y_{n,r,s,c} &= t_{n,\mathrm{lo}_r,s,c} + (t_{n,\mathrm{hi}_r,s,c} - t_{n,\mathrm{lo}_r,s,c})\, w^y_r
+
+    Returns ``(N, H*size_h, W*size_w, C)``, dtype of ``x``.
+    """
+    x = _image(x)
+    size_h, size_w = _sizes(size_h, size_w)
+    n, h, w, c = x.shape
+    lo, hi, wy, _ = bilinear_source(h, size_h, x.dtype)
+    left, right, wx, _ = bilinear_source(w, size_w, x.dtype)
+    t = x[:, :, left] + (x[:, :, right] - x[:, :, left]) * wx[None, None, :, None]   # (N, H, bW, C)
+    return t[:, lo] + (t[:, hi] - t[:, lo]) * wy[None, :, None, None]
+
+
+def upsample_bilinear2d_backward(grad_y, size_h, size_w):
+    r"""The adjoint of :func:`upsample_bilinear2d_forward`: each output sends its gradient back to its sources.
+
+    Each step of the forward pass is ``keep * a + lerp * b``, so, rows first:
+
+    .. math::
+        \frac{\partial L}{\partial t_{n,\mathrm{lo}_r,s,c}} \mathrel{+}= (1 - w^y_r)\, g_{n,r,s,c}, \qquad
+        \frac{\partial L}{\partial t_{n,\mathrm{hi}_r,s,c}} \mathrel{+}= w^y_r\, g_{n,r,s,c}
+
+    and the same along the columns from ``dL/dt`` to ``dL/dx``. The shares
+    are added in the order of the output rows (columns), all the ``lower``
+    ones first, then the ``upper`` ones. Where ``lower == upper`` (the last
+    cell of an axis) that cell receives both shares.
+
+    Returns ``(N, H, W, C)`` with ``H = grad_y.shape[1] // size_h``, dtype of ``grad_y``.
+    """
+    grad_y = _image(grad_y, "grad_y")
+    size_h, size_w = _sizes(size_h, size_w)
+    n, hh, ww, c = grad_y.shape
+    if hh % size_h or ww % size_w:
+        raise ValueError(f"grad_y shape {grad_y.shape} is not a multiple of the size {(size_h, size_w)}")
+    h, w = hh // size_h, ww // size_w
+    lo, hi, wy, keep_y = bilinear_source(h, size_h, grad_y.dtype)
+    left, right, wx, keep_x = bilinear_source(w, size_w, grad_y.dtype)
+    dt = np.zeros((n, h, ww, c), dtype=grad_y.dtype)
+    np.add.at(dt, (slice(None), lo), grad_y * keep_y[None, :, None, None])    # unbuffered: repeated rows add up
+    np.add.at(dt, (slice(None), hi), grad_y * wy[None, :, None, None])
+    dx = np.zeros((n, h, w, c), dtype=grad_y.dtype)
+    np.add.at(dx, (slice(None), slice(None), left), dt * keep_x[None, None, :, None])
+    np.add.at(dx, (slice(None), slice(None), right), dt * wx[None, None, :, None])
+    return dx

@@ -4,29 +4,46 @@ from nnscratch.layers.activation import ELU, Activation, LeakyReLU, ReLU, Softma
 from nnscratch.layers.average_pooling2d import AveragePooling2D, AvgPool2D
 from nnscratch.layers.base import Layer, SymbolicTensor
 from nnscratch.layers.batch_normalization import BatchNormalization
+from nnscratch.layers.concatenate import Concatenate, concatenate
+from nnscratch.layers.conv1d import Conv1D
 from nnscratch.layers.conv2d import Conv2D
+from nnscratch.layers.cropping2d import Cropping2D
 from nnscratch.layers.dense import Dense
 from nnscratch.layers.dropout import Dropout
 from nnscratch.layers.flatten import Flatten
 from nnscratch.layers.global_pooling import (GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
                                              GlobalMaxPooling2D)
+from nnscratch.layers.global_pooling1d import (GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
+                                               GlobalMaxPooling1D)
 from nnscratch.layers.input_layer import Input, InputLayer
 from nnscratch.layers.max_pooling2d import MaxPool2D, MaxPooling2D
+from nnscratch.layers.merge import (Add, Average, Maximum, Merge, Minimum, Multiply, Subtract, add, average,
+                                    maximum, minimum, multiply, subtract)
+from nnscratch.layers.permute import Permute
+from nnscratch.layers.pooling1d import AveragePooling1D, AvgPool1D, MaxPool1D, MaxPooling1D
+from nnscratch.layers.prelu import PReLU
+from nnscratch.layers.repeat_vector import RepeatVector
 from nnscratch.layers.reshape import Reshape
 from nnscratch.layers.up_sampling2d import UpSampling2D
 from nnscratch.layers.zero_padding2d import ZeroPadding2D
 
 __all__ = [
-    "Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense", "Dropout", "ELU",
-    "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "Input",
-    "InputLayer", "Layer", "LeakyReLU", "MaxPool2D", "MaxPooling2D", "ReLU", "Reshape", "Softmax", "SymbolicTensor",
-    "UpSampling2D", "ZeroPadding2D", "get",
+    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D",
+    "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping2D", "Dense", "Dropout", "ELU", "Flatten",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
+    "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "Layer", "LeakyReLU",
+    "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum", "Multiply", "Permute",
+    "PReLU", "ReLU", "RepeatVector", "Reshape", "Softmax", "Subtract", "SymbolicTensor", "UpSampling2D",
+    "ZeroPadding2D", "add", "average", "concatenate", "get", "maximum", "minimum", "multiply", "subtract",
 ]
 
-_BY_NAME = {cls.__name__: cls for cls in (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
-                                          ELU, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, InputLayer,
-                                          LeakyReLU, MaxPooling2D, ReLU, Reshape, Softmax, UpSampling2D,
-                                          ZeroPadding2D)}
+# the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
+_BY_NAME = {cls.__name__: cls for cls in (
+    Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Concatenate, Conv1D, Conv2D,
+    Cropping2D, Dense, Dropout, ELU, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
+    GlobalMaxPooling2D, InputLayer, LeakyReLU, MaxPooling1D, MaxPooling2D, Maximum, Minimum, Multiply, Permute,
+    PReLU, ReLU, RepeatVector, Reshape, Softmax, Subtract, UpSampling2D, ZeroPadding2D,
+)}
 
 
 def get(class_name: str):

@@ -55,14 +55,23 @@ class SymbolicTensor:
 
     ``x = Dense(64)(Input((784,)))`` builds the Dense layer for shape ``(784,)``
     and returns a SymbolicTensor of shape ``(64,)`` remembering ``layer`` and
-    the tensor it was called on (``parent``), so that :class:`nnscratch.Model`
-    can later trace the chain of layers from its inputs to its outputs.
+    the tensors it was called on (``parents``), so that :class:`nnscratch.Model`
+    can later trace the graph of layers from its inputs to its outputs.
+
+    ``parents`` is a tuple: empty for ``Input(...)``, one tensor for an
+    ordinary layer, the list a merge layer was called on for ``Add()([a, b])``
+    (in order, a tensor twice if it was given twice). ``parent`` is the one
+    parent of a single-input layer's tensor (None for ``Input`` and for merge
+    layers).
     """
 
-    def __init__(self, shape, layer, parent=None):
+    def __init__(self, shape, layer, parent=None, parents=None):
         self.shape = tuple(shape)
         self.layer = layer
-        self.parent = parent
+        if parents is None:
+            parents = () if parent is None else (parent,)
+        self.parents = tuple(parents)
+        self.parent = self.parents[0] if len(self.parents) == 1 and not getattr(layer, "takes_list", False) else None
 
     def __repr__(self) -> str:
         return f"<SymbolicTensor shape={format_shape(self.shape)} from {self.layer.name!r}>"
@@ -169,8 +178,19 @@ class Layer(abc.ABC):
                 f"layer {self.name!r}: expected input shape {format_shape(self.input_shape)}, got {x.shape}"
             )
 
+    #: Whether the layer is called on a list of tensors (merge layers: ``Add()([a, b])``) instead of one.
+    takes_list = False
+
     def __call__(self, x, training=False):
-        """Call on a SymbolicTensor (functional API) or run forward on an array."""
+        """Call on a SymbolicTensor (functional API) or run forward on an array.
+
+        Ordinary layers take one tensor: a list of symbolic tensors raises a
+        TypeError (branches are joined by a merge layer,
+        :mod:`nnscratch.layers.merge`); a nested list of numbers is an array.
+        """
+        if isinstance(x, (list, tuple)) and any(isinstance(item, SymbolicTensor) for item in x):
+            raise TypeError(f"layer {self.name!r} ({type(self).__name__}) takes one tensor, got a list of {len(x)}; "
+                            "join branches first with a merge layer, e.g. Add()([a, b]) or Concatenate()([a, b])")
         if isinstance(x, SymbolicTensor):
             if not self.built:
                 self.build(x.shape)
@@ -179,7 +199,7 @@ class Layer(abc.ABC):
                     f"layer {self.name!r} was built for input shape {format_shape(self.input_shape)}, "
                     f"got {format_shape(x.shape)}"
                 )
-            return SymbolicTensor(self._output_shape, self, parent=x)
+            return SymbolicTensor(self._output_shape, self, parents=(x,))
         x = np.asarray(x)
         if not self.built:
             self.build(x.shape[1:])

@@ -1,4 +1,4 @@
-"""The Model: a chain of layers with one training loop (see :mod:`trainer`).
+"""The Model: a chain (or a graph) of layers with one training loop (see :mod:`trainer`).
 
 Built from the functional API, as Keras::
 
@@ -10,6 +10,14 @@ Built from the functional API, as Keras::
 
 or as a :class:`~nnscratch.Sequential`. Forward runs the layers in order;
 backward runs them in reverse, each turning dL/d(output) into dL/d(input).
+
+A functional model may also branch and merge (a residual block, parallel
+branches joined by ``Add()([x, y])`` or ``Concatenate()([a, b])``): it has
+one input and one output, and its layers form a graph, which
+:mod:`nnscratch.models.graph` traces and runs layer by layer; gradients of a
+tensor read by several layers add up. The fusions below are for chains
+only: a graph runs every layer on its own, except that a BatchNormalization
+whose output only a ReLU reads applies that ReLU itself (the first fusion).
 
 Five fusions, all bit-identical to the layers one after the other:
 
@@ -58,6 +66,7 @@ from nnscratch.layers.batch_normalization import BatchNormalization
 from nnscratch.layers.conv2d import Conv2D
 from nnscratch.layers.input_layer import InputLayer
 from nnscratch.layers.max_pooling2d import MaxPooling2D
+from nnscratch.models import graph as graph_module
 from nnscratch.models import summary as summary_module
 from nnscratch.models.trainer import Trainer
 
@@ -112,13 +121,21 @@ def _trace_chain(inputs: SymbolicTensor, outputs: SymbolicTensor) -> list:
 
 
 class Model(Trainer):
-    """A linear chain of layers from ``inputs`` to ``outputs`` (functional API).
+    """The layers from ``inputs`` to ``outputs`` (functional API): a chain, or a graph that branches and merges.
 
-    Graphs that branch or merge need merge layers, which nnscratch does not
-    have yet: passing several inputs or outputs raises a ValueError.
+    One input and one output (several raise a ValueError). A chain (every
+    layer reads the layer before) runs with the fusions of the module
+    docstring. A graph (a tensor read by several layers, merge layers) keeps
+    :attr:`graph` (a :class:`~nnscratch.models.graph.Graph`) and ``layers``
+    in Keras's order (:func:`~nnscratch.models.graph.trace`); forward and
+    backward run it layer by layer, without fusions but BatchNormalization + ReLU.
     """
 
+    #: The graph of a model that branches or merges; None for a chain (and every Sequential).
+    graph = None
+
     def __init__(self, inputs=None, outputs=None, name=None):
+        self.graph = None
         self.name = name or _default_name("functional" if inputs is not None else "model")
         self.layers = []
         self.input_layer = None
@@ -128,14 +145,13 @@ class Model(Trainer):
         self.optimizer = self.loss = None
         self.metrics = []
         self.weighted_metrics = []         # weighted by sample_weight / class_weight (compile's weighted_metrics)
-        self.weighted_metric_names = []    # their log names: "weighted_<name>" where <name> is taken
         if inputs is None and outputs is None:
             return
         for value, what in ((inputs, "inputs"), (outputs, "outputs")):
             if isinstance(value, (list, tuple)):
                 if len(value) != 1:
                     raise ValueError(
-                        f"nnscratch models have one input and one output (no merge layers yet); got {len(value)} {what}"
+                        f"nnscratch models have one input and one output; got {len(value)} {what}"
                     )
             elif not isinstance(value, SymbolicTensor):
                 raise TypeError(f"{what} must be a tensor from nnscratch.Input(...) or a layer call, got {value!r}")
@@ -144,7 +160,11 @@ class Model(Trainer):
         if not isinstance(inputs.layer, InputLayer):
             raise ValueError("inputs must come from nnscratch.Input(shape)")
         self.input_layer = inputs.layer
-        self.layers = _trace_chain(inputs, outputs)
+        layers, sources = graph_module.trace(inputs, outputs)
+        if graph_module.is_chain(layers, sources):
+            self.layers = _trace_chain(inputs, outputs)
+        else:
+            self.layers, self.graph = layers, graph_module.Graph(layers, sources)
         names = [layer.name for layer in self.all_layers()]
         if len(set(map(id, self.layers))) != len(self.layers):
             raise ValueError("a layer is used twice in this model; shared layers are not supported")
@@ -253,7 +273,12 @@ class Model(Trainer):
 
         ``fused`` means ``layers[index]`` is a BatchNormalization that also
         applies ``layers[index + 1]``, a ReLU, which has no step of its own.
+        A graph's plan is ``(index, False)`` for each layer: it runs them one
+        by one (:meth:`Graph.forward_steps <nnscratch.models.graph.Graph.forward_steps>`
+        fuses a ReLU into the batch norm before it on its own).
         """
+        if self.graph is not None:
+            return [(index, False) for index in range(len(self.layers))]
         steps, index = [], 0
         while index < len(self.layers):
             fused = (self.fuse_batchnorm_relu and index + 1 < len(self.layers)
@@ -275,7 +300,7 @@ class Model(Trainer):
         activation is ReLU; backward then calls ``layers[index].backward(grad,
         relu=True)`` and ``layers[index - 1].backward_from_preactivation``.
         """
-        if not self.fuse_relu_maxpool:
+        if not self.fuse_relu_maxpool or self.graph is not None:
             return set()
         plan = self.steps()
         return {index for (before, fused), (index, _) in zip(plan, plan[1:])
@@ -293,7 +318,7 @@ class Model(Trainer):
         softmax) and ``layers[index]`` a BatchNormalization step; ``relu`` says
         whether the ReLU after the batch norm is fused into it too.
         """
-        if not self.fuse_conv_batchnorm_inference:
+        if not self.fuse_conv_batchnorm_inference or self.graph is not None:
             return {}
         return {index: fused for index, fused in self.steps()
                 if index > 0 and isinstance(self.layers[index], BatchNormalization)
@@ -308,7 +333,7 @@ class Model(Trainer):
         A training forward then calls ``layers[index].forward_pooled`` and
         hands the pooled output and its argmax to ``layers[pool_index]``.
         """
-        if not self.fuse_batchnorm_maxpool:
+        if not self.fuse_batchnorm_maxpool or self.graph is not None:
             return {}
         plan = self.steps()
         return {index: after for (index, _), (after, _) in zip(plan, plan[1:])
@@ -325,7 +350,7 @@ class Model(Trainer):
         ``layers[index].forward_pooled`` and hands the pooled output and its
         argmax to ``layers[pool_index]``.
         """
-        if not self.fuse_conv_maxpool:
+        if not self.fuse_conv_maxpool or self.graph is not None:
             return {}
         return {index - 1: index for index in self.poolings_through_relu()
                 if isinstance(self.layers[index - 1], Conv2D)}
@@ -357,9 +382,13 @@ class Model(Trainer):
 
         ``index`` is the step's first layer. Steps that a fusion folded into
         the step before them yield nothing. ``forward`` keeps the last output;
-        the benchmark's per-layer breakdown times each step.
+        the benchmark's per-layer breakdown times each step. A graph yields
+        after every layer (:meth:`Graph.forward_steps <nnscratch.models.graph.Graph.forward_steps>`).
         """
         self.check_input(x)
+        if self.graph is not None:
+            yield from self.graph.forward_steps(self.layers, x, training, self.fuse_batchnorm_relu)
+            return
         plan = self._pass_plan if self._pass_plan is not None and not training else self.forward_plan(training)
         steps, folded, pooled = plan
         computed = set(pooled.values())  # poolings the step before computes
@@ -393,8 +422,12 @@ class Model(Trainer):
         ``input_gradient=False`` (training) backward stops at the lowest layer
         with trainable parameters: the layers below it (Flatten, Dropout, frozen
         layers, ...) need no gradient, and that layer skips dL/d(its input)
-        where it can. The return value is then None.
+        where it can. The return value is then None. A graph runs
+        :meth:`Graph.backward <nnscratch.models.graph.Graph.backward>` (the
+        gradients of a tensor read by several layers add up).
         """
+        if self.graph is not None:
+            return self.graph.backward(self.layers, grad_output, from_layer, input_gradient, self.fuse_batchnorm_relu)
         stop = len(self.layers) if from_layer is None else from_layer
         lowest = 0 if input_gradient else self._lowest_trainable_layer()
         if lowest is None:  # nothing to train: no gradient is needed at all
@@ -431,11 +464,16 @@ class Model(Trainer):
         """The model's output for ``x``, cast first to the float type (``floatx()``), as Keras casts its inputs.
 
         On a symbolic tensor (building a functional model) the model's layers
-        are applied one by one, shared with this model, as Keras nests a model.
+        are applied one by one, shared with this model, as Keras nests a model
+        (a graph's layers in its order, each on the tensors it reads).
         """
+        if isinstance(x, (list, tuple)) and any(isinstance(item, SymbolicTensor) for item in x):
+            raise TypeError(f"model {self.name!r} has one input: call it on one tensor, got a list of {len(x)}")
         if isinstance(x, SymbolicTensor):
             if not self.built:
                 raise ValueError(f"model {self.name!r} must be built before it is called on a tensor")
+            if self.graph is not None:
+                return self.graph(self.layers, x)
             for layer in self.layers:
                 x = layer(x)
             return x
@@ -474,7 +512,7 @@ class Model(Trainer):
         ``evaluate`` get sample or class weights; ``weighted_metrics`` are
         weighted means ``sum_i w_i m_i / sum_i w_i`` (plain means without
         weights), logged under their names, or ``"weighted_<name>"`` where
-        ``metrics`` already has that name, as Keras.
+        ``metrics`` already has that name, as Keras (the trainer's ``_log_names``).
         """
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
@@ -483,12 +521,6 @@ class Model(Trainer):
         metrics, weighted_metrics = _metric_list(metrics, "metrics"), _metric_list(weighted_metrics, "weighted_metrics")
         self.metrics = [metrics_module.get(m) for m in metrics]
         self.weighted_metrics = [metrics_module.get(m) for m in weighted_metrics]
-        taken = {"loss", *(m.name for m in self.metrics)}
-        self.weighted_metric_names = []
-        for metric in self.weighted_metrics:
-            name = metric.name if metric.name not in taken else f"weighted_{metric.name}"
-            self.weighted_metric_names.append(name)
-            taken.add(name)
         last = self.layers[-1] if self.layers else None
         for layer in self.layers:
             if isinstance(layer, ActivatedLayer):  # a sigmoid output keeps its logits for the fused loss
@@ -504,12 +536,19 @@ class Model(Trainer):
 
     # ------------------------------------------------------------- saving
     def get_config(self) -> dict:
-        return {
+        """The architecture; a graph's layers also name the layers they read (``inbound_layers``), and its input."""
+        config = {
             "class_name": type(self).__name__,
             "name": self.name,
             "input_shape": list(self.input_layer.input_shape) if self.input_layer else None,
             "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers],
         }
+        if self.graph is not None:
+            config["input_name"] = self.input_layer.name
+            for entry, sources in zip(config["layers"], self.graph.sources):
+                entry["inbound_layers"] = [self.input_layer.name if s == graph_module.INPUT else self.layers[s].name
+                                           for s in sources]
+        return config
 
     def save(self, filepath, include_optimizer=True) -> None:
         """Save architecture, weights, compile settings and optimizer state to one ``.npz`` file (no pickle)."""

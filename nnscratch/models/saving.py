@@ -144,6 +144,38 @@ def _layer_from_config(entry):
     return layers_module.get(entry["class_name"]).from_config(entry["config"])
 
 
+def _graph_from_config(spec, input_layer):
+    """Rebuild a model that branches or merges: each layer entry names the layers it reads (``inbound_layers``).
+
+    The entries come in the model's order, so each reads the input
+    (``spec["input_name"]``) or layers before it; the last is the output.
+    Anything else (an unknown or later name, a layer nobody reads) raises a
+    ValueError, which :func:`load_model` prefixes with the file's name.
+    """
+    from nnscratch.models.model import Model
+
+    tensors = {spec["input_name"]: input_layer}
+    for entry in spec["layers"]:
+        inbound = entry["inbound_layers"]
+        if not isinstance(inbound, list) or not inbound or not all(isinstance(name, str) for name in inbound):
+            raise ValueError(f"layer entry {entry['config'].get('name')!r} must name the layers it reads, "
+                             f"got inbound_layers={inbound!r}")
+        unknown = [name for name in inbound if name not in tensors]
+        if unknown:
+            raise ValueError(f"layer {entry['config'].get('name')!r} reads {unknown}, which come neither from the "
+                             "input nor from a layer before it")
+        layer = _layer_from_config(entry)
+        if not layer.takes_list and len(inbound) != 1:
+            raise ValueError(f"layer {layer.name!r} reads one tensor, but the description gives it {inbound}")
+        parents = [tensors[name] for name in inbound]
+        tensors[layer.name] = output = layer(parents if layer.takes_list else parents[0])
+    model = Model(inputs=input_layer, outputs=output, name=spec["name"])
+    if len(model.layers) != len(spec["layers"]):
+        raise ValueError(f"the description lists {len(spec['layers'])} layers but only {len(model.layers)} lead "
+                         "to the output")
+    return model
+
+
 def _saved_metric(entry, custom):
     """A metric as ``compile`` saved it: a name (looked up in ``custom_objects`` first) or a config dict."""
     return custom.get(entry, entry) if isinstance(entry, str) else metrics_module.get(entry)
@@ -164,16 +196,20 @@ def load_model(filepath, custom_objects=None, compile=True):
     config, weights, optimizer_arrays = _read(filepath, "model")
     spec = config["model"]
     try:
-        layers = [_layer_from_config(entry) for entry in spec["layers"]]
-        if spec["class_name"] == "Sequential":
+        if spec["class_name"] != "Sequential" and any("inbound_layers" in entry for entry in spec["layers"]):
+            try:
+                model = _graph_from_config(spec, Input(tuple(spec["input_shape"]), name=spec["input_name"]))
+            except ValueError as error:
+                raise ValueError(f"{os.fspath(filepath)!r}: the model description is invalid ({error})") from None
+        elif spec["class_name"] == "Sequential":
             model = Sequential(name=spec["name"])
             if spec["input_shape"] is not None:
                 model.add(Input(tuple(spec["input_shape"])))
-            for layer in layers:
+            for layer in [_layer_from_config(entry) for entry in spec["layers"]]:
                 model.add(layer)
         else:
             inputs = x = Input(tuple(spec["input_shape"]))
-            for layer in layers:
+            for layer in [_layer_from_config(entry) for entry in spec["layers"]]:
                 x = layer(x)
             model = Model(inputs=inputs, outputs=x, name=spec["name"])
     except (KeyError, TypeError) as error:

@@ -31,7 +31,8 @@ class Sequential(Model):
         ``Sequential([model, Softmax()])``: its layers join this stack one by
         one, *shared* with that model (training either trains both), and
         ``layers`` and ``summary()`` list them one by one (Keras shows the model
-        as one layer). See :meth:`_add_model`.
+        as one layer). See :meth:`_add_model`. A model that branches or
+        merges cannot be added (a ValueError): call it on a tensor instead.
         """
         if isinstance(layer, Model):
             self._add_model(layer)
@@ -63,6 +64,10 @@ class Sequential(Model):
         if not model.built:
             raise ValueError(f"model {model.name!r} must be built before it is added to another model: give it an "
                              "nnscratch.Input(shape) first, or call its build(input_shape)")
+        if model.graph is not None:
+            raise ValueError(f"model {model.name!r} branches or merges (its layers form a graph), so its layers cannot "
+                             "be stacked in a Sequential; use the functional API and call it on a tensor instead: "
+                             "outputs = Softmax()(model(inputs))")
         if not self.built and not self.layers:
             self.input_layer = InputLayer(model.input_layer.input_shape, name=f"{self.name}_input")
             self.built = True

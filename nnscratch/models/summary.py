@@ -16,19 +16,46 @@ def _bytes(count: int, itemsize: int = 4) -> str:
     return f"{size:.2f} GB"
 
 
+def _connections(model) -> list:
+    """For a graph model, each row's "Connected to" entries as Keras writes them (``conv2d[0][0]``); else None."""
+    graph = getattr(model, "graph", None)
+    if graph is None:
+        return None
+    names = [model.input_layer.name if s == -1 else model.layers[s].name for sources in graph.sources for s in sources]
+    rows, start = [["-"]], 0
+    for sources in graph.sources:
+        entries = [f"{name}[0][0]" for name in names[start:start + len(sources)]]
+        rows.append([entry + "," for entry in entries[:-1]] + entries[-1:])
+        start += len(sources)
+    return rows
+
+
 def format_summary(model) -> str:
     """Return the summary table: one row per layer, then Total / Trainable / Non-trainable.
 
     Non-trainable counts the buffers (batch-norm moving statistics) and the
-    parameters of frozen layers, exactly as Keras does.
+    parameters of frozen layers, exactly as Keras does. A model that branches
+    or merges gets a fourth column, "Connected to", as Keras prints it: the
+    layers each layer reads (``add[0][0]``), one per line.
     """
     labels = [f"{layer.name} ({type(layer).__name__})" for layer in model.all_layers()]
+    connections = _connections(model)
     columns = (max([34] + [len(label) + 2 for label in labels]), 24, 14)
+    if connections is not None:
+        columns += (max([14] + [len(entry) + 2 for row in connections for entry in row]),)
     rule = "-" * sum(columns)
-    lines = [f'Model: "{model.name}"', rule,
-             f"{'Layer (type)':<{columns[0]}}{'Output Shape':<{columns[1]}}{'Param #':>{columns[2]}}", "=" * sum(columns)]
-    for layer, label in zip(model.all_layers(), labels):
-        lines.append(f"{label:<{columns[0]}}{str(layer.output_shape):<{columns[1]}}{layer.count_params():>{columns[2]},}")
+    header = f"{'Layer (type)':<{columns[0]}}{'Output Shape':<{columns[1]}}{'Param #':>{columns[2]}}"
+    if connections is not None:
+        header += f"  {'Connected to':<{columns[3] - 2}}"
+    lines = [f'Model: "{model.name}"', rule, header.rstrip(), "=" * sum(columns)]
+    for row, (layer, label) in enumerate(zip(model.all_layers(), labels)):
+        line = f"{label:<{columns[0]}}{str(layer.output_shape):<{columns[1]}}{layer.count_params():>{columns[2]},}"
+        if connections is None:
+            lines.append(line)
+            continue
+        first, *more = connections[row]
+        lines.append(f"{line}  {first}")
+        lines += [f"{'':<{sum(columns[:3])}}  {entry}" for entry in more]
     total = model.count_params()
     trainable = sum(layer.count_trainable_params() for layer in model.layers)
     weights = model.get_weights()

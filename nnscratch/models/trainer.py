@@ -18,6 +18,12 @@ batch's loss is ``sum_i w_i l_i / N`` (``N`` the batch size, not the sum of
 the weights), so row ``i`` of the loss's gradient is scaled by ``w_i``. The
 ``metrics`` stay unweighted and the ``weighted_metrics`` are
 ``sum_i w_i m_i / sum_i w_i``, as in Keras.
+
+Metrics with state (``Precision``, ``Recall``, ``AUC``, ``F1Score``...: not
+means of per-sample values) keep their own counts: each batch goes to their
+``update_state`` (with the sample weights for ``weighted_metrics``), they are
+reset at the start of each epoch, evaluation and ``train_on_batch`` /
+``test_on_batch`` call, and the logs carry their ``result()``.
 """
 
 from contextlib import contextmanager
@@ -28,6 +34,7 @@ from tqdm.auto import tqdm
 from nnscratch import rng
 from nnscratch.callbacks import CallbackList
 from nnscratch.layers.activated import ActivatedLayer
+from nnscratch.metrics import Metric
 from nnscratch.models.data_adapter import (adapt, check_class_weight, check_features, check_sample_weight,
                                            class_weight_to_sample_weight, is_batch_source)
 
@@ -40,15 +47,20 @@ class _RunningMeans:
     The loss and the metrics are means over the samples (each batch weighs
     its size, so the loss is ``sum_i w_i l_i / samples``); the last
     ``weighted`` names, the weighted metrics, are ``sum_i w_i m_i / sum_i w_i``
-    (0 while the weights sum to 0, as Keras).
+    (0 while the weights sum to 0, as Keras). The metrics with state
+    (``stateful``: log name -> metric object) keep their own counts: the
+    tracker resets them when it is made and logs their ``result()``.
     """
 
-    def __init__(self, names, weighted=0):
+    def __init__(self, names, weighted=0, stateful=None):
         self.names = names
         self.plain = len(names) - weighted
         self.sums = dict.fromkeys(names, 0.0)
         self.count = 0
         self.weight = 0.0
+        self.stateful = stateful or {}
+        for metric in self.stateful.values():
+            metric.reset_state()
 
     def update(self, n, values, weight=None):
         """Add a batch of ``n`` samples: its sums of ``values``, and the sum of its sample weights (None: ``n``)."""
@@ -61,7 +73,34 @@ class _RunningMeans:
         means = {name: self.sums[name] / max(self.count, 1) for name in self.names[:self.plain]}
         for name in self.names[self.plain:]:
             means[name] = self.sums[name] / self.weight if self.weight else 0.0
+        for name, metric in self.stateful.items():
+            means[name] = metric.result()
         return means
+
+
+def _unique_names(metrics, weighted_metrics):
+    """The log names of ``metrics`` and ``weighted_metrics``, made unique as Keras 3's ``CompileMetrics.result``.
+
+    A repeated name gets ``_1``, ``_2``, ... (``["precision", Precision()]``
+    logs ``precision`` and ``precision_1``); a weighted metric whose name is
+    taken is ``weighted_<name>`` (then numbered the same way).
+    """
+    taken = {"loss": 1}
+    names = []
+
+    def numbered(name):
+        if name not in taken:
+            taken[name] = 1
+            return name
+        index = taken[name]
+        taken[name] += 1
+        return f"{name}_{index}"
+
+    for metric in metrics:
+        names.append(numbered(metric.name))
+    for metric in weighted_metrics:
+        names.append(numbered(metric.name if metric.name not in taken else f"weighted_{metric.name}"))
+    return names
 
 
 def _weight_sum(sample_weight):
@@ -143,10 +182,13 @@ class Trainer:
         the gradient of the batch mean, ``dl_i / N`` in row ``i``, scaled row by
         row by ``w_i`` (each sample's loss depends on its own row only).
         """
+        _, gradient_scale = self.loss.reduction_scale(y_pred.shape, sample_weight)   # Keras's reduction
         if self._fused_output():
             last = self.layers[-1]
             losses, grad_logits = self.loss.fused(y, last.logits)
             if backward:
+                if gradient_scale != 1:
+                    grad_logits = grad_logits * gradient_scale
                 if sample_weight is not None:
                     grad_logits = _scale_rows(grad_logits, sample_weight)
                 lowest = self._lowest_trainable_layer()
@@ -156,6 +198,8 @@ class Trainer:
             return losses
         if backward:
             grad = self.loss.gradient(y, y_pred).astype(y_pred.dtype, copy=False)
+            if gradient_scale != 1:
+                grad = grad * gradient_scale
             if sample_weight is not None:
                 grad = _scale_rows(grad, sample_weight)
             self.backward(grad, input_gradient=False)
@@ -175,6 +219,8 @@ class Trainer:
         y_pred = self.forward(x, training=training)
         losses = self._loss_and_backward(y, y_pred, backward=training, sample_weight=sample_weight)
         total = float(np.sum(losses if sample_weight is None else losses * sample_weight))
+        loss_scale, _ = self.loss.reduction_scale(y_pred.shape, sample_weight)     # Keras's reduction
+        total *= loss_scale
         regularized = self.regularized_layers()
         if regularized:
             total += len(x) * sum(layer.regularization_loss() for layer in regularized)
@@ -183,18 +229,36 @@ class Trainer:
                     layer.add_regularization_gradients()
         if training:
             self.optimizer.apply_gradients(self.parameters())
-        sums = [total] + [float(np.sum(m(y, y_pred))) for m in self.metrics]
+        sums = [total]
+        for metric in self.metrics:
+            if isinstance(metric, Metric):
+                sums.append(float(np.sum(metric(y, y_pred))))
+            else:                                   # a metric with state counts the batch itself
+                metric.update_state(y, y_pred)
+                sums.append(0.0)
         for metric in self.weighted_metrics:
-            values = metric(y, y_pred)
-            sums.append(float(np.sum(values if sample_weight is None else values * sample_weight)))
+            if isinstance(metric, Metric):
+                values = metric(y, y_pred)
+                sums.append(float(np.sum(values if sample_weight is None else values * sample_weight)))
+            else:
+                metric.update_state(y, y_pred, sample_weight)
+                sums.append(0.0)
         return sums
 
     def _log_names(self):
-        return ["loss"] + [m.name for m in self.metrics] + list(self.weighted_metric_names)
+        return ["loss"] + _unique_names(self.metrics, self.weighted_metrics)
 
     def _tracker(self):
-        """Running means for the logs of :meth:`_log_names` (the weighted metrics weighted)."""
-        return _RunningMeans(self._log_names(), weighted=len(self.weighted_metrics))
+        """Running means for the logs of :meth:`_log_names` (the weighted metrics weighted).
+
+        The metrics with state are reset here: at each epoch's start, each
+        evaluation or validation, and each ``train_on_batch``/``test_on_batch``
+        call (as Keras 3, which has no ``reset_metrics=False``).
+        """
+        names = self._log_names()
+        stateful = {name: metric for name, metric in zip(names[1:], [*self.metrics, *self.weighted_metrics])
+                    if not isinstance(metric, Metric)}
+        return _RunningMeans(names, weighted=len(self.weighted_metrics), stateful=stateful)
 
     def _sample_weights(self, sample_weight, class_weight, y, samples, name="sample_weight"):
         """The checked weights of ``samples`` samples with targets ``y``: from ``sample_weight`` or
@@ -489,16 +553,17 @@ class Trainer:
         self._require_compiled()
         x, y = self._prepare_xy(x, y)
         weights = self._sample_weights(sample_weight, self._check_class_weight(class_weight), y, len(x))
-        return self._batch_logs(self._step(x, y, True, weights), len(x), weights, return_dict)
+        tracker = self._tracker()          # made (and the metrics with state reset) before the step updates them
+        return self._batch_logs(tracker, self._step(x, y, True, weights), len(x), weights, return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """Loss (and metrics) on one batch, without training; ``sample_weight`` as in :meth:`evaluate`."""
         self._require_compiled()
         x, y = self._prepare_xy(x, y)
         weights = self._sample_weights(sample_weight, None, y, len(x))
-        return self._batch_logs(self._step(x, y, False, weights), len(x), weights, return_dict)
-
-    def _batch_logs(self, sums, samples, weights, return_dict):
         tracker = self._tracker()
+        return self._batch_logs(tracker, self._step(x, y, False, weights), len(x), weights, return_dict)
+
+    def _batch_logs(self, tracker, sums, samples, weights, return_dict):
         tracker.update(samples, sums, _weight_sum(weights))
         return self._format(tracker.result(), return_dict)

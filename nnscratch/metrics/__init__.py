@@ -1,0 +1,140 @@
+"""Metrics for fit and evaluate, as ``keras.metrics``.
+
+Two kinds (:mod:`nnscratch.metrics.base`):
+
+* **per-sample metrics** (:class:`Metric`): the accuracies, ``"mse"``,
+  ``"mae"`` and plain functions ``fn(y_true, y_pred)`` give one value per
+  sample; the training loop keeps a running mean weighted by batch size, as
+  Keras does (:mod:`nnscratch.metrics.accuracy`);
+* **metrics with state** (:class:`StatefulMetric`): :class:`Precision`,
+  :class:`Recall`, :class:`AUC`, :class:`F1Score`, the confusion counts...
+  sum counts over the batches (``update_state``) and compute their value
+  from the sums (``result``); ``fit`` resets them each epoch and each
+  validation (:mod:`~nnscratch.metrics.confusion`, :mod:`~nnscratch.metrics.auc`,
+  :mod:`~nnscratch.metrics.fscore`).
+
+``compile(metrics=[...])`` takes names (``"accuracy"``, ``"precision"``,
+``"auc"``, ...), metric objects and functions; :func:`get` resolves them and
+:func:`serialize` is what ``model.save`` keeps.
+"""
+
+from nnscratch.metrics.accuracy import (Accuracy, BinaryAccuracy, CategoricalAccuracy, MeanAbsoluteError,
+                                        MeanSquaredError, SparseCategoricalAccuracy, SparseTopKCategoricalAccuracy,
+                                        TopKCategoricalAccuracy, accuracy, binary_accuracy, categorical_accuracy,
+                                        mean_absolute_error, mean_squared_error, sparse_categorical_accuracy,
+                                        sparse_top_k_categorical_accuracy, top_k_categorical_accuracy)
+from nnscratch.metrics.auc import AUC
+from nnscratch.metrics.base import Metric, StatefulMetric, function_metric, snake_case
+from nnscratch.metrics.confusion import (FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
+                                         TruePositives)
+from nnscratch.metrics.fscore import F1Score, FBetaScore
+from nnscratch.metrics.loss_metrics import NAMES as _LOSS_METRIC_NAMES
+from nnscratch.metrics.loss_metrics import (CategoricalHinge, CosineSimilarity, Hinge, KLDivergence, LogCoshError,
+                                            MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson,
+                                            SquaredHinge)
+
+__all__ = ["Metric", "StatefulMetric", "get", "serialize", "deserialize", "function_metric", "accuracy",
+           "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
+           "sparse_top_k_categorical_accuracy", "mean_absolute_error", "mean_squared_error", "Accuracy",
+           "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
+           "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "TruePositives",
+           "FalsePositives", "TrueNegatives", "FalseNegatives", "Precision", "Recall", "AUC", "FBetaScore",
+           "F1Score", "KLDivergence", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Poisson",
+           "Hinge", "SquaredHinge", "CategoricalHinge", "CosineSimilarity", "LogCoshError"]
+
+# names of per-sample functions (a Metric keeps the function: metrics.get("mse").fn is mean_squared_error)
+_BY_NAME = {
+    "accuracy": accuracy,
+    "acc": accuracy,
+    "categorical_accuracy": categorical_accuracy,
+    "sparse_categorical_accuracy": sparse_categorical_accuracy,
+    "binary_accuracy": binary_accuracy,
+    "top_k_categorical_accuracy": top_k_categorical_accuracy,
+    "sparse_top_k_categorical_accuracy": sparse_top_k_categorical_accuracy,
+    "mean_absolute_error": mean_absolute_error,
+    "mae": mean_absolute_error,
+    "mean_squared_error": mean_squared_error,
+    "mse": mean_squared_error,
+}
+
+# names of metric classes (Keras's keras.metrics.get strings: the snake-case class names); each name makes an object
+_STATEFUL = {snake_case(cls.__name__): cls for cls in (TruePositives, FalsePositives, TrueNegatives, FalseNegatives,
+                                                        Precision, Recall, F1Score)}
+_STATEFUL.update(auc=AUC, f_beta_score=FBetaScore)
+# the losses Keras also takes as metrics: "mape", "msle", "kl_divergence", ... (per-sample means; loss_metrics);
+# objects, so that each keeps its direction (cosine similarity goes up)
+_STATEFUL.update(_LOSS_METRIC_NAMES)
+
+# classes by name, for the configs that serialize writes
+_CLASSES = {cls.__name__: cls for cls in (Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+                                          TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError,
+                                          MeanAbsoluteError, TruePositives, FalsePositives, TrueNegatives,
+                                          FalseNegatives, Precision, Recall, AUC, FBetaScore, F1Score, KLDivergence,
+                                          MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson, Hinge,
+                                          SquaredHinge, CategoricalHinge, CosineSimilarity, LogCoshError)}
+
+
+def deserialize(config: dict) -> StatefulMetric:
+    """A metric from ``{"class_name": ..., "config": {...}}`` as :func:`serialize` writes it."""
+    if not isinstance(config, dict) or set(config) - {"class_name", "config"} or "class_name" not in config:
+        raise ValueError(f"a metric config must be {{'class_name': ..., 'config': {{...}}}}, got {config!r}")
+    cls = _CLASSES.get(config["class_name"])
+    if cls is None:
+        raise ValueError(f"unknown metric class {config['class_name']!r}; expected one of {sorted(_CLASSES)}")
+    try:
+        return cls.from_config(dict(config.get("config") or {}))
+    except TypeError as error:
+        raise ValueError(f"invalid config for metric {config['class_name']!r}: {error}") from None
+
+
+def get(identifier) -> StatefulMetric:
+    """Resolve a metric name (any case), a config dict, a function or a metric object.
+
+    A name gives a metric that keeps the name as given, as in Keras: so
+    ``metrics=["acc"]`` logs ``"acc"`` and ``"val_acc"``, ``["accuracy"]``
+    logs ``"accuracy"``. ``"accuracy"``/``"acc"`` choose their kind from the
+    shapes of targets and predictions (:func:`accuracy`). Class names as
+    Keras spells them are accepted too (``"MeanSquaredError"``,
+    ``"BinaryAccuracy"``, ``"Precision"``). The names of metrics with state
+    are Keras's: ``"precision"``, ``"recall"``, ``"auc"``, ``"f1_score"``,
+    ``"f_beta_score"``, ``"true_positives"``, ``"false_positives"``,
+    ``"true_negatives"``, ``"false_negatives"`` (each a new object with its
+    default arguments). A dict ``{"class_name": "Precision", "config":
+    {"thresholds": 0.3}}`` (what :func:`serialize` writes) makes that metric.
+    A plain function ``fn(y_true, y_pred)`` is wrapped by
+    :func:`function_metric` and logged under its snake-case name.
+    """
+    if isinstance(identifier, StatefulMetric):
+        return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, type) and issubclass(identifier, StatefulMetric):
+        raise TypeError(f"pass a metric object, {identifier.__name__}(), not the class")
+    if callable(identifier) and not isinstance(identifier, str):
+        return function_metric(identifier)
+    if not isinstance(identifier, str):
+        raise TypeError(f"a metric must be a name, a function fn(y_true, y_pred) or a Metric, "
+                        f"got {type(identifier).__name__}")
+    for key in (identifier.lower(), snake_case(identifier)):
+        if key in _BY_NAME:
+            return Metric(identifier, _BY_NAME[key])
+        if key in _STATEFUL:
+            return _STATEFUL[key](name=identifier)
+    raise ValueError(f"unknown metric {identifier!r}; expected one of {sorted({*_BY_NAME, *_STATEFUL})} or a "
+                     "function fn(y_true, y_pred)")
+
+
+def serialize(metric: StatefulMetric):
+    """What ``compile`` saves for ``metric``: its name, or ``{"class_name", "config"}`` for a metric class.
+
+    A metric made from a name or a function is saved as its name
+    (``load_model`` resolves it with :func:`get`, a function through
+    ``custom_objects``); an object of one of the classes here (``Precision(thresholds=0.3)``,
+    ``BinaryAccuracy(threshold=0.7)``) as its class and config, which :func:`get`
+    turns back into the same metric.
+    """
+    if type(metric) is Metric:
+        return metric.name
+    if type(metric).__name__ in _CLASSES and _CLASSES[type(metric).__name__] is type(metric):
+        return {"class_name": type(metric).__name__, "config": metric.get_config()}
+    return metric.name

@@ -1,0 +1,234 @@
+r"""Functional models that branch and merge: tracing the graph, and forward / backward node by node.
+
+A functional model's layers form a directed acyclic graph: a tensor may be
+read by several layers (a *fan-out*: the input of a residual block goes
+into its convolutions and around them), and merge layers (``Add``,
+``Concatenate``, ...) read several tensors. :func:`trace` follows the
+outputs back to the inputs; a graph in which every layer reads one tensor
+is a chain and :class:`~nnscratch.Model` runs it as before (all fusions).
+Otherwise the model keeps a :class:`Graph`, which runs the layers one by
+one in :func:`trace`'s order, *without the chain's fusions* but one: a
+BatchNormalization whose output only a ReLU reads applies that ReLU itself
+(``bn.forward(x, training, relu=True)``, as in a chain), unless
+``model.fuse_batchnorm_relu`` is False.
+
+Backward through a fan-out: if a tensor :math:`h` is read by layers
+:math:`c_1, \dots, c_m`, the loss depends on :math:`h` through each of them,
+so by the chain rule
+
+.. math:: \frac{\partial L}{\partial h} = \sum_{j=1}^{m} \frac{\partial L}{\partial h}\Big|_{\text{through } c_j},
+
+the *sum* of the gradients their backward passes return. Backward runs the
+layers in reverse order, so every reader of a tensor has run before the
+layer that made it, and the sum is complete when that layer needs it.
+"""
+
+from nnscratch.layers.activation import Activation
+from nnscratch.layers.batch_normalization import BatchNormalization
+
+__all__ = ["INPUT", "Graph", "trace", "is_chain"]
+
+#: The index that stands for the model's input in :attr:`Graph.sources`.
+INPUT = -1
+
+
+def trace(inputs, outputs):
+    """``(layers, sources)`` of the graph from the tensor ``inputs`` to the tensor ``outputs``.
+
+    ``layers`` are the computing layers in Keras's order: by *depth*, the
+    longest path from a layer to the output (deepest first), and among
+    layers of one depth in the order a depth-first walk from the output
+    (through each layer's inputs in order) first meets them. This is what
+    Keras 3's ``Functional`` lists (``keras.src.ops.function.map_graph``),
+    so ``model.layers`` and the weights come in the same order. The output
+    layer is last. ``sources[i]`` is the tuple of the indices of the layers
+    whose outputs ``layers[i]`` reads, :data:`INPUT` for the model's input.
+
+    Raises a ValueError if the outputs were not computed from ``inputs``
+    (another ``Input`` is reached) or if a layer object is used at two places
+    (shared layers are not supported).
+    """
+    order, depth, visited = [], {}, {}   # order: tensors in first-visit (pre-order) order
+    finished = []                        # tensors after their parents (post-order): a topological order
+    stack = [(outputs, False)]
+    while stack:
+        tensor, done = stack.pop()
+        if done:
+            finished.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited[id(tensor)] = len(order)
+        order.append(tensor)
+        if tensor is inputs:
+            finished.append(tensor)
+            continue
+        if not tensor.parents:
+            raise ValueError(f"the outputs were not computed from the given inputs: they also read the input "
+                             f"{tensor.layer.name!r} (nnscratch models have one input), or no path connects them")
+        stack.append((tensor, True))
+        stack.extend((parent, False) for parent in reversed(tensor.parents))
+    # depth: longest path to the output, over the readers (which come later in `finished`)
+    depth[id(outputs)] = 0
+    for tensor in reversed(finished):
+        here = depth.setdefault(id(tensor), 0)
+        if tensor is inputs:
+            continue
+        for parent in tensor.parents:
+            depth[id(parent)] = max(depth.get(id(parent), 0), here + 1)
+    computed = [tensor for tensor in order if tensor is not inputs]
+    computed.sort(key=lambda tensor: (-depth[id(tensor)], visited[id(tensor)]))
+    layers = [tensor.layer for tensor in computed]
+    if len(set(map(id, layers))) != len(layers):
+        raise ValueError("a layer is used twice in this model; shared layers are not supported")
+    index = {id(tensor): i for i, tensor in enumerate(computed)}
+    index[id(inputs)] = INPUT
+    sources = [tuple(index[id(parent)] for parent in tensor.parents) for tensor in computed]
+    return layers, sources
+
+
+def is_chain(layers, sources) -> bool:
+    """Whether every layer reads one tensor, the previous layer's output (then the model runs as a chain)."""
+    return all(not layer.takes_list and len(source) == 1 and source[0] == i - 1
+               for i, (layer, source) in enumerate(zip(layers, sources)))
+
+
+class Graph:
+    """How a branching model runs its layers: what each reads, and when a tensor is no longer needed.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        In a topological order (:func:`trace`'s), the output layer last.
+    sources : list of tuple of int
+        ``sources[i]``: the indices of the layers whose outputs ``layers[i]``
+        reads (:data:`INPUT`: the model's input), in the order of its inputs.
+
+    ``last_reader[t]`` is the index of the last layer that reads tensor
+    ``t``; forward drops each tensor once that layer ran (the layers cache
+    themselves what their backward needs), so inference holds only the
+    tensors still to be read.
+    """
+
+    def __init__(self, layers, sources):
+        if len(sources) != len(layers):
+            raise ValueError(f"a graph needs one source list per layer, got {len(sources)} for {len(layers)} layers")
+        self.sources = [tuple(source) for source in sources]
+        self.last_reader = {}
+        for i, (layer, source) in enumerate(zip(layers, self.sources)):
+            if not source or any(not INPUT <= s < i for s in source):
+                raise ValueError(f"layer {layer.name!r} (number {i}) must read the input or earlier layers, "
+                                 f"got sources {source}")
+            if not layer.takes_list and len(source) != 1:
+                raise ValueError(f"layer {layer.name!r} reads one tensor, got {len(source)} sources")
+            for s in source:
+                self.last_reader[s] = i
+        unread = [layers[i].name for i in range(len(layers) - 1) if i not in self.last_reader]
+        if INPUT not in self.last_reader or unread:
+            raise ValueError(f"every layer but the last must be read by a later one, and the input too; "
+                             f"unread: {unread or ['the input']}")
+
+    def __call__(self, layers, x):
+        """Apply the layers to the symbolic tensor ``x`` (a model called on a tensor); return the output tensor."""
+        values = {INPUT: x}
+        for i, layer in enumerate(layers):
+            inputs = [values[s] for s in self.sources[i]]
+            values[i] = layer(inputs if layer.takes_list else inputs[0])
+        return values[len(layers) - 1]
+
+    def batchnorm_relus(self, layers) -> dict:
+        """``{relu_index: bn_index}``: each ReLU (``ReLU()``, ``Activation("relu")``) that alone reads a batch norm.
+
+        Such a batch norm runs ``forward(x, training, relu=True)`` and its
+        backward goes through the ReLU too; the ReLU's step passes the
+        output on and its backward passes the gradient on, as in a chain.
+        """
+        readers = {}
+        for source in self.sources:
+            for s in source:
+                readers[s] = readers.get(s, 0) + 1
+        return {i: source[0] for i, (layer, source) in enumerate(zip(layers, self.sources))
+                if isinstance(layer, Activation) and layer.activation == "relu" and source[0] != INPUT
+                and isinstance(layers[source[0]], BatchNormalization) and readers[source[0]] == 1}
+
+    def forward_steps(self, layers, x, training=False, fuse_batchnorm_relu=True):
+        """Run the layers in order on the batch ``x``, yielding ``(index, output)`` after each.
+
+        Each layer gets the outputs it reads (a list for merge layers); a
+        tensor is dropped as soon as its last reader ran. A ReLU fused into
+        the batch norm before it (:meth:`batchnorm_relus`) yields that
+        batch norm's output, which already went through the ReLU.
+        """
+        fused = self.batchnorm_relus(layers) if fuse_batchnorm_relu else {}
+        applies_relu = set(fused.values())
+        values = {INPUT: x}
+        for i, layer in enumerate(layers):
+            source = self.sources[i]
+            if i in fused:
+                values[i] = y = values.pop(source[0])
+                yield i, y
+                continue
+            inputs = [values[s] for s in source]
+            if i in applies_relu:
+                y = layer.forward(inputs[0], training=training, relu=True)
+            else:
+                y = layer.forward(inputs if layer.takes_list else inputs[0], training=training)
+            del inputs  # (this frame must not keep them alive either)
+            for s in set(source):
+                if self.last_reader[s] == i:
+                    del values[s]
+            values[i] = y
+            yield i, y
+
+    def trainable_below(self, layers) -> list:
+        """``below[i]``: whether some layer that ``layers[i]`` depends on (an ancestor) has a trainable parameter."""
+        trainable = [any(p.trainable for p in layer.params.values()) for layer in layers]
+        below = []
+        for source in self.sources:
+            below.append(any(s != INPUT and (trainable[s] or below[s]) for s in source))
+        return below
+
+    def backward(self, layers, grad_output, from_layer=None, input_gradient=True, fuse_batchnorm_relu=True):
+        """Run backward through the layers in reverse order; return dL/d(input) (None when not asked).
+
+        The gradient of a tensor read by several layers is the sum of what
+        their backward passes return (module docstring); a merge layer's
+        backward returns one gradient per input. ``from_layer=len(layers) -
+        1`` means ``grad_output`` is already dL/d(input of the output layer)
+        (the trainer's fused softmax/sigmoid loss). With
+        ``input_gradient=False`` (training) a layer runs only if it or an
+        ancestor has trainable parameters, and a layer none of whose ancestors
+        is trainable skips dL/d(its input) (``skip_input_gradient``). A ReLU
+        fused into its batch norm (``fuse_batchnorm_relu``, as in the forward
+        that ran) passes its gradient on: the batch norm's backward takes it.
+        """
+        count = len(layers)
+        fused = self.batchnorm_relus(layers) if fuse_batchnorm_relu else {}
+        if from_layer == count - 1 and from_layer in fused:
+            raise ValueError(f"backward cannot start between {layers[fused[from_layer]].name!r} and the ReLU fused "
+                             "into it; set model.fuse_batchnorm_relu = False")
+        if from_layer is None or from_layer == count:
+            grads, stop = {count - 1: grad_output}, count
+        elif from_layer == count - 1 and not layers[from_layer].takes_list:
+            grads, stop = {self.sources[from_layer][0]: grad_output}, from_layer
+        else:
+            raise ValueError(f"a branching model's backward starts at its output (from_layer=None) or at its output "
+                             f"layer's input (from_layer={count - 1}); got from_layer={from_layer!r}")
+        below = self.trainable_below(layers)
+        if not input_gradient and not any(any(p.trainable for p in layer.params.values()) for layer in layers):
+            return None  # nothing to train: no gradient is needed at all
+        for i in reversed(range(stop)):
+            layer = layers[i]
+            grad = grads.pop(i, None)
+            if not input_gradient and not below[i] and not any(p.trainable for p in layer.params.values()):
+                continue  # neither it nor anything below it trains
+            if i in fused:  # the batch norm's backward goes through this ReLU
+                grads[fused[i]] = grad
+                continue
+            layer.skip_input_gradient = not input_gradient and not below[i]
+            result = layer.backward(grad)
+            if layer.skip_input_gradient:
+                continue
+            for s, g in zip(self.sources[i], result if layer.takes_list else [result]):
+                grads[s] = g if s not in grads else grads[s] + g  # a fan-out: the readers' gradients add up
+        return grads.pop(INPUT) if input_gradient else None
