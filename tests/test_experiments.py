@@ -366,7 +366,8 @@ def test_unavailable_data_name_every_folder_resolved(tmp_path, monkeypatch):
 
 
 def test_first_run_notice_when_numbas_kernel_cache_is_empty(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(common, "kernel_cache_folder", lambda: tmp_path)
+    # patched where it lives: first_run_notice looks it up in study.seeding (common only re-exports it)
+    monkeypatch.setattr("study.seeding.kernel_cache_folder", lambda: tmp_path)
     assert common.first_run_notice() is True
     assert "first run: Numba compiles nnscratch's kernels once" in capsys.readouterr().err
     (tmp_path / "fast._relu-10.py311.nbi").write_bytes(b"")
