@@ -259,7 +259,7 @@ def test_names_and_configs_resolve_as_keras():
     (lambda: metrics.Precision(thresholds=1.5), r"in \[0, 1\]"),
     (lambda: metrics.Recall(top_k=0), "top_k"),
     (lambda: metrics.AUC(num_thresholds=1), "num_thresholds"),
-    (lambda: metrics.AUC(curve="PRGAIN"), "curve"),
+    (lambda: metrics.AUC(curve="ROCX"), "curve"),
     (lambda: metrics.AUC(summation_method="trapezoid"), "summation_method"),
     (lambda: metrics.AUC(num_labels=3), "multi_label"),
     (lambda: metrics.F1Score(average="binary"), "average"),

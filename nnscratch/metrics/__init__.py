@@ -11,7 +11,12 @@ Two kinds (:mod:`nnscratch.metrics.base`):
   sum counts over the batches (``update_state``) and compute their value
   from the sums (``result``); ``fit`` resets them each epoch and each
   validation (:mod:`~nnscratch.metrics.confusion`, :mod:`~nnscratch.metrics.auc`,
-  :mod:`~nnscratch.metrics.fscore`).
+  :mod:`~nnscratch.metrics.fscore`), :class:`RootMeanSquaredError`,
+  :class:`R2Score` (:mod:`~nnscratch.metrics.regression`), the IoU metrics
+  (:mod:`~nnscratch.metrics.iou`), :class:`SensitivityAtSpecificity` and
+  kin (:mod:`~nnscratch.metrics.constrained`);
+* :class:`Mean` and :class:`Sum` of values, for use on their own, and
+  :class:`MeanMetricWrapper` of a function (:mod:`~nnscratch.metrics.reduction`).
 
 ``compile(metrics=[...])`` takes names (``"accuracy"``, ``"precision"``,
 ``"auc"``, ...), metric objects and functions; :func:`get` resolves them and
@@ -27,11 +32,20 @@ from nnscratch.metrics.auc import AUC
 from nnscratch.metrics.base import Metric, StatefulMetric, function_metric, snake_case
 from nnscratch.metrics.confusion import (FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
                                          TruePositives)
+from nnscratch.metrics.constrained import (PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
+                                           SpecificityAtSensitivity)
 from nnscratch.metrics.fscore import F1Score, FBetaScore
 from nnscratch.metrics.loss_metrics import NAMES as _LOSS_METRIC_NAMES
-from nnscratch.metrics.loss_metrics import (CategoricalHinge, CosineSimilarity, Hinge, KLDivergence, LogCoshError,
+from nnscratch.metrics.iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
+from nnscratch.metrics.loss_metrics import (BinaryCrossentropy, CategoricalCrossentropy, CategoricalHinge,
+                                            CosineSimilarity, Hinge, KLDivergence, LogCoshError,
                                             MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson,
-                                            SquaredHinge)
+                                            SparseCategoricalCrossentropy, SquaredHinge, categorical_hinge,
+                                            cosine_similarity, hinge, kl_divergence, log_cosh_error,
+                                            mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson,
+                                            squared_hinge)
+from nnscratch.metrics.reduction import Mean, MeanMetricWrapper, Sum
+from nnscratch.metrics.regression import R2Score, RootMeanSquaredError
 
 __all__ = ["Metric", "StatefulMetric", "get", "serialize", "deserialize", "function_metric", "accuracy",
            "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
@@ -40,7 +54,11 @@ __all__ = ["Metric", "StatefulMetric", "get", "serialize", "deserialize", "funct
            "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "TruePositives",
            "FalsePositives", "TrueNegatives", "FalseNegatives", "Precision", "Recall", "AUC", "FBetaScore",
            "F1Score", "KLDivergence", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Poisson",
-           "Hinge", "SquaredHinge", "CategoricalHinge", "CosineSimilarity", "LogCoshError"]
+           "Hinge", "SquaredHinge", "CategoricalHinge", "CosineSimilarity", "LogCoshError", "Mean", "Sum",
+           "MeanMetricWrapper", "RootMeanSquaredError", "R2Score", "IoU", "MeanIoU", "BinaryIoU", "OneHotIoU",
+           "OneHotMeanIoU", "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+           "SensitivityAtSpecificity", "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision",
+           "function_config", "function_from_config"]
 
 # names of per-sample functions (a Metric keeps the function: metrics.get("mse").fn is mean_squared_error)
 _BY_NAME = {
@@ -60,10 +78,19 @@ _BY_NAME = {
 # names of metric classes (Keras's keras.metrics.get strings: the snake-case class names); each name makes an object
 _STATEFUL = {snake_case(cls.__name__): cls for cls in (TruePositives, FalsePositives, TrueNegatives, FalseNegatives,
                                                         Precision, Recall, F1Score)}
-_STATEFUL.update(auc=AUC, f_beta_score=FBetaScore)
+_STATEFUL.update(auc=AUC, f_beta_score=FBetaScore, root_mean_squared_error=RootMeanSquaredError, r2_score=R2Score,
+                 binary_io_u=BinaryIoU)
 # the losses Keras also takes as metrics: "mape", "msle", "kl_divergence", ... (per-sample means; loss_metrics);
 # objects, so that each keeps its direction (cosine similarity goes up)
 _STATEFUL.update(_LOSS_METRIC_NAMES)
+# names Keras resolves to classes that need arguments (a clear error here, a missing-argument TypeError in Keras)
+_NEED_ARGUMENTS = {snake_case(cls.__name__): (cls, argument) for cls, argument in (
+    (IoU, "num_classes=..., target_class_ids=[...]"), (MeanIoU, "num_classes=..."),
+    (OneHotIoU, "num_classes=..., target_class_ids=[...]"), (OneHotMeanIoU, "num_classes=..."),
+    (SensitivityAtSpecificity, "specificity=..."), (SpecificityAtSensitivity, "sensitivity=..."),
+    (PrecisionAtRecall, "recall=..."), (RecallAtPrecision, "precision=..."), (MeanMetricWrapper, "fn"))}
+# Mean and Sum take values, not (y_true, y_pred): on their own only
+_VALUES_ONLY = (Mean, Sum)
 
 # classes by name, for the configs that serialize writes
 _CLASSES = {cls.__name__: cls for cls in (Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
@@ -71,7 +98,40 @@ _CLASSES = {cls.__name__: cls for cls in (Accuracy, BinaryAccuracy, CategoricalA
                                           MeanAbsoluteError, TruePositives, FalsePositives, TrueNegatives,
                                           FalseNegatives, Precision, Recall, AUC, FBetaScore, F1Score, KLDivergence,
                                           MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson, Hinge,
-                                          SquaredHinge, CategoricalHinge, CosineSimilarity, LogCoshError)}
+                                          SquaredHinge, CategoricalHinge, CosineSimilarity, LogCoshError, Mean,
+                                          Sum, MeanMetricWrapper, RootMeanSquaredError, R2Score, IoU, MeanIoU,
+                                          BinaryIoU, OneHotIoU, OneHotMeanIoU, BinaryCrossentropy,
+                                          CategoricalCrossentropy, SparseCategoricalCrossentropy,
+                                          SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
+                                          RecallAtPrecision)}
+
+# the metric functions MeanMetricWrapper's config names (beside nnscratch.losses objects, kept as loss configs)
+_FUNCTIONS = {fn.__name__: fn for fn in (accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
+                                         top_k_categorical_accuracy, sparse_top_k_categorical_accuracy,
+                                         mean_absolute_error, mean_squared_error, kl_divergence,
+                                         mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson,
+                                         hinge, squared_hinge, categorical_hinge, cosine_similarity, log_cosh_error)}
+
+
+def function_config(fn):
+    """``fn`` as a :class:`MeanMetricWrapper` config keeps it: a metric function's name, a loss's config, or None."""
+    from nnscratch import losses
+
+    if isinstance(fn, losses.Loss):
+        return losses.serialize(fn)
+    name = getattr(fn, "__name__", None)
+    return name if _FUNCTIONS.get(name) is fn else None
+
+
+def function_from_config(config):
+    """The function :func:`function_config` described: a name of :mod:`nnscratch.metrics` or a loss config."""
+    from nnscratch import losses
+
+    if isinstance(config, str) and config in _FUNCTIONS:
+        return _FUNCTIONS[config]
+    if isinstance(config, dict):
+        return losses.get(config)
+    raise ValueError(f"unknown MeanMetricWrapper fn {config!r}; expected one of {sorted(_FUNCTIONS)} or a loss config")
 
 
 def deserialize(config: dict) -> StatefulMetric:
@@ -98,12 +158,23 @@ def get(identifier) -> StatefulMetric:
     ``"BinaryAccuracy"``, ``"Precision"``). The names of metrics with state
     are Keras's: ``"precision"``, ``"recall"``, ``"auc"``, ``"f1_score"``,
     ``"f_beta_score"``, ``"true_positives"``, ``"false_positives"``,
-    ``"true_negatives"``, ``"false_negatives"`` (each a new object with its
-    default arguments). A dict ``{"class_name": "Precision", "config":
-    {"thresholds": 0.3}}`` (what :func:`serialize` writes) makes that metric.
+    ``"true_negatives"``, ``"false_negatives"``, ``"root_mean_squared_error"``,
+    ``"r2_score"``, ``"binary_io_u"``, ``"binary_crossentropy"``/``"bce"``,
+    ``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"``
+    (each a new object with its default arguments). Names of classes that
+    need arguments (``"mean_io_u"``, ``"sensitivity_at_specificity"``, ...) get
+    a ValueError saying so; :class:`Mean` and :class:`Sum` (objects or names)
+    a TypeError: they take values, not ``(y_true, y_pred)``. A dict
+    ``{"class_name": "Precision", "config": {"thresholds": 0.3}}`` (what
+    :func:`serialize` writes) makes that metric.
     A plain function ``fn(y_true, y_pred)`` is wrapped by
     :func:`function_metric` and logged under its snake-case name.
     """
+    if isinstance(identifier, _VALUES_ONLY) or isinstance(identifier, dict) \
+            and identifier.get("class_name") in ("Mean", "Sum"):
+        raise TypeError("Mean and Sum take values, update_state(values, sample_weight), not targets and predictions: "
+                        "use them on their own; for compile wrap a function fn(y_true, y_pred) in "
+                        "MeanMetricWrapper(fn), or use Sum/Mean in a callback")
     if isinstance(identifier, StatefulMetric):
         return identifier
     if isinstance(identifier, dict):
@@ -120,6 +191,11 @@ def get(identifier) -> StatefulMetric:
             return Metric(identifier, _BY_NAME[key])
         if key in _STATEFUL:
             return _STATEFUL[key](name=identifier)
+        if key in ("mean", "sum"):
+            return get(Mean() if key == "mean" else Sum())            # refused, as above
+        if key in _NEED_ARGUMENTS:
+            cls, argument = _NEED_ARGUMENTS[key]
+            raise ValueError(f"metric {identifier!r} needs arguments: pass {cls.__name__}({argument}), not a name")
     raise ValueError(f"unknown metric {identifier!r}; expected one of {sorted({*_BY_NAME, *_STATEFUL})} or a "
                      "function fn(y_true, y_pred)")
 
@@ -134,6 +210,8 @@ def serialize(metric: StatefulMetric):
     turns back into the same metric.
     """
     if type(metric) is Metric:
+        return metric.name
+    if isinstance(metric, MeanMetricWrapper) and not metric.serializable():
         return metric.name
     if type(metric).__name__ in _CLASSES and _CLASSES[type(metric).__name__] is type(metric):
         return {"class_name": type(metric).__name__, "config": metric.get_config()}

@@ -28,6 +28,14 @@ slope :math:`s = \Delta TP / \Delta P` and intercept
     \frac{s\,\big(\Delta TP + c \ln(P_i / P_{i+1})\big)}{TP_{i+1} + FN_{i+1}}
 
 (the log ratio taken as 0 where a :math:`P` is 0, a division by 0 giving 0).
+
+The precision-recall-gain curve (``curve="PRGAIN"``, Flach and Kull, 2015)
+rescales both rates by the ratio :math:`\pi = (TP + FN)/(TN + FP)` of
+positives to negatives: recall gain :math:`x_i = 1 - \pi\, FN_i / TP_i` and
+precision gain :math:`y_i = 1 - \pi\, FP_i / TP_i`, with Keras's fixes
+where :math:`TP_i = 0` (:math:`x_i = 0`, :math:`y_i = 1`) and for negative
+recall gains (:math:`x_i = \max(x_i, 0)`); the area is the Riemann sum
+above.
 With ``multi_label`` each column gets its own curve and the result is the
 mean of their areas (weighted by ``label_weights``).
 """
@@ -39,7 +47,7 @@ from nnscratch.metrics.confusion import EPSILON, confusion_counts, divide_no_nan
 
 __all__ = ["AUC"]
 
-_CURVES = {"roc": "ROC", "pr": "PR"}
+_CURVES = {"roc": "ROC", "pr": "PR", "prgain": "PRGAIN"}
 _SUMMATIONS = ("interpolation", "minoring", "majoring")
 
 
@@ -50,7 +58,8 @@ class AUC(StatefulMetric):
     ----------
     num_thresholds : int
         Number of thresholds (> 1), evenly spaced on [0, 1] (see the module docstring).
-    curve : {"ROC", "PR"}
+    curve : {"ROC", "PR", "PRGAIN"}
+        ``"PRGAIN"``: the precision-recall-gain curve (see the module docstring).
     summation_method : {"interpolation", "minoring", "majoring"}
     name, dtype
         As :class:`~nnscratch.metrics.base.StatefulMetric`.
@@ -76,7 +85,7 @@ class AUC(StatefulMetric):
                  thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):
         super().__init__(name, dtype)
         if not isinstance(curve, str) or curve.lower() not in _CURVES:
-            raise ValueError(f"curve must be 'ROC' or 'PR', got {curve!r} ('PRGAIN' is not supported)")
+            raise ValueError(f"curve must be 'ROC', 'PR' or 'PRGAIN', got {curve!r}")
         if not isinstance(summation_method, str) or summation_method.lower() not in _SUMMATIONS:
             raise ValueError(f"summation_method must be one of {_SUMMATIONS}, got {summation_method!r}")
         for flag, value in (("multi_label", multi_label), ("from_logits", from_logits)):
@@ -166,8 +175,12 @@ class AUC(StatefulMetric):
         recall = divide_no_nan(tp, tp + fn)
         if self.curve == "ROC":
             x, y = divide_no_nan(fp, fp + tn), recall
-        else:
+        elif self.curve == "PR":
             x, y = recall, divide_no_nan(tp, tp + fp)
+        else:                            # PRGAIN (Flach and Kull, 2015), Keras's fixes for tp = 0 and gains < 0
+            scale = divide_no_nan(tp + fn, tn + fp)
+            recall_gain = np.where(tp == 0, 0.0, 1 - scale * divide_no_nan(fn, tp))
+            x, y = np.maximum(recall_gain, 0.0), np.where(tp == 0, 1.0, 1 - scale * divide_no_nan(fp, tp))
         if self.summation_method == "interpolation":
             heights = (y[:-1] + y[1:]) / 2
         elif self.summation_method == "minoring":

@@ -6,12 +6,26 @@ them; the metric takes the targets as the trained loss prepared them, as
 every metric here does). One exception to "the same as the loss":
 :class:`CosineSimilarity` logs the cosine itself, ``+cos``, which goes up as
 predictions improve, where the loss is ``-cos``, as in Keras.
+
+The cross-entropy metrics (:class:`BinaryCrossentropy`,
+:class:`CategoricalCrossentropy`, :class:`SparseCategoricalCrossentropy`)
+take Keras's ``from_logits`` and ``label_smoothing`` and compute the loss of
+the same arguments (:mod:`nnscratch.losses.crossentropy`): the probabilities
+clipped to ``[1e-7, 1 - 1e-7]``, or the exact form from logits. A metric's
+``from_logits`` is its own: a model trained with
+``BinaryCrossentropy(from_logits=True)`` needs the metric
+``BinaryCrossentropy(from_logits=True)`` too (the name
+``"binary_crossentropy"`` gives ``from_logits=False``, as in Keras).
 """
+
+import numpy as np
 
 from nnscratch import losses
 from nnscratch.metrics.base import Metric
+from nnscratch.metrics.confusion import _same_rank
 
-__all__ = ["CategoricalHinge", "CosineSimilarity", "Hinge", "KLDivergence", "LogCoshError",
+__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "CategoricalHinge",
+           "CosineSimilarity", "Hinge", "KLDivergence", "LogCoshError",
            "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Poisson", "SquaredHinge",
            "categorical_hinge", "cosine_similarity", "hinge", "kl_divergence", "log_cosh_error",
            "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson", "squared_hinge"]
@@ -143,6 +157,90 @@ class LogCoshError(Metric):
         super().__init__(name, log_cosh_error, dtype)
 
 
+def _crossentropy(loss):
+    """The per-sample values of the cross-entropy ``loss`` (an nnscratch loss object), ranks matched first."""
+
+    def per_sample(y_true, y_pred):
+        y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+        if not np.issubdtype(y_pred.dtype, np.floating):
+            y_pred = y_pred.astype(np.float64)
+        if not isinstance(loss, losses.SparseCategoricalCrossentropy):
+            y_true, y_pred = _same_rank(y_true.astype(y_pred.dtype, copy=False), y_pred)
+            if y_true.shape != y_pred.shape:
+                raise ValueError(f"{loss.name}: y_true and y_pred must have the same shape, got {y_true.shape} and "
+                                 f"{y_pred.shape}")
+        return loss.per_sample(y_true, y_pred)
+
+    return per_sample
+
+
+def _check_axis(axis, name):
+    if axis != -1:
+        raise ValueError(f"{name}: only axis=-1 (the classes on the last axis) is supported, got {axis!r}")
+
+
+class BinaryCrossentropy(Metric):
+    """``keras.metrics.BinaryCrossentropy(from_logits=False, label_smoothing=0)``: the mean binary cross-entropy.
+
+    Per sample, the mean over its outputs of ``-(t log p + (1 - t) log(1 - p))``
+    (:class:`nnscratch.losses.BinaryCrossentropy` of the same arguments).
+    """
+
+    direction = "down"
+
+    def __init__(self, name="binary_crossentropy", dtype=None, from_logits=False, label_smoothing=0):
+        self.loss = losses.BinaryCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing)
+        self.from_logits, self.label_smoothing = self.loss.from_logits, self.loss.label_smoothing
+        super().__init__(name, _crossentropy(self.loss), dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class CategoricalCrossentropy(Metric):
+    """``keras.metrics.CategoricalCrossentropy(from_logits=False, label_smoothing=0, axis=-1)`` of one-hot targets.
+
+    Per sample ``-sum_k t_k log q_k`` (:class:`nnscratch.losses.CategoricalCrossentropy`
+    of the same arguments). Only ``axis=-1``.
+    """
+
+    direction = "down"
+
+    def __init__(self, name="categorical_crossentropy", dtype=None, from_logits=False, label_smoothing=0, axis=-1):
+        _check_axis(axis, type(self).__name__)
+        self.loss = losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing)
+        self.from_logits, self.label_smoothing, self.axis = self.loss.from_logits, self.loss.label_smoothing, -1
+        super().__init__(name, _crossentropy(self.loss), dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
+                "axis": self.axis}
+
+
+class SparseCategoricalCrossentropy(Metric):
+    """``keras.metrics.SparseCategoricalCrossentropy(from_logits=False, ignore_class=None, axis=-1)`` of integer labels.
+
+    Per sample ``-log q_label`` (:class:`nnscratch.losses.SparseCategoricalCrossentropy`).
+    Only ``ignore_class=None`` and ``axis=-1``.
+    """
+
+    direction = "down"
+
+    def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False, ignore_class=None,
+                 axis=-1):
+        _check_axis(axis, type(self).__name__)
+        if ignore_class is not None:
+            raise ValueError(f"SparseCategoricalCrossentropy: ignore_class is not supported (only None), got "
+                             f"{ignore_class!r}")
+        self.loss = losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+        self.from_logits, self.ignore_class, self.axis = self.loss.from_logits, None, -1
+        super().__init__(name, _crossentropy(self.loss), dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits, "ignore_class": self.ignore_class,
+                "axis": self.axis}
+
+
 #: The names ``keras.metrics.get`` resolves for these (besides the class names), and their classes.
 NAMES = {
     "kl_divergence": KLDivergence,
@@ -150,4 +248,7 @@ NAMES = {
     "msle": MeanSquaredLogarithmicError, "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
     "poisson": Poisson, "hinge": Hinge, "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
     "cosine_similarity": CosineSimilarity, "log_cosh_error": LogCoshError,
+    "binary_crossentropy": BinaryCrossentropy, "bce": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
 }
