@@ -4,11 +4,16 @@ The names are Keras 3's (``keras.activations``). The elementwise ones run in a
 fused kernel together with the bias add (``kernels.backend().bias_activation``,
 whose docstring lists every formula); their derivative is computed from the
 output ``y`` (``relu``: ``[y > 0]``, ``sigmoid``: ``y (1 - y)``, ``elu``:
-``y + alpha`` below 0, ...), except for ``gelu`` and ``silu``, whose derivative
-is not a function of ``y`` (they are not one-to-one): backward needs their
-pre-activation ``z``, which a layer keeps only when training (see
-:func:`needs_preactivation`). ``"swish"`` is another name of ``"silu"``, as in
-Keras. ``softmax`` works on the last axis:
+``y + alpha`` below 0, ...), except for ``gelu``, ``silu``, ``mish``,
+``hard_silu`` and ``tanh_shrink``, whose derivative is not a function of ``y``
+(they are not one-to-one, or not invertible in closed form), and ``hard_tanh``
+(whose slope at ``z = -1, 1`` is TensorFlow's, 1, while ``y`` is also -1 or 1
+beyond): backward needs their pre-activation ``z``, which a layer keeps only
+when training (see :func:`needs_preactivation`). ``"swish"`` is another name of
+``"silu"`` and ``"hard_swish"`` of ``"hard_silu"``, as in Keras. ``celu``,
+``soft_shrink``, ``hard_shrink`` and ``squareplus`` have Keras's default
+parameters (1, 0.5, 0.5, 4): a name cannot give others. ``softmax`` works on
+the last axis:
 
 .. math:: y_k = e^{z_k} / \\sum_j e^{z_j}, \\qquad
           \\frac{\\partial L}{\\partial z} = y \\odot (g - \\sum_k g_k y_k)
@@ -31,7 +36,7 @@ __all__ = ["NAMES", "ALIASES", "get", "needs_preactivation", "forward", "backwar
 
 NAMES = ELEMENTWISE_ACTIVATIONS + ("softmax",)
 #: Other names Keras accepts for the same function; ``get`` returns the name Keras saves in a config.
-ALIASES = {"swish": "silu"}
+ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
 
 
 def get(name) -> str:
@@ -46,7 +51,7 @@ def get(name) -> str:
 
 
 def needs_preactivation(name: str) -> bool:
-    """Whether backward through activation ``name`` needs its pre-activation ``z`` (gelu, silu), not only ``y``."""
+    """Whether backward through activation ``name`` needs its pre-activation ``z`` (gelu, silu, ...), not only ``y``."""
     return name in NEEDS_PREACTIVATION
 
 
@@ -67,7 +72,7 @@ def forward(z: np.ndarray, bias, name: str, alpha=None) -> np.ndarray:
 
 
 def backward(grad_y: np.ndarray, y: np.ndarray, name: str, z=None, alpha=None) -> np.ndarray:
-    """Return dL/dz from dL/dy and the activation's output ``y`` (gelu and silu: from the pre-activation ``z``)."""
+    """Return dL/dz from dL/dy and the activation's output ``y`` (gelu, silu, ...: from the pre-activation ``z``)."""
     if name == "softmax":
         return y * (grad_y - (grad_y * y).sum(axis=-1, keepdims=True))
     return kernels.backend().activation_backward(grad_y, y, name, z, alpha)

@@ -2,8 +2,8 @@
 arguments and Softmax(axis).
 
 Forward values are compared with formulas written here; what training keeps for backward (the pre-activation
-only for gelu and silu), the inference paths that lay weights out once (``FixedProduct``, the batch-norm fold of
-a Conv2D), Keras's defaults and argument errors, configs and a save/load round trip. The gradients themselves
+only for gelu, silu, mish, hard_silu, tanh_shrink and hard_tanh), the inference paths that lay weights out once
+(``FixedProduct``, the batch-norm fold of a Conv2D), Keras's defaults and argument errors, configs and a save/load round trip. The gradients themselves
 are checked in ``tests/test_grad_activations.py``.
 """
 
@@ -20,6 +20,11 @@ from nnscratch.layers import Activation, BatchNormalization, Conv2D, Dense, Flat
 from nnscratch.layers.activation import ELU, LeakyReLU, Softmax
 
 NEW = ["elu", "selu", "softplus", "softsign", "leaky_relu", "gelu", "silu", "hard_sigmoid", "exponential", "relu6"]
+NEWER = ["celu", "hard_silu", "hard_tanh", "log_sigmoid", "mish", "soft_shrink", "hard_shrink", "sparse_plus",
+         "sparse_sigmoid", "squareplus", "tanh_shrink"]
+ALL = NEW + NEWER
+FROM_Z = ["gelu", "silu", "mish", "hard_silu", "tanh_shrink", "hard_tanh"]   # backward reads z, not y
+ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
 SELU_ALPHA, SELU_SCALE = 1.67326324235437728481, 1.05070098735548049342
 
 
@@ -39,6 +44,17 @@ def formula(name, x, alpha=None):
         "exponential": lambda: np.exp(x),
         "relu6": lambda: np.clip(x, 0, 6),
         "relu": lambda: np.maximum(x, 0),
+        "celu": lambda: np.maximum(x, 0) + np.minimum(exp_negative - 1, 0),
+        "hard_silu": lambda: x * np.clip(x / 6 + 0.5, 0, 1),
+        "hard_tanh": lambda: np.clip(x, -1, 1),
+        "log_sigmoid": lambda: -np.logaddexp(0.0, -x),
+        "mish": lambda: x * np.tanh(np.logaddexp(0.0, x)),
+        "soft_shrink": lambda: np.sign(x) * np.maximum(np.abs(x) - 0.5, 0),
+        "hard_shrink": lambda: x * (np.abs(x) > 0.5),
+        "sparse_plus": lambda: np.where(x >= 1, x, np.clip(x + 1, 0, 2) ** 2 / 4),
+        "sparse_sigmoid": lambda: np.clip((x + 1) / 2, 0, 1),
+        "squareplus": lambda: (x + np.sqrt(x * x + 4)) / 2,
+        "tanh_shrink": lambda: x - np.tanh(x),
     }[name]()
 
 
@@ -52,21 +68,32 @@ def close(actual, desired, rtol=2e-5):
     np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * max(1.0, float(np.abs(desired).max())))
 
 
+def close_to_formula(actual, name, pre):
+    """``close(actual, formula(name, pre))``, but where hard_shrink jumps (``|pre|`` within 1e-4 of 0.5) a product
+    rounded otherwise than ``pre`` may land on the other side: those are left out."""
+    desired = formula(name, pre)
+    if name == "hard_shrink":
+        sure = np.abs(np.abs(pre) - 0.5) > 1e-4
+        assert sure.mean() > 0.99
+        actual, desired = np.where(sure, actual, 0), np.where(sure, desired, 0)
+    close(actual, desired)
+
+
 # ---------------------------------------------------------------------------
 # Activation, Dense, Conv2D with every name
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", NEW + ["swish"])
+@pytest.mark.parametrize("name", ALL + list(ALIASES))
 def test_activation_layer(backend, name):
     x = np.random.default_rng(0).normal(0, 3, (4, 5, 3)).astype(np.float32)
     layer = Activation(name)
     y = layer(x)
-    assert y.dtype == np.float32 and layer.activation == ("silu" if name == "swish" else name)
+    assert y.dtype == np.float32 and layer.activation == ALIASES.get(name, name)
     close(y, formula(layer.activation, x))
     np.testing.assert_array_equal(x, np.random.default_rng(0).normal(0, 3, (4, 5, 3)).astype(np.float32))
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", ALL)
 def test_dense_training_and_inference(backend, name, monkeypatch):
     """Training, inference, and the inference product that packs the kernel once (forced here on every host)."""
     rng = np.random.default_rng(1)
@@ -74,21 +101,21 @@ def test_dense_training_and_inference(backend, name, monkeypatch):
     layer.build((13,))
     layer.set_weights([0.4 * rng.standard_normal((13, 19)), rng.standard_normal(19)])
     x = rng.standard_normal((600, 13)).astype(np.float32)
-    expected = formula(name, x @ layer.kernel.value + layer.bias.value)
-    close(layer.forward(x, training=True), expected)
-    close(layer.forward(x), expected)
+    pre = x @ layer.kernel.value + layer.bias.value
+    close_to_formula(layer.forward(x, training=True), name, pre)
+    close_to_formula(layer.forward(x), name, pre)
     twin = kernels.backend()
     monkeypatch.setattr(twin, "fixed_product_pays", lambda k, n: True)
     layer.begin_inference(samples=len(x))
     assert layer._product is not None
     try:
-        close(layer.forward(x[:300]), expected[:300])
-        close(layer.forward(x[300:]), expected[300:])
+        close_to_formula(layer.forward(x[:300]), name, pre[:300])
+        close_to_formula(layer.forward(x[300:]), name, pre[300:])
     finally:
         layer.end_inference()
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("shape, filters, algorithm", [((6, 6, 2), 3, "im2col"), ((9, 9, 8), 4, "winograd")],
                          ids=["im2col", "winograd"])
 def test_conv2d_training_and_inference(backend, name, shape, filters, algorithm):
@@ -102,12 +129,12 @@ def test_conv2d_training_and_inference(backend, name, shape, filters, algorithm)
     linear.set_weights(weights)
     x = rng.standard_normal((3, *shape)).astype(np.float32)
     assert bool(layer._winograd()) == (algorithm == "winograd")
-    expected = formula(name, linear.forward(x))
-    close(layer.forward(x, training=True), expected)
-    close(layer.forward(x), expected)
+    pre = linear.forward(x)
+    close_to_formula(layer.forward(x, training=True), name, pre)
+    close_to_formula(layer.forward(x), name, pre)
 
 
-@pytest.mark.parametrize("name", ["elu", "gelu", "hard_sigmoid"])
+@pytest.mark.parametrize("name", ["elu", "gelu", "hard_sigmoid", "mish", "squareplus"])
 def test_conv2d_batchnorm_fold_in_inference(backend, name):
     """A Model folds an inference batch norm (and its ReLU) into the Conv2D before it, whatever its activation."""
     rng = np.random.default_rng(3)
@@ -124,15 +151,16 @@ def test_conv2d_batchnorm_fold_in_inference(backend, name):
 
 
 def test_what_training_keeps(backend):
-    """gelu and silu keep z + b in training (an Activation: its input itself); no other activation keeps it."""
+    """gelu, silu, mish, hard_silu, tanh_shrink and hard_tanh keep z + b in training (an Activation: its input
+    itself); no other activation keeps it."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((3, 4)).astype(np.float32)
-    for name in ["relu", "sigmoid", "elu", "selu", "softplus", "leaky_relu", "relu6"]:
+    for name in ["relu", "sigmoid", "tanh"] + [n for n in ALL if n not in FROM_Z]:
         for layer in (Dense(2, activation=name), Activation(name)):
             layer(x)
             layer.forward(x, training=True)
             assert layer._z is None and layer.logits is None, name
-    for name in ["gelu", "silu"]:
+    for name in FROM_Z:
         dense, activation = Dense(2, activation=name), Activation(name)
         dense(x)
         y = dense.forward(x, training=True)
@@ -281,15 +309,18 @@ def test_softmax_layer_trains_as_the_softmax_activation():
 # names, saving
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [lambda: Dense(3, activation="mish"), lambda: Conv2D(2, 3, activation="hard_silu"),
-                                  lambda: Activation("celu")])
+@pytest.mark.parametrize("make", [lambda: Dense(3, activation="log_softmax"), lambda: Conv2D(2, 3, activation="glu"),
+                                  lambda: Activation("threshold"), lambda: Activation("sparsemax")])
 def test_unknown_activation_names(make):
-    with pytest.raises(ValueError, match=r"unknown activation '(mish|hard_silu|celu)'; expected one of .*'elu'"):
+    with pytest.raises(ValueError, match=r"unknown activation '(log_softmax|glu|threshold|sparsemax)'; "
+                                         r"expected one of .*'elu'.*'mish'"):
         make()
 
 
-def test_swish_is_saved_as_silu():
+def test_aliases_are_saved_by_keras_names():
     assert Dense(2, activation="swish").get_config()["activation"] == "silu"       # as Keras's config
+    assert Conv2D(2, 3, activation="hard_swish").get_config()["activation"] == "hard_silu"
+    assert Activation("HARD_SWISH").get_config()["activation"] == "hard_silu"
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -301,7 +332,8 @@ def test_save_and_load_round_trip(tmp_path):
         Conv2D(4, 3, padding="same", activation="gelu"), LeakyReLU(0.1), MaxPooling2D(),
         Conv2D(4, 3, padding="same", activation="selu"), ELU(alpha=0.5), ReLU(max_value=6.0),
         Flatten(), Dense(8, activation="swish"), Dense(8, activation="hard_sigmoid"),
-        Activation("softsign"), Dense(3), Softmax(),
+        Activation("softsign"), Dense(8, activation="mish"), Activation("hard_swish"), Dense(8, activation="celu"),
+        Activation("squareplus"), Dense(3), Softmax(),
     ])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with warnings.catch_warnings():
@@ -314,6 +346,7 @@ def test_save_and_load_round_trip(tmp_path):
         [(type(l).__name__, l.get_config()) for l in model.layers]
     assert loaded.layers[1].negative_slope == 0.1 and loaded.layers[4].alpha == 0.5
     assert loaded.layers[5].activation == "relu6" and loaded.layers[7].activation == "silu"
+    assert [l.activation for l in loaded.layers[10:14]] == ["mish", "hard_silu", "celu", "squareplus"]
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     loaded.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)     # training goes on as it would have
     model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)

@@ -3,9 +3,11 @@ Conv2D, and of the layers LeakyReLU, ELU, ReLU(max_value / negative_slope) and S
 
 Conventions of ``tests/test_grad_layers.py`` (``tests/grad_strategies.py`` explains the steps). The inputs of
 the activations stay off their kinks, where a central difference would straddle two pieces: 0 for elu, selu,
-leaky_relu and softsign (whose second derivative jumps there), -3 and 3 for hard_sigmoid, 0 and 6 for relu6.
-Piecewise-linear ones (leaky_relu, relu6, hard_sigmoid) take the large LINEAR_STEP, the smooth ones
-ACTIVATION_STEP alone and STEP inside a layer with weights.
+celu, leaky_relu and softsign (whose second derivative jumps there), -3 and 3 for hard_sigmoid and hard_silu, 0
+and 6 for relu6, -1 and 1 for hard_tanh, sparse_plus and sparse_sigmoid, -0.5 and 0.5 for soft_shrink and
+hard_shrink (which jumps there). Piecewise-linear ones (leaky_relu, relu6, hard_sigmoid, hard_tanh, the shrinks,
+sparse_sigmoid) take the large LINEAR_STEP, the smooth ones ACTIVATION_STEP alone and STEP inside a layer with
+weights.
 """
 
 import numpy as np
@@ -29,12 +31,18 @@ except ImportError:  # tests/ itself is on sys.path
                                  layer_conv_geometry, rng_seeds)
 
 NEW = ["elu", "selu", "softplus", "softsign", "leaky_relu", "gelu", "silu", "hard_sigmoid", "exponential", "relu6"]
+NEWER = ["celu", "hard_silu", "hard_tanh", "log_sigmoid", "mish", "soft_shrink", "hard_shrink", "sparse_plus",
+         "sparse_sigmoid", "squareplus", "tanh_shrink"]
+ALL = NEW + NEWER
 KINKS = {"elu": (0.0,), "selu": (0.0,), "softsign": (0.0,), "leaky_relu": (0.0,), "hard_sigmoid": (-3.0, 3.0),
-         "relu6": (0.0, 6.0)}
-PIECEWISE_LINEAR = ("leaky_relu", "relu6", "hard_sigmoid")
-# spread of the inputs: hard_sigmoid and relu6 see their flat parts too
-SPREAD = {"hard_sigmoid": 4.0, "relu6": 4.0, "exponential": 1.0}
+         "relu6": (0.0, 6.0), "celu": (0.0,), "hard_silu": (-3.0, 3.0), "hard_tanh": (-1.0, 1.0),
+         "soft_shrink": (-0.5, 0.5), "hard_shrink": (-0.5, 0.5), "sparse_plus": (-1.0, 1.0),
+         "sparse_sigmoid": (-1.0, 1.0)}
+PIECEWISE_LINEAR = ("leaky_relu", "relu6", "hard_sigmoid", "hard_tanh", "soft_shrink", "hard_shrink", "sparse_sigmoid")
+# spread of the inputs: hard_sigmoid, hard_silu and relu6 see their flat parts too
+SPREAD = {"hard_sigmoid": 4.0, "hard_silu": 4.0, "relu6": 4.0, "exponential": 1.0}
 KINK_MARGIN = 1e-3     # inputs of an activation alone: more than 2e-3 from a kink (a step never crosses one)
+TANH_SHRINK_MARGIN = 0.25   # inputs of tanh_shrink alone: |x| >= this (see off_kinks)
 
 
 def assert_gradients_match(report):
@@ -54,6 +62,10 @@ def off_kinks(rng, name, shape):
         near = np.abs(x - kink) < 2 * KINK_MARGIN
         x[near] = kink + np.where(x[near] < kink, -2, 2) * KINK_MARGIN
     assert kink_distance(name, x) >= 2 * KINK_MARGIN - 1e-12
+    if name == "tanh_shrink":
+        # f' = tanh(x)^2 vanishes to second order at 0, where the third derivative is -2: the central
+        # difference's error h^2 f'''(x) / 6 would be judged against a derivative near 0
+        x = np.where(np.abs(x) < TANH_SHRINK_MARGIN, np.where(x < 0, -TANH_SHRINK_MARGIN, TANH_SHRINK_MARGIN), x)
     return x
 
 
@@ -70,7 +82,7 @@ def activation_step(name):
 
 # ----------------------------------------------------------------- Activation
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", ALL)
 @settings(max_examples=12)
 @given(shape=any_shapes(), seed=rng_seeds())
 def test_activation_gradients(name, shape, seed):
@@ -114,7 +126,7 @@ def test_softmax_layer_gradients(data, seed):
 
 # ------------------------------------------------------------- Dense, Conv2D
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", ALL)
 @settings(max_examples=8)
 @given(n=batch_sizes(), features=feature_sizes(), units=st.integers(1, 5), use_bias=st.booleans(),
        seed=rng_seeds())
@@ -133,7 +145,7 @@ def test_dense_gradients(name, n, features, units, use_bias, seed):
     assert_gradients_match(report)
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", ALL)
 @settings(max_examples=4)
 @given(geom=layer_conv_geometry(), filters=st.integers(1, 3), use_bias=st.booleans(), seed=rng_seeds())
 def test_conv2d_gradients(name, geom, filters, use_bias, seed):
@@ -156,15 +168,15 @@ def test_conv2d_gradients(name, geom, filters, use_bias, seed):
 
 
 @pytest.mark.parametrize("backend", kernels.BACKENDS)
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", ALL)
 def test_both_twins_through_winograd_and_im2col(float64, backend, name):
     """The other twin than the default run's, on fixed cases: a strided layer that im2col computes and, for
-    gelu (whose training forward, as silu's, keeps z: another path), a 3x3 layer that Winograd computes (8
-    channels, 8x8 output)."""
+    gelu and mish (whose training forward, as silu's, keeps z: another path), a 3x3 layer that Winograd computes
+    (8 channels, 8x8 output)."""
     nnscratch.set_backend(backend)
     rng = np.random.default_rng(11)
     cases = [(Conv2D(3, 2, strides=2, activation=name), (2, 5, 5, 2))]
-    if name == "gelu":
+    if name in ("gelu", "mish"):
         cases.append((Conv2D(1, 3, padding="same", activation=name), (1, 8, 8, 8)))
     for layer, shape in cases:
         layer.build(shape[1:])
@@ -185,13 +197,14 @@ def test_both_twins_through_winograd_and_im2col(float64, backend, name):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_model_gradients(float64, seed):
     """Conv2D(gelu) -> BatchNorm -> LeakyReLU -> MaxPool -> Conv2D(selu) -> ELU -> Flatten -> Dense(silu) ->
-    Dense(softplus) -> Softmax: every layer's backward in one chain."""
+    Dense(mish) -> Activation(log_sigmoid) -> Dense(softplus) -> Softmax: every layer's backward in one chain."""
     nnscratch.set_random_seed(seed)
     model = nnscratch.Sequential([
         nnscratch.Input((6, 6, 2)),
         Conv2D(3, 3, padding="same", activation="gelu"), BatchNormalization(), LeakyReLU(0.1), MaxPooling2D(),
         Conv2D(3, 2, activation="selu"), ELU(0.7), Flatten(),
-        Dense(5, activation="swish"), Dense(4, activation="softplus"), Softmax(),
+        Dense(5, activation="swish"), Dense(5, activation="mish"), Activation("log_sigmoid"),
+        Dense(4, activation="softplus"), Softmax(),
     ])
     x = np.random.default_rng(seed).standard_normal((3, 6, 6, 2))
     assert_gradients_match(check_model(model, x, seed=seed, h=STEP))

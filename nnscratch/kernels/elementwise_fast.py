@@ -76,6 +76,10 @@ FIRST_OTHER = 4
 ELU, SELU, SOFTPLUS, SOFTSIGN, LEAKY_RELU, GELU, SILU, HARD_SIGMOID, EXPONENTIAL, RELU6 = (
     _ACTIVATION_CODES[name] for name in ("elu", "selu", "softplus", "softsign", "leaky_relu", "gelu", "silu",
                                          "hard_sigmoid", "exponential", "relu6"))
+(CELU, HARD_SILU, HARD_TANH, LOG_SIGMOID, MISH, SOFT_SHRINK, HARD_SHRINK, SPARSE_PLUS, SPARSE_SIGMOID, SQUAREPLUS,
+ TANH_SHRINK) = (_ACTIVATION_CODES[name] for name in ("celu", "hard_silu", "hard_tanh", "log_sigmoid", "mish",
+                                                      "soft_shrink", "hard_shrink", "sparse_plus", "sparse_sigmoid",
+                                                      "squareplus", "tanh_shrink"))
 ELU_ALPHA, LEAKY_RELU_ALPHA = ALPHA_DEFAULTS["elu"], ALPHA_DEFAULTS["leaky_relu"]
 
 
@@ -132,11 +136,78 @@ def _other_rows(z, first, last, bias, code, alpha):
         elif code == EXPONENTIAL:
             for q in range(c):
                 z[r, q] = np.exp(z[r, q] + bias[q])
+        elif code >= CELU:
+            _newer_row(z, r, bias, code)
         else:  # RELU6
             for q in range(c):
                 v = z[r, q] + bias[q]
                 v = zero if v < 0 else v
                 z[r, q] = six if v > six else v
+
+
+@njit(cache=True, inline="always")
+def _newer_row(z, r, bias, code):
+    """Row ``r`` of ``z`` becomes ``f(z + b)`` for an activation of code ``CELU`` or more (for :func:`_other_rows`).
+
+    The activations added after relu6, one loop each as in :func:`_other_rows`;
+    their parameters are Keras's defaults (celu's alpha 1, the shrinks'
+    threshold 0.5, squareplus's b 4). Every comparison is written so that
+    NaN stays NaN (it fails all of them).
+    """
+    zero, one, half, quarter, two, three, six = (z.dtype.type(0), z.dtype.type(1), z.dtype.type(0.5),
+                                                 z.dtype.type(0.25), z.dtype.type(2), z.dtype.type(3),
+                                                 z.dtype.type(6))
+    c = z.shape[1]
+    if code == CELU:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            z[r, q] = v if v > 0 else np.expm1(v)
+    elif code == HARD_SILU:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            t = v + three
+            t = zero if t < 0 else t
+            z[r, q] = v * ((six if t > six else t) / six)
+    elif code == HARD_TANH:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            v = -one if v < -one else v
+            z[r, q] = one if v > one else v
+    elif code == LOG_SIGMOID:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            z[r, q] = (v if v < 0 else zero) - np.log1p(np.exp(-np.abs(v)))
+    elif code == MISH:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            z[r, q] = v * np.tanh((zero if v < 0 else v) + np.log1p(np.exp(-np.abs(v))))
+    elif code == SOFT_SHRINK:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            t = -half if v < -half else v
+            z[r, q] = v - (half if t > half else t)
+    elif code == HARD_SHRINK:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            z[r, q] = zero if np.abs(v) <= half else v
+    elif code == SPARSE_PLUS:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            t = v + one
+            z[r, q] = zero if v <= -one else (v if v >= one else quarter * (t * t))
+    elif code == SPARSE_SIGMOID:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            z[r, q] = zero if v <= -one else (one if v >= one else half * (v + one))
+    elif code == SQUAREPLUS:
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            s = np.hypot(v, two)
+            z[r, q] = half * v + half * s if v >= 0 else two / (s - v)
+    else:  # TANH_SHRINK
+        for q in range(c):
+            v = z[r, q] + bias[q]
+            z[r, q] = v - np.tanh(v)
 
 
 @njit(parallel=True, cache=True)
@@ -349,20 +420,78 @@ def _other_backward(grad_y, y, z, dz, code, alpha):
             dz[k] = grad_y[k] * (one if t > 0 and t < six else zero)
 
 
+@njit(parallel=True, cache=True)
+def _newer_backward(grad_y, y, z, dz, code):
+    """``dz = dy * f'`` for an activation of code ``CELU`` or more, as :func:`_other_backward` for the others
+    (which it leaves as they were): mish, hard_silu, tanh_shrink and hard_tanh from ``z``, the others from ``y``.
+    One loop per activation."""
+    zero, one, half, two, three = (dz.dtype.type(0), dz.dtype.type(1), dz.dtype.type(0.5), dz.dtype.type(2),
+                                   dz.dtype.type(3))
+    n = dz.size
+    if code == MISH:
+        for k in prange(n):
+            v = z[k]
+            e = np.exp(-np.abs(v))
+            t = np.tanh((zero if v < 0 else v) + np.log1p(e))
+            s = one / (one + e) if v >= 0 else e / (one + e)
+            dz[k] = grad_y[k] * (t + v * s * (one - t * t))
+    elif code == HARD_SILU:
+        for k in prange(n):
+            v = z[k]
+            dz[k] = grad_y[k] * (zero if v <= -three else (one if v >= three else v / three + half))
+    elif code == TANH_SHRINK:
+        for k in prange(n):
+            t = np.tanh(z[k])
+            dz[k] = grad_y[k] * (t * t)
+    elif code == HARD_TANH:
+        for k in prange(n):
+            v = z[k]
+            dz[k] = grad_y[k] * (one if v >= -one and v <= one else zero)
+    elif code == CELU:
+        for k in prange(n):
+            t = y[k]
+            dz[k] = grad_y[k] * (one if t > 0 else t + one)
+    elif code == LOG_SIGMOID:
+        for k in prange(n):
+            dz[k] = grad_y[k] * -np.expm1(y[k])
+    elif code == SOFT_SHRINK or code == HARD_SHRINK:
+        for k in prange(n):
+            dz[k] = grad_y[k] * (zero if y[k] == 0 else one)
+    elif code == SPARSE_PLUS:
+        for k in prange(n):
+            t = y[k]
+            dz[k] = grad_y[k] * (one if t >= one else np.sqrt(t))
+    elif code == SPARSE_SIGMOID:
+        for k in prange(n):
+            t = y[k]
+            dz[k] = grad_y[k] * (one if t > 0 and t < one else zero) / two
+    else:  # SQUAREPLUS
+        for k in prange(n):
+            t = y[k]
+            if t > one:
+                u = one / t
+                dz[k] = grad_y[k] * (one / (one + u * u))
+            else:
+                dz[k] = grad_y[k] * (t * t / (one + t * t))
+
+
 _ACTIVATION_BACKWARDS = {
     "relu": _relu_backward,
     "sigmoid": _sigmoid_backward,
     "tanh": _tanh_backward,
-    **{name: _other_backward for name in ELEMENTWISE_ACTIVATIONS[FIRST_OTHER:]},
+    **{name: _other_backward for name in ELEMENTWISE_ACTIVATIONS[FIRST_OTHER:CELU]},
+    **{name: _newer_backward for name in ELEMENTWISE_ACTIVATIONS[CELU:]},
 }
-_MASKED = ("relu", "relu6", "hard_sigmoid")   # dz = dy * mask (/ 6): in dy's dtype
+# dz = dy * mask (/ 6, / 2): in dy's dtype
+_MASKED = ("relu", "relu6", "hard_sigmoid", "hard_tanh", "soft_shrink", "hard_shrink", "sparse_sigmoid")
 
 
 def activation_backward(grad_y, y, activation, z=None, alpha=None):
     """Gradient through an elementwise activation: ``dz = dy * f'(z)``, from its output ``y`` (or from ``z``).
 
     Twin of :func:`nnscratch.kernels.reference.activation_backward`, the same
-    arguments: gelu and silu read the pre-activation ``z`` (required) and not
+    arguments: those of ``NEEDS_PREACTIVATION`` (gelu, silu, mish, hard_silu,
+    tanh_shrink, hard_tanh) read the pre-activation ``z`` (required) and not
     ``y``; the others read ``y`` and not ``z``. For ``"linear"`` the gradient
     is ``grad_y`` itself (returned, not copied, as in the reference);
     otherwise a new array. ``grad_y`` and the array read must have the same shape.
@@ -389,7 +518,9 @@ def activation_backward(grad_y, y, activation, z=None, alpha=None):
     read = np.ascontiguousarray(source, dtype=None if masked else dtype).reshape(-1)
     dz = np.empty(grad_y.shape, dtype=dtype)
     if dz.size:
-        if kernel is not _other_backward:
+        if kernel is _newer_backward:
+            for_size(kernel, dz.size)(g, read, read, dz.reshape(-1), _ACTIVATION_CODES[activation])
+        elif kernel is not _other_backward:
             for_size(kernel, dz.size)(g, read, dz.reshape(-1))
         else:
             alpha = dtype.type(0 if alpha is None else alpha)

@@ -251,9 +251,12 @@ def maxpool2d_backward(grad_y, argmax, x_shape, kh, kw, sh, sw, pad_top, pad_lef
 
 #: The elementwise activations of :func:`bias_activation` and :func:`activation_backward`.
 ELEMENTWISE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign",
-                           "leaky_relu", "gelu", "silu", "hard_sigmoid", "exponential", "relu6")
-#: Those whose derivative is not a function of their output: backward needs the pre-activation ``z``.
-NEEDS_PREACTIVATION = ("gelu", "silu")
+                           "leaky_relu", "gelu", "silu", "hard_sigmoid", "exponential", "relu6",
+                           "celu", "hard_silu", "hard_tanh", "log_sigmoid", "mish", "soft_shrink", "hard_shrink",
+                           "sparse_plus", "sparse_sigmoid", "squareplus", "tanh_shrink")
+#: Those whose derivative is not a function of their output: backward needs the pre-activation ``z``
+#: (hard_tanh only at its kinks: TensorFlow's slope is 1 at z = -1 and 1, where y says -1 or 1 for z beyond too).
+NEEDS_PREACTIVATION = ("gelu", "silu", "mish", "hard_silu", "tanh_shrink", "hard_tanh")
 #: The activations that take a parameter ``alpha``, and its default (Keras's): elu's ``alpha``, leaky_relu's
 #: ``negative_slope``.
 ALPHA_DEFAULTS = {"elu": 1.0, "leaky_relu": 0.2}
@@ -322,11 +325,29 @@ def bias_activation(z, bias, activation, alpha=None):
     hard_sigmoid   :math:`\mathrm{relu6}(z + 3) / 6`
     exponential    :math:`e^z`
     relu6          :math:`\min(\max(z, 0), 6)`
+    celu           :math:`\max(z, 0) + \alpha (e^{\min(z, 0) / \alpha} - 1)`, :math:`\alpha = 1`: elu's numbers
+    hard_silu      :math:`z \cdot \mathrm{hard\_sigmoid}(z)` (Keras's ``"hard_swish"`` too)
+    hard_tanh      :math:`\min(\max(z, -1), 1)`
+    log_sigmoid    :math:`\log \sigma(z) = -\mathrm{softplus}(-z)`
+    mish           :math:`z \tanh(\mathrm{softplus}(z))`
+    soft_shrink    :math:`z - 0.5` if :math:`z > 0.5`, :math:`z + 0.5` if :math:`z < -0.5`, else 0
+    hard_shrink    :math:`z` if :math:`|z| > 0.5`, else 0
+    sparse_plus    0 if :math:`z \le -1`, :math:`(z + 1)^2 / 4` if :math:`-1 < z < 1`, else :math:`z`
+    sparse_sigmoid 0 if :math:`z \le -1`, :math:`(z + 1) / 2` if :math:`-1 < z < 1`, else 1
+    squareplus     :math:`(z + \sqrt{z^2 + b}) / 2`, :math:`b = 4`
+    tanh_shrink    :math:`z - \tanh z`
     ============== =====================================================================
 
     ``e^z - 1`` is computed as ``expm1(z)`` (exact near 0), softplus as
-    :math:`\max(z, 0) + \log(1 + e^{-|z|})` (never overflows).
-    ``alpha`` (:func:`activation_alpha`) only for elu and leaky_relu.
+    :math:`\max(z, 0) + \log(1 + e^{-|z|})` (never overflows), and so
+    log_sigmoid and mish's softplus. soft_shrink is computed as
+    :math:`z - \mathrm{clip}(z, -0.5, 0.5)` (the same numbers; NaN stays NaN),
+    squareplus with :math:`s = \mathrm{hypot}(z, 2) = \sqrt{z^2 + 4}` as
+    :math:`z / 2 + s / 2` for :math:`z \ge 0` (no overflow) and :math:`2 / (s - z)` below
+    (the same number, :math:`(s + z)(s - z) = 4`, without the cancellation of
+    :math:`z + s` for a large negative :math:`z`). The parameters of celu,
+    soft_shrink, hard_shrink and squareplus are Keras's defaults, the values
+    a name gives. ``alpha`` (:func:`activation_alpha`) only for elu and leaky_relu.
     """
     _check_elementwise(activation)
     alpha = activation_alpha(activation, alpha)
@@ -360,6 +381,32 @@ def bias_activation(z, bias, activation, alpha=None):
         np.exp(z, out=z)
     elif activation == "relu6":
         z[...] = np.minimum(np.maximum(z, 0), 6)
+    elif activation == "celu":
+        z[...] = np.where(z > 0, z, np.expm1(np.minimum(z, 0)))   # alpha = 1
+    elif activation == "hard_silu":
+        z[...] = z * (np.minimum(np.maximum(z + 3, 0), 6) / 6)
+    elif activation == "hard_tanh":
+        z[...] = np.minimum(np.maximum(z, -1), 1)
+    elif activation == "log_sigmoid":
+        z[...] = np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z)))
+    elif activation == "mish":
+        z[...] = z * np.tanh(np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))
+    elif activation == "soft_shrink":
+        z[...] = z - np.minimum(np.maximum(z, z.dtype.type(-0.5)), z.dtype.type(0.5))
+    elif activation == "hard_shrink":
+        z[...] = np.where(np.abs(z) <= z.dtype.type(0.5), 0, z)
+    elif activation == "sparse_plus":
+        t = np.minimum(np.maximum(z, -1), 1) + 1          # z + 1 where used (no overflow where not)
+        z[...] = np.where(z <= -1, 0, np.where(z >= 1, z, z.dtype.type(0.25) * np.square(t)))
+    elif activation == "sparse_sigmoid":
+        z[...] = np.where(z <= -1, 0, np.where(z >= 1, 1, z.dtype.type(0.5) * (z + 1)))
+    elif activation == "squareplus":
+        s = np.hypot(z, z.dtype.type(2))                   # sqrt(z^2 + 4) without overflow
+        # the branch not taken may divide by 0 (inf - inf); s - z past the largest float gives 2 / inf = 0
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            z[...] = np.where(z >= 0, z.dtype.type(0.5) * z + z.dtype.type(0.5) * s, 2 / (s - z))
+    elif activation == "tanh_shrink":
+        z[...] = z - np.tanh(z)
     return z
 
 
@@ -367,10 +414,12 @@ def activation_backward(grad_y, y, activation, z=None, alpha=None):
     r"""Gradient through an elementwise activation: ``dz = dy * f'(z)``.
 
     ``y`` is the activation's output ``f(z)``, from which the derivative is
-    computed for every activation except gelu and silu (whose derivative is
-    not a function of ``y``: ``f`` is not one-to-one), which need the
-    pre-activation ``z`` itself (:data:`NEEDS_PREACTIVATION`); ``z`` is not
-    read by the others. ``alpha`` as in :func:`bias_activation`.
+    computed for every activation except gelu, silu, mish, hard_silu and
+    tanh_shrink (whose derivative is not a function of ``y``: ``f`` is not
+    one-to-one, or ``y`` cannot be inverted in closed form) and hard_tanh
+    (TensorFlow's slope at ``z = -1, 1``), which need the pre-activation ``z``
+    itself (:data:`NEEDS_PREACTIVATION`); ``z`` is not read by the others.
+    ``alpha`` as in :func:`bias_activation`.
 
     ============== ===============================================================
     linear         ``dy`` itself (returned, not copied)
@@ -387,12 +436,30 @@ def activation_backward(grad_y, y, activation, z=None, alpha=None):
     hard_sigmoid   ``dy / 6`` if ``0 < y < 1``, else 0
     exponential    ``dy * y``
     relu6          ``dy`` if ``0 < y < 6``, else 0
+    celu           ``dy`` if ``y > 0``, else ``dy * (y + 1)``  (``e^z = y + 1``)
+    hard_silu      from ``z``: 0 if ``z <= -3``, ``dy`` if ``z >= 3``, else ``dy * (z / 3 + 1 / 2)``
+    hard_tanh      from ``z``: ``dy`` if ``-1 <= z <= 1``, else 0
+    log_sigmoid    ``dy * (1 - e^y)``  (``= sigmoid(-z)``)
+    mish           from ``z``: ``dy * (t + z s (1 - t^2))``, ``t = tanh(softplus(z))``, ``s = sigmoid(z)``
+    soft_shrink    ``dy`` if ``y != 0``, else 0
+    hard_shrink    ``dy`` if ``y != 0``, else 0
+    sparse_plus    ``dy * sqrt(y)`` if ``y < 1``, else ``dy``  (``sqrt(y) = (z + 1) / 2``)
+    sparse_sigmoid ``dy / 2`` if ``0 < y < 1``, else 0
+    squareplus     ``dy * y^2 / (y^2 + 1)``  (``= (1 + z / sqrt(z^2 + 4)) / 2``), as
+                   ``dy / (1 + (1/y)^2)`` for ``y > 1``: no overflow
+    tanh_shrink    from ``z``: ``dy * tanh(z)^2``
     ============== ===============================================================
 
     At the kinks (``z = 0``; ``z = 0, 6`` for relu6; ``z = -3, 3`` for
-    hard_sigmoid) the derivative is the one TensorFlow's gradients take:
-    0 for relu, relu6 and hard_sigmoid, ``alpha`` for elu and leaky_relu (the
-    left one), ``scale`` for selu (the right one).
+    hard_sigmoid and hard_silu; ``z = -1, 1`` for hard_tanh and
+    sparse_sigmoid; ``z = -0.5, 0.5`` for soft_shrink and hard_shrink) the
+    derivative is the one TensorFlow's gradients take: 0 for relu, relu6,
+    hard_sigmoid, sparse_sigmoid, soft_shrink and hard_shrink, ``alpha`` for
+    elu and leaky_relu (the left one), ``scale`` for selu (the right one), 1
+    for hard_tanh (the inner one), 0 at -3 and 1 at 3 for hard_silu (the outer
+    ones). celu and sparse_plus have no kink (their slopes meet); TensorFlow's
+    gradient of celu at exactly 0 is 2 (those of ``max(z, 0)`` and of
+    ``min(z, 0)`` added), here the derivative, 1.
     """
     _check_elementwise(activation)
     alpha = activation_alpha(activation, alpha)
@@ -427,6 +494,28 @@ def activation_backward(grad_y, y, activation, z=None, alpha=None):
         return grad_y * ((y > 0) & (y < 1)) / 6
     if activation == "exponential":
         return grad_y * y
+    if activation == "celu":
+        return grad_y * np.where(y > 0, 1, y + 1)
+    if activation == "hard_silu":
+        return grad_y * np.where(z <= -3, 0, np.where(z >= 3, 1, z / 3 + z.dtype.type(0.5)))
+    if activation == "hard_tanh":
+        return grad_y * ((z >= -1) & (z <= 1))
+    if activation == "log_sigmoid":
+        return grad_y * -np.expm1(y)
+    if activation == "mish":
+        t = np.tanh(np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))
+        return grad_y * (t + z * _sigmoid(z) * (1 - t * t))
+    if activation in ("soft_shrink", "hard_shrink"):
+        return grad_y * (y != 0)
+    if activation == "sparse_plus":
+        return grad_y * np.where(y >= 1, 1, np.sqrt(y))
+    if activation == "sparse_sigmoid":
+        return grad_y * ((y > 0) & (y < 1)) / 2
+    if activation == "squareplus":
+        u = np.minimum(y, 1 / np.maximum(y, 1))            # y if y <= 1, else 1 / y
+        return grad_y * (np.where(y > 1, 1, u * u) / (1 + u * u))
+    if activation == "tanh_shrink":
+        return grad_y * np.square(np.tanh(z))
     # relu6
     return grad_y * ((y > 0) & (y < 6))
 

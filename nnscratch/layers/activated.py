@@ -10,11 +10,13 @@ directly with the fused gradient ``(p - t) / N`` (mean over the batch of ``N``),
 whose logits the layer keeps only when ``keep_logits`` is set (``compile``
 sets it on such a layer).
 
-``gelu`` and ``silu`` are the exceptions to "from the output": their
-derivative needs ``z + b`` itself, so a training forward keeps it too (a copy
-made before the activation overwrites it, or the input of an ``Activation``
-layer, which stays unchanged); an inference forward keeps nothing. The other
-activations keep ``y`` only, as before.
+``gelu``, ``silu``, ``mish``, ``hard_silu``, ``tanh_shrink`` and
+``hard_tanh`` are the exceptions to "from the output"
+(``activations.needs_preactivation``): their derivative needs ``z + b``
+itself, so a training forward keeps it too (a copy made before the activation
+overwrites it, or the input of an ``Activation`` layer, which stays
+unchanged); an inference forward keeps nothing. The other activations keep
+``y`` only, as before.
 """
 
 import abc
@@ -35,18 +37,19 @@ class ActivatedLayer(Layer):
         self.keep_logits = False  # a sigmoid output layer's logits are wanted (fused binary cross-entropy)
         self._alpha = None  # the activation's parameter (ELU's alpha, LeakyReLU's slope); None: Keras's default
         self._y = None
-        self._z = None  # the pre-activation z + b, kept by a training forward where backward needs it (gelu, silu)
+        self._z = None  # the pre-activation z + b, kept by a training forward where backward needs it (gelu, ...)
 
     def _activates_after_product(self, training) -> bool:
         """Whether ``f`` must be applied by :meth:`_activate` after the layer's product, not fused into its kernel.
 
-        Softmax needs whole rows; gelu and silu in training keep ``z + b`` for
-        backward, which a kernel that applies ``f`` as it stores would not leave.
+        Softmax needs whole rows; gelu, silu, ... (``needs_preactivation``) in
+        training keep ``z + b`` for backward, which a kernel that applies ``f``
+        as it stores would not leave.
         """
         return self.activation == "softmax" or (training and activations.needs_preactivation(self.activation))
 
     def _activate(self, z, bias, training, preactivation=None):
-        """Return ``f(z + bias)``; keep ``y`` for backward when training (and ``z + bias`` for gelu and silu).
+        """Return ``f(z + bias)``; keep ``y`` for backward when training (and ``z + bias`` for gelu, silu, ...).
 
         ``preactivation``: an array equal to ``z + bias`` that stays unchanged
         until backward (an ``Activation`` layer's input), kept instead of a copy.
@@ -72,7 +75,7 @@ class ActivatedLayer(Layer):
         """Keep ``y``, already ``f(z + bias)`` (a kernel fused it), for backward when training; and a softmax's logits."""
         self.logits = logits
         self._y = y if training else None
-        self._z = None  # a fused kernel leaves no pre-activation: backward raises for gelu and silu
+        self._z = None  # a fused kernel leaves no pre-activation: backward raises for gelu, silu, ...
         return y
 
     def backward(self, grad_output):

@@ -39,13 +39,17 @@ class Activation(ActivatedLayer):
     ``"softmax"`` (over the last axis), ``"linear"``, ``"elu"``, ``"selu"``,
     ``"softplus"``, ``"softsign"``, ``"leaky_relu"`` (slope 0.2), ``"gelu"``,
     ``"silu"`` (or ``"swish"``), ``"hard_sigmoid"``, ``"exponential"``,
-    ``"relu6"``. Backward multiplies by the derivative, computed from the
-    output: relu :math:`[y>0]`, sigmoid :math:`y(1-y)`, tanh :math:`1-y^2`,
-    elu :math:`y + \alpha` where :math:`y \le 0`, ... (the kernel
-    ``activation_backward`` lists them all); softmax
-    :math:`y \odot (g - \langle g, y\rangle)`. gelu and silu need the input
-    itself, which a training forward keeps (a reference, not a copy: the
-    input is not changed before backward).
+    ``"relu6"``, ``"celu"``, ``"hard_silu"`` (or ``"hard_swish"``),
+    ``"hard_tanh"``, ``"log_sigmoid"``, ``"mish"``, ``"soft_shrink"``,
+    ``"hard_shrink"``, ``"sparse_plus"``, ``"sparse_sigmoid"``,
+    ``"squareplus"``, ``"tanh_shrink"``. Backward multiplies by the
+    derivative, computed from the output: relu :math:`[y>0]`, sigmoid
+    :math:`y(1-y)`, tanh :math:`1-y^2`, elu :math:`y + \alpha` where
+    :math:`y \le 0`, ... (the kernel ``activation_backward`` lists them all);
+    softmax :math:`y \odot (g - \langle g, y\rangle)`. gelu, silu, mish,
+    hard_silu, tanh_shrink and hard_tanh need the input itself, which a
+    training forward keeps (a reference, not a copy: the input is not changed
+    before backward).
     """
 
     def __init__(self, activation, **kwargs):

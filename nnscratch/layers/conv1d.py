@@ -140,7 +140,7 @@ class Conv1D(ActivatedLayer):
         self._x = image if training else None
         bias = self.bias.value if self.use_bias else None
         twin = kernels.backend()
-        if self._activates_after_product(training):  # softmax needs whole rows, gelu/silu keep z: after the product
+        if self._activates_after_product(training):  # softmax: whole rows; gelu, mish, ... keep z: after
             y = self._activate(twin.conv2d_forward(image, self._kernel_2d(), *self._geometry()), bias, training)
         else:  # the kernel adds the bias and applies f as it stores
             y = self._keep(twin.conv2d_forward(image, self._kernel_2d(), *self._geometry(), bias=bias,

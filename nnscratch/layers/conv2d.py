@@ -98,7 +98,7 @@ class Conv2D(ActivatedLayer):
         self._x = x if training else None
         self._cols = self._new_cols(x, training)
         bias = self.bias.value if self.use_bias else None
-        if self._activates_after_product(training):  # softmax needs whole rows, gelu/silu keep z: after the product
+        if self._activates_after_product(training):  # softmax: whole rows; gelu, mish, ... keep z: after
             z = self._convolve(x)  # (N*H'*W', filters)
             y = self._activate(z, bias, training)
         else:  # the kernel adds the bias and applies f block by block, while in cache
