@@ -1,7 +1,7 @@
 """The product by a matrix packed in panels (``pack_panels``, ``matmul_panels``): twins agree and are right.
 
 * property-based agreement with ``a @ w`` over generated shapes (row counts
-  that are not a multiple of the 4-row tile, column counts that are not a
+  that are not a multiple of the 6-row tile, column counts that are not a
   multiple of the panel, rows cut into several chunks, the parallel and the
   serial compilation), float32 and float64;
 * exact results where the arithmetic is exact (small integers), so that a
@@ -248,7 +248,7 @@ def test_rows_split_between_threads_give_the_same_bits(m, k, n, seed):
 @given(m=st.integers(1, 24), k=st.integers(1, 300), n=st.integers(1, 13), seed=rng_seeds(), dtype=float_dtypes(),
        cut=st.integers(0, 24), parallel_from=st.sampled_from([0, matmul_fast.PARALLEL_FROM_MACS]))
 def test_a_rows_bits_do_not_depend_on_the_batch_it_sits_in(m, k, n, seed, dtype, cut, parallel_from):
-    """Every row takes the same instructions: any of a tile's 4 rows, or a row left over below the last tile.
+    """Every row takes the same instructions: any of a tile's 6 rows, or a row left over below the last tile.
 
     So ``predict`` gives the same bits for a sample whatever the batch size
     (and where it falls in its batch). Long rows (``k`` up to 300), where

@@ -15,13 +15,14 @@ contiguous ``(k, 16)`` block, the last one padded with zeros.
 
 The register tile
 -----------------
-:func:`_tile` computes a block of 4 rows x 16 columns of outputs in one
-sweep along ``k``, as 8 vectors of 8 sums (:mod:`nnscratch.kernels.simd`):
+:func:`_tile` computes a block of 6 rows x 16 columns of outputs in one
+sweep along ``k``, as 12 vectors of 8 sums (:mod:`nnscratch.kernels.simd`):
 for each ``p`` it loads the panel's row ``p`` (two vectors, 16 numbers of
-``w``), and for each of the 4 rows of ``a`` multiplies ``a[i, p]``, copied
+``w``), and for each of the 6 rows of ``a`` multiplies ``a[i, p]``, copied
 into every lane, by both and adds them to the row's two vectors of sums.
 That is an outer product of a column of ``a`` and a row of ``w`` per step,
-8 multiply-adds of 8 lanes for 2 vector loads and 4 scalar ones. Each lane
+12 multiply-adds of 8 lanes for 2 vector loads and 6 scalar ones: 12 sums,
+2 rows of ``w`` and a broadcast fill 15 of the 16 vector registers. Each lane
 ends as one output, so nothing is added across lanes at the end (the
 dot-product tile before session 19 ended each of its sums with a horizontal
 sum). The panel (50 KB for k = 784) stays in the level-2 cache while the
@@ -55,7 +56,11 @@ for the dot-product tiles of sessions 15-18 and 1,151-1,201 through OpenBLAS
 (docs/kernels.md, section 4c): 86-88 GFLOP/s, the machine's multiply-add peak
 in that hour. Packing ``w`` took 160-180 us, the transposed copy that the
 dot-product tiles read 250-270. Narrow layers (10 units fill 16 lanes) lost a
-little: 39 against 30 us for (100, 512) @ (512, 10).
+little: 39 against 30 us for (100, 512) @ (512, 10). The tile had 4 rows
+then; on that machine 6 rows ran within the noise. On a Zen 3 EPYC (two
+256-bit multiply-add units a core, where the Zen 1 has two 128-bit ones)
+6 rows took the product from 536-553 to 448-481 us (162 GFLOP/s), OpenBLAS
+579-622, and a ``predict`` pass of the MLP 8% less (session 24).
 Where the CPU has 512-bit vector instructions, OpenBLAS uses them and this
 kernel, compiled for 256-bit vectors, was never measured against it; nor
 was it on other processors (ARM): :func:`fixed_product_pays` keeps BLAS
@@ -73,7 +78,7 @@ from nnscratch.kernels.workspace import SERIAL_BELOW, for_size
 
 __all__ = ["pack_panels", "matmul_panels", "FixedProduct", "fixed_product_pays", "panel_width"]
 
-TILE_ROWS = 4                   # rows of a tile; its columns are one panel (two vectors)
+TILE_ROWS = 6                   # rows of a tile; its columns are one panel (two vectors)
 CHUNK_BYTES = 384 * 1024        # rows of ``a`` walked by each panel (level-2 cache)
 PARALLEL_FROM_MACS = 1 << 16    # smaller products run on the calling thread
 NARROW_PANELS = 4               # fewer panels than this: the rows are split between threads too
@@ -213,7 +218,7 @@ def _store_softmax_row(out, logits, i, half, c0, c1, b0, b1, zero):
 
 @njit(inline="always")
 def _tile(a, i, last, w_p, q, out, bias, code, logits, zero):
-    """``out[i:i+4, panel q]``: 4 rows x 2 vectors of sums in one sweep along ``k``, then bias and activation.
+    """``out[i:i+6, panel q]``: 6 rows x 2 vectors of sums in one sweep along ``k``, then bias and activation.
 
     Every output takes the same instructions: rows past ``last`` repeat row
     ``last`` (computed again, stored once more with the same bits).
@@ -221,7 +226,8 @@ def _tile(a, i, last, w_p, q, out, bias, code, logits, zero):
     k, width = w_p.shape[1], w_p.shape[2]
     half = width // 2
     i1, i2, i3 = min(i + 1, last), min(i + 2, last), min(i + 3, last)
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = simd.broadcast(zero)
+    i4, i5 = min(i + 4, last), min(i + 5, last)
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = simd.broadcast(zero)
     base = q * k * width
     for p in range(k):
         w0 = simd.load(w_p, base + p * width)          # w[p, j:j+8]
@@ -234,15 +240,23 @@ def _tile(a, i, last, w_p, q, out, bias, code, logits, zero):
         c20, c21 = simd.fma(x, w0, c20), simd.fma(x, w1, c21)
         x = simd.broadcast(a[i3, p])
         c30, c31 = simd.fma(x, w0, c30), simd.fma(x, w1, c31)
+        x = simd.broadcast(a[i4, p])
+        c40, c41 = simd.fma(x, w0, c40), simd.fma(x, w1, c41)
+        x = simd.broadcast(a[i5, p])
+        c50, c51 = simd.fma(x, w0, c50), simd.fma(x, w1, c51)
     j = q * width
     b0, b1 = simd.load(bias, j), simd.load(bias, j + half)   # bias is padded to whole panels
     if code == SOFTMAX:                                      # one panel: whole rows
+        _store_softmax_row(out, logits, i5, half, c50, c51, b0, b1, zero)
+        _store_softmax_row(out, logits, i4, half, c40, c41, b0, b1, zero)
         _store_softmax_row(out, logits, i3, half, c30, c31, b0, b1, zero)
         _store_softmax_row(out, logits, i2, half, c20, c21, b0, b1, zero)
         _store_softmax_row(out, logits, i1, half, c10, c11, b0, b1, zero)
         _store_softmax_row(out, logits, i, half, c00, c01, b0, b1, zero)
     else:
         relu = code == RELU
+        _store_row(out, i5, j, half, c50, c51, b0, b1, relu)
+        _store_row(out, i4, j, half, c40, c41, b0, b1, relu)
         _store_row(out, i3, j, half, c30, c31, b0, b1, relu)
         _store_row(out, i2, j, half, c20, c21, b0, b1, relu)
         _store_row(out, i1, j, half, c10, c11, b0, b1, relu)
