@@ -58,7 +58,7 @@ DOC_END = "<!-- END bench_frameworks --backend {backend} -->"
 THREAD_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT",
               "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
               "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "KERAS_BACKEND",
-              "NNSCRATCH_CONV_ALGORITHM")
+              "NNSCRATCH_CONV_ALGORITHM", "NNSCRATCH_DENSE_PRODUCT")
 GOALS = {"deep_cnn": 1.2, "simple_cnn": 1.2, "mlp": 1.0, "inference": 1.2, "startup_s": 3.0}
 
 

@@ -7,6 +7,10 @@ outlive its pass, so that weights changed by training or ``set_weights`` are
 always the ones used.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -128,6 +132,55 @@ def test_where_it_does_not_pay_blas_stays(counted, monkeypatch):
     kernels.set_backend("numpy")  # the reference never packs
     assert kernels.backend().fixed_product_pays(30, 13) is False
     np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-6)
+
+
+@pytest.fixture
+def dense_product():
+    """Set ``kernels.set_dense_product`` within a test; restore the setting after it."""
+    previous = kernels.get_dense_product()
+    yield kernels.set_dense_product
+    kernels.set_dense_product(previous)
+
+
+def test_the_setting_overrides_the_twins_decision(counted, monkeypatch, dense_product):
+    model, (x, _) = mlp(), data()
+    dense_product("blas")  # the twin says it pays (the fixture), BLAS is asked for
+    blas = model.predict(x, batch_size=16)
+    assert not counted
+    monkeypatch.setattr(fast, "fixed_product_pays", lambda k, n: False)
+    dense_product("panels")  # the twin says it does not pay, the panels are asked for
+    panels = model.predict(x, batch_size=16)
+    assert counted == [(13, 30), (4, 13)] * 4
+    np.testing.assert_allclose(panels, blas, rtol=1e-5, atol=1e-7)
+    counted.clear()
+    dense_product("auto")  # the twin decides again
+    model.predict(x, batch_size=16)
+    assert not counted
+
+
+def test_the_panels_setting_with_the_reference_twin_agrees_with_forward(dense_product):
+    kernels.set_backend("numpy")
+    model, (x, _) = mlp(), data()
+    dense_product("panels")
+    assert kernels.use_fixed_product(30, 13) and not kernels.use_fixed_product(0, 13)
+    np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-6)
+
+
+def test_an_unknown_setting_is_refused_by_name(dense_product):
+    with pytest.raises(ValueError, match="dense product must be one of .*'auto'.*got 'mkl'"):
+        dense_product("mkl")
+    assert kernels.get_dense_product() in kernels.DENSE_PRODUCTS
+
+
+def test_the_environment_variable_sets_it_and_a_bad_one_fails_on_import():
+    code = "from nnscratch import kernels; print(kernels.get_dense_product())"
+    for value, expected in (("blas", "blas"), ("", "auto")):
+        env = dict(os.environ, NNSCRATCH_DENSE_PRODUCT=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
+    env = dict(os.environ, NNSCRATCH_DENSE_PRODUCT="fast")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "dense product must be one of" in out.stderr
 
 
 def test_the_default_decision_on_this_machine():

@@ -25,7 +25,8 @@ import os
 from types import ModuleType
 
 __all__ = ["BACKENDS", "CONV_ALGORITHMS", "set_backend", "get_backend", "backend", "image_backend",
-           "optimizer_backend", "winograd_backend", "pooling_backend", "set_conv_algorithm", "get_conv_algorithm"]
+           "optimizer_backend", "winograd_backend", "pooling_backend", "set_conv_algorithm", "get_conv_algorithm",
+           "DENSE_PRODUCTS", "set_dense_product", "get_dense_product", "use_fixed_product"]
 
 BACKENDS = ("numpy", "numba")
 
@@ -41,6 +42,7 @@ _MODULES = {
 
 # How Conv2D computes 3x3 stride-1 convolutions (forward and input gradient)
 CONV_ALGORITHMS = ("im2col", "winograd", "winograd-mixed", "winograd4")
+DENSE_PRODUCTS = ("auto", "panels", "blas")
 
 
 def _default_backend() -> str:
@@ -152,3 +154,44 @@ def set_conv_algorithm(name: str) -> None:
 def get_conv_algorithm() -> str:
     """Return the active conv algorithm (see :func:`set_conv_algorithm`)."""
     return _conv_algorithm
+
+
+def _check_dense_product(name) -> str:
+    if name not in DENSE_PRODUCTS:
+        raise ValueError(f"dense product must be one of {DENSE_PRODUCTS}, got {name!r}")
+    return name
+
+
+_dense_product = _check_dense_product(os.environ.get("NNSCRATCH_DENSE_PRODUCT") or "auto")
+
+
+def set_dense_product(name: str) -> None:
+    """Which product a Dense layer's ``predict`` and ``evaluate`` use: ``"auto"`` (default), ``"panels"`` or ``"blas"``.
+
+    ``"panels"``: the backend's ``FixedProduct`` (the kernel packed in
+    panels once a pass, bias and activation applied as the outputs are
+    stored; docs/kernels.md, section 4c). ``"blas"``: NumPy's ``x @ W``, then
+    the bias and activation. ``"auto"``: panels where the backend's
+    ``fixed_product_pays`` says they measured faster (the numba backend on
+    x86-64 CPUs with AVX2 and no AVX-512), else BLAS. The two agree up to
+    float rounding; each gives the same bits run after run. Training always
+    multiplies with BLAS. Also set by the ``NNSCRATCH_DENSE_PRODUCT``
+    environment variable: to measure the panels on a CPU where ``"auto"``
+    does not choose them (``benchmarks/bench_frameworks.py`` passes the
+    environment on to its workers).
+    """
+    global _dense_product
+    _dense_product = _check_dense_product(name)
+
+
+def get_dense_product() -> str:
+    """Return the active Dense inference product setting (see :func:`set_dense_product`)."""
+    return _dense_product
+
+
+def use_fixed_product(k: int, n: int, name: str | None = None) -> bool:
+    """Whether a Dense layer's pass of inference by a ``(k, n)`` kernel uses the backend's ``FixedProduct``."""
+    choice = _dense_product
+    if choice == "auto":
+        return bool(backend(name).fixed_product_pays(k, n))
+    return choice == "panels" and k > 0 and n > 0

@@ -101,13 +101,15 @@ HOST_AVX2_ONLY = _host_is_avx2_only()
 def fixed_product_pays(k, n):
     """Whether :func:`matmul_panels` is this twin's faster product by a fixed ``(k, n)`` matrix.
 
-    True on x86-64 CPUs with AVX2 and no AVX-512, the kind it was measured
-    on (Zen 1, docs/kernels.md, section 4c): 1.2-1.5x as fast as OpenBLAS
+    True on x86-64 CPUs with AVX2 and no AVX-512, the kinds it was measured
+    on (Zen 1 and Zen 3, docs/kernels.md, section 4c): 1.2-1.5x as fast as OpenBLAS
     and a bias and ReLU pass for the study's wide layers; its 10-unit layers
     lose a few microseconds a batch (29 against 24 us for (100, 256) @
     (256, 10)), which a pass of the models does not notice. False
     elsewhere: where OpenBLAS has 512-bit kernels, or on other processors
     (an ARM laptop's BLAS), it was never measured; and for an empty matrix.
+    ``kernels.set_dense_product`` (``NNSCRATCH_DENSE_PRODUCT``) can
+    override this answer for a Dense layer's passes.
     """
     return HOST_AVX2_ONLY and k > 0 and n > 0
 

@@ -33,7 +33,9 @@ class Dense(ActivatedLayer):
     panels of 16 columns, each a contiguous block (packed in the pass's
     first batch), and also adds the bias and applies the activation (a
     10-unit softmax too): faster than BLAS's product where
-    ``fixed_product_pays`` says so, and the same up to float rounding.
+    ``fixed_product_pays`` says so (``kernels.set_dense_product`` or
+    ``NNSCRATCH_DENSE_PRODUCT`` choose otherwise), and the same up to float
+    rounding.
     Training always multiplies ``x @ W`` with BLAS.
 
     Parameters
@@ -88,7 +90,7 @@ class Dense(ActivatedLayer):
         twin, kernel = kernels.backend(), self.kernel.value
         if self.keep_logits and self.activation == "sigmoid":  # the product would not give the logits
             return
-        if twin.fixed_product_pays(*kernel.shape):
+        if kernels.use_fixed_product(*kernel.shape):
             bias = self.bias.value if self.use_bias else None
             self._product = twin.FixedProduct(kernel, bias, self.activation)  # packs W in the first batch
 
