@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from nnscratch.kernels.cache_stamp import stamp_module
-from nnscratch.kernels.workspace import for_size
+from nnscratch.kernels.workspace import channel_vector, for_size
 
 __all__ = ["batchnorm_forward_train", "batchnorm_backward", "batchnorm_backward_from_input", "batchnorm_inference"]
 
@@ -86,11 +86,11 @@ def _columns(x, name):
 
 
 def _per_column(v, c, dtype):
-    """``v`` as a contiguous (c,) array of ``dtype`` (broadcast if needed)."""
-    v = np.ascontiguousarray(v, dtype=dtype)
-    if v.shape != (c,):
-        v = np.ascontiguousarray(np.broadcast_to(v, (c,)))
-    return v
+    """``v`` as a writeable contiguous (c,) array of ``dtype`` (broadcast if needed; :func:`channel_vector`)."""
+    v = np.asarray(v, dtype=dtype)
+    if v.ndim > 1:
+        raise ValueError(f"expected one number or a ({c},) vector, got shape {v.shape}")
+    return channel_vector(v, c, dtype)
 
 
 def batch_statistics(x, epsilon):

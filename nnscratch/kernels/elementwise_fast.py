@@ -16,7 +16,7 @@ from nnscratch.kernels import simd
 from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.reference import (ALPHA_DEFAULTS, ELEMENTWISE_ACTIVATIONS, INV_SQRT_2PI, NEEDS_PREACTIVATION,
                                          SELU_SCALE, SELU_SCALE_ALPHA, SQRT_HALF, activation_alpha)
-from nnscratch.kernels.workspace import for_size
+from nnscratch.kernels.workspace import channel_vector, for_size
 
 __all__ = ["bias_activation", "activation_backward", "bias_gradient", "dropout_forward", "bias_softmax",
            "softmax_cross_entropy", "all_finite"]
@@ -229,12 +229,10 @@ _BIAS_ACTIVATIONS = {
 
 def _bias_vector(bias, c, dtype):
     """``bias`` as a contiguous ``(c,)`` vector of ``dtype``; it may hold ``c`` numbers or broadcast one."""
-    if isinstance(bias, np.ndarray) and bias.shape == (c,) and bias.dtype == dtype and bias.flags.c_contiguous:
-        return bias                              # the common case, without the copies below
     bias = np.asarray(bias)
     if bias.size not in (1, c) or any(s != 1 for s in bias.shape[:-1]):
         raise ValueError(f"bias of shape {bias.shape} does not broadcast along the last axis ({c})")
-    return np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (c,)), dtype=dtype)
+    return channel_vector(bias.reshape(-1), c, dtype)
 
 
 def bias_activation(z, bias, activation, alpha=None):
@@ -274,23 +272,22 @@ def bias_activation(z, bias, activation, alpha=None):
 
 
 def _bias_and_code(bias, activation, c, dtype):
-    """(bias as a contiguous (c,) array, zeros if None; activation code) for :func:`_bias_activation_rows`."""
+    """(bias as a writeable contiguous (c,) array, zeros if None; activation code) for :func:`_bias_activation_rows`."""
     if bias is None:
         return np.zeros(c, dtype=dtype), _ACTIVATION_CODES[activation]
     bias = np.asarray(bias)
     if bias.size not in (1, c):
         raise ValueError(f"bias of shape {bias.shape} does not broadcast along the last axis ({c})")
-    return np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (c,)), dtype=dtype), _ACTIVATION_CODES[activation]
+    return channel_vector(bias.reshape(-1), c, dtype), _ACTIVATION_CODES[activation]
 
 
 def _affine_and_code(affine, c, dtype):
-    """(scale, shift as contiguous (c,) arrays, post code) for :func:`_affine_rows`: 0 none, 1 affine, 2 + ReLU."""
+    """(scale, shift as writeable contiguous (c,) arrays, post code) for :func:`_affine_rows`: 0 none, 1 affine, 2 + ReLU."""
     if affine is None:
         empty = np.zeros(c, dtype=dtype)
         return empty, empty, 0
     scale, shift, relu = affine
-    scale, shift = (np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=dtype).reshape(-1), (c,)))
-                    for v in (scale, shift))
+    scale, shift = (channel_vector(np.asarray(v, dtype=dtype).reshape(-1), c, dtype) for v in (scale, shift))
     return scale, shift, 2 if relu else 1
 
 

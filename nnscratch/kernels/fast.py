@@ -50,7 +50,7 @@ from nnscratch.kernels.elementwise_fast import (_BIAS_ACTIVATIONS, _affine_and_c
                                                 activation_backward, all_finite, bias_activation, bias_gradient,
                                                 bias_softmax, dropout_forward, softmax_cross_entropy)
 from nnscratch.kernels.matmul_fast import FixedProduct, fixed_product_pays, matmul_panels, pack_panels, panel_width
-from nnscratch.kernels.workspace import block_bounds, for_size, image_blocks, one_blas_thread, scratch
+from nnscratch.kernels.workspace import block_bounds, channel_vector, for_size, image_blocks, one_blas_thread, scratch
 
 __all__ = [
     "im2col",
@@ -226,7 +226,8 @@ def _im2col_image(x, b, cols, w, row0, kh, kw, sh, sw, pad_top, pad_left, out_h,
 @njit(parallel=True, cache=True)
 def _im2col_kernel(x, cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     """``cols`` (1, N * out_h * out_w, K): every image unfolded, images shared among threads."""
-    for b in prange(x.shape[0]):
+    for image in prange(x.shape[0]):
+        b = np.int64(image)              # as in the serial twin (rule 15)
         _im2col_image(x, b, cols, 0, b * out_h * out_w, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
 
 
@@ -277,7 +278,8 @@ def _col2im_image(cols, w, row0, dx, b, kh, kw, sh, sw, pad_top, pad_left, out_h
 def _col2im_kernel(cols, dx, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     # Windows of one image overlap, windows of different images do not:
     # the images are shared among threads, each is scattered serially.
-    for b in prange(dx.shape[0]):
+    for image in prange(dx.shape[0]):
+        b = np.int64(image)              # as in the serial twin (rule 15)
         _col2im_image(cols, 0, b * out_h * out_w, dx, b, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)
 
 
@@ -356,8 +358,9 @@ def _conv_forward_blocks(x, kernel_matrix, z, cols, blocks, workers, kept, kh, k
     """
     n = x.shape[0]
     rows = out_h * out_w
-    for w in prange(workers):
-        cw = w - w if kept else w    # (not 0: keeps the prange index type)
+    for worker in prange(workers):
+        w = np.int64(worker)         # as in the serial twin (rule 15)
+        cw = 0 if kept else w
         for blk in range(w, blocks, workers):
             start, stop = block_bounds(blk, blocks, n)
             c0 = start * rows if kept else 0
@@ -485,8 +488,9 @@ def _conv_backward_blocks(x, grad_z, kernel_matrix_t, cols, grad_cols, dkernel_p
     """
     n = x.shape[0]
     rows = out_h * out_w
-    for w in prange(workers):
-        cw = w - w if kept else w    # (not 0: keeps the prange index type)
+    for worker in prange(workers):
+        w = np.int64(worker)         # as in the serial twin (rule 15)
+        cw = 0 if kept else w
         for blk in range(w, blocks, workers):
             start, stop = block_bounds(blk, blocks, n)
             m = (stop - start) * rows
@@ -656,8 +660,7 @@ def batchnorm_maxpool_forward_train(x, gamma, beta, epsilon, relu, kh, kw, sh, s
         raise TypeError(f"batchnorm_maxpool_forward_train needs a floating-point array, got {x.dtype}")
     c = x.shape[-1]
     mean, var, inv_std = batch_statistics(x.reshape(-1, c), epsilon)
-    gamma, beta = (np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=x.dtype).reshape(-1), (c,)))
-                   for v in (gamma, beta))
+    gamma, beta = (channel_vector(np.asarray(v, dtype=x.dtype).reshape(-1), c, x.dtype) for v in (gamma, beta))
     y, argmax = _pool(x, (kh, kw, sh, sw, pad_top, pad_left, out_h, out_w), mean, inv_std, gamma, beta,
                       2 if relu else 1, "batchnorm_maxpool_forward_train")
     return y, argmax, mean, var, inv_std
@@ -787,8 +790,9 @@ def _conv_pool_blocks(x, kernel_matrix, zs, cols, blocks, workers, kept, kh, kw,
     rows = out_h * out_w
     block_rows = zs.shape[0] // workers
     pkh, pkw, psh, psw, ppad_top, ppad_left, pout_h, pout_w = pool
-    for w in prange(workers):
-        cw = w - w if kept else w
+    for worker in prange(workers):
+        w = np.int64(worker)         # as in the serial twin (rule 15)
+        cw = 0 if kept else w
         r0 = w * block_rows
         for blk in range(w, blocks, workers):
             start, stop = block_bounds(blk, blocks, n)

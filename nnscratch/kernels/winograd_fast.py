@@ -208,7 +208,8 @@ def _winograd_blocks(x, u, z, padded, v, m, blocks, pad_top, pad_left, th, tw, o
     """Worker ``w`` computes blocks ``w, w + workers, ...`` (``workspace.block_bounds``), start to end."""
     n = x.shape[0]
     workers = padded.shape[0]
-    for w in prange(workers):
+    for worker in prange(workers):
+        w = np.int64(worker)         # as in the serial twin (rule 15)
         for blk in range(w, blocks, workers):
             start, stop = block_bounds(blk, blocks, n)
             _pad_block(x, padded, w, start, stop, pad_top, pad_left)
@@ -225,7 +226,8 @@ def _winograd4_blocks(x, u, z, padded, v, m, t, blocks, pad_top, pad_left, th, t
     """``_winograd_blocks`` for F(4x4, 3x3): 6x6 tiles, 36 products, ``t`` the transforms' buffer."""
     n = x.shape[0]
     workers = padded.shape[0]
-    for w in prange(workers):
+    for worker in prange(workers):
+        w = np.int64(worker)         # as in the serial twin (rule 15)
         for blk in range(w, blocks, workers):
             start, stop = block_bounds(blk, blocks, n)
             _pad_block(x, padded, w, start, stop, pad_top, pad_left)
@@ -351,7 +353,8 @@ def _winograd_gradient_blocks(x, grad_z, du_parts, padded, v, dm, blocks, pad_to
     """Worker ``w`` takes blocks ``w, w + workers, ...``: each block's ``dU`` into a slot of its own."""
     n = x.shape[0]
     workers = padded.shape[0]
-    for w in prange(workers):
+    for worker in prange(workers):
+        w = np.int64(worker)         # as in the serial twin (rule 15)
         for blk in range(w, blocks, workers):
             start, stop = block_bounds(blk, blocks, n)
             _pad_block(x, padded, w, start, stop, pad_top, pad_left)
@@ -366,7 +369,8 @@ def _winograd4_gradient_blocks(x, grad_z, du_parts, padded, v, dm, t, blocks, pa
     """``_winograd_gradient_blocks`` for F(4x4, 3x3)."""
     n = x.shape[0]
     workers = padded.shape[0]
-    for w in prange(workers):
+    for worker in prange(workers):
+        w = np.int64(worker)         # as in the serial twin (rule 15)
         for blk in range(w, blocks, workers):
             start, stop = block_bounds(blk, blocks, n)
             _pad_block(x, padded, w, start, stop, pad_top, pad_left)

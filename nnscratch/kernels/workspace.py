@@ -13,8 +13,8 @@ import numpy as np
 
 from nnscratch.kernels.cache_stamp import stamp, stamp_module
 
-__all__ = ["scratch", "scratch_space", "image_blocks", "block_bounds", "one_blas_thread", "SERIAL_BELOW",
-           "serial_twin", "for_size"]
+__all__ = ["scratch", "scratch_space", "channel_vector", "image_blocks", "block_bounds", "one_blas_thread",
+           "SERIAL_BELOW", "serial_twin", "for_size"]
 
 # The convolutions' block buffers are work space, reused from call to call (and so
 # from step to step) instead of being allocated, page-faulted and freed each
@@ -35,6 +35,23 @@ def scratch(name, shape, dtype):
     if buffer is None or buffer.size < size:
         buffer = buffers[name] = np.empty(max(size, 1), dtype=np.uint8)
     return buffer[:size].view(dtype).reshape(shape)
+
+
+def channel_vector(v, c, dtype):
+    """``v`` as a writeable, C-contiguous ``(c,)`` array of ``dtype``: as it is when it is one, else a copy.
+
+    ``v`` holds ``c`` numbers or one (broadcast). Never a read-only view, such
+    as ``np.broadcast_to`` gives: Numba types a read-only array apart from a
+    writeable one and compiles (and caches) a kernel once for each, so a
+    kernel handed a layer's bias in one call and a broadcast zero in the next
+    would be compiled twice (13 s each for the Winograd convolution's).
+    """
+    v = np.asarray(v, dtype=dtype)
+    if v.shape == (c,) and v.flags.c_contiguous and v.flags.writeable:
+        return v
+    out = np.empty(c, dtype=dtype)
+    out[...] = v          # a ValueError for a shape that does not broadcast to (c,)
+    return out
 
 
 # ---------------------------------------------------------------------------
