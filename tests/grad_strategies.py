@@ -103,10 +103,12 @@ def image_shapes():
 def bn_shapes(rank):
     """Batch shapes for BatchNormalization with at least 3 values per channel.
 
-    ``rank`` 2: (N, features); ``rank`` 4: (N, H, W, C).
+    ``rank`` 2: (N, features); ``rank`` 3: (N, steps, C); ``rank`` 4: (N, H, W, C).
     """
     if rank == 2:
         return st.tuples(st.integers(3, 4), channel_counts())
+    if rank == 3:
+        return st.tuples(batch_sizes(), st.integers(1, 4), channel_counts()).filter(lambda s: s[0] * s[1] >= 3)
     return image_shapes().filter(lambda s: s[0] * s[1] * s[2] >= 3)
 
 

@@ -115,7 +115,7 @@ def test_max_pooling_gradients(geom, seed, offset):
 
 # --------------------------------------------------------- BatchNormalization
 
-@pytest.mark.parametrize("rank", [2, 4])
+@pytest.mark.parametrize("rank", [2, 3, 4])
 @given(data=st.data(), seed=rng_seeds())
 def test_batch_normalization_training_gradients(rank, data, seed):
     shape = data.draw(bn_shapes(rank), label="shape")
@@ -130,7 +130,7 @@ def test_batch_normalization_training_gradients(rank, data, seed):
     assert_gradients_match(report)
 
 
-@pytest.mark.parametrize("rank", [2, 4])
+@pytest.mark.parametrize("rank", [2, 3, 4])
 @given(data=st.data(), seed=rng_seeds())
 def test_batch_normalization_inference_gradients(rank, data, seed):
     """Inference mode uses the moving statistics: y = gamma (x - mean) / sqrt(var + eps) + beta.
@@ -148,6 +148,31 @@ def test_batch_normalization_inference_gradients(rank, data, seed):
     layer.set_weights(random_bn_weights(rng, shape[-1]))
     x = rng.uniform(0.5, 2.0) * rng.standard_normal(shape) + rng.uniform(-1.0, 1.0)
     assert_gradients_match(check_layer(layer, x=x, training=False, seed=seed % 1000, h=STEP))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@given(data=st.data(), center=st.booleans(), scale=st.booleans(), channels_first=st.booleans(), seed=rng_seeds())
+def test_batch_normalization_options_gradients(training, data, center, scale, channels_first, seed):
+    """``center``/``scale`` off (beta = 0, gamma = 1, no such weights) and the channel axis 1 instead of -1.
+
+    With ``axis=1`` the layer moves that axis last for the kernels and back; the
+    channel axis of the drawn shape is put first so that it is the one normalised.
+    """
+    shape = data.draw(bn_shapes(data.draw(st.sampled_from([3, 4]), label="rank")), label="shape")
+    rng = np.random.default_rng(seed)
+    channels = shape[-1]
+    if channels_first:
+        shape = (shape[0], channels) + shape[1:-1]
+    with float64_floatx():
+        layer = BatchNormalization(axis=1 if channels_first else -1, center=center, scale=scale)
+        layer.build(shape[1:])
+    x = rng.uniform(0.5, 2.0) * rng.standard_normal(shape) + rng.uniform(-1.0, 1.0)
+    layer.forward(x, training=True)   # moving statistics of an earlier step
+    gamma, beta, mean, var = random_bn_weights(rng, channels)
+    layer.set_weights(([gamma] if scale else []) + ([beta] if center else []) + [mean, var])
+    report = check_layer(layer, x=x, training=training, seed=seed % 1000, h=STEP)
+    assert [c.name for c in report.checks] == ["input"] + ["gamma"] * scale + ["beta"] * center
+    assert_gradients_match(report)
 
 
 def test_batch_normalization_inference_gradient_of_a_fresh_layer(float64):

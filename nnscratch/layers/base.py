@@ -102,7 +102,8 @@ class Layer(abc.ABC):
         if activity_regularizer is not None:
             raise ValueError(f"activity_regularizer={activity_regularizer!r}: nnscratch does not support activity "
                              "regularizers (penalties on a layer's output); weight regularizers "
-                             "(kernel_regularizer, bias_regularizer on Dense and Conv2D) are supported")
+                             "(kernel_regularizer, bias_regularizer on Dense, Conv1D and Conv2D; "
+                             "gamma_regularizer, beta_regularizer on BatchNormalization) are supported")
         self.name = name or _unique_name(_snake_case(type(self).__name__))
         self.input_shape_arg = None if input_shape is None else self._check_shape(input_shape)
         self._trainable = bool(trainable)

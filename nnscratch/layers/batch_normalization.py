@@ -1,19 +1,22 @@
-"""Batch normalisation over the last (channel/feature) axis."""
+"""Batch normalisation over one axis of a batch (the channel/feature axis, the last by default)."""
 
 import numpy as np
 
-from nnscratch import kernels
+from nnscratch import initializers, kernels, regularizers, rng
 from nnscratch.config import floatx
 from nnscratch.layers.base import Layer, format_shape
 
 __all__ = ["BatchNormalization"]
 
+_CONSTANT_INITIALIZERS = (initializers.zeros, initializers.ones)   # they draw no random numbers
+
 
 class BatchNormalization(Layer):
     r"""Normalise each channel by batch statistics, then scale and shift.
 
-    Works on (N, features) and (N, H, W, C) inputs; statistics are taken over
-    every axis but the last (for images: over N, H and W, per channel).
+    Works on inputs of any rank: (N, features), (N, steps, C), (N, H, W, C),
+    ... Statistics are taken over every axis but ``axis`` (the last by
+    default: for images over N, H and W, per channel).
 
     Training, over the ``M`` values of one channel:
 
@@ -49,52 +52,122 @@ class BatchNormalization(Layer):
 
     Parameters
     ----------
+    axis : int
+        The channel axis, Keras's convention (the batch axis counted): -1, the
+        default, is the last (NHWC images); 1 is the first axis of a sample
+        (channels-first data). Another axis than the last is moved last for
+        the kernels and back (a copy each way). The batch axis (0) and
+        several axes are refused.
     momentum : float
         Keras's default 0.99.
     epsilon : float
         Keras's default 1e-3.
+    center, scale : bool
+        With ``center=False`` there is no ``beta`` (it is 0), with
+        ``scale=False`` no ``gamma`` (it is 1); the weights are then those
+        that remain, in Keras's order (gamma, beta, moving_mean, moving_variance).
+    beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer : str or callable
+        Keras's defaults: zeros, ones, zeros, ones.
+    beta_regularizer, gamma_regularizer : str, Regularizer or None
+        Penalties on ``beta`` and ``gamma`` (:mod:`nnscratch.regularizers`).
     """
 
-    def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"BatchNormalization's axis must be one integer, got {axis!r} "
+                            "(several axes are not supported)")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
         if not epsilon > 0:
             raise ValueError(f"epsilon must be positive, got {epsilon!r}")
+        self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
-        self._x2d = None  # what backward needs; None until a forward pass of this layer
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.moving_mean_initializer = moving_mean_initializer
+        self.moving_variance_initializer = moving_variance_initializer
+        for identifier in (beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer):
+            initializers.get(identifier)  # fail early
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self._axis = None  # the axis of a batch, >= 1, once built
+        self._x2d = None   # what backward needs; None until a forward pass of this layer
 
     def build(self, input_shape):
-        if len(input_shape) not in (1, 3):
-            raise ValueError(
-                f"BatchNormalization layer {self.name!r} expects (None, features) or "
-                f"(None, height, width, channels) inputs, got {format_shape(input_shape)}"
-            )
-        channels = input_shape[-1]
-        self.gamma = self.new_parameter("gamma", np.ones(channels))
-        self.beta = self.new_parameter("beta", np.zeros(channels))
-        self.buffers["moving_mean"] = np.zeros(channels, dtype=floatx())
-        self.buffers["moving_variance"] = np.ones(channels, dtype=floatx())
+        rank = len(input_shape) + 1  # with the batch axis
+        if not -rank <= self.axis < rank or self.axis % rank == 0:
+            raise ValueError(f"BatchNormalization layer {self.name!r}: axis={self.axis} is not an axis of a sample "
+                             f"of inputs of shape {format_shape(tuple(input_shape))} (1 to {rank - 1}, or -1 to "
+                             f"{1 - rank}; the batch axis 0 is not supported)")
+        self._axis = self.axis % rank
+        channels = input_shape[self._axis - 1]
+        generator = None
+
+        def initial(identifier):
+            nonlocal generator
+            init = initializers.get(identifier)
+            if init in _CONSTANT_INITIALIZERS:    # draws nothing: the generators after it stay the same
+                return init((channels,))
+            generator = generator or rng.new_generator()
+            return init((channels,), generator)
+
+        # gamma = 1 without scale, beta = 0 without center: constants, not weights
+        self._gamma_fixed, self._beta_fixed = np.ones(channels, floatx()), np.zeros(channels, floatx())
+        if self.scale:
+            self.gamma = self.new_parameter("gamma", initial(self.gamma_initializer))
+        if self.center:
+            self.beta = self.new_parameter("beta", initial(self.beta_initializer))
+        self.buffers["moving_mean"] = np.asarray(initial(self.moving_mean_initializer), dtype=floatx())
+        self.buffers["moving_variance"] = np.asarray(initial(self.moving_variance_initializer), dtype=floatx())
         super().build(input_shape)
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether the normalised axis is the last (what the fusions with Conv2D and MaxPooling2D need)."""
+        return self._axis is None or self._axis == len(self.input_shape)
+
+    def _gamma(self):
+        return self.gamma.value if self.scale else self._gamma_fixed
+
+    def _beta(self):
+        return self.beta.value if self.center else self._beta_fixed
+
+    def _rows(self, x):
+        """``x`` as an (M, C) matrix, one column per channel (the normalised axis moved last if it is not)."""
+        if not self.channels_last:
+            x = np.ascontiguousarray(np.moveaxis(x, self._axis, -1))
+        return x.reshape(-1, x.shape[-1])
+
+    def _unrows(self, rows, shape):
+        """The inverse of :meth:`_rows`: an (M, C) matrix back to a batch of ``shape``."""
+        if self.channels_last:
+            return rows.reshape(shape)
+        a = self._axis
+        moved = rows.reshape(shape[:a] + shape[a + 1:] + shape[a:a + 1])
+        return np.ascontiguousarray(np.moveaxis(moved, -1, self._axis))
 
     def forward(self, x, training=False, relu=False):
         """``y = gamma * xhat + beta``; with ``relu=True``, ``max(y, 0)`` (fused with a following ReLU)."""
         self.check_input(x)
-        channels = x.shape[-1]
-        x2d = x.reshape(-1, channels)
+        x2d = self._rows(x)
         self._relu = bool(relu)
         if not training:
             # fixed statistics: y = gamma * (x - moving_mean) * inv_std + beta, an affine map
             self._x2d, self._training = x2d, False
             self._inv_std = self._moving_inv_std()
-            return self._inference_output(x2d, relu).reshape(x.shape)
+            return self._unrows(self._inference_output(x2d, relu), x.shape)
         # xhat is not stored: backward recomputes it from x2d (the layer below's
         # output, alive anyway) and the batch mean, with the same operations
         y, _, mean, var, inv_std = kernels.backend().batchnorm_forward_train(
-            x2d, self.gamma.value, self.beta.value, self.epsilon, relu=relu, keep_xhat=False)
+            x2d, self._gamma(), self._beta(), self.epsilon, relu=relu, keep_xhat=False)
         self._keep_batch(x2d, mean, var, inv_std)
-        return y.reshape(x.shape)
+        return self._unrows(y, x.shape)
 
     def forward_pooled(self, x, window, relu=False):
         """Training forward of (N, H, W, C) images, then max pooling, without storing the normalised images.
@@ -102,13 +175,16 @@ class BatchNormalization(Layer):
         ``window`` is ``(kh, kw, sh, sw, pad_top, pad_left, out_h, out_w)``
         (``MaxPooling2D.window()``). Returns ``(pooled, argmax)``, bit for bit
         what ``forward(x, True, relu)`` followed by the pooling gives. A
-        ``Model`` calls it for a batch norm whose output only a MaxPooling2D
-        reads and hands both to that layer (``MaxPooling2D.keep_pooled``).
+        ``Model`` calls it for a batch norm over the last axis whose output
+        only a MaxPooling2D reads and hands both to that layer
+        (``MaxPooling2D.keep_pooled``).
         """
         self.check_input(x)
+        if not self.channels_last:
+            raise ValueError(f"layer {self.name!r}: forward_pooled needs the channel axis last, not axis={self.axis}")
         self._relu = bool(relu)
         pooled, argmax, mean, var, inv_std = kernels.backend().batchnorm_maxpool_forward_train(
-            x, self.gamma.value, self.beta.value, self.epsilon, self._relu, *window)
+            x, self._gamma(), self._beta(), self.epsilon, self._relu, *window)
         self._keep_batch(x.reshape(-1, x.shape[-1]), mean, var, inv_std)
         return pooled, argmax
 
@@ -125,9 +201,8 @@ class BatchNormalization(Layer):
         if self._x2d is None:
             raise RuntimeError(f"layer {self.name!r}: backward called without a forward pass of this layer "
                                "(in inference a Model may apply it inside the Conv2D before it)")
-        shape = grad_output.shape
-        grad2d = grad_output.reshape(-1, shape[-1])
-        gamma, beta = self.gamma.value, self.beta.value
+        grad2d = self._rows(grad_output)
+        gamma, beta = self._gamma(), self._beta()
         if self._training:
             dx, dgamma, dbeta = kernels.backend().batchnorm_backward_from_input(
                 grad2d, self._x2d, self._mean, gamma, self._inv_std, beta=beta, relu=self._relu)
@@ -140,16 +215,18 @@ class BatchNormalization(Layer):
                 grad2d = kernels.backend().activation_backward(grad2d, y, "relu")
             dx = grad2d * (gamma * self._inv_std)
             dgamma, dbeta = (grad2d * xhat).sum(axis=0), grad2d.sum(axis=0)
-        self.gamma.grad[...] = dgamma
-        self.beta.grad[...] = dbeta
-        return dx.reshape(shape)
+        if self.scale:
+            self.gamma.grad[...] = dgamma
+        if self.center:
+            self.beta.grad[...] = dbeta
+        return self._unrows(dx, grad_output.shape)
 
     def inference_affine(self):
         """``(scale, shift)`` of inference: ``y = x * scale + shift``, ``scale = gamma / sqrt(moving_variance +
         eps)``, ``shift = beta - moving_mean * scale``. A Model passes them to the Conv2D before this layer,
         which then applies them in its own sweep over the output (``Conv2D.forward(..., affine=...)``)."""
-        scale = self.gamma.value * self._moving_inv_std()
-        return scale, self.beta.value - self.buffers["moving_mean"] * scale
+        scale = self._gamma() * self._moving_inv_std()
+        return scale, self._beta() - self.buffers["moving_mean"] * scale
 
     def _moving_inv_std(self):
         return 1.0 / np.sqrt(self.buffers["moving_variance"] + self.epsilon)
@@ -163,5 +240,16 @@ class BatchNormalization(Layer):
         scale, shift = self.inference_affine()
         return kernels.backend().batchnorm_inference(x2d, scale, shift, relu=relu)
 
+    def weight_regularizers(self):
+        pairs = (("gamma", self.gamma_regularizer if self.scale else None),
+                 ("beta", self.beta_regularizer if self.center else None))
+        return {name: regularizer for name, regularizer in pairs if regularizer is not None}
+
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale, "beta_initializer": self.beta_initializer,
+                "gamma_initializer": self.gamma_initializer,
+                "moving_mean_initializer": self.moving_mean_initializer,
+                "moving_variance_initializer": self.moving_variance_initializer,
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}

@@ -315,13 +315,14 @@ class Model(Trainer):
         """``{index: relu}`` of the BatchNormalization steps an inference forward folds into the Conv2D before.
 
         ``layers[index - 1]`` is a Conv2D with an elementwise activation (not
-        softmax) and ``layers[index]`` a BatchNormalization step; ``relu`` says
+        softmax) and ``layers[index]`` a BatchNormalization step over the last
+        (channel) axis; ``relu`` says
         whether the ReLU after the batch norm is fused into it too.
         """
         if not self.fuse_conv_batchnorm_inference or self.graph is not None:
             return {}
         return {index: fused for index, fused in self.steps()
-                if index > 0 and isinstance(self.layers[index], BatchNormalization)
+                if index > 0 and isinstance(self.layers[index], BatchNormalization) and self.layers[index].channels_last
                 and isinstance(self.layers[index - 1], Conv2D) and self.layers[index - 1].activation != "softmax"}
 
     #: In training, let a BatchNormalization compute the MaxPooling2D after it (see the module docstring).
@@ -337,7 +338,8 @@ class Model(Trainer):
             return {}
         plan = self.steps()
         return {index: after for (index, _), (after, _) in zip(plan, plan[1:])
-                if isinstance(self.layers[index], BatchNormalization) and isinstance(self.layers[after], MaxPooling2D)}
+                if isinstance(self.layers[index], BatchNormalization) and self.layers[index].channels_last
+                and isinstance(self.layers[after], MaxPooling2D)}
 
     #: In training, let a ReLU Conv2D compute the MaxPooling2D after it (see the module docstring).
     fuse_conv_maxpool = True
