@@ -83,7 +83,7 @@ ELU, SELU, SOFTPLUS, SOFTSIGN, LEAKY_RELU, GELU, SILU, HARD_SIGMOID, EXPONENTIAL
 ELU_ALPHA, LEAKY_RELU_ALPHA = ALPHA_DEFAULTS["elu"], ALPHA_DEFAULTS["leaky_relu"]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _other_rows(z, first, last, bias, code, alpha):
     """Rows ``first:last`` of ``z`` become ``f(z + b)`` for an activation of code ``FIRST_OTHER`` or more.
 
@@ -317,13 +317,16 @@ def _bias_activation_affine(z, bias, activation, scale, shift, post):
         _affine_rows(z, first, last, scale, shift, post)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _bias_activation_rows(z, first, last, bias, activation):
     """Rows ``first:last`` of ``z`` become ``f(z + b)``, serially, with the arithmetic of ``_bias_*``.
 
     ``activation`` is a code of ``_ACTIVATION_CODES``; from ``FIRST_OTHER`` on,
     :func:`_other_rows` with the activation's default ``alpha`` (what a layer's
-    ``activation="elu"`` or ``"leaky_relu"`` means).
+    ``activation="elu"`` or ``"leaky_relu"`` means). A call, not inlined, as
+    :func:`_other_rows`: once per block of rows it costs nothing, and the
+    twenty-odd loops inlined into every convolution kernel made each of them
+    take 2-4 s longer to compile (docs/kernels.md, rule 15).
     """
     if activation >= FIRST_OTHER:
         alpha = z.dtype.type(LEAKY_RELU_ALPHA if activation == LEAKY_RELU else ELU_ALPHA)
