@@ -24,25 +24,28 @@ from nnscratch.layers.pooling1d import AveragePooling1D, AvgPool1D, MaxPool1D, M
 from nnscratch.layers.prelu import PReLU
 from nnscratch.layers.repeat_vector import RepeatVector
 from nnscratch.layers.reshape import Reshape
+from nnscratch.layers.reshaping1d import Cropping1D, UpSampling1D, ZeroPadding1D
 from nnscratch.layers.up_sampling2d import UpSampling2D
 from nnscratch.layers.zero_padding2d import ZeroPadding2D
 
 __all__ = [
     "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D",
-    "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping2D", "Dense", "Dropout", "ELU", "Flatten",
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
-    "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "Layer", "LeakyReLU",
-    "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum", "Multiply", "Permute",
-    "PReLU", "ReLU", "RepeatVector", "Reshape", "Softmax", "Subtract", "SymbolicTensor", "UpSampling2D",
-    "ZeroPadding2D", "add", "average", "concatenate", "get", "maximum", "minimum", "multiply", "subtract",
+    "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Dense", "Dropout", "ELU",
+    "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
+    "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer",
+    "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum",
+    "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "Softmax", "Subtract", "SymbolicTensor",
+    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "get",
+    "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
 _BY_NAME = {cls.__name__: cls for cls in (
     Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Concatenate, Conv1D, Conv2D,
-    Cropping2D, Dense, Dropout, ELU, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
-    GlobalMaxPooling2D, InputLayer, LeakyReLU, MaxPooling1D, MaxPooling2D, Maximum, Minimum, Multiply, Permute,
-    PReLU, ReLU, RepeatVector, Reshape, Softmax, Subtract, UpSampling2D, ZeroPadding2D,
+    Cropping1D, Cropping2D, Dense, Dropout, ELU, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D,
+    GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer, LeakyReLU, MaxPooling1D, MaxPooling2D, Maximum, Minimum,
+    Multiply, Permute, PReLU, ReLU, RepeatVector, Reshape, Softmax, Subtract, UpSampling1D, UpSampling2D,
+    ZeroPadding1D, ZeroPadding2D,
 )}
 
 
