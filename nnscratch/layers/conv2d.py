@@ -52,11 +52,19 @@ class Conv2D(ActivatedLayer):
     ``kernel_regularizer`` and ``bias_regularizer`` (a name such as ``"l2"``,
     a :mod:`nnscratch.regularizers` instance or None) add a penalty on the
     kernel or bias to the training loss, as Dense's do.
+
+    ``dilation_rate = (dh, dw)`` (default 1) spreads the kernel's taps
+    ``dh`` rows and ``dw`` columns apart: :math:`z_{n,r,s,f} = \sum_{i,j,c}
+    x_{n,\ r s_h - p_t + i d_h,\ s s_w - p_l + j d_w,\ c} K_{i,j,c,f} + b_f`.
+    As :class:`~nnscratch.layers.Conv1D`, the layer convolves with the kernel
+    spread out to ``((kh - 1) dh + 1, (kw - 1) dw + 1)`` taps, zeros between
+    (up to ``dh dw`` times the work), and each tap's gradient is that of its
+    place in the spread kernel. As in Keras, a dilation above 1 needs strides of 1.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
-                 bias_regularizer=None, **kwargs):
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be a positive integer, got {filters!r}")
@@ -64,6 +72,10 @@ class Conv2D(ActivatedLayer):
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size")
         self.strides = normalize_tuple(strides, 2, "strides")
         self.padding = normalize_padding(padding)
+        self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"Conv2D: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras), got "
+                             f"strides={self.strides} and dilation_rate={self.dilation_rate}")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -73,7 +85,7 @@ class Conv2D(ActivatedLayer):
 
     def build(self, input_shape):
         self._out_hw, self._pad_top, self._pad_left = place_windows(
-            self, input_shape, self.kernel_size, self.strides, "kernel")
+            self, input_shape, self._span(), self.strides, "kernel")
         generator = rng.new_generator()
         shape = (*self.kernel_size, input_shape[-1], self.filters)
         self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator))
@@ -84,9 +96,22 @@ class Conv2D(ActivatedLayer):
     def compute_output_shape(self, input_shape):
         return (*self._out_hw, self.filters)
 
+    def _span(self) -> tuple:
+        """Rows and columns one window covers: ``(k - 1) d + 1`` each (the kernel size without dilation)."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
+
+    def _kernel_4d(self):
+        """The kernel the window kernels use: ``K`` itself, or spread out with zeros between its taps if dilated."""
+        kernel = self.kernel.value
+        if self.dilation_rate == (1, 1):
+            return kernel
+        spread = np.zeros((*self._span(), *kernel.shape[2:]), dtype=kernel.dtype)
+        spread[::self.dilation_rate[0], ::self.dilation_rate[1]] = kernel
+        return spread
+
     def _geometry(self):
-        """Arguments the window kernels share: kh, kw, sh, sw, pad_top, pad_left, out_h, out_w."""
-        return (*self.kernel_size, *self.strides, self._pad_top, self._pad_left, *self._out_hw)
+        """Arguments the window kernels share: kh, kw, sh, sw, pad_top, pad_left, out_h, out_w (kh, kw spread)."""
+        return (*self._span(), *self.strides, self._pad_top, self._pad_left, *self._out_hw)
 
     def forward(self, x, training=False, affine=None):
         """``f(conv(x, K) + b)``; ``affine = (scale, shift, relu)`` (inference only) also applies the
@@ -129,11 +154,13 @@ class Conv2D(ActivatedLayer):
         if self._winograd():
             z = self._convolve(x, bias, "relu").reshape(x.shape[0], *self._out_hw, self.filters)
             return kernels.backend().maxpool2d_forward(z, *window)
-        return kernels.backend().conv2d_maxpool_forward(x, self.kernel.value, *self._geometry(), window, bias=bias,
+        return kernels.backend().conv2d_maxpool_forward(x, self._kernel_4d(), *self._geometry(), window, bias=bias,
                                                         activation="relu", cols_out=self._cols)
 
     def _winograd(self) -> int:
         """The Winograd output tile this layer uses (2 or 4), or 0 for im2col (see ``kernels.set_conv_algorithm``)."""
+        if self.dilation_rate != (1, 1):   # a dilated kernel goes spread out through im2col
+            return 0
         return kernels.winograd_backend().winograd_tile(self.kernel.value.shape, self.strides, self._out_hw,
                                                         kernels.get_conv_algorithm())
 
@@ -147,7 +174,7 @@ class Conv2D(ActivatedLayer):
         """
         if self._winograd():
             return None
-        shape = (x.shape[0] * self._out_hw[0] * self._out_hw[1], int(np.prod(self.kernel.value.shape[:3])))
+        shape = (x.shape[0] * self._out_hw[0] * self._out_hw[1], int(np.prod(self._span())) * x.shape[-1])
         column_major = x.shape[-1] <= COLUMN_MAJOR_CHANNELS and (COLUMN_MAJOR_IN_TRAINING or not training)
         if shape[0] * shape[1] * x.itemsize > KEEP_COLS_BYTES or not (training or column_major):
             return None
@@ -160,7 +187,7 @@ class Conv2D(ActivatedLayer):
             return kernels.winograd_backend().winograd_conv2d_forward(
                 x, self.kernel.value, self._pad_top, self._pad_left, *self._out_hw, bias=bias, activation=activation,
                 tile=tile, affine=affine)
-        return kernels.backend().conv2d_forward(x, self.kernel.value, *self._geometry(), bias=bias,
+        return kernels.backend().conv2d_forward(x, self._kernel_4d(), *self._geometry(), bias=bias,
                                                 activation=activation, cols_out=self._cols, affine=affine)
 
     def backward(self, grad_output):
@@ -172,9 +199,10 @@ class Conv2D(ActivatedLayer):
             self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
         tile = self._winograd()
         if not tile:
-            self.kernel.grad[...], grad_x = kernels.backend().conv2d_backward(
-                self._x, grad_z, self.kernel.value, *self._geometry(), input_gradient=not self.skip_input_gradient,
+            grad_kernel, grad_x = kernels.backend().conv2d_backward(
+                self._x, grad_z, self._kernel_4d(), *self._geometry(), input_gradient=not self.skip_input_gradient,
                 cols=self._cols)
+            self.kernel.grad[...] = grad_kernel[::self.dilation_rate[0], ::self.dilation_rate[1]]  # the taps' places
             return grad_x
         winograd = kernels.winograd_backend()
         self.kernel.grad[...] = winograd.winograd_conv2d_kernel_gradient(
@@ -197,7 +225,8 @@ class Conv2D(ActivatedLayer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "use_bias": self.use_bias,
+                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+                "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
