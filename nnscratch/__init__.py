@@ -32,7 +32,8 @@ from nnscratch.allocator import keep_freed_memory  # noqa: E402
 if os.environ.get("NNSCRATCH_KEEP_FREED_MEMORY", "1") != "0":
     keep_freed_memory()
 
-from nnscratch import callbacks, gradcheck, layers, losses, metrics, optimizers, regularizers, utils  # noqa: E402
+from nnscratch import (callbacks, constraints, gradcheck, layers, losses, metrics, optimizers,  # noqa: E402
+                       regularizers, utils)
 from nnscratch.config import floatx, set_floatx  # noqa: E402
 from nnscratch.kernels import get_backend, set_backend  # noqa: E402
 from nnscratch.layers.input_layer import Input  # noqa: E402
@@ -42,7 +43,8 @@ from nnscratch.rng import set_random_seed  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "Input", "Model", "Sequential", "callbacks", "floatx", "get_backend", "gradcheck", "layers", "load_model",
+    "Input", "Model", "Sequential", "callbacks", "constraints", "floatx", "get_backend", "gradcheck", "layers",
+    "load_model",
     "losses", "metrics", "optimizers", "regularizers", "set_backend", "set_floatx", "set_random_seed", "utils",
     "__version__",
 ]

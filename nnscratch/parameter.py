@@ -20,15 +20,19 @@ class Parameter:
         The Keras weight name (``"kernel"``, ``"bias"``, ``"gamma"``, ``"beta"``).
     trainable : bool
         ``False`` freezes it: optimizers skip it (train/eval mode is a separate thing).
+    constraint : callable or None
+        ``c(value) -> value'``, which the optimizer applies after each of its
+        updates (a :mod:`nnscratch.constraints` instance, given by the layer).
     """
 
-    __slots__ = ("value", "grad", "name", "trainable")
+    __slots__ = ("value", "grad", "name", "trainable", "constraint")
 
-    def __init__(self, value: np.ndarray, name: str, trainable: bool = True):
+    def __init__(self, value: np.ndarray, name: str, trainable: bool = True, constraint=None):
         self.value = value
         self.grad = np.zeros_like(value)
         self.name = name
         self.trainable = trainable
+        self.constraint = constraint
 
     @property
     def shape(self) -> tuple:

@@ -35,7 +35,8 @@ def test_axis_one_is_the_last_axis_moved_first():
         np.testing.assert_array_equal(np.moveaxis(y, 1, -1), last.forward(moved, training=training))
         g = rng.standard_normal(x.shape).astype(np.float32)
         dx = first.backward(g)
-        np.testing.assert_array_equal(np.moveaxis(dx, 1, -1), last.backward(np.ascontiguousarray(np.moveaxis(g, 1, -1))))
+        g_last = np.ascontiguousarray(np.moveaxis(g, 1, -1))
+        np.testing.assert_array_equal(np.moveaxis(dx, 1, -1), last.backward(g_last))
         np.testing.assert_array_equal(first.params["gamma"].grad, last.params["gamma"].grad)
     for a, b in zip(first.get_weights(), last.get_weights()):   # the same moving statistics
         np.testing.assert_array_equal(a, b)

@@ -64,7 +64,8 @@ def _same_but_for_readonly_or_sign(a, b):
 
 
 def test_the_sameness_check_sees_both_kinds_of_difference():
-    assert _same_but_for_readonly_or_sign(["array(float32, 1d, C)", "int64"], ["readonly array(float32, 1d, C)", "int64"])
+    assert _same_but_for_readonly_or_sign(["array(float32, 1d, C)", "int64"],
+                                          ["readonly array(float32, 1d, C)", "int64"])
     assert _same_but_for_readonly_or_sign(["array(float32, 1d, C)", "int64"], ["array(float32, 1d, C)", "uint64"])
     assert not _same_but_for_readonly_or_sign(["array(float32, 1d, C)"], ["array(float64, 1d, C)"])
     assert not _same_but_for_readonly_or_sign(["int64"], ["int64"])

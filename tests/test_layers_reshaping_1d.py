@@ -124,5 +124,6 @@ def test_errors():
     with pytest.raises(TypeError, match="size must be an int"):
         UpSampling1D((2,))
     for layer in (ZeroPadding1D(), Cropping1D(), UpSampling1D()):
-        with pytest.raises(ValueError, match=r"expects sequences of shape \(None, steps, channels\), got \(None, 4, 4, 1\)"):
+        with pytest.raises(ValueError, match=r"expects sequences of shape \(None, steps, channels\), "
+                                             r"got \(None, 4, 4, 1\)"):
             layer.build((4, 4, 1))

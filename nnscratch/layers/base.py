@@ -207,9 +207,10 @@ class Layer(abc.ABC):
         return self.forward(x, training=training)
 
     # ------------------------------------------------------------- weights
-    def new_parameter(self, name: str, value: np.ndarray) -> Parameter:
-        """Register a trainable parameter (in ``floatx()``) under its Keras name."""
-        param = Parameter(np.ascontiguousarray(value, dtype=floatx()), name, trainable=self._trainable)
+    def new_parameter(self, name: str, value: np.ndarray, constraint=None) -> Parameter:
+        """Register a trainable parameter (in ``floatx()``) under its Keras name, with its constraint if any."""
+        param = Parameter(np.ascontiguousarray(value, dtype=floatx()), name, trainable=self._trainable,
+                          constraint=constraint)
         self.params[name] = param
         return param
 

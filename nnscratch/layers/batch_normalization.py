@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import initializers, kernels, regularizers, rng
+from nnscratch import constraints, initializers, kernels, regularizers, rng
 from nnscratch.config import floatx
 from nnscratch.layers.base import Layer, format_shape
 
@@ -70,11 +70,14 @@ class BatchNormalization(Layer):
         Keras's defaults: zeros, ones, zeros, ones.
     beta_regularizer, gamma_regularizer : str, Regularizer or None
         Penalties on ``beta`` and ``gamma`` (:mod:`nnscratch.regularizers`).
+    beta_constraint, gamma_constraint : str, Constraint or None
+        Maps applied to ``beta`` and ``gamma`` after every optimizer step (:mod:`nnscratch.constraints`).
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, (list, tuple)) and len(axis) == 1:
             axis = axis[0]
@@ -96,6 +99,8 @@ class BatchNormalization(Layer):
             initializers.get(identifier)  # fail early
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
         self._axis = None  # the axis of a batch, >= 1, once built
         self._x2d = None   # what backward needs; None until a forward pass of this layer
 
@@ -120,9 +125,9 @@ class BatchNormalization(Layer):
         # gamma = 1 without scale, beta = 0 without center: constants, not weights
         self._gamma_fixed, self._beta_fixed = np.ones(channels, floatx()), np.zeros(channels, floatx())
         if self.scale:
-            self.gamma = self.new_parameter("gamma", initial(self.gamma_initializer))
+            self.gamma = self.new_parameter("gamma", initial(self.gamma_initializer), constraint=self.gamma_constraint)
         if self.center:
-            self.beta = self.new_parameter("beta", initial(self.beta_initializer))
+            self.beta = self.new_parameter("beta", initial(self.beta_initializer), constraint=self.beta_constraint)
         self.buffers["moving_mean"] = np.asarray(initial(self.moving_mean_initializer), dtype=floatx())
         self.buffers["moving_variance"] = np.asarray(initial(self.moving_variance_initializer), dtype=floatx())
         super().build(input_shape)
@@ -252,4 +257,6 @@ class BatchNormalization(Layer):
                 "moving_mean_initializer": self.moving_mean_initializer,
                 "moving_variance_initializer": self.moving_variance_initializer,
                 "beta_regularizer": regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import initializers, kernels, regularizers, rng
+from nnscratch import constraints, initializers, kernels, regularizers, rng
 from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.base import format_shape
 from nnscratch.layers.conv_utils import normalize_tuple, window_geometry
@@ -79,13 +79,15 @@ class Conv1D(ActivatedLayer):
         zeros between (so it multiplies by zeros: up to ``d`` times the work
         of an undilated kernel), and each tap's gradient is that of its place
         in the spread kernel. As in Keras, ``d > 1`` needs ``strides=1``.
-    activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer
+    activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, \
+    kernel_constraint, bias_constraint
         As :class:`~nnscratch.layers.Conv2D`.
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be a positive integer, got {filters!r}")
@@ -103,15 +105,19 @@ class Conv1D(ActivatedLayer):
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self._x = None
 
     def build(self, input_shape):
         self._out_steps, self._pad = place_windows_1d(self, input_shape, self._span(), self.strides[0], "kernel")
         generator = rng.new_generator()
         shape = (self.kernel_size[0], input_shape[-1], self.filters)
-        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator))
+        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator),
+                                          constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.filters,), generator))
+            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.filters,), generator),
+                                            constraint=self.bias_constraint)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -173,4 +179,6 @@ class Conv1D(ActivatedLayer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import initializers, kernels, regularizers, rng
+from nnscratch import constraints, initializers, kernels, regularizers, rng
 from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, place_windows
 
@@ -51,7 +51,9 @@ class Conv2D(ActivatedLayer):
 
     ``kernel_regularizer`` and ``bias_regularizer`` (a name such as ``"l2"``,
     a :mod:`nnscratch.regularizers` instance or None) add a penalty on the
-    kernel or bias to the training loss, as Dense's do.
+    kernel or bias to the training loss, as Dense's do; ``kernel_constraint``
+    and ``bias_constraint`` (:mod:`nnscratch.constraints`) map them after every
+    optimizer step, as Dense's do.
 
     ``dilation_rate = (dh, dw)`` (default 1) spreads the kernel's taps
     ``dh`` rows and ``dw`` columns apart: :math:`z_{n,r,s,f} = \sum_{i,j,c}
@@ -64,7 +66,8 @@ class Conv2D(ActivatedLayer):
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be a positive integer, got {filters!r}")
@@ -82,15 +85,19 @@ class Conv2D(ActivatedLayer):
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
         self._out_hw, self._pad_top, self._pad_left = place_windows(
             self, input_shape, self._span(), self.strides, "kernel")
         generator = rng.new_generator()
         shape = (*self.kernel_size, input_shape[-1], self.filters)
-        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator))
+        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator),
+                                          constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.filters,), generator))
+            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.filters,), generator),
+                                            constraint=self.bias_constraint)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -229,4 +236,6 @@ class Conv2D(ActivatedLayer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}

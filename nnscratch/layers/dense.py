@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import initializers, kernels, regularizers, rng
+from nnscratch import constraints, initializers, kernels, regularizers, rng
 from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.base import format_shape
 
@@ -52,10 +52,15 @@ class Dense(ActivatedLayer):
         ``nnscratch.regularizers.L2(1e-4)``; see :mod:`nnscratch.regularizers`).
         It changes no forward or backward pass: the training step adds its
         gradient to ``.grad`` after backward (:meth:`add_regularization_gradients`).
+    kernel_constraint, bias_constraint : str, Constraint or None
+        A map applied to the kernel or the bias after every optimizer step
+        (``"max_norm"``, ``"non_neg"``, ``"unit_norm"``, ``"min_max_norm"`` or an
+        instance such as ``nnscratch.constraints.MaxNorm(3)``; see :mod:`nnscratch.constraints`).
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive integer, got {units!r}")
@@ -66,6 +71,8 @@ class Dense(ActivatedLayer):
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self._product = None  # x -> f(x W + b) by W packed in panels, only during a pass of inference
 
     def build(self, input_shape):
@@ -76,9 +83,11 @@ class Dense(ActivatedLayer):
             )
         generator = rng.new_generator()
         shape = (input_shape[0], self.units)
-        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator))
+        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator),
+                                          constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.units,), generator))
+            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.units,), generator),
+                                            constraint=self.bias_constraint)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -120,4 +129,6 @@ class Dense(ActivatedLayer):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import initializers, rng
+from nnscratch import constraints, initializers, regularizers, rng
 from nnscratch.layers.base import Layer, format_shape
 
 __all__ = ["PReLU"]
@@ -46,8 +46,11 @@ class PReLU(Layer):
     ----------
     alpha_initializer : str
         An initializer name; default ``"zeros"`` (Keras's: a plain ReLU to start with).
-    alpha_regularizer, alpha_constraint : None
-        Not supported: anything but None raises a ValueError.
+    alpha_regularizer : str, Regularizer or None
+        A penalty on ``alpha`` (:mod:`nnscratch.regularizers`).
+    alpha_constraint : str, Constraint or None
+        A map applied to ``alpha`` after every optimizer step (:mod:`nnscratch.constraints`;
+        ``"non_neg"`` keeps the slopes from turning negative).
     shared_axes : None, int or list of ints
         Axes (1 = the first after the batch axis) along which one slope is shared.
     """
@@ -55,10 +58,8 @@ class PReLU(Layer):
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("alpha_regularizer", alpha_regularizer), ("alpha_constraint", alpha_constraint)):
-            if value is not None:
-                raise ValueError(f"PReLU({name}={value!r}): nnscratch does not support a {name.split('_')[1]} on "
-                                 "PReLU's alpha; only None")
+        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        self.alpha_constraint = constraints.get(alpha_constraint)
         initializers.get(alpha_initializer)  # fail early
         self.alpha_initializer = alpha_initializer
         self.shared_axes = _shared_axes(shared_axes)
@@ -72,7 +73,8 @@ class PReLU(Layer):
                                  f"{format_shape(input_shape)} (axes 1 to {len(shape)})")
             shape[axis - 1] = 1
         self.alpha = self.new_parameter("alpha", initializers.get(self.alpha_initializer)(tuple(shape),
-                                                                                         rng.new_generator()))
+                                                                                         rng.new_generator()),
+                                        constraint=self.alpha_constraint)
         # the axes alpha broadcasts over, batch included: where its gradient sums
         self._sum_axes = (0, *(axis for axis in self.shared_axes or ()))
         super().build(input_shape)
@@ -90,6 +92,10 @@ class PReLU(Layer):
         slope = np.where(x > 0, 1, np.where(x < 0, self.alpha.value, 0)).astype(grad_output.dtype, copy=False)
         return grad_output * slope
 
+    def weight_regularizers(self):
+        return {} if self.alpha_regularizer is None else {"alpha": self.alpha_regularizer}
+
     def get_config(self):
         return {**super().get_config(), "alpha_initializer": self.alpha_initializer,
-                "shared_axes": self.shared_axes}
+                "alpha_regularizer": regularizers.serialize(self.alpha_regularizer),
+                "alpha_constraint": constraints.serialize(self.alpha_constraint), "shared_axes": self.shared_axes}

@@ -199,6 +199,8 @@ class Optimizer(abc.ABC):
             Frozen ones (``trainable=False``) are skipped: neither updated nor
             counted in the global norm. With none left to train, nothing
             happens and no step is counted (``iterations`` stays), as Keras.
+            A parameter with a ``constraint`` (``Dense(kernel_constraint=...)``)
+            is replaced by ``constraint(value)`` right after its update.
         """
         params = list(params)
         for p in params:
@@ -217,6 +219,8 @@ class Optimizer(abc.ABC):
         self.apply_weight_decay(params)
         for p, g in zip(params, grads):
             self.update_step(p, g, self.get_slots(p))
+            if p.constraint is not None:   # a weight constraint, after the update (as Keras)
+                p.value[...] = p.constraint(p.value)
         self.iterations += 1
 
     def clip_gradients(self, grads) -> list:
