@@ -24,6 +24,8 @@ import numbers
 
 import numpy as np
 
+from nnscratch.serializable import Serializable, from_dict, to_dict
+
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "get", "serialize"]
 
 EPSILON = 1e-7   # Keras's backend.epsilon()
@@ -45,27 +47,11 @@ def _number(value, name, low=0.0):
     return float(value)
 
 
-class Constraint:
+class Constraint(Serializable):
     """Base class: ``c(w) -> w'``, an array of ``w``'s shape and dtype; ``get_config()`` gives the arguments."""
 
     def __call__(self, w) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must define __call__(w)")
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Constraint":
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    __hash__ = None
 
 
 class _NormConstraint(Constraint):
@@ -146,8 +132,7 @@ def serialize(constraint) -> dict | None:
     """``{"class_name": "MaxNorm", "config": {"max_value": 2.0, "axis": 0}}`` (what saved models keep), or None."""
     if constraint is None:
         return None
-    constraint = get(constraint)
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+    return to_dict(get(constraint))
 
 
 def get(identifier) -> Constraint | None:
@@ -160,13 +145,6 @@ def get(identifier) -> Constraint | None:
                              "Constraint instance or None")
         return _BY_NAME[identifier]()
     if isinstance(identifier, dict):
-        name, config = identifier.get("class_name"), identifier.get("config") or {}
-        if name not in _CLASSES or not isinstance(config, dict):
-            raise ValueError(f"a constraint dict must be {{'class_name': one of {sorted(_CLASSES)}, 'config': "
-                             f"{{...}}}}, got {identifier!r}")
-        try:
-            return _CLASSES[name].from_config(config)
-        except TypeError as error:
-            raise ValueError(f"invalid config for constraint {name}: {config!r} ({error})") from None
+        return from_dict(identifier, _CLASSES, "constraint", "{'class_name': 'MaxNorm', 'config': {'max_value': 2}}")
     raise TypeError(f"a constraint must be a name, a Constraint instance, a dict or None, got "
                     f"{type(identifier).__name__}: {identifier!r}")

@@ -35,6 +35,8 @@ import numbers
 
 import numpy as np
 
+from nnscratch.serializable import Serializable, from_dict, to_dict
+
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
 
 
@@ -45,7 +47,7 @@ def _factor(value, name) -> float:
     return float(value)
 
 
-class Regularizer:
+class Regularizer(Serializable):
     """Base class: a penalty ``R(w)`` on a weight array and its gradient.
 
     Subclasses define ``__call__(w) -> float``, ``gradient(w) -> ndarray`` (the
@@ -67,19 +69,6 @@ class Regularizer:
 
     def get_config(self) -> dict:
         raise NotImplementedError(f"{type(self).__name__} must define get_config()")
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Regularizer":
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    __hash__ = None
 
 
 class L1L2(Regularizer):
@@ -157,8 +146,7 @@ def serialize(regularizer) -> dict | None:
     """``{"class_name": "L2", "config": {"l2": 0.01}}`` (the JSON that saved models keep), or None."""
     if regularizer is None:
         return None
-    regularizer = get(regularizer)
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return to_dict(get(regularizer))
 
 
 def get(identifier) -> Regularizer | None:
@@ -177,19 +165,7 @@ def get(identifier) -> Regularizer | None:
                              "Regularizer instance or None")
         return _BY_NAME[identifier]()
     if isinstance(identifier, dict):
-        if set(identifier) - {"class_name", "config", "module", "registered_name"} or "class_name" not in identifier:
-            raise ValueError("a regularizer dict must be {'class_name': 'L2', 'config': {'l2': 0.01}} (what "
-                             f"regularizers.serialize and get_config give), got {identifier!r}")
-        name = identifier["class_name"]
-        if name not in _CLASSES:
-            raise ValueError(f"unknown regularizer class {name!r}; expected one of {sorted(_CLASSES)}")
-        config = identifier.get("config") or {}
-        if not isinstance(config, dict):
-            raise ValueError(f"a regularizer's config must be a dict, got {config!r}")
-        try:
-            return _CLASSES[name].from_config(config)
-        except TypeError as error:
-            raise ValueError(f"invalid config for regularizer {name}: {config!r} ({error})") from None
+        return from_dict(identifier, _CLASSES, "regularizer", "{'class_name': 'L2', 'config': {'l2': 0.01}}")
     if callable(identifier):
         raise TypeError(f"a regularizer must be a name, a Regularizer or a dict, got the function {identifier!r}: "
                         "nnscratch needs the penalty's gradient too, so subclass nnscratch.regularizers.Regularizer "

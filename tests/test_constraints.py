@@ -58,8 +58,12 @@ def test_bad_constraints_are_refused():
         MinMaxNorm(rate=1.5)
     with pytest.raises(TypeError, match="axis must be an int or a list of ints"):
         MaxNorm(axis="rows")
-    with pytest.raises(ValueError, match="a constraint dict must be"):
+    with pytest.raises(ValueError, match="unknown constraint class 'Positive'"):
         constraints.get({"class_name": "Positive"})
+    with pytest.raises(ValueError, match="a constraint dict must be"):
+        constraints.get({"name": "MaxNorm"})
+    with pytest.raises(ValueError, match="invalid config for constraint MaxNorm"):
+        constraints.get({"class_name": "MaxNorm", "config": {"maximum": 2}})
 
 
 def test_the_optimizer_constrains_after_its_update_and_skips_frozen_weights():
