@@ -611,8 +611,12 @@ def machine_info():
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        cpu = fields.get("model name", cpu)
+        if "cpu family" in fields and "model" in fields:   # "AMD EPYC" names Zen 1 to 5 alike
+            cpu += f" (family {fields['cpu family']} model {fields['model']})"
+    except OSError:
         pass
     versions = {}
     for package in ("numpy", "numba", "torch", "keras", "tensorflow", "jax", "threadpoolctl"):
@@ -688,7 +692,8 @@ def render_markdown(results):
     fws = cfg["frameworks"]
     lines = [f"Run: {machine['cpu']}, {machine['cores']} cores, {cfg['threads']} threads, nnscratch backend "
              f"`{cfg['backend']}`, batch {cfg['batch']}, {cfg['rounds']} rounds (median), >= {cfg['steps']} timed "
-             f"steps after {cfg['warmup']} warm-up and {cfg.get('settle', 0):g} s idle, commit {machine['commit']}, "
+             f"steps after {cfg['warmup']} warm-up and {cfg.get('settle', 0):g} s idle, inference the median of "
+             f"{cfg.get('infer_passes', 5)} passes, commit {machine['commit']}, "
              f"load before {machine['load_before'][0]:.2f}, environment {machine.get('env') or '{}'}. "
              f"Versions: " + ", ".join(
                  f"{k} {v}" for k, v in machine["versions"].items() if v) + "." + blas_kernels(results), ""]
@@ -785,11 +790,14 @@ def run_benchmark(args, log=print):
         bad = [v for v in name if v not in allowed]
         if bad:
             raise SystemExit(f"unknown {bad}; choose from {allowed}")
+    if args.infer_passes < 1:
+        raise SystemExit(f"--infer-passes must be at least 1, got {args.infer_passes}")
     present = [fw for fw in requested if framework_available(fw)]
     missing = [fw for fw in requested if fw not in present]
     results = {"machine": machine_info(), "config": {
         "threads": args.threads, "backend": args.backend, "rounds": args.rounds, "steps": args.steps,
         "warmup": args.warmup, "batch": args.batch, "min_seconds": args.min_seconds, "settle": args.settle,
+        "infer_passes": args.infer_passes,
         "models": models,
         "frameworks": requested, "missing": missing}}
     log(f"frameworks: {present}" + (f"; not installed: {missing}" if missing else ""))
@@ -800,7 +808,7 @@ def run_benchmark(args, log=print):
         results["workers"] = {fw: w.info for fw, w in workers.items()}
         throughput = run_throughput(workers, models, args.rounds, batch=args.batch, steps=args.steps,
                                     warmup=args.warmup, min_seconds=args.min_seconds, settle=args.settle,
-                                    log=log)
+                                    infer_passes=args.infer_passes, log=log)
         if not args.no_layers and "nnscratch" in workers:
             log("per-layer breakdown of the nnscratch deep_cnn step ...")
             results["layers"] = workers["nnscratch"].call(job="layers", model="deep_cnn", batch=args.batch,
@@ -835,6 +843,8 @@ def parse_args(argv=None):
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds all workers idle before each timed job (threads that spin after work stop)")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--infer-passes", type=int, default=5,
+                        help="timed predict passes per round, their median counted (5 in runs up to 42)")
     parser.add_argument("--layer-steps", type=int, default=10)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))

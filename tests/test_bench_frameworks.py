@@ -36,9 +36,11 @@ def test_missing_framework_is_detected(bench, no_torch):
 def test_throughput_run_with_missing_frameworks(bench, no_torch, tmp_path):
     args = bench.parse_args(["--frameworks", "nnscratch,torch,keras", "--models", "mlp", "--rounds", "1",
                              "--steps", "1", "--warmup", "1", "--min-seconds", "0", "--batch", "8",
-                             "--backend", "numpy", "--no-memory", "--no-startup", "--no-layers"])
+                             "--backend", "numpy", "--no-memory", "--no-startup", "--no-layers",
+                             "--infer-passes", "3"])
     results = bench.run_benchmark(args, log=lambda *a: None)
     json.dumps(results)  # JSON-able, as --json writes it
+    assert results["config"]["infer_passes"] == 3
 
     assert results["config"]["missing"] == ["torch", "keras"]
     cell = results["throughput"]["mlp"]["nnscratch"]
@@ -51,7 +53,7 @@ def test_throughput_run_with_missing_frameworks(bench, no_torch, tmp_path):
     assert "nnscratch" in results["workers"]
 
     text = bench.render_markdown(results)
-    assert "| mlp |" in text and "not installed" in text
+    assert "| mlp |" in text and "not installed" in text and "inference the median of 3 passes" in text
     doc = tmp_path / "doc.md"
     begin, end = bench.DOC_BEGIN.format(backend="numpy"), bench.DOC_END.format(backend="numpy")
     doc.write_text(f"intro\n{begin}\nold\n{end}\noutro\n")

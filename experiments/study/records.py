@@ -30,13 +30,15 @@ def library_versions() -> dict:
 
 
 def machine_info() -> dict:
-    """Platform, CPU model (from /proc/cpuinfo when present), cores and memory."""
+    """Platform, CPU model (from /proc/cpuinfo when present, with its family and model numbers), cores and memory."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+        fields = {key.strip(): value.strip() for key, value in
+                  (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+        cpu = fields.get("model name", cpu)
+        if "cpu family" in fields and "model" in fields:   # "AMD EPYC" names Zen 1 to 5 alike
+            cpu += f" (family {fields['cpu family']} model {fields['model']})"
     memory_gb = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/meminfo").read_text().splitlines():
