@@ -32,6 +32,8 @@ from nnscratch.metrics.auc import AUC
 from nnscratch.metrics.base import Metric, StatefulMetric, function_metric, snake_case
 from nnscratch.metrics.confusion import (FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
                                          TruePositives)
+from nnscratch.metrics.correlation import (ConcordanceCorrelation, PearsonCorrelation, concordance_correlation,
+                                           pearson_correlation)
 from nnscratch.metrics.constrained import (PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
                                            SpecificityAtSensitivity)
 from nnscratch.metrics.fscore import F1Score, FBetaScore
@@ -58,6 +60,7 @@ __all__ = ["Metric", "StatefulMetric", "get", "serialize", "deserialize", "funct
            "MeanMetricWrapper", "RootMeanSquaredError", "R2Score", "IoU", "MeanIoU", "BinaryIoU", "OneHotIoU",
            "OneHotMeanIoU", "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
            "SensitivityAtSpecificity", "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision",
+           "PearsonCorrelation", "ConcordanceCorrelation", "pearson_correlation", "concordance_correlation",
            "function_config", "function_from_config"]
 
 # names of per-sample functions (a Metric keeps the function: metrics.get("mse").fn is mean_squared_error)
@@ -83,6 +86,7 @@ _STATEFUL.update(auc=AUC, f_beta_score=FBetaScore, root_mean_squared_error=RootM
 # the losses Keras also takes as metrics: "mape", "msle", "kl_divergence", ... (per-sample means; loss_metrics);
 # objects, so that each keeps its direction (cosine similarity goes up)
 _STATEFUL.update(_LOSS_METRIC_NAMES)
+_STATEFUL.update(pearson_correlation=PearsonCorrelation, concordance_correlation=ConcordanceCorrelation)
 # names Keras resolves to classes that need arguments (a clear error here, a missing-argument TypeError in Keras)
 _NEED_ARGUMENTS = {snake_case(cls.__name__): (cls, argument) for cls, argument in (
     (IoU, "num_classes=..., target_class_ids=[...]"), (MeanIoU, "num_classes=..."),
@@ -103,14 +107,15 @@ _CLASSES = {cls.__name__: cls for cls in (Accuracy, BinaryAccuracy, CategoricalA
                                           BinaryIoU, OneHotIoU, OneHotMeanIoU, BinaryCrossentropy,
                                           CategoricalCrossentropy, SparseCategoricalCrossentropy,
                                           SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
-                                          RecallAtPrecision)}
+                                          RecallAtPrecision, PearsonCorrelation, ConcordanceCorrelation)}
 
 # the metric functions MeanMetricWrapper's config names (beside nnscratch.losses objects, kept as loss configs)
 _FUNCTIONS = {fn.__name__: fn for fn in (accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
                                          top_k_categorical_accuracy, sparse_top_k_categorical_accuracy,
                                          mean_absolute_error, mean_squared_error, kl_divergence,
                                          mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson,
-                                         hinge, squared_hinge, categorical_hinge, cosine_similarity, log_cosh_error)}
+                                         hinge, squared_hinge, categorical_hinge, cosine_similarity, log_cosh_error,
+                                         pearson_correlation, concordance_correlation)}
 
 
 def function_config(fn):
