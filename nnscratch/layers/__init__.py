@@ -9,6 +9,7 @@ from nnscratch.layers.conv1d import Conv1D
 from nnscratch.layers.conv2d import Conv2D
 from nnscratch.layers.cropping2d import Cropping2D
 from nnscratch.layers.dense import Dense
+from nnscratch.layers.dot import Dot, dot
 from nnscratch.layers.dropout import Dropout
 from nnscratch.layers.flatten import Flatten
 from nnscratch.layers.global_pooling import (GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
@@ -30,19 +31,19 @@ from nnscratch.layers.zero_padding2d import ZeroPadding2D
 
 __all__ = [
     "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D",
-    "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Dense", "Dropout", "ELU",
-    "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
+    "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Dense", "Dot", "Dropout",
+    "ELU", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
     "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer",
     "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum",
     "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "Softmax", "Subtract", "SymbolicTensor",
-    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "get",
+    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "get",
     "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
 _BY_NAME = {cls.__name__: cls for cls in (
     Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Concatenate, Conv1D, Conv2D,
-    Cropping1D, Cropping2D, Dense, Dropout, ELU, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D,
+    Cropping1D, Cropping2D, Dense, Dot, Dropout, ELU, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D,
     GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer, LeakyReLU, MaxPooling1D, MaxPooling2D, Maximum, Minimum,
     Multiply, Permute, PReLU, ReLU, RepeatVector, Reshape, Softmax, Subtract, UpSampling1D, UpSampling2D,
     ZeroPadding1D, ZeroPadding2D,
