@@ -20,6 +20,12 @@ the last axis:
 
 where ``g = dL/dy``. When softmax feeds a cross-entropy loss the model skips
 this Jacobian and uses the fused gradient ``(p - t) / N`` instead (``N`` samples).
+``log_softmax``, its logarithm, also works on the last axis:
+
+.. math:: y_k = z_k - \\log \\sum_j e^{z_j}, \\qquad
+          \\frac{\\partial L}{\\partial z} = g - e^{y} \\sum_k g_k
+
+(:math:`e^y` is the softmax); no loss fuses with it.
 
 ``elu`` and ``leaky_relu`` take a parameter, ``alpha`` here (elu's ``alpha``,
 leaky_relu's ``negative_slope``): by name it is Keras's default (1.0 and 0.2);
@@ -32,9 +38,12 @@ import numpy as np
 from nnscratch import kernels
 from nnscratch.kernels.reference import ELEMENTWISE_ACTIVATIONS, NEEDS_PREACTIVATION
 
-__all__ = ["NAMES", "ALIASES", "get", "needs_preactivation", "forward", "backward", "softmax"]
+__all__ = ["NAMES", "ALIASES", "ROW_WISE", "get", "needs_preactivation", "forward", "backward", "softmax",
+           "log_softmax"]
 
-NAMES = ELEMENTWISE_ACTIVATIONS + ("softmax",)
+NAMES = ELEMENTWISE_ACTIVATIONS + ("softmax", "log_softmax")
+#: The activations of whole rows (the last axis), not of each number alone: a layer applies them after its product.
+ROW_WISE = ("softmax", "log_softmax")
 #: Other names Keras accepts for the same function; ``get`` returns the name Keras saves in a config.
 ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
 
@@ -61,6 +70,12 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """``z - log(sum(exp(z)))`` over the last axis, stably: the largest value is taken out first."""
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 def forward(z: np.ndarray, bias, name: str, alpha=None) -> np.ndarray:
     """Return ``f(z + bias)``; ``z`` may be overwritten (it is a fresh product).
 
@@ -68,6 +83,8 @@ def forward(z: np.ndarray, bias, name: str, alpha=None) -> np.ndarray:
     """
     if name == "softmax":
         return kernels.backend().bias_softmax(z, bias)
+    if name == "log_softmax":
+        return log_softmax(z if bias is None else z + bias)
     return kernels.backend().bias_activation(z, bias, name, alpha)
 
 
@@ -75,5 +92,7 @@ def backward(grad_y: np.ndarray, y: np.ndarray, name: str, z=None, alpha=None) -
     """Return dL/dz from dL/dy and the activation's output ``y`` (gelu, silu, ...: from the pre-activation ``z``)."""
     if name == "softmax":
         return y * (grad_y - (grad_y * y).sum(axis=-1, keepdims=True))
+    if name == "log_softmax":
+        return grad_y - np.exp(y) * grad_y.sum(axis=-1, keepdims=True)
     return kernels.backend().activation_backward(grad_y, y, name, z, alpha)
 

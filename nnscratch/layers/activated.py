@@ -42,11 +42,12 @@ class ActivatedLayer(Layer):
     def _activates_after_product(self, training) -> bool:
         """Whether ``f`` must be applied by :meth:`_activate` after the layer's product, not fused into its kernel.
 
-        Softmax needs whole rows; gelu, silu, ... (``needs_preactivation``) in
+        Softmax and log_softmax need whole rows; gelu, silu, ... (``needs_preactivation``) in
         training keep ``z + b`` for backward, which a kernel that applies ``f``
         as it stores would not leave.
         """
-        return self.activation == "softmax" or (training and activations.needs_preactivation(self.activation))
+        row_wise = self.activation in activations.ROW_WISE
+        return row_wise or (training and activations.needs_preactivation(self.activation))
 
     def _activate(self, z, bias, training, preactivation=None):
         """Return ``f(z + bias)``; keep ``y`` for backward when training (and ``z + bias`` for gelu, silu, ...).
@@ -72,7 +73,7 @@ class ActivatedLayer(Layer):
         return y
 
     def _keep(self, y, training, logits=None):
-        """Keep ``y``, already ``f(z + bias)`` (a kernel fused it), for backward when training; and a softmax's logits."""
+        """Keep ``y``, already ``f(z + bias)`` (a kernel fused it), for backward when training; and softmax's logits."""
         self.logits = logits
         self._y = y if training else None
         self._z = None  # a fused kernel leaves no pre-activation: backward raises for gelu, silu, ...

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch import constraints, initializers, kernels, regularizers, rng
+from nnscratch import activations, constraints, initializers, kernels, regularizers, rng
 from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, place_windows
 
@@ -125,7 +125,7 @@ class Conv2D(ActivatedLayer):
         inference-mode BatchNormalization after this layer in the same sweep (``Model`` passes
         ``bn.inference_affine()``)."""
         self.check_input(x)
-        if affine is not None and (training or self.activation == "softmax"):
+        if affine is not None and (training or self.activation in activations.ROW_WISE):
             raise ValueError(f"layer {self.name!r}: affine= is for inference with an elementwise activation")
         self._x = x if training else None
         self._cols = self._new_cols(x, training)

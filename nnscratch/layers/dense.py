@@ -99,6 +99,8 @@ class Dense(ActivatedLayer):
         twin, kernel = kernels.backend(), self.kernel.value
         if self.keep_logits and self.activation == "sigmoid":  # the product would not give the logits
             return
+        if self.activation == "log_softmax":  # whole rows, which the product kernel does not apply (softmax it does)
+            return
         if kernels.use_fixed_product(*kernel.shape):
             bias = self.bias.value if self.use_bias else None
             self._product = twin.FixedProduct(kernel, bias, self.activation)  # packs W in the first batch

@@ -55,6 +55,7 @@ import numbers
 
 import numpy as np
 
+from nnscratch import activations
 from nnscratch import losses as losses_module
 from nnscratch import metrics as metrics_module
 from nnscratch import optimizers
@@ -323,7 +324,8 @@ class Model(Trainer):
             return {}
         return {index: fused for index, fused in self.steps()
                 if index > 0 and isinstance(self.layers[index], BatchNormalization) and self.layers[index].channels_last
-                and isinstance(self.layers[index - 1], Conv2D) and self.layers[index - 1].activation != "softmax"}
+                and isinstance(self.layers[index - 1], Conv2D)
+                and self.layers[index - 1].activation not in activations.ROW_WISE}
 
     #: In training, let a BatchNormalization compute the MaxPooling2D after it (see the module docstring).
     fuse_batchnorm_maxpool = True
