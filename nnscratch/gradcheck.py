@@ -22,7 +22,10 @@ add their penalty to the checked loss, ``L = sum(R * y) + sum(penalties)``,
 as training adds it to the loss: the analytic side is backward's gradient
 plus :meth:`~nnscratch.layers.Layer.add_regularization_gradients`, so the
 penalties' gradients are checked too. (An L1 penalty has a kink at 0: keep
-weights more than ``h`` away from 0.)
+weights more than ``h`` away from 0.) :func:`check_model` also adds the
+activity penalties that each forward of the model records
+(:meth:`~nnscratch.Model.activity_loss`), whose gradients the model's
+backward adds; keep those layers' outputs away from 0 for L1 likewise.
 
 >>> from nnscratch.layers import Dense
 >>> report = check_layer(Dense(3, activation="tanh"), input_shape=(4, 5))
@@ -147,12 +150,13 @@ def _saved_state(layers):
     return restore
 
 
-def _check(forward, backward, x, layers, seed, h, param_prefix):
+def _check(forward, backward, x, layers, seed, h, param_prefix, activity_loss=lambda: 0.0):
     """Shared core: compare backward's gradients with central differences of sum(R * forward(x)) + penalties.
 
     ``x`` is one array, or a list of arrays for a layer with several inputs
     (a merge layer): then ``backward`` returns a list of gradients, one per
-    input, checked as ``input_0``, ``input_1``, ...
+    input, checked as ``input_0``, ``input_1``, ... ``activity_loss()``: the
+    activity penalties that the forward just run recorded (a model's).
 
     Every forward starts from the state the layers had before the check
     (same buffers, same random draws), and the check leaves them so.
@@ -167,7 +171,8 @@ def _check(forward, backward, x, layers, seed, h, param_prefix):
 
         def loss():
             restore(switches_too=False)
-            return float(np.sum(projection * forward(x))) + sum(layer.regularization_loss() for layer in layers)
+            projected = float(np.sum(projection * forward(x)))
+            return projected + activity_loss() + sum(layer.regularization_loss() for layer in layers)
 
         restore(switches_too=False)
         forward(x)
@@ -258,8 +263,9 @@ def check_model(model, x, training=True, seed=0, h=1e-5) -> GradcheckReport:
     """Gradient-check a whole model (built in float64) from its output back to its input.
 
     Uses the random projection of the model's output plus every layer's
-    regularization penalty as the loss, so every layer's backward is
-    exercised, softmax included, and every regularizer's gradient.
+    regularization penalty and the activity penalties as the loss, so every
+    layer's backward is exercised, softmax included, and every regularizer's
+    gradient.
     """
     x = np.array(x, dtype=np.float64)
     _require_float64(model.layers)
@@ -267,4 +273,5 @@ def check_model(model, x, training=True, seed=0, h=1e-5) -> GradcheckReport:
     def forward(inputs):
         return model.forward(inputs, training=training)
 
-    return _check(forward, model.backward, x, model.layers, seed, h, lambda layer: f"{layer.name}/")
+    return _check(forward, model.backward, x, model.layers, seed, h, lambda layer: f"{layer.name}/",
+                  model.activity_loss)

@@ -36,6 +36,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import nnscratch
+from nnscratch.regularizers import L1, L1L2, L2
 
 try:
     from tests.strategies import conv_geometry, rng_seeds
@@ -46,7 +47,7 @@ __all__ = [
     "TOLERANCE", "STEP", "ACTIVATION_STEP", "LINEAR_STEP", "RELU_MARGIN", "PREACTIVATION_MARGIN", "ACTIVATIONS",
     "float64_floatx", "rng_seeds", "batch_sizes", "feature_sizes", "channel_counts", "spatial_sizes",
     "layer_conv_geometry", "pool_geometry", "image_shapes", "bn_shapes",
-    "away_from_zero", "well_separated", "kernel_values", "random_bn_weights", "min_abs",
+    "away_from_zero", "well_separated", "kernel_values", "random_bn_weights", "min_abs", "penalties",
 ]
 
 TOLERANCE = 1e-6
@@ -144,3 +145,9 @@ def random_bn_weights(rng, channels):
 
 def min_abs(a):
     return float(np.abs(a).min()) if np.size(a) else np.inf
+
+
+def penalties():
+    """L1, L2 or L1L2 with factors large enough that a penalty's gradient is a sizeable part of the total."""
+    factor = st.floats(0.05, 2.0)
+    return st.one_of(st.builds(L1, factor), st.builds(L2, factor), st.builds(L1L2, factor, factor))

@@ -19,17 +19,10 @@ from nnscratch.layers import Conv2D, Dense, Flatten
 
 try:
     from tests.grad_strategies import (STEP, TOLERANCE, away_from_zero, batch_sizes, feature_sizes, float64_floatx,
-                                       kernel_values, layer_conv_geometry, rng_seeds)
+                                       kernel_values, layer_conv_geometry, penalties, rng_seeds)
 except ImportError:  # tests/ itself is on sys.path
     from grad_strategies import (STEP, TOLERANCE, away_from_zero, batch_sizes, feature_sizes, float64_floatx,
-                                 kernel_values, layer_conv_geometry, rng_seeds)
-
-
-def penalties():
-    """A regularizer with factors large enough that its gradient is a sizeable part of the total."""
-    factor = st.floats(0.05, 2.0)
-    return st.one_of(st.builds(regularizers.L1, factor), st.builds(regularizers.L2, factor),
-                     st.builds(regularizers.L1L2, factor, factor))
+                                 kernel_values, layer_conv_geometry, penalties, rng_seeds)
 
 
 def penalty_gradient(regularizer, w):

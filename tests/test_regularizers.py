@@ -5,6 +5,7 @@ Keras 3's semantics, checked here against NumPy formulas written in the test:
 with gradient ``l1 * sign(w)`` (0 at w = 0); the penalties of the trainable
 weights are added to the loss that fit, evaluate, train_on_batch and
 test_on_batch report, and their gradients to the weights' gradients.
+(Penalties on layers' outputs: tests/test_activity_regularizers.py.)
 """
 
 import numpy as np
@@ -131,13 +132,6 @@ def test_add_regularization_gradients_adds_to_grad_and_changes_no_weight():
     np.testing.assert_allclose(layer.bias.grad, [1.0, 0.9], rtol=1e-6)
     for w0, w1 in zip(before, layer.get_weights()):
         np.testing.assert_array_equal(w0, w1)
-
-
-@pytest.mark.parametrize("layer", [lambda: Dense(2, activity_regularizer="l2"),
-                                   lambda: Conv2D(2, 3, activity_regularizer=L2(0.1))])
-def test_activity_regularizer_is_refused_clearly(layer):
-    with pytest.raises(ValueError, match="does not support activity regularizers"):
-        layer()
 
 
 # ------------------------------------------------------------ the training loop

@@ -17,6 +17,9 @@ names them in :meth:`Layer.weight_regularizers`; it reports their penalties
 gradients to its parameters' ``.grad``
 (:meth:`Layer.add_regularization_gradients`), which the training step calls
 after backward and before the optimizer (see :mod:`nnscratch.regularizers`).
+A penalty on the layer's output (``activity_regularizer``) is the Model's to
+add (:mod:`nnscratch.models.model`): it depends on the batch, not only on
+the weights.
 """
 
 import abc
@@ -25,6 +28,7 @@ import re
 
 import numpy as np
 
+from nnscratch import regularizers
 from nnscratch.config import floatx
 from nnscratch.parameter import Parameter
 
@@ -91,19 +95,19 @@ class Layer(abc.ABC):
         ``False`` freezes the layer's parameters (optimizers skip them, and
         their regularizers add nothing, as in Keras). This is independent of
         training mode (``forward(x, training=...)``).
-    activity_regularizer : None
-        Not supported: anything but None raises a ValueError (a penalty on the
-        layer's output is not implemented; weight regularizers are).
+    activity_regularizer : str, Regularizer or dict, optional
+        A penalty on the layer's output ``y`` (``"l1"``, ``L2(1e-4)``...), as
+        Keras 3: ``R(y) / N`` for a batch of ``N`` samples joins the loss that
+        ``fit`` and ``evaluate`` report, and its gradient ``R'(y) / N`` joins
+        dL/dy in backward. The Model computes both (a layer called on its own
+        adds nothing): see :mod:`nnscratch.models.model`. Such a layer takes
+        part in no fusion, so that its output is there to penalise.
     """
 
     def __init__(self, name=None, input_shape=None, trainable=True, activity_regularizer=None):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {type(name).__name__}")
-        if activity_regularizer is not None:
-            raise ValueError(f"activity_regularizer={activity_regularizer!r}: nnscratch does not support activity "
-                             "regularizers (penalties on a layer's output); weight regularizers "
-                             "(kernel_regularizer, bias_regularizer on Dense, Conv1D and Conv2D; "
-                             "gamma_regularizer, beta_regularizer on BatchNormalization) are supported")
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self.name = name or _unique_name(_snake_case(type(self).__name__))
         self.input_shape_arg = None if input_shape is None else self._check_shape(input_shape)
         self._trainable = bool(trainable)
@@ -296,6 +300,8 @@ class Layer(abc.ABC):
         config = {"name": self.name, "trainable": self._trainable}
         if self.input_shape_arg is not None:
             config["input_shape"] = list(self.input_shape_arg)
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod

@@ -149,7 +149,8 @@ class Graph:
                 readers[s] = readers.get(s, 0) + 1
         return {i: source[0] for i, (layer, source) in enumerate(zip(layers, self.sources))
                 if isinstance(layer, Activation) and layer.activation == "relu" and source[0] != INPUT
-                and isinstance(layers[source[0]], BatchNormalization) and readers[source[0]] == 1}
+                and isinstance(layers[source[0]], BatchNormalization) and readers[source[0]] == 1
+                and layer.activity_regularizer is None and layers[source[0]].activity_regularizer is None}
 
     def forward_steps(self, layers, x, training=False, fuse_batchnorm_relu=True):
         """Run the layers in order on the batch ``x``, yielding ``(index, output)`` after each.
@@ -188,7 +189,8 @@ class Graph:
             below.append(any(s != INPUT and (trainable[s] or below[s]) for s in source))
         return below
 
-    def backward(self, layers, grad_output, from_layer=None, input_gradient=True, fuse_batchnorm_relu=True):
+    def backward(self, layers, grad_output, from_layer=None, input_gradient=True, fuse_batchnorm_relu=True,
+                 activity_gradients=None):
         """Run backward through the layers in reverse order; return dL/d(input) (None when not asked).
 
         The gradient of a tensor read by several layers is the sum of what
@@ -201,7 +203,10 @@ class Graph:
         is trainable skips dL/d(its input) (``skip_input_gradient``). A ReLU
         fused into its batch norm (``fuse_batchnorm_relu``, as in the forward
         that ran) passes its gradient on: the batch norm's backward takes it.
+        ``activity_gradients`` (``{i: R'(y) / N}``, the Model's activity
+        penalties) join the gradients of those layers' outputs.
         """
+        activity_gradients = activity_gradients or {}
         count = len(layers)
         fused = self.batchnorm_relus(layers) if fuse_batchnorm_relu else {}
         if from_layer == count - 1 and from_layer in fused:
@@ -222,6 +227,8 @@ class Graph:
             grad = grads.pop(i, None)
             if not input_gradient and not below[i] and not any(p.trainable for p in layer.params.values()):
                 continue  # neither it nor anything below it trains
+            if i in activity_gradients:  # never a ReLU fused into its batch norm (batchnorm_relus)
+                grad = activity_gradients[i] if grad is None else grad + activity_gradients[i]
             if i in fused:  # the batch norm's backward goes through this ReLU
                 grads[fused[i]] = grad
                 continue

@@ -49,6 +49,13 @@ Five fusions, all bit-identical to the layers one after the other:
   ``conv.forward(x, affine=(*bn.inference_affine(), relu))``. One pass over the
   activations instead of two. ``model.fuse_conv_batchnorm_inference = False``
   turns it off.
+
+A layer with an ``activity_regularizer`` ``R`` takes part in none of them
+(:func:`_plain`): its own step yields its output ``y``, and the Model adds
+Keras 3's penalty on it. Each forward records ``R(y) / N`` for the batch of
+``N`` samples (:attr:`Model.activity_losses`, which ``fit`` and ``evaluate``
+add to the loss); a training forward also records ``R'(y) / N``, which
+backward adds to dL/dy before that layer's backward runs.
 """
 
 import numbers
@@ -80,6 +87,11 @@ def _default_name(prefix):
     count = _model_counters.get(prefix, 0)
     _model_counters[prefix] = count + 1
     return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def _plain(*layers) -> bool:
+    """Whether no layer of ``layers`` has an activity regularizer (only such layers take part in a fusion)."""
+    return all(layer.activity_regularizer is None for layer in layers)
 
 
 def sample_shape(input_shape) -> tuple:
@@ -146,6 +158,8 @@ class Model(Trainer):
         self.optimizer = self.loss = None
         self.metrics = []
         self.weighted_metrics = []         # weighted by sample_weight / class_weight (compile's weighted_metrics)
+        self._activity_losses = {}         # {layer index: R(y) / N} of the last forward (activity regularizers)
+        self._activity_gradients = {}      # {layer index: R'(y) / N} of the last training forward
         if inputs is None and outputs is None:
             return
         for value, what in ((inputs, "inputs"), (outputs, "outputs")):
@@ -248,15 +262,35 @@ class Model(Trainer):
     # ------------------------------------------------------- regularization
     @property
     def losses(self) -> list:
-        """Every layer's regularization penalties (:attr:`Layer.losses`) in layer order, as Keras's ``model.losses``."""
-        return [penalty for layer in self.layers for penalty in layer.losses]
+        """Keras's ``model.losses``: the :attr:`activity_losses`, then each layer's :attr:`Layer.losses`."""
+        return self.activity_losses + [penalty for layer in self.layers for penalty in layer.losses]
+
+    def activity_regularized(self) -> list:
+        """Indices of the layers with an ``activity_regularizer`` (``[]`` for most models: then nothing is added)."""
+        return [index for index, layer in enumerate(self.layers) if not _plain(layer)]
+
+    @property
+    def activity_losses(self) -> list:
+        """The activity penalties ``R(y) / N`` of the last forward, as floats in layer order (``[]`` without any)."""
+        return [self._activity_losses[index] for index in sorted(self._activity_losses)]
+
+    def activity_loss(self) -> float:
+        """The sum of :attr:`activity_losses`: what ``fit`` and ``evaluate`` add to the batch's mean loss."""
+        return float(sum(self._activity_losses.values()))
+
+    def _record_activity(self, index, y, training) -> None:
+        """Record layer ``index``'s penalty on its output ``y`` (and, training, the penalty's gradient)."""
+        regularizer, samples = self.layers[index].activity_regularizer, len(y)
+        self._activity_losses[index] = regularizer(y) / samples
+        if training:
+            self._activity_gradients[index] = regularizer.gradient(y) / y.dtype.type(samples)
 
     def regularized_layers(self) -> list:
         """The layers with weight regularizers (``[]`` for most models: then a training step adds nothing)."""
         return [layer for layer in self.layers if layer.weight_regularizers()]
 
     def regularization_loss(self) -> float:
-        """The sum of every layer's penalties: what ``fit`` and ``evaluate`` add to each batch's loss."""
+        """The sum of every layer's weight penalties: what ``fit`` and ``evaluate`` add to each batch's loss."""
         return float(sum(layer.regularization_loss() for layer in self.regularized_layers()))
 
     # ---------------------------------------------------------- computation
@@ -285,7 +319,8 @@ class Model(Trainer):
             fused = (self.fuse_batchnorm_relu and index + 1 < len(self.layers)
                      and isinstance(self.layers[index], BatchNormalization)
                      and isinstance(self.layers[index + 1], Activation)
-                     and self.layers[index + 1].activation == "relu")
+                     and self.layers[index + 1].activation == "relu"
+                     and _plain(self.layers[index], self.layers[index + 1]))
             steps.append((index, fused))
             index += 2 if fused else 1
         return steps
@@ -307,7 +342,7 @@ class Model(Trainer):
         return {index for (before, fused), (index, _) in zip(plan, plan[1:])
                 if index == before + 1 and not fused and isinstance(self.layers[index], MaxPooling2D)
                 and not self.layers[index].windows_overlap and isinstance(self.layers[before], ActivatedLayer)
-                and self.layers[before].activation == "relu"}
+                and self.layers[before].activation == "relu" and _plain(self.layers[before], self.layers[index])}
 
     #: In inference, let a Conv2D apply the BatchNormalization after it (see the module docstring).
     fuse_conv_batchnorm_inference = True
@@ -325,7 +360,8 @@ class Model(Trainer):
         return {index: fused for index, fused in self.steps()
                 if index > 0 and isinstance(self.layers[index], BatchNormalization) and self.layers[index].channels_last
                 and isinstance(self.layers[index - 1], Conv2D)
-                and self.layers[index - 1].activation not in activations.ROW_WISE}
+                and self.layers[index - 1].activation not in activations.ROW_WISE
+                and _plain(self.layers[index - 1], self.layers[index])}
 
     #: In training, let a BatchNormalization compute the MaxPooling2D after it (see the module docstring).
     fuse_batchnorm_maxpool = True
@@ -341,7 +377,7 @@ class Model(Trainer):
         plan = self.steps()
         return {index: after for (index, _), (after, _) in zip(plan, plan[1:])
                 if isinstance(self.layers[index], BatchNormalization) and self.layers[index].channels_last
-                and isinstance(self.layers[after], MaxPooling2D)}
+                and isinstance(self.layers[after], MaxPooling2D) and _plain(self.layers[index], self.layers[after])}
 
     #: In training, let a ReLU Conv2D compute the MaxPooling2D after it (see the module docstring).
     fuse_conv_maxpool = True
@@ -388,11 +424,23 @@ class Model(Trainer):
         the step before them yield nothing. ``forward`` keeps the last output;
         the benchmark's per-layer breakdown times each step. A graph yields
         after every layer (:meth:`Graph.forward_steps <nnscratch.models.graph.Graph.forward_steps>`).
+        The output of a layer with an activity regularizer (a step of its own)
+        is penalised as it passes (:meth:`_record_activity`).
         """
         self.check_input(x)
+        regularized = self.activity_regularized()
+        self._activity_losses, self._activity_gradients = {}, {}
         if self.graph is not None:
-            yield from self.graph.forward_steps(self.layers, x, training, self.fuse_batchnorm_relu)
-            return
+            steps = self.graph.forward_steps(self.layers, x, training, self.fuse_batchnorm_relu)
+        else:
+            steps = self._chain_steps(x, training)
+        for index, y in steps:
+            if index in regularized:
+                self._record_activity(index, y, training)
+            yield index, y
+
+    def _chain_steps(self, x, training):
+        """:meth:`forward_steps` of a chain: the plan's steps, with the fusions that apply."""
         plan = self._pass_plan if self._pass_plan is not None and not training else self.forward_plan(training)
         steps, folded, pooled = plan
         computed = set(pooled.values())  # poolings the step before computes
@@ -426,12 +474,15 @@ class Model(Trainer):
         ``input_gradient=False`` (training) backward stops at the lowest layer
         with trainable parameters: the layers below it (Flatten, Dropout, frozen
         layers, ...) need no gradient, and that layer skips dL/d(its input)
-        where it can. The return value is then None. A graph runs
+        where it can. The return value is then None. The gradients of the
+        activity penalties that the last training forward recorded join
+        dL/dy of their layers on the way. A graph runs
         :meth:`Graph.backward <nnscratch.models.graph.Graph.backward>` (the
         gradients of a tensor read by several layers add up).
         """
         if self.graph is not None:
-            return self.graph.backward(self.layers, grad_output, from_layer, input_gradient, self.fuse_batchnorm_relu)
+            return self.graph.backward(self.layers, grad_output, from_layer, input_gradient, self.fuse_batchnorm_relu,
+                                       self._activity_gradients)
         stop = len(self.layers) if from_layer is None else from_layer
         lowest = 0 if input_gradient else self._lowest_trainable_layer()
         if lowest is None:  # nothing to train: no gradient is needed at all
@@ -448,6 +499,8 @@ class Model(Trainer):
                                  "into it; set model.fuse_batchnorm_relu = False")
             layer = self.layers[index]
             layer.skip_input_gradient = index == lowest and not input_gradient
+            if index in self._activity_gradients:  # + R'(y) / N of its activity penalty (never fused: _plain)
+                grad_output = grad_output + self._activity_gradients[index]
             if preactivation:  # the pooling after it took this layer's ReLU backward
                 grad_output = layer.backward_from_preactivation(grad_output)
             elif index in through_relu:

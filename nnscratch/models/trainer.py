@@ -171,6 +171,7 @@ class Trainer:
         """
         last = self.layers[-1] if self.layers else None
         return (self.loss.fused_activation is not None and isinstance(last, ActivatedLayer)
+                and last.activity_regularizer is None     # its output's gradient gets R'(y) / N added
                 and last.activation == self.loss.fused_activation and len(last.output_shape) == 2
                 and (last.activation == "softmax" or last.keep_logits))
 
@@ -213,7 +214,9 @@ class Trainer:
         The loss sum includes ``len(x)`` times the layers' regularization
         penalty (so the batch's mean loss is the loss's mean plus the penalty,
         as Keras), computed from the weights the batch saw, before the update;
-        the penalties' gradients are added after backward. Without
+        the penalties' gradients are added after backward. Likewise for the
+        activity penalties ``R(y) / N`` that the forward recorded (their
+        gradients joined backward). Without
         regularizers and weights nothing of this runs.
         """
         y_pred = self.forward(x, training=training)
@@ -221,6 +224,8 @@ class Trainer:
         total = float(np.sum(losses if sample_weight is None else losses * sample_weight))
         loss_scale, _ = self.loss.reduction_scale(y_pred.shape, sample_weight)     # Keras's reduction
         total *= loss_scale
+        if self._activity_losses:               # the activity penalties R(y) / N of this forward
+            total += len(x) * self.activity_loss()
         regularized = self.regularized_layers()
         if regularized:
             total += len(x) * sum(layer.regularization_loss() for layer in regularized)
