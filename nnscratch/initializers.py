@@ -8,7 +8,8 @@ layer casts it to ``floatx()``). Fans follow Keras: for a Dense kernel
 
 import numpy as np
 
-__all__ = ["compute_fans", "get", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros", "ones"]
+__all__ = ["compute_fans", "get", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros", "ones",
+           "orthogonal", "random_uniform", "random_normal"]
 
 
 def compute_fans(shape) -> tuple[int, int]:
@@ -53,6 +54,31 @@ def ones(shape, rng=None):
     return np.ones(shape)
 
 
+def orthogonal(shape, rng):
+    """A matrix with orthonormal columns (or rows, if it is wide), Keras's ``Orthogonal(gain=1)``.
+
+    The QR factorisation of a standard normal matrix of the flattened shape
+    ``(prod(shape[:-1]), shape[-1])`` (tall: transposed if it is wide), with
+    the columns of ``Q`` signed by ``diag(R)`` so that ``Q`` is uniformly
+    distributed. Recurrent kernels default to it: ``h @ U`` keeps the norm of
+    ``h``, so the states neither blow up nor die out at the start.
+    """
+    rows, cols = int(np.prod(shape[:-1])), shape[-1]
+    q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+    q *= np.sign(np.diag(r))
+    return (q if rows >= cols else q.T).reshape(shape)
+
+
+def random_uniform(shape, rng):
+    """Uniform in ``[-0.05, 0.05]``, Keras's ``RandomUniform()`` (``"uniform"``; the Embedding's default)."""
+    return rng.uniform(-0.05, 0.05, size=shape)
+
+
+def random_normal(shape, rng):
+    """Normal with mean 0 and standard deviation 0.05, Keras's ``RandomNormal()`` (``"normal"``)."""
+    return rng.normal(0.0, 0.05, size=shape)
+
+
 def _truncated_normal(shape, std, rng):
     # Keras's truncated normal: redraw values beyond 2 std; the std of the kept
     # values is then ~0.88 std, which Keras corrects by the factor 0.8796.
@@ -72,6 +98,11 @@ _BY_NAME = {
     "he_normal": he_normal,
     "zeros": zeros,
     "ones": ones,
+    "orthogonal": orthogonal,
+    "random_uniform": random_uniform,
+    "uniform": random_uniform,
+    "random_normal": random_normal,
+    "normal": random_normal,
 }
 
 

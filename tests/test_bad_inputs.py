@@ -336,10 +336,10 @@ def test_unknown_layer_class_in_a_model_file(tmp_path):
     nnscratch.Sequential([nnscratch.Input((3,)), Dense(2)]).save(path)
 
     def rename(config):
-        config["model"]["layers"][0]["class_name"] = "LSTM"
+        config["model"]["layers"][0]["class_name"] = "ConvLSTM2D"
 
     _rewrite_config(path, rename)
-    with pytest.raises(ValueError, match=r"unknown layer class 'LSTM'.*Dense"):
+    with pytest.raises(ValueError, match=r"unknown layer class 'ConvLSTM2D'.*Dense"):
         nnscratch.load_model(path)
 
 

@@ -49,6 +49,28 @@ def test_truncated_normal_initialisers_have_the_target_std_and_no_tails(name, st
     assert abs(values.mean()) < 0.01 * std
 
 
+@pytest.mark.parametrize("shape", [(6, 6), (6, 24), (24, 6), (3, 2, 5)])
+def test_orthogonal_gives_orthonormal_columns_or_rows_as_keras(shape):
+    """Keras's Orthogonal: the flattened (prod(shape[:-1]), shape[-1]) matrix has orthonormal columns, or rows if wide."""
+    values = initializers.get("orthogonal")(shape, np.random.default_rng(2))
+    assert values.shape == shape
+    flat = values.reshape(-1, shape[-1])
+    gram = flat.T @ flat if flat.shape[0] >= flat.shape[1] else flat @ flat.T
+    np.testing.assert_allclose(gram, np.eye(len(gram)), atol=1e-12)
+    again = initializers.get("orthogonal")(shape, np.random.default_rng(2))
+    np.testing.assert_array_equal(values, again)
+    assert not np.allclose(values, initializers.get("orthogonal")(shape, np.random.default_rng(3)))
+
+
+def test_random_uniform_and_random_normal_are_kerass_defaults():
+    uniform = initializers.get("uniform")(SHAPE, np.random.default_rng(4))
+    assert initializers.get("random_uniform") is initializers.random_uniform
+    assert np.abs(uniform).max() <= 0.05 and np.abs(uniform).max() > 0.0499
+    normal = initializers.get("random_normal")(SHAPE, np.random.default_rng(4))
+    assert initializers.get("normal") is initializers.random_normal
+    assert normal.std() == pytest.approx(0.05, rel=0.02) and np.abs(normal).max() > 3 * 0.05  # not truncated
+
+
 def test_same_generator_state_same_values_and_constants():
     for name in ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal"):
         a = initializers.get(name)((20, 10), np.random.default_rng(5))

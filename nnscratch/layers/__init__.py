@@ -11,12 +11,14 @@ from nnscratch.layers.cropping2d import Cropping2D
 from nnscratch.layers.dense import Dense
 from nnscratch.layers.dot import Dot, dot
 from nnscratch.layers.dropout import Dropout
+from nnscratch.layers.embedding import Embedding
 from nnscratch.layers.flatten import Flatten
 from nnscratch.layers.global_pooling import (GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
                                              GlobalMaxPooling2D)
 from nnscratch.layers.global_pooling1d import (GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
                                                GlobalMaxPooling1D)
 from nnscratch.layers.input_layer import Input, InputLayer
+from nnscratch.layers.lstm import LSTM
 from nnscratch.layers.max_pooling2d import MaxPool2D, MaxPooling2D
 from nnscratch.layers.merge import (Add, Average, Maximum, Merge, Minimum, Multiply, Subtract, add, average,
                                     maximum, minimum, multiply, subtract)
@@ -26,27 +28,28 @@ from nnscratch.layers.prelu import PReLU
 from nnscratch.layers.repeat_vector import RepeatVector
 from nnscratch.layers.reshape import Reshape
 from nnscratch.layers.reshaping1d import Cropping1D, UpSampling1D, ZeroPadding1D
+from nnscratch.layers.simple_rnn import SimpleRNN
 from nnscratch.layers.up_sampling2d import UpSampling2D
 from nnscratch.layers.zero_padding2d import ZeroPadding2D
 
 __all__ = [
     "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D",
     "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Dense", "Dot", "Dropout",
-    "ELU", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
-    "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer",
-    "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum",
-    "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "Softmax", "Subtract", "SymbolicTensor",
-    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "get",
-    "maximum", "minimum", "multiply", "subtract"
+    "ELU", "Embedding", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D",
+    "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input",
+    "InputLayer", "LSTM", "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum",
+    "Merge", "Minimum", "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "SimpleRNN", "Softmax",
+    "Subtract", "SymbolicTensor", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average",
+    "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
 _BY_NAME = {cls.__name__: cls for cls in (
     Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Concatenate, Conv1D, Conv2D,
-    Cropping1D, Cropping2D, Dense, Dot, Dropout, ELU, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D,
-    GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer, LeakyReLU, MaxPooling1D, MaxPooling2D, Maximum, Minimum,
-    Multiply, Permute, PReLU, ReLU, RepeatVector, Reshape, Softmax, Subtract, UpSampling1D, UpSampling2D,
-    ZeroPadding1D, ZeroPadding2D,
+    Cropping1D, Cropping2D, Dense, Dot, Dropout, ELU, Embedding, Flatten, GlobalAveragePooling1D,
+    GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer, LSTM, LeakyReLU, MaxPooling1D,
+    MaxPooling2D, Maximum, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector, Reshape, SimpleRNN, Softmax,
+    Subtract, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
 )}
 
 

@@ -1,0 +1,183 @@
+"""What SimpleRNN and LSTM share: weights, the time axis, and the two products outside the time loop.
+
+A recurrent layer reads a batch of sequences ``x`` of shape (N, T, F) and
+carries a state ``h_t`` (N, units) from step to step, starting from
+``h_0 = 0``. Each step needs the pre-activations
+
+.. math:: z_t = x_t W + h_{t-1} U + b,
+
+with the kernel ``W`` (F, G units), the recurrent kernel ``U`` (units, G
+units) and the bias ``b`` (G units,), where ``G`` is the number of blocks of
+units (1 for SimpleRNN, the 4 gates of an LSTM). ``x_t W + b`` does not
+depend on the state, so it is computed for all steps at once, one product of
+(N T, F) by (F, G units) before the loop (:meth:`Recurrent.forward`); only
+``h_{t-1} U`` stays inside it (the subclass's ``_scan``).
+
+Backward (*backpropagation through time*) goes the other way: the
+subclass's ``_scan_backward`` runs the loop from the last step to the first
+and returns ``dL/dz_t`` for every step; then, again outside the loop,
+
+.. math::
+    \\frac{\\partial L}{\\partial W} = \\sum_t x_t^T \\frac{\\partial L}{\\partial z_t}, \\quad
+    \\frac{\\partial L}{\\partial U} = \\sum_t h_{t-1}^T \\frac{\\partial L}{\\partial z_t}, \\quad
+    \\frac{\\partial L}{\\partial b} = \\sum_{t, n} \\frac{\\partial L}{\\partial z_{t,n}}, \\quad
+    \\frac{\\partial L}{\\partial x_t} = \\frac{\\partial L}{\\partial z_t} W^T,
+
+each one product over all N T rows. ``go_backwards=True`` reads the sequence
+from its last step to its first and, as Keras, returns the outputs in that
+order. The output is the last state ``h_T`` (N, units), or every state (N, T,
+units) with ``return_sequences=True``.
+"""
+
+import numpy as np
+
+from nnscratch import activations, constraints, initializers, regularizers, rng
+from nnscratch.layers.base import Layer, format_shape
+
+__all__ = ["Recurrent"]
+
+#: Keras arguments that need what nnscratch models do not have (several outputs, state kept across batches, masks).
+_UNSUPPORTED = {"return_state": False, "stateful": False, "dropout": 0.0, "recurrent_dropout": 0.0,
+                "zero_output_for_mask": False}
+
+
+def check_activation(name, argument) -> str:
+    """An elementwise activation whose derivative comes from its output (tanh, sigmoid, relu, ...), by name."""
+    name = activations.get(name)
+    if name in activations.ROW_WISE or activations.needs_preactivation(name):
+        raise ValueError(f"{argument}={name!r}: a recurrent layer takes an elementwise activation whose derivative "
+                         "comes from its output (tanh, sigmoid, hard_sigmoid, relu, linear, ...)")
+    return name
+
+
+def activate(z, name):
+    """``f(z)`` in a new array (``z`` is left as it is; the activation kernels work in place)."""
+    return activations.forward(np.array(z, order="C"), None, name)
+
+
+def derivative(grad_y, y, name):
+    """``dL/dz = dL/dy * f'(z)``, from the output ``y = f(z)``."""
+    return activations.backward(np.ascontiguousarray(grad_y), y, name)
+
+
+class Recurrent(Layer):
+    """Base of the recurrent layers: ``G`` blocks of ``units`` in ``W``, ``U`` and ``b`` (see the module docstring)."""
+
+    #: Blocks of units in the kernels (1: SimpleRNN; 4: the LSTM's gates i, f, c, o).
+    blocks = 1
+
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, return_sequences=False, go_backwards=False,
+                 unroll=False, seed=None, **kwargs):
+        for argument, default in _UNSUPPORTED.items():
+            if kwargs.pop(argument, default) != default:
+                raise ValueError(f"{argument}={default!r} is the only value nnscratch supports in a recurrent layer "
+                                 "(models have one output, batches are independent, and there are no masks)")
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = check_activation(activation, "activation")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer, self.recurrent_initializer = kernel_initializer, recurrent_initializer
+        self.bias_initializer = bias_initializer
+        for name in (kernel_initializer, recurrent_initializer, bias_initializer):
+            initializers.get(name)  # fail early
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.return_sequences, self.go_backwards = bool(return_sequences), bool(go_backwards)
+        self.unroll = bool(unroll)  # Keras's graph-building option: the same arithmetic either way
+        self.seed = seed            # Keras's seed of the dropout masks (dropout is 0 here): kept for the config
+
+    # ------------------------------------------------------------------ weights and shapes
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"{type(self).__name__} layer {self.name!r} expects sequences of shape (None, timesteps, "
+                             f"features), got {format_shape(input_shape)}")
+        generator = rng.new_generator()
+        width = self.blocks * self.units
+        self.kernel = self.new_parameter(
+            "kernel", initializers.get(self.kernel_initializer)((input_shape[1], width), generator),
+            constraint=self.kernel_constraint)
+        self.recurrent_kernel = self.new_parameter(
+            "recurrent_kernel", self._recurrent_values(generator), constraint=self.recurrent_constraint)
+        if self.use_bias:
+            self.bias = self.new_parameter("bias", self._bias_values(generator), constraint=self.bias_constraint)
+        super().build(input_shape)
+
+    def _recurrent_values(self, generator):
+        """The recurrent kernel (units, G units), drawn as one matrix, as Keras draws it."""
+        return initializers.get(self.recurrent_initializer)((self.units, self.blocks * self.units), generator)
+
+    def _bias_values(self, generator):
+        return initializers.get(self.bias_initializer)((self.blocks * self.units,), generator)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units) if self.return_sequences else (self.units,)
+
+    def weight_regularizers(self):
+        pairs = (("kernel", self.kernel_regularizer), ("recurrent_kernel", self.recurrent_regularizer),
+                 ("bias", self.bias_regularizer if self.use_bias else None))
+        return {name: regularizer for name, regularizer in pairs if regularizer is not None}
+
+    # ------------------------------------------------------------------ forward and backward
+    def forward(self, x, training=False):
+        self.check_input(x)
+        sequence = x[:, ::-1] if self.go_backwards else x
+        n, steps, features = sequence.shape
+        projected = (sequence.reshape(n * steps, features) @ self.kernel.value).reshape(n, steps, -1)
+        if self.use_bias:
+            projected += self.bias.value
+        states = self._scan(projected, training)            # (N, T, units): h_1 ... h_T
+        self._sequence = sequence if training else None
+        return states if self.return_sequences else np.ascontiguousarray(states[:, -1])
+
+    def backward(self, grad_output):
+        n, steps, features = self._sequence.shape
+        grad_states = np.zeros((n, steps, self.units), dtype=grad_output.dtype)
+        if self.return_sequences:
+            grad_states[...] = grad_output
+        else:
+            grad_states[:, -1] = grad_output
+        grad_z = self._scan_backward(grad_states)          # (N, T, G units): dL/dz_t for every step
+        rows = grad_z.reshape(n * steps, -1)
+        np.matmul(self._sequence.reshape(n * steps, features).T, rows, out=self.kernel.grad)
+        previous = np.concatenate([np.zeros_like(self._states[:, :1]), self._states[:, :-1]], axis=1)
+        np.matmul(previous.reshape(n * steps, self.units).T, rows, out=self.recurrent_kernel.grad)
+        if self.use_bias:
+            self.bias.grad[...] = rows.sum(axis=0)
+        if self.skip_input_gradient:
+            return None
+        grad_x = (rows @ self.kernel.value.T).reshape(n, steps, features)
+        return grad_x[:, ::-1] if self.go_backwards else grad_x
+
+    def _scan(self, projected, training):
+        """Run the steps on ``projected = x_t W + b`` (N, T, G units); return the states (N, T, units).
+
+        When training, keep what :meth:`_scan_backward` needs, and the states in ``self._states``.
+        """
+        raise NotImplementedError
+
+    def _scan_backward(self, grad_states):
+        """From dL/dh_t of every step's output (N, T, units), return dL/dz_t (N, T, G units), last step first."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "recurrent_initializer": self.recurrent_initializer,
+                "bias_initializer": self.bias_initializer,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+                "return_sequences": self.return_sequences, "go_backwards": self.go_backwards,
+                "unroll": self.unroll, "seed": self.seed}

@@ -1,0 +1,63 @@
+"""SimpleRNN: the plain (Elman) recurrent layer."""
+
+import numpy as np
+
+from nnscratch.layers.recurrent import Recurrent, activate, derivative
+
+__all__ = ["SimpleRNN"]
+
+
+class SimpleRNN(Recurrent):
+    r"""A state updated at every step: :math:`h_t = f(x_t W + h_{t-1} U + b)`, from :math:`h_0 = 0`.
+
+    Shapes: ``x`` (N, T, F); kernel ``W`` (F, units), recurrent kernel ``U``
+    (units, units), bias ``b`` (units,); output ``h_T`` (N, units), or all of
+    ``h_1 ... h_T`` (N, T, units) with ``return_sequences=True``. ``f`` is
+    ``activation`` (tanh by default).
+
+    Backward through time, with :math:`z_t = x_t W + h_{t-1} U + b` and
+    :math:`g_t` the gradient arriving at the output :math:`h_t` (zero but for
+    the last step unless ``return_sequences``): :math:`h_t` feeds both the
+    output and the next step, so
+
+    .. math::
+        \frac{\partial L}{\partial h_t} = g_t + \frac{\partial L}{\partial z_{t+1}} U^T, \qquad
+        \frac{\partial L}{\partial z_t} = \frac{\partial L}{\partial h_t} \odot f'(z_t),
+
+    from :math:`t = T` (where the second term is 0) down to 1; the gradients
+    of ``W``, ``U``, ``b`` and ``x`` then follow from all the
+    :math:`\partial L / \partial z_t` at once (:mod:`nnscratch.layers.recurrent`).
+
+    Parameters
+    ----------
+    units : int
+    activation : str
+        An elementwise activation (``"tanh"``, ``"relu"``, ``"sigmoid"``, ...).
+    use_bias, return_sequences, go_backwards : bool
+    kernel_initializer, recurrent_initializer, bias_initializer : str
+        Keras's defaults: ``"glorot_uniform"``, ``"orthogonal"``, ``"zeros"``.
+    kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint, recurrent_constraint,
+    bias_constraint
+        As Dense's (:mod:`nnscratch.regularizers`, :mod:`nnscratch.constraints`).
+    """
+
+    def _scan(self, projected, training):
+        n, steps, _ = projected.shape
+        recurrent = self.recurrent_kernel.value
+        states = np.empty((n, steps, self.units), dtype=projected.dtype)
+        state = np.zeros((n, self.units), dtype=projected.dtype)
+        for t in range(steps):
+            state = activate(projected[:, t] + state @ recurrent, self.activation)
+            states[:, t] = state
+        self._states = states if training else None
+        return states
+
+    def _scan_backward(self, grad_states):
+        n, steps, _ = grad_states.shape
+        recurrent = self.recurrent_kernel.value
+        grad_z = np.empty_like(grad_states)
+        carried = np.zeros((n, self.units), dtype=grad_states.dtype)   # dL/dz_{t+1} U^T
+        for t in reversed(range(steps)):
+            grad_z[:, t] = derivative(grad_states[:, t] + carried, self._states[:, t], self.activation)
+            carried = grad_z[:, t] @ recurrent.T
+        return grad_z
