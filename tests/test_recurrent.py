@@ -1,7 +1,8 @@
-"""SimpleRNN and LSTM: step formulas written here in NumPy, gradient checks through time, Keras's options.
+"""SimpleRNN, LSTM and GRU: step formulas written here in NumPy, gradient checks through time, Keras's options.
 
 The forward passes are checked against plain per-step loops of the
-formulas (Keras 3.15's equations, gate order i, f, c, o), the backward
+formulas (Keras 3.15's equations: LSTM gates i, f, c, o; GRU blocks z, r, h
+with the reset gate after the product), the backward
 passes by central differences in float64 over generated shapes and options.
 (Against Keras 3.15 itself, once, outside the suite: outputs and one SGD
 step agree to float32 rounding for every combination of return_sequences,
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 import nnscratch
 from nnscratch import optimizers
 from nnscratch.gradcheck import check_layer
-from nnscratch.layers import LSTM, Dense, SimpleRNN
+from nnscratch.layers import GRU, LSTM, Dense, SimpleRNN
 from nnscratch.models.saving import load_model
 
 try:
@@ -51,6 +52,20 @@ def lstm_reference(x, kernel, recurrent, bias):
     return np.stack(states, axis=1)
 
 
+def gru_reference(x, kernel, recurrent, bias):
+    """All states of Keras 3's GRU (reset_after=True; bias row 0 for x W, row 1 for h U), one step at a time."""
+    units = recurrent.shape[0]
+    state, states = np.zeros((len(x), units)), []
+    for t in range(x.shape[1]):
+        p, q = x[:, t] @ kernel + bias[0], state @ recurrent + bias[1]
+        update = sigmoid(p[:, :units] + q[:, :units])
+        reset = sigmoid(p[:, units:2 * units] + q[:, units:2 * units])
+        candidate = np.tanh(p[:, 2 * units:] + reset * q[:, 2 * units:])
+        state = update * state + (1 - update) * candidate
+        states.append(state)
+    return np.stack(states, axis=1)
+
+
 def built(layer, features, rng):
     layer.build((5, features))
     layer.set_weights([0.6 * rng.standard_normal(p.shape) for p in layer.params.values()])
@@ -59,7 +74,8 @@ def built(layer, features, rng):
 
 # ------------------------------------------------------------------ forward
 @pytest.mark.parametrize("make, reference", [(lambda **k: SimpleRNN(4, **k), simple_rnn_reference),
-                                             (lambda **k: LSTM(4, **k), lstm_reference)])
+                                             (lambda **k: LSTM(4, **k), lstm_reference),
+                                             (lambda **k: GRU(4, **k), gru_reference)])
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_forward_is_the_step_formula_in_keras_order(float64, make, reference, return_sequences, go_backwards):
@@ -96,40 +112,58 @@ def test_a_relu_rnn_and_a_hard_sigmoid_lstm(float64):
 
 
 # ------------------------------------------------------------------ backward through time
+@st.composite
+def sequences(draw):
+    """(N, T, F) shapes, units, the output options and a seed: what every recurrent layer's check varies."""
+    shape = draw(st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 3)), label="shape")
+    options = {"return_sequences": draw(st.booleans(), label="return_sequences"),
+               "go_backwards": draw(st.booleans(), label="go_backwards")}
+    return shape, draw(st.integers(1, 4), label="units"), options, draw(rng_seeds(), label="seed")
+
+
+def check_through_time(make, shape, seed):
+    """Build ``make()`` in float64 for ``shape``, give it random weights and gradient-check it by central differences."""
+    rng = np.random.default_rng(seed)
+    with float64_floatx():
+        layer = make()
+        layer.build(shape[1:])
+    layer.set_weights([0.7 * rng.standard_normal(p.shape) for p in layer.params.values()])
+    report = check_layer(layer, x=rng.standard_normal(shape), seed=seed % 1000, h=STEP)
+    assert report.max_error < TOLERANCE, f"\n{report}"
+    assert [c.name for c in report.checks] == ["input", "kernel", "recurrent_kernel"] + ["bias"] * layer.use_bias
+
+
 smooth = st.sampled_from(["tanh", "sigmoid", "linear", "softsign"])
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 3), steps=st.integers(1, 5), features=st.integers(1, 3), units=st.integers(1, 4),
-       activation=smooth, use_bias=st.booleans(), return_sequences=st.booleans(), go_backwards=st.booleans(),
-       seed=rng_seeds())
-def test_simple_rnn_gradients(n, steps, features, units, activation, use_bias, return_sequences, go_backwards, seed):
-    rng = np.random.default_rng(seed)
-    with float64_floatx():
-        layer = SimpleRNN(units, activation=activation, use_bias=use_bias, return_sequences=return_sequences,
-                          go_backwards=go_backwards)
-        layer.build((steps, features))
-    layer.set_weights([0.7 * rng.standard_normal(p.shape) for p in layer.params.values()])
-    report = check_layer(layer, x=rng.standard_normal((n, steps, features)), seed=seed % 1000, h=STEP)
-    assert report.max_error < TOLERANCE, f"\n{report}"
+@given(case=sequences(), activation=smooth, use_bias=st.booleans())
+def test_simple_rnn_gradients(case, activation, use_bias):
+    shape, units, options, seed = case
+    check_through_time(lambda: SimpleRNN(units, activation=activation, use_bias=use_bias, **options), shape, seed)
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 3), steps=st.integers(1, 5), features=st.integers(1, 3), units=st.integers(1, 4),
-       activation=st.sampled_from(["tanh", "linear", "softsign"]), recurrent_activation=st.sampled_from(["sigmoid",
-                                                                                                          "tanh"]),
-       return_sequences=st.booleans(), go_backwards=st.booleans(), seed=rng_seeds())
-def test_lstm_gradients(n, steps, features, units, activation, recurrent_activation, return_sequences, go_backwards,
-                        seed):
-    rng = np.random.default_rng(seed)
-    with float64_floatx():
-        layer = LSTM(units, activation=activation, recurrent_activation=recurrent_activation,
-                     return_sequences=return_sequences, go_backwards=go_backwards)
-        layer.build((steps, features))
-    layer.set_weights([0.7 * rng.standard_normal(p.shape) for p in layer.params.values()])
-    report = check_layer(layer, x=rng.standard_normal((n, steps, features)), seed=seed % 1000, h=STEP)
-    assert report.max_error < TOLERANCE, f"\n{report}"
-    assert [c.name for c in report.checks] == ["input", "kernel", "recurrent_kernel", "bias"]
+@given(case=sequences(), activation=st.sampled_from(["tanh", "linear", "softsign"]),
+       recurrent_activation=st.sampled_from(["sigmoid", "tanh"]))
+def test_lstm_gradients(case, activation, recurrent_activation):
+    shape, units, options, seed = case
+    check_through_time(lambda: LSTM(units, activation=activation, recurrent_activation=recurrent_activation,
+                                    **options), shape, seed)
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=sequences(), activation=st.sampled_from(["tanh", "linear", "softsign"]), use_bias=st.booleans())
+def test_gru_gradients(case, activation, use_bias):
+    shape, units, options, seed = case
+    check_through_time(lambda: GRU(units, activation=activation, use_bias=use_bias, **options), shape, seed)
+
+
+def test_gru_bias_has_a_row_for_the_input_and_one_for_the_state():
+    layer = GRU(3, bias_initializer="ones")
+    layer.build((4, 2))
+    assert layer.bias.shape == (2, 9) and layer.recurrent_kernel.shape == (3, 9) and layer.kernel.shape == (2, 9)
+    assert layer.count_params() == 2 * 9 + 3 * 9 + 2 * 9 and np.all(layer.bias.value == 1)
 
 
 def test_the_first_layer_of_a_model_skips_its_input_gradient():
@@ -142,14 +176,15 @@ def test_the_first_layer_of_a_model_skips_its_input_gradient():
 
 
 # ------------------------------------------------------------------ training, saving, errors
-def test_an_lstm_remembers_the_first_step_across_noise():
-    """The sign of x_1 decides the class; 11 steps of noise follow. A cell with a forget gate learns to keep it."""
+@pytest.mark.parametrize("recurrent", [LSTM, GRU])
+def test_a_gated_layer_remembers_the_first_step_across_noise(recurrent):
+    """The sign of x_1 decides the class; 11 steps of noise follow. A gated state learns to keep it."""
     rng = np.random.default_rng(4)
     x = 0.5 * rng.standard_normal((512, 12, 1)).astype(np.float32)
     x[:, 0, 0] = np.where(rng.random(512) < 0.5, -1.0, 1.0)
     y = (x[:, 0, 0] > 0).astype(np.float32)[:, None]
     nnscratch.set_random_seed(5)
-    model = nnscratch.Sequential([nnscratch.Input((12, 1)), LSTM(8), Dense(1, activation="sigmoid")])
+    model = nnscratch.Sequential([nnscratch.Input((12, 1)), recurrent(8), Dense(1, activation="sigmoid")])
     model.compile(optimizers.Adam(0.02), "binary_crossentropy", metrics=["accuracy"])
     history = model.fit(x[:384], y[:384], epochs=15, batch_size=32, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
@@ -159,7 +194,8 @@ def test_an_lstm_remembers_the_first_step_across_noise():
 @pytest.mark.parametrize("make", [lambda: SimpleRNN(3, return_sequences=True, go_backwards=True,
                                                     kernel_regularizer="l2", recurrent_constraint="max_norm"),
                                   lambda: LSTM(3, recurrent_activation="hard_sigmoid", unit_forget_bias=False,
-                                               recurrent_regularizer="l1", bias_initializer="ones")])
+                                               recurrent_regularizer="l1", bias_initializer="ones"),
+                                  lambda: GRU(3, go_backwards=True, bias_regularizer="l2", bias_initializer="ones")])
 def test_configs_round_trip_and_a_saved_model_predicts_the_same(tmp_path, make):
     layer = make()
     clone = type(layer).from_config(layer.get_config())
@@ -184,6 +220,8 @@ def test_configs_round_trip_and_a_saved_model_predicts_the_same(tmp_path, make):
     (lambda: SimpleRNN(3, activation="softmax"), "elementwise activation"),
     (lambda: LSTM(3, recurrent_activation="gelu"), "recurrent_activation='gelu'"),
     (lambda: LSTM(3, recurrent_initializer="eye"), "unknown initializer"),
+    (lambda: GRU(3, reset_after=False), "reset_after=False"),
+    (lambda: GRU(3, return_state=True), "return_state=False"),
 ])
 def test_unsupported_options_and_bad_arguments_are_refused(make, match):
     with pytest.raises(ValueError, match=match):

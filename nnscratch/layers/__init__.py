@@ -17,6 +17,7 @@ from nnscratch.layers.global_pooling import (GlobalAveragePooling2D, GlobalAvgPo
                                              GlobalMaxPooling2D)
 from nnscratch.layers.global_pooling1d import (GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
                                                GlobalMaxPooling1D)
+from nnscratch.layers.gru import GRU
 from nnscratch.layers.input_layer import Input, InputLayer
 from nnscratch.layers.lstm import LSTM
 from nnscratch.layers.max_pooling2d import MaxPool2D, MaxPooling2D
@@ -36,7 +37,7 @@ __all__ = [
     "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D",
     "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Dense", "Dot", "Dropout",
     "ELU", "Embedding", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D",
-    "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input",
+    "GlobalAvgPool2D", "GRU", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input",
     "InputLayer", "LSTM", "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum",
     "Merge", "Minimum", "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "SimpleRNN", "Softmax",
     "Subtract", "SymbolicTensor", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average",
@@ -47,7 +48,7 @@ __all__ = [
 _BY_NAME = {cls.__name__: cls for cls in (
     Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Concatenate, Conv1D, Conv2D,
     Cropping1D, Cropping2D, Dense, Dot, Dropout, ELU, Embedding, Flatten, GlobalAveragePooling1D,
-    GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer, LSTM, LeakyReLU, MaxPooling1D,
+    GlobalAveragePooling2D, GRU, GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer, LSTM, LeakyReLU, MaxPooling1D,
     MaxPooling2D, Maximum, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector, Reshape, SimpleRNN, Softmax,
     Subtract, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
 )}

@@ -112,7 +112,7 @@ class LSTM(Recurrent):
             grad_z[:, t, 2 * u:3 * u] = derivative(grad_cell * i, candidate, self.activation)
             grad_z[:, t, 3 * u:] = derivative(grad_state * self._squashed[:, t], o, self.recurrent_activation)
             carried, grad_cell_next, forget_next = grad_z[:, t] @ recurrent.T, grad_cell, f
-        return grad_z
+        return grad_z, grad_z
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation,

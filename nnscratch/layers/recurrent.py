@@ -1,6 +1,6 @@
 """What SimpleRNN and LSTM share: weights, the time axis, and the two products outside the time loop.
 
-A recurrent layer reads a batch of sequences ``x`` of shape (N, T, F) and
+A recurrent layer (SimpleRNN, LSTM, GRU) reads a batch of sequences ``x`` of shape (N, T, F) and
 carries a state ``h_t`` (N, units) from step to step, starting from
 ``h_0 = 0``. Each step needs the pre-activations
 
@@ -8,7 +8,7 @@ carries a state ``h_t`` (N, units) from step to step, starting from
 
 with the kernel ``W`` (F, G units), the recurrent kernel ``U`` (units, G
 units) and the bias ``b`` (G units,), where ``G`` is the number of blocks of
-units (1 for SimpleRNN, the 4 gates of an LSTM). ``x_t W + b`` does not
+units (1 for SimpleRNN, the 4 gates of an LSTM, the 3 blocks of a GRU). ``x_t W + b`` does not
 depend on the state, so it is computed for all steps at once, one product of
 (N T, F) by (F, G units) before the loop (:meth:`Recurrent.forward`); only
 ``h_{t-1} U`` stays inside it (the subclass's ``_scan``).
@@ -133,7 +133,7 @@ class Recurrent(Layer):
         n, steps, features = sequence.shape
         projected = (sequence.reshape(n * steps, features) @ self.kernel.value).reshape(n, steps, -1)
         if self.use_bias:
-            projected += self.bias.value
+            projected += self._input_bias()
         states = self._scan(projected, training)            # (N, T, units): h_1 ... h_T
         self._sequence = sequence if training else None
         return states if self.return_sequences else np.ascontiguousarray(states[:, -1])
@@ -145,13 +145,13 @@ class Recurrent(Layer):
             grad_states[...] = grad_output
         else:
             grad_states[:, -1] = grad_output
-        grad_z = self._scan_backward(grad_states)          # (N, T, G units): dL/dz_t for every step
-        rows = grad_z.reshape(n * steps, -1)
+        grad_z, grad_recurrent = self._scan_backward(grad_states)   # (N, T, G units) each, every step
+        rows, recurrent_rows = grad_z.reshape(n * steps, -1), grad_recurrent.reshape(n * steps, -1)
         np.matmul(self._sequence.reshape(n * steps, features).T, rows, out=self.kernel.grad)
         previous = np.concatenate([np.zeros_like(self._states[:, :1]), self._states[:, :-1]], axis=1)
-        np.matmul(previous.reshape(n * steps, self.units).T, rows, out=self.recurrent_kernel.grad)
+        np.matmul(previous.reshape(n * steps, self.units).T, recurrent_rows, out=self.recurrent_kernel.grad)
         if self.use_bias:
-            self.bias.grad[...] = rows.sum(axis=0)
+            self._bias_gradient(rows, recurrent_rows)
         if self.skip_input_gradient:
             return None
         grad_x = (rows @ self.kernel.value.T).reshape(n, steps, features)
@@ -165,8 +165,22 @@ class Recurrent(Layer):
         raise NotImplementedError
 
     def _scan_backward(self, grad_states):
-        """From dL/dh_t of every step's output (N, T, units), return dL/dz_t (N, T, G units), last step first."""
+        """From dL/dh_t of every step's output (N, T, units), compute dL/dz_t (N, T, G units), last step first.
+
+        Returns two arrays: the gradient of ``x_t W + b`` and that of
+        ``h_{t-1} U``. They are the same array for SimpleRNN and LSTM, where
+        both enter ``z_t`` as a plain sum; a GRU's reset gate scales part of
+        the second.
+        """
         raise NotImplementedError
+
+    def _input_bias(self):
+        """The bias added to ``x_t W`` (all of ``b``; a GRU's has a second row for ``h_{t-1} U``)."""
+        return self.bias.value
+
+    def _bias_gradient(self, rows, recurrent_rows):
+        """Set ``bias.grad`` from the (N T, G units) gradients of ``x_t W + b`` and of ``h_{t-1} U``."""
+        self.bias.grad[...] = rows.sum(axis=0)
 
     # ------------------------------------------------------------------ config
     def get_config(self):

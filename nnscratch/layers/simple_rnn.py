@@ -60,4 +60,4 @@ class SimpleRNN(Recurrent):
         for t in reversed(range(steps)):
             grad_z[:, t] = derivative(grad_states[:, t] + carried, self._states[:, t], self.activation)
             carried = grad_z[:, t] @ recurrent.T
-        return grad_z
+        return grad_z, grad_z
