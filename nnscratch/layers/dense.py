@@ -19,6 +19,11 @@ class Dense(ActivatedLayer):
     r"""Fully connected layer: ``y = f(x W + b)``.
 
     Shapes: ``x`` (N, in), kernel ``W`` (in, units) as Keras, ``b`` (units,), ``y`` (N, units).
+    As in Keras, a sequence (N, T, in) is multiplied along its last axis:
+    each of its N T rows is a sample of the formulas below, and ``y`` is
+    (N, T, units) (every step gets the same layer). Images and inputs of more
+    axes raise a ValueError at build (a Flatten is almost always missing;
+    Keras would multiply along their last axis too).
 
     Backward, with :math:`g = \partial L / \partial z` (after undoing ``f``):
 
@@ -76,13 +81,13 @@ class Dense(ActivatedLayer):
         self._product = None  # x -> f(x W + b) by W packed in panels, only during a pass of inference
 
     def build(self, input_shape):
-        if len(input_shape) != 1:
+        if len(input_shape) > 2:
             raise ValueError(
-                f"Dense layer {self.name!r} expects flat inputs of shape (None, features), got "
-                f"{format_shape(input_shape)}; add a Flatten() layer before it"
+                f"Dense layer {self.name!r} expects inputs of shape (None, features) or sequences (None, steps, "
+                f"features), got {format_shape(input_shape)}; add a Flatten() layer before it"
             )
         generator = rng.new_generator()
-        shape = (input_shape[0], self.units)
+        shape = (input_shape[-1], self.units)
         self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator),
                                           constraint=self.kernel_constraint)
         if self.use_bias:
@@ -91,7 +96,7 @@ class Dense(ActivatedLayer):
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
-        return (self.units,)
+        return (*input_shape[:-1], self.units)
 
     def begin_inference(self, samples=None):
         if not self.built or (samples is not None and samples < PREPARE_FROM_SAMPLES):
@@ -110,16 +115,23 @@ class Dense(ActivatedLayer):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        self._x = x if training else None
+        rows = x.reshape(-1, x.shape[-1])           # (N, in) itself, or the N ... rows of (N, ..., in)
+        self._x = rows if training else None
+        shape = (*x.shape[:-1], self.units)
         if self._product is None or training:
-            return self._activate(x @ self.kernel.value, self.bias.value if self.use_bias else None, training)
-        return self._keep(self._product(x), training, self._product.logits)
+            z = (rows @ self.kernel.value).reshape(shape)
+            return self._activate(z, self.bias.value if self.use_bias else None, training)
+        y = self._product(rows).reshape(shape)      # (the product keeps a softmax's logits as it goes)
+        return self._keep(y, training, self._product.logits)
 
     def backward_from_preactivation(self, grad_z):
-        np.matmul(self._x.T, grad_z, out=self.kernel.grad)
+        rows = grad_z.reshape(-1, self.units)
+        np.matmul(self._x.T, rows, out=self.kernel.grad)
         if self.use_bias:
-            self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
-        return None if self.skip_input_gradient else grad_z @ self.kernel.value.T
+            self.bias.grad[...] = kernels.backend().bias_gradient(rows)
+        if self.skip_input_gradient:
+            return None
+        return (rows @ self.kernel.value.T).reshape(*grad_z.shape[:-1], self._x.shape[1])
 
     def weight_regularizers(self):
         if self.kernel_regularizer is None and self.bias_regularizer is None:  # every training step asks

@@ -135,7 +135,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
     ``from_logits`` and ``reduction`` as for :class:`CategoricalCrossentropy`. As in Keras 3
     there is no ``label_smoothing``: smooth one-hot targets with
-    ``CategoricalCrossentropy(label_smoothing=...)`` instead.
+    ``CategoricalCrossentropy(label_smoothing=...)`` instead. An output of
+    more than two axes, ``(N, ..., K)`` (a sequence's steps), takes a label a
+    position, ``(N, ...)``, and averages over the positions, as Keras.
     """
 
     name = "sparse_categorical_crossentropy"
@@ -155,13 +157,14 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
     def prepare_targets(self, y, output_shape):
         y = _numeric(y, self.name)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        classes = output_shape[-1]
-        if y.ndim != 1:
+        positions, classes = tuple(output_shape[:-1]), output_shape[-1]
+        if y.ndim == len(positions) + 2 and y.shape[-1] == 1:      # (N, ..., 1): Keras takes it too
+            y = y[..., 0]
+        if y.shape[1:] != positions:
             raise ValueError(
-                f"sparse_categorical_crossentropy expects integer labels of shape (N,), got shape {y.shape}; "
-                f"for one-hot targets use loss='categorical_crossentropy'"
+                f"sparse_categorical_crossentropy expects integer labels of shape {format_labels(positions)}, "
+                f"one a position of the output {(None, *output_shape)}, got shape {y.shape}; for one-hot "
+                f"targets use loss='categorical_crossentropy'"
             )
         if not np.issubdtype(y.dtype, np.integer):
             _check_finite(y)
@@ -176,38 +179,56 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return y.astype(np.int64)
 
     @staticmethod
-    def _labels(y_true):
-        """Labels of shape (N,) or (N, 1), integers or whole floats (a direct call), as (N,) integers."""
+    def _labels(y_true, positions=None):
+        """Integer labels (integers or whole floats, a direct call's (N, 1) too) as an array of ``positions``' shape.
+
+        ``positions`` is the prediction's shape without its class axis, (N,) for a (N, K) output; None: (N,).
+        """
         y_true = np.asarray(y_true)
-        return y_true.reshape(len(y_true)).astype(np.int64, copy=False)
+        return y_true.reshape(len(y_true) if positions is None else positions).astype(np.int64, copy=False)
 
     @staticmethod
     def _one_hot(labels, classes, dtype):
-        onehot = np.zeros((labels.shape[0], classes), dtype=dtype)
-        onehot[np.arange(labels.shape[0]), labels] = 1
+        onehot = np.zeros((*labels.shape, classes), dtype=dtype)
+        np.put_along_axis(onehot, labels[..., None], 1, axis=-1)
         return onehot
 
     def targets(self, y_true, classes, dtype):
-        """The one-hot rows of the integer labels."""
+        """The one-hot rows of the integer labels (of an (N, K) output: the fused softmax path)."""
         return self._one_hot(self._labels(y_true), classes, dtype)
 
     def per_sample(self, y_true, y_pred):
-        """``log sum_k c_k - log c_label`` with ``c = clip(p, 1e-7, 1 - 1e-7)``: Keras clips, then rescales."""
+        """``log sum_k c_k - log c_label`` with ``c = clip(p, 1e-7, 1 - 1e-7)``: Keras clips, then rescales.
+
+        An output (N, ..., K) has a label a position: the mean over its positions.
+        """
+        labels = self._labels(y_true, y_pred.shape[:-1])
         if self.from_logits:
-            return super().per_sample(y_true, y_pred)
+            return self._from_logits(self._one_hot(labels, y_pred.shape[-1], y_pred.dtype), y_pred)[0]
         c = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        return np.log(c.sum(axis=-1)) - np.log(c[np.arange(len(y_true)), self._labels(y_true)])
+        chosen = np.take_along_axis(c, labels[..., None], axis=-1)[..., 0]
+        return _per_sample_mean(np.log(c.sum(axis=-1)) - np.log(chosen))
 
     def gradient(self, y_true, y_pred):
-        """``(1/S - [k = label] / c_label) / N`` where ``p_k`` is inside the clipping range (else 0), ``S = sum c``."""
+        """``(1/S - [k = label] / c_label) / R`` where ``p_k`` is inside the clipping range (else 0), ``S = sum c``.
+
+        ``R`` is the number of rows: N, or N times the positions of an (N, ..., K) output.
+        """
+        labels = self._labels(y_true, y_pred.shape[:-1])
         if self.from_logits:
-            return super().gradient(y_true, y_pred)
+            return self._from_logits(self._one_hot(labels, y_pred.shape[-1], y_pred.dtype), y_pred)[1]
         c = np.clip(y_pred, EPSILON, 1 - EPSILON)
         inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
-        rows, y_true = np.arange(len(y_true)), self._labels(y_true)
         grad = np.repeat(1 / c.sum(axis=-1, keepdims=True), y_pred.shape[-1], axis=-1)
-        grad[rows, y_true] -= 1 / c[rows, y_true]
-        return grad * inside / len(y_true)
+        at_label = labels[..., None]
+        np.put_along_axis(grad, at_label, np.take_along_axis(grad, at_label, axis=-1)
+                          - 1 / np.take_along_axis(c, at_label, axis=-1), axis=-1)
+        return grad * inside / labels.size
+
+
+def format_labels(positions) -> str:
+    """The shape of a batch of labels, ``(N,)`` or ``(N, 6)``, for error messages."""
+    return str(("N", *positions)).replace("'", "")
 
 
 class BinaryCrossentropy(Loss):

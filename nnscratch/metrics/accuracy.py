@@ -27,13 +27,15 @@ def _per_sample(values):
 
 
 def categorical_accuracy(y_true, y_pred):
-    """1 where the arg-max of the prediction matches the arg-max of the one-hot target."""
-    return (np.argmax(y_pred, axis=-1) == np.argmax(y_true, axis=-1)).astype(np.float64)
+    """1 where the arg-max of the prediction matches the arg-max of the one-hot target (an output (N, ..., K):
+    the fraction of its positions)."""
+    return _per_sample(np.argmax(y_pred, axis=-1) == np.argmax(y_true, axis=-1))
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
-    """1 where the arg-max of the prediction equals the integer label."""
-    return (np.argmax(y_pred, axis=-1) == y_true.reshape(-1)).astype(np.float64)
+    """1 where the arg-max of the prediction equals the integer label (an output (N, ..., K) with labels
+    (N, ...): the fraction of its positions)."""
+    return _per_sample(np.argmax(y_pred, axis=-1) == np.asarray(y_true).reshape(y_pred.shape[:-1]))
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):

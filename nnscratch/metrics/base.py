@@ -134,10 +134,12 @@ class Metric(StatefulMetric):
         self.reset_state()
 
     def __call__(self, y_true, y_pred) -> np.ndarray:
-        return self.fn(y_true, y_pred)
+        """One value a sample: ``fn``'s, averaged over any axes after the first (an output (N, T, K): its steps)."""
+        values = self.fn(y_true, y_pred)
+        return values if np.ndim(values) <= 1 else np.asarray(values).reshape(len(values), -1).mean(axis=-1)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        values = np.asarray(self.fn(np.asarray(y_true), np.asarray(y_pred)), dtype=np.float64)
+        values = np.asarray(self(np.asarray(y_true), np.asarray(y_pred)), dtype=np.float64)
         weights = _sample_weights(sample_weight, len(values))
         self.total += float(np.sum(values if weights is None else values * weights))
         self.count += len(values) if weights is None else float(np.sum(weights))
