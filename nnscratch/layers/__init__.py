@@ -4,6 +4,7 @@ from nnscratch.layers.activation import ELU, Activation, LeakyReLU, ReLU, Softma
 from nnscratch.layers.average_pooling2d import AveragePooling2D, AvgPool2D
 from nnscratch.layers.base import Layer, SymbolicTensor
 from nnscratch.layers.batch_normalization import BatchNormalization
+from nnscratch.layers.bidirectional import Bidirectional
 from nnscratch.layers.concatenate import Concatenate, concatenate
 from nnscratch.layers.conv1d import Conv1D
 from nnscratch.layers.conv2d import Conv2D
@@ -30,27 +31,29 @@ from nnscratch.layers.repeat_vector import RepeatVector
 from nnscratch.layers.reshape import Reshape
 from nnscratch.layers.reshaping1d import Cropping1D, UpSampling1D, ZeroPadding1D
 from nnscratch.layers.simple_rnn import SimpleRNN
+from nnscratch.layers.time_distributed import TimeDistributed
 from nnscratch.layers.up_sampling2d import UpSampling2D
 from nnscratch.layers.zero_padding2d import ZeroPadding2D
 
 __all__ = [
     "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D",
-    "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Dense", "Dot", "Dropout",
-    "ELU", "Embedding", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D",
-    "GlobalAvgPool2D", "GRU", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input",
-    "InputLayer", "LSTM", "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum",
-    "Merge", "Minimum", "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "SimpleRNN", "Softmax",
-    "Subtract", "SymbolicTensor", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average",
-    "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
+    "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Dense",
+    "Dot", "Dropout", "ELU", "Embedding", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAvgPool1D", "GlobalAvgPool2D", "GRU", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM", "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D",
+    "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum", "Multiply", "Permute", "PReLU", "ReLU",
+    "RepeatVector", "Reshape", "SimpleRNN", "Softmax", "Subtract", "SymbolicTensor", "TimeDistributed",
+    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "get",
+    "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
 _BY_NAME = {cls.__name__: cls for cls in (
-    Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Concatenate, Conv1D, Conv2D,
-    Cropping1D, Cropping2D, Dense, Dot, Dropout, ELU, Embedding, Flatten, GlobalAveragePooling1D,
+    Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Bidirectional, Concatenate,
+    Conv1D, Conv2D, Cropping1D, Cropping2D, Dense, Dot, Dropout, ELU, Embedding, Flatten, GlobalAveragePooling1D,
     GlobalAveragePooling2D, GRU, GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer, LSTM, LeakyReLU, MaxPooling1D,
     MaxPooling2D, Maximum, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector, Reshape, SimpleRNN, Softmax,
-    Subtract, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
+    Subtract, TimeDistributed, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
 )}
 
 
