@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from nnscratch import constraints, initializers, kernels, regularizers, rng
-from nnscratch.layers.activated import ActivatedLayer
+from nnscratch import kernels
+from nnscratch.layers.kernel_bias import KernelBiasLayer
 from nnscratch.layers.base import format_shape
 from nnscratch.layers.conv_utils import normalize_tuple, window_geometry
 
@@ -41,7 +41,7 @@ def place_windows_1d(layer, input_shape, window, stride, what):
     return out, pad
 
 
-class Conv1D(ActivatedLayer):
+class Conv1D(KernelBiasLayer):
     r"""1-D convolution (cross-correlation, as Keras): ``y = f(conv(x, K) + b)``.
 
     Shapes: ``x`` (N, steps, C), kernel ``K`` (k, C, filters) as Keras,
@@ -88,7 +88,10 @@ class Conv1D(ActivatedLayer):
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(activation=activation, **kwargs)
+        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                         bias_constraint=bias_constraint, **kwargs)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be a positive integer, got {filters!r}")
         self.filters = int(filters)
@@ -99,25 +102,11 @@ class Conv1D(ActivatedLayer):
         if self.strides[0] > 1 and self.dilation_rate[0] > 1:
             raise ValueError(f"Conv1D: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras), got "
                              f"strides={self.strides[0]} and dilation_rate={self.dilation_rate[0]}")
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
         self._x = None
 
     def build(self, input_shape):
         self._out_steps, self._pad = place_windows_1d(self, input_shape, self._span(), self.strides[0], "kernel")
-        generator = rng.new_generator()
-        shape = (self.kernel_size[0], input_shape[-1], self.filters)
-        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator),
-                                          constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.filters,), generator),
-                                            constraint=self.bias_constraint)
+        self.build_kernel_and_bias((self.kernel_size[0], input_shape[-1], self.filters), self.filters)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -167,18 +156,6 @@ class Conv1D(ActivatedLayer):
         self.kernel.grad[...] = grad_kernel[0, ::self.dilation_rate[0]]  # the taps' places in the spread kernel
         return None if grad_x is None else grad_x.reshape(grad_x.shape[0], *self.input_shape)
 
-    def weight_regularizers(self):
-        if self.kernel_regularizer is None and self.bias_regularizer is None:  # every training step asks
-            return {}
-        pairs = (("kernel", self.kernel_regularizer), ("bias", self.bias_regularizer if self.use_bias else None))
-        return {name: regularizer for name, regularizer in pairs if regularizer is not None}
-
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
-                "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": constraints.serialize(self.kernel_constraint),
-                "bias_constraint": constraints.serialize(self.bias_constraint)}
+                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate)}

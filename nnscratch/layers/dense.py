@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from nnscratch import constraints, initializers, kernels, regularizers, rng
-from nnscratch.layers.activated import ActivatedLayer
+from nnscratch import kernels
+from nnscratch.layers.kernel_bias import KernelBiasLayer
 from nnscratch.layers.base import format_shape
 
 __all__ = ["Dense"]
@@ -15,7 +15,7 @@ __all__ = ["Dense"]
 PREPARE_FROM_SAMPLES = 512
 
 
-class Dense(ActivatedLayer):
+class Dense(KernelBiasLayer):
     r"""Fully connected layer: ``y = f(x W + b)``.
 
     Shapes: ``x`` (N, in), kernel ``W`` (in, units) as Keras, ``b`` (units,), ``y`` (N, units).
@@ -66,18 +66,13 @@ class Dense(ActivatedLayer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(activation=activation, **kwargs)
+        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                         bias_constraint=bias_constraint, **kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive integer, got {units!r}")
         self.units = int(units)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
         self._product = None  # x -> f(x W + b) by W packed in panels, only during a pass of inference
 
     def build(self, input_shape):
@@ -86,13 +81,7 @@ class Dense(ActivatedLayer):
                 f"Dense layer {self.name!r} expects inputs of shape (None, features) or sequences (None, steps, "
                 f"features), got {format_shape(input_shape)}; add a Flatten() layer before it"
             )
-        generator = rng.new_generator()
-        shape = (input_shape[-1], self.units)
-        self.kernel = self.new_parameter("kernel", initializers.get(self.kernel_initializer)(shape, generator),
-                                          constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.new_parameter("bias", initializers.get(self.bias_initializer)((self.units,), generator),
-                                            constraint=self.bias_constraint)
+        self.build_kernel_and_bias((input_shape[-1], self.units), self.units)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -133,16 +122,5 @@ class Dense(ActivatedLayer):
             return None
         return (rows @ self.kernel.value.T).reshape(*grad_z.shape[:-1], self._x.shape[1])
 
-    def weight_regularizers(self):
-        if self.kernel_regularizer is None and self.bias_regularizer is None:  # every training step asks
-            return {}
-        pairs = (("kernel", self.kernel_regularizer), ("bias", self.bias_regularizer if self.use_bias else None))
-        return {name: regularizer for name, regularizer in pairs if regularizer is not None}
-
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": constraints.serialize(self.kernel_constraint),
-                "bias_constraint": constraints.serialize(self.bias_constraint)}
+        return {**super().get_config(), "units": self.units}
