@@ -15,7 +15,6 @@ from scipy.special import erf, expit
 
 import nnscratch
 from nnscratch import kernels
-from nnscratch.kernels import fast, reference
 from nnscratch.layers import Activation, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU
 from nnscratch.layers.activation import ELU, LeakyReLU, Softmax
 

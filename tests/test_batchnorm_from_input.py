@@ -75,7 +75,6 @@ def test_backward_from_input_twins_agree(data, dtype, seed, relu):
 
 @pytest.mark.parametrize("twin", TWINS, ids=["numpy", "numba"])
 def test_backward_from_input_rejects_a_mismatched_input(twin):
-    x = np.ones((6, 3))
     with pytest.raises(ValueError, match="shape"):
         twin.batchnorm_backward_from_input(np.ones((6, 3)), np.ones((5, 3)), np.zeros(3), np.ones(3), np.ones(3))
 

@@ -19,7 +19,7 @@ except ImportError:  # tests/ itself is on sys.path
 
 def dilated_conv(x, kernel, dilation, padding):
     """The definition, by loops: ``z[n, r, s, f] = sum_ijc x[n, r - pt + i dh, s - pl + j dw, c] K[i, j, c, f]``."""
-    (kh, kw, c, f), (dh, dw) = kernel.shape, dilation
+    (kh, kw, _, f), (dh, dw) = kernel.shape, dilation
     span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
     if padding == "same":   # TensorFlow's: the odd one at the end
         pt, pl = (span_h - 1) // 2, (span_w - 1) // 2

@@ -267,7 +267,7 @@ class Model(Trainer):
 
     def activity_regularized(self) -> list:
         """Indices of the layers with an ``activity_regularizer`` (``[]`` for most models: then nothing is added)."""
-        return [index for index, layer in enumerate(self.layers) if not _plain(layer)]
+        return [index for index, layer in enumerate(self.layers) if layer.activity_regularizer is not None]
 
     @property
     def activity_losses(self) -> list:
