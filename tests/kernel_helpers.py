@@ -7,7 +7,8 @@ import numpy as np
 from nnscratch import kernels
 from nnscratch.kernels import fast, winograd_fast
 
-__all__ = ["module_value", "conv_blocks_of", "winograd_blocks_of", "conv_algorithm", "batchnorm_inputs"]
+__all__ = ["module_value", "conv_blocks_of", "winograd_blocks_of", "conv_algorithm", "batchnorm_inputs",
+           "assert_twins_agree"]
 
 
 @contextlib.contextmanager
@@ -49,3 +50,19 @@ def batchnorm_inputs(rng, shape, dtype):
     gamma = (rng.uniform(0.5, 2.0, shape[-1]) * np.where(rng.random(shape[-1]) < 0.2, -1, 1)).astype(dtype)
     beta = rng.uniform(-1.0, 1.0, shape[-1]).astype(dtype)
     return x, gamma, beta
+
+
+def assert_twins_agree(layer, x, backend):
+    """A float32 layer's training forward and input gradient under ``backend``, then under the other twin: equal.
+
+    ``layer`` is built, with its weights set; the kernel backend is left at the other twin
+    (the tests' autouse fixture restores the default).
+    """
+    import nnscratch
+
+    nnscratch.set_backend(backend)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(np.ones_like(y))
+    nnscratch.set_backend("numpy" if backend == "numba" else "numba")
+    np.testing.assert_allclose(layer.forward(x, training=True), y, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(layer.backward(np.ones_like(y)), dx, rtol=1e-5, atol=1e-5)

@@ -11,6 +11,7 @@ from nnscratch.layers.conv2d import Conv2D
 from nnscratch.layers.conv2d_transpose import Conv2DTranspose
 from nnscratch.layers.cropping2d import Cropping2D
 from nnscratch.layers.dense import Dense
+from nnscratch.layers.depthwise_conv2d import DepthwiseConv2D
 from nnscratch.layers.dot import Dot, dot
 from nnscratch.layers.dropout import Dropout
 from nnscratch.layers.embedding import Embedding
@@ -39,22 +40,22 @@ from nnscratch.layers.zero_padding2d import ZeroPadding2D
 __all__ = [
     "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D",
     "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping1D",
-    "Cropping2D", "Dense", "Dot", "Dropout", "ELU", "Embedding", "Flatten", "GlobalAveragePooling1D",
-    "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GRU", "GlobalMaxPool1D", "GlobalMaxPool2D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM", "Layer", "LeakyReLU", "MaxPool1D",
-    "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum", "Multiply", "Permute", "PReLU",
-    "ReLU", "RepeatVector", "Reshape", "SimpleRNN", "Softmax", "Subtract", "SymbolicTensor", "TimeDistributed",
-    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "get",
-    "maximum", "minimum", "multiply", "subtract"
+    "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Embedding", "Flatten",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GRU",
+    "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM",
+    "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum",
+    "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "SimpleRNN", "Softmax", "Subtract",
+    "SymbolicTensor", "TimeDistributed", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add",
+    "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
 _BY_NAME = {cls.__name__: cls for cls in (
     Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Bidirectional, Concatenate,
-    Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense, Dot, Dropout, ELU, Embedding, Flatten,
-    GlobalAveragePooling1D, GlobalAveragePooling2D, GRU, GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer, LSTM,
-    LeakyReLU, MaxPooling1D, MaxPooling2D, Maximum, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector, Reshape,
-    SimpleRNN, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
+    Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, ELU, Embedding,
+    Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GRU, GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer,
+    LSTM, LeakyReLU, MaxPooling1D, MaxPooling2D, Maximum, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector,
+    Reshape, SimpleRNN, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
 )}
 
 
