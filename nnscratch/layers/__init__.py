@@ -32,6 +32,7 @@ from nnscratch.layers.prelu import PReLU
 from nnscratch.layers.repeat_vector import RepeatVector
 from nnscratch.layers.reshape import Reshape
 from nnscratch.layers.reshaping1d import Cropping1D, UpSampling1D, ZeroPadding1D
+from nnscratch.layers.separable_conv2d import SeparableConv2D
 from nnscratch.layers.simple_rnn import SimpleRNN
 from nnscratch.layers.time_distributed import TimeDistributed
 from nnscratch.layers.up_sampling2d import UpSampling2D
@@ -44,9 +45,9 @@ __all__ = [
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GRU",
     "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM",
     "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum",
-    "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "SimpleRNN", "Softmax", "Subtract",
-    "SymbolicTensor", "TimeDistributed", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add",
-    "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
+    "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "SeparableConv2D", "SimpleRNN", "Softmax",
+    "Subtract", "SymbolicTensor", "TimeDistributed", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D",
+    "add", "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
@@ -55,7 +56,8 @@ _BY_NAME = {cls.__name__: cls for cls in (
     Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, ELU, Embedding,
     Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GRU, GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer,
     LSTM, LeakyReLU, MaxPooling1D, MaxPooling2D, Maximum, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector,
-    Reshape, SimpleRNN, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
+    Reshape, SeparableConv2D, SimpleRNN, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D,
+    ZeroPadding1D, ZeroPadding2D,
 )}
 
 
