@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from nnscratch.kernels import simd
+from nnscratch.kernels import simd, vector_math
 from nnscratch.kernels.cache_stamp import stamp_module
 from nnscratch.kernels.reference import (ALPHA_DEFAULTS, ELEMENTWISE_ACTIVATIONS, INV_SQRT_2PI, NEEDS_PREACTIVATION,
                                          SELU_SCALE, SELU_SCALE_ALPHA, SQRT_HALF, activation_alpha)
@@ -52,12 +52,9 @@ def _bias_relu(z, bias):
 @njit(parallel=True, cache=True)
 def _bias_sigmoid(z, bias):
     m, c = z.shape
-    one = z.dtype.type(1)                 # 1 in z's dtype: an integer 1 would make float32 sums float64
     for r in prange(m):
         for q in range(c):
-            v = z[r, q] + bias[q]
-            e = np.exp(-np.abs(v))        # never overflows
-            z[r, q] = one / (one + e) if v >= 0 else e / (one + e)
+            z[r, q] = vector_math.sigmoid(z[r, q] + bias[q])   # 1 / (1 + e^-v), vectorised for float32
 
 
 @njit(parallel=True, cache=True)
@@ -65,7 +62,7 @@ def _bias_tanh(z, bias):
     m, c = z.shape
     for r in prange(m):
         for q in range(c):
-            z[r, q] = np.tanh(z[r, q] + bias[q])
+            z[r, q] = vector_math.tanh(z[r, q] + bias[q])
 
 
 # Codes of the elementwise activations in the compiled loops (_bias_activation_rows, which the convolutions
@@ -126,8 +123,7 @@ def _other_rows(z, first, last, bias, code, alpha):
         elif code == SILU:
             for q in range(c):
                 v = z[r, q] + bias[q]
-                e = np.exp(-np.abs(v))
-                z[r, q] = v * (one / (one + e) if v >= 0 else e / (one + e))
+                z[r, q] = v * vector_math.sigmoid(v)
         elif code == HARD_SIGMOID:
             for q in range(c):
                 t = z[r, q] + bias[q] + three
@@ -332,19 +328,21 @@ def _bias_activation_rows(z, first, last, bias, activation):
         alpha = z.dtype.type(LEAKY_RELU_ALPHA if activation == LEAKY_RELU else ELU_ALPHA)
         _other_rows(z, first, last, bias, activation, alpha)
         return
-    one = z.dtype.type(1)
-    for r in range(first, last):
-        for q in range(z.shape[1]):
-            v = z[r, q] + bias[q]
-            if activation == 0:
-                z[r, q] = v
-            elif activation == 1:
+    c = z.shape[1]
+    for r in range(first, last):              # one loop per activation: each one vectorises
+        if activation == 0:
+            for q in range(c):
+                z[r, q] += bias[q]
+        elif activation == 1:
+            for q in range(c):
+                v = z[r, q] + bias[q]
                 z[r, q] = 0 if v < 0 else v   # as np.maximum(v, 0): NaN stays NaN
-            elif activation == 2:
-                e = np.exp(-np.abs(v))        # never overflows
-                z[r, q] = one / (one + e) if v >= 0 else e / (one + e)
-            else:                             # 3
-                z[r, q] = np.tanh(v)
+        elif activation == 2:
+            for q in range(c):
+                z[r, q] = vector_math.sigmoid(z[r, q] + bias[q])
+        else:                                 # 3
+            for q in range(c):
+                z[r, q] = vector_math.tanh(z[r, q] + bias[q])
 
 
 @njit(parallel=True, cache=True)
