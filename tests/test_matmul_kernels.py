@@ -308,3 +308,21 @@ def test_a_w_that_cannot_be_packed_is_rejected(twin):
     strided = np.empty((1, 3, 32), np.float32)[:, :, ::2]
     with pytest.raises(ValueError, match="writable C-contiguous"):
         twin.matmul_panels(a, strided, 4, w=w)
+
+
+@given(m=st.integers(1, 14), k=st.integers(1, 20), n=st.integers(1, 40), seed=rng_seeds(), dtype=float_dtypes(),
+       with_bias=st.booleans())
+def test_panels_product_on_the_calling_thread_is_matmul_panels(m, k, n, seed, dtype, with_bias):
+    """The serial building block of the recurrent kernels: ``a @ w + bias`` with matmul_panels's bits."""
+    a, w = operands(seed, m, k, n, dtype)
+    bias = np.random.default_rng(seed + 1).standard_normal(n).astype(dtype) if with_bias else None
+    w_p = fast.pack_panels(w)
+    padded = np.zeros(w_p.shape[0] * w_p.shape[2], dtype)
+    if with_bias:
+        padded[:n] = bias
+    out = np.full((m, n), np.nan, dtype)
+    matmul_fast.panels_product(a, w_p, out, padded, dtype(0))
+    np.testing.assert_array_equal(out, fast.matmul_panels(a, w_p, n, bias))
+    if with_bias:   # a @ w + bias is the product of [a, 1] by [w; bias]
+        a, w = np.hstack([a, np.ones((m, 1), dtype)]), np.vstack([w, bias])
+    assert_product_close(out, a, w)

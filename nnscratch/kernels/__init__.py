@@ -7,7 +7,9 @@ Smaller pairs follow the same pattern: ``image_reference`` / ``image_fast``
 (augmentation, :func:`image_backend`), ``optimizer_reference`` /
 ``optimizer_fast`` (the Adam update, :func:`optimizer_backend`) and
 ``pooling_reference`` / ``pooling_fast`` (average and global pooling,
-upsampling, :func:`pooling_backend`).
+upsampling, :func:`pooling_backend`) and ``recurrent_reference`` /
+``recurrent_fast`` (the time loops of SimpleRNN, LSTM and GRU,
+:func:`recurrent_backend`).
 docs/kernels.md explains the design.
 
 Layers never loop themselves: they call ``kernels.backend().im2col(...)`` and
@@ -25,19 +27,20 @@ import os
 from types import ModuleType
 
 __all__ = ["BACKENDS", "CONV_ALGORITHMS", "set_backend", "get_backend", "backend", "image_backend",
-           "optimizer_backend", "winograd_backend", "pooling_backend", "set_conv_algorithm", "get_conv_algorithm",
-           "DENSE_PRODUCTS", "set_dense_product", "get_dense_product", "use_fixed_product"]
+           "optimizer_backend", "winograd_backend", "pooling_backend", "recurrent_backend", "set_conv_algorithm",
+           "get_conv_algorithm", "DENSE_PRODUCTS", "set_dense_product", "get_dense_product", "use_fixed_product"]
 
 BACKENDS = ("numpy", "numba")
 
-# backend name -> (nn kernels, image kernels, optimizer kernels, Winograd convolution, pooling kernels)
+# backend name -> (nn kernels, image kernels, optimizer kernels, Winograd convolution, pooling kernels,
+#                  recurrent layers' time loops)
 _MODULES = {
     "numpy": ("nnscratch.kernels.reference", "nnscratch.kernels.image_reference",
               "nnscratch.kernels.optimizer_reference", "nnscratch.kernels.winograd_reference",
-              "nnscratch.kernels.pooling_reference"),
+              "nnscratch.kernels.pooling_reference", "nnscratch.kernels.recurrent_reference"),
     "numba": ("nnscratch.kernels.fast", "nnscratch.kernels.image_fast",
               "nnscratch.kernels.optimizer_fast", "nnscratch.kernels.winograd_fast",
-              "nnscratch.kernels.pooling_fast"),
+              "nnscratch.kernels.pooling_fast", "nnscratch.kernels.recurrent_fast"),
 }
 
 # How Conv2D computes 3x3 stride-1 convolutions (forward and input gradient)
@@ -109,6 +112,11 @@ def winograd_backend(name: str | None = None) -> ModuleType:
 def pooling_backend(name: str | None = None) -> ModuleType:
     """Return the module of average/global pooling and upsampling kernels for ``name`` (default: the active one)."""
     return _module(name, 4)
+
+
+def recurrent_backend(name: str | None = None) -> ModuleType:
+    """Return the module of the recurrent layers' time loops for ``name`` (default: the active one)."""
+    return _module(name, 5)
 
 
 def _check_algorithm(name) -> str:

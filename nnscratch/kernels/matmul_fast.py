@@ -76,7 +76,8 @@ from nnscratch.kernels.elementwise_fast import bias_activation, bias_softmax
 from nnscratch.kernels.reference import ELEMENTWISE_ACTIVATIONS
 from nnscratch.kernels.workspace import SERIAL_BELOW, for_size
 
-__all__ = ["pack_panels", "matmul_panels", "FixedProduct", "fixed_product_pays", "panel_width"]
+__all__ = ["pack_panels", "matmul_panels", "panels_product", "FixedProduct", "fixed_product_pays",
+           "panel_width"]
 
 TILE_ROWS = 6                   # rows of a tile; its columns are one panel (two vectors)
 CHUNK_BYTES = 384 * 1024        # rows of ``a`` walked by each panel (level-2 cache)
@@ -282,6 +283,23 @@ def _matmul_panels_kernel(a, w_p, out, bias, code, logits, chunk_rows, row_parts
             r1 = min(i0 + (part + 1) * tiles // row_parts * TILE_ROWS, i1)
             for i in range(r0, r1, TILE_ROWS):      # the chunk's last rows repeat its last row
                 _tile(a, i, r1 - 1, w_p, q, out, bias, code, logits, zero)
+
+
+@njit(cache=True)
+def panels_product(a, w_p, out, bias, zero):
+    """``out = a @ w + bias`` on the calling thread, ``w`` packed in ``w_p`` (:func:`pack_panels`).
+
+    For kernels whose threads each multiply their own rows by one matrix
+    many times over (the recurrent layers' steps, ``recurrent_fast``): no
+    threads and no checks here. ``out`` is C-contiguous ``(m, n)``;
+    ``bias`` is padded to whole panels (zeros for none); ``zero`` is 0 in
+    the dtype. Every tile of 6 rows against every panel, as
+    :func:`matmul_panels`, so the same bits.
+    """
+    m = a.shape[0]
+    for q in range(w_p.shape[0]):
+        for i in range(0, m, TILE_ROWS):
+            _tile(a, i, m - 1, w_p, q, out, bias, LINEAR, out, zero)
 
 
 def matmul_panels(a, w_p, n, bias=None, activation="linear", w=None):

@@ -361,7 +361,7 @@ def _bilinear_backward_kernel(grad_y, dt, dx, lo, hi, wy, keep_y, left, right, w
     """``dx`` (zeros on entry) <- the adjoint of the interpolation, through ``dt`` (zeros on entry, the gradient
     of the column-interpolated rows); one image per task."""
     hh, ww, c = grad_y.shape[1], grad_y.shape[2], grad_y.shape[3]
-    h, w = dx.shape[1], dx.shape[2]
+    h = dx.shape[1]
     for b in prange(grad_y.shape[0]):
         for r in range(hh):                            # rows: every lower share, then every upper share
             for s in range(ww):

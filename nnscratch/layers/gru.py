@@ -1,9 +1,7 @@
 """GRU: the gated recurrent unit, Keras 3's version (the reset gate after the product, ``reset_after=True``)."""
 
-import numpy as np
-
-from nnscratch import initializers
-from nnscratch.layers.recurrent import Recurrent, activate, check_activation, derivative
+from nnscratch import initializers, kernels
+from nnscratch.layers.recurrent import Recurrent, check_activation
 
 __all__ = ["GRU"]
 
@@ -75,42 +73,15 @@ class GRU(Recurrent):
         self.bias.grad[1] = recurrent_rows.sum(axis=0)
 
     def _scan(self, projected, training):
-        n, steps, _ = projected.shape
-        u, recurrent = self.units, self.recurrent_kernel.value
-        recurrent_bias = self.bias.value[1] if self.use_bias else 0
-        kept = {key: np.empty((n, steps, u), dtype=projected.dtype) for key in ("update", "reset", "candidate", "q_h")}
-        states = np.empty((n, steps, u), dtype=projected.dtype)
-        state = np.zeros((n, u), dtype=projected.dtype)
-        for t in range(steps):
-            p, q = projected[:, t], state @ recurrent + recurrent_bias
-            update = activate(p[:, :u] + q[:, :u], self.recurrent_activation)
-            reset = activate(p[:, u:2 * u] + q[:, u:2 * u], self.recurrent_activation)
-            candidate = activate(p[:, 2 * u:] + reset * q[:, 2 * u:], self.activation)
-            state = update * state + (1 - update) * candidate
-            states[:, t] = state
-            for key, value in (("update", update), ("reset", reset), ("candidate", candidate), ("q_h", q[:, 2 * u:])):
-                kept[key][:, t] = value
+        states, *kept = kernels.recurrent_backend().gru_forward(
+            projected, self.recurrent_kernel.value, self.bias.value[1] if self.use_bias else None, self.activation,
+            self.recurrent_activation)
         self._kept, self._states = (kept, states) if training else (None, None)
         return states
 
     def _scan_backward(self, grad_states):
-        n, steps, u = grad_states.shape
-        recurrent, kept = self.recurrent_kernel.value, self._kept
-        grad_p = np.empty((n, steps, 3 * u), dtype=grad_states.dtype)   # dL/d(x_t W + b^x)
-        grad_q = np.empty((n, steps, 3 * u), dtype=grad_states.dtype)   # dL/d(h_{t-1} U + b^h)
-        carried = np.zeros((n, u), dtype=grad_states.dtype)             # what h_t gets from step t + 1
-        for t in reversed(range(steps)):
-            update, reset, candidate = kept["update"][:, t], kept["reset"][:, t], kept["candidate"][:, t]
-            previous = self._states[:, t - 1] if t > 0 else np.zeros_like(update)
-            grad_state = grad_states[:, t] + carried
-            grad_a = derivative(grad_state * (1 - update), candidate, self.activation)    # dL/da^h_t
-            grad_p[:, t, :u] = derivative(grad_state * (previous - candidate), update, self.recurrent_activation)
-            grad_p[:, t, u:2 * u] = derivative(grad_a * kept["q_h"][:, t], reset, self.recurrent_activation)
-            grad_p[:, t, 2 * u:] = grad_a
-            grad_q[:, t, :2 * u] = grad_p[:, t, :2 * u]
-            grad_q[:, t, 2 * u:] = grad_a * reset
-            carried = grad_q[:, t] @ recurrent.T + grad_state * update
-        return grad_p, grad_q
+        return kernels.recurrent_backend().gru_backward(grad_states, self.recurrent_kernel.value, self._states,
+                                                        *self._kept, self.activation, self.recurrent_activation)
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation,

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from nnscratch import initializers
-from nnscratch.layers.recurrent import Recurrent, activate, check_activation, derivative
+from nnscratch import initializers, kernels
+from nnscratch.layers.recurrent import Recurrent, check_activation
 
 __all__ = ["LSTM"]
 
@@ -70,48 +70,16 @@ class LSTM(Recurrent):
                                initializer((2 * self.units,), generator)])
 
     def _scan(self, projected, training):
-        n, steps, _ = projected.shape
-        u, recurrent = self.units, self.recurrent_kernel.value
-        gates = np.empty((n, steps, 4 * u), dtype=projected.dtype)      # i, f, c~, o after their activations
-        cells = np.empty((n, steps, u), dtype=projected.dtype)          # c_t
-        squashed = np.empty((n, steps, u), dtype=projected.dtype)       # phi(c_t)
-        states = np.empty((n, steps, u), dtype=projected.dtype)         # h_t
-        state = np.zeros((n, u), dtype=projected.dtype)
-        cell = np.zeros((n, u), dtype=projected.dtype)
-        for t in range(steps):
-            z = projected[:, t] + state @ recurrent
-            i = activate(z[:, :u], self.recurrent_activation)
-            f = activate(z[:, u:2 * u], self.recurrent_activation)
-            candidate = activate(z[:, 2 * u:3 * u], self.activation)
-            o = activate(z[:, 3 * u:], self.recurrent_activation)
-            cell = f * cell + i * candidate
-            squashed[:, t] = activate(cell, self.activation)
-            state = o * squashed[:, t]
-            gates[:, t], cells[:, t], states[:, t] = np.concatenate([i, f, candidate, o], axis=1), cell, state
-        if training:   # backward needs them all; inference keeps nothing
-            self._gates, self._cells, self._squashed, self._states = gates, cells, squashed, states
-        else:
-            self._gates = self._cells = self._squashed = self._states = None
+        states, *kept = kernels.recurrent_backend().lstm_forward(
+            projected, self.recurrent_kernel.value, self.activation, self.recurrent_activation)
+        self._kept, self._states = (kept, states) if training else (None, None)   # inference keeps nothing
         return states
 
     def _scan_backward(self, grad_states):
-        n, steps, u = grad_states.shape
-        recurrent = self.recurrent_kernel.value
-        grad_z = np.empty((n, steps, 4 * u), dtype=grad_states.dtype)
-        carried = np.zeros((n, u), dtype=grad_states.dtype)          # dL/dz_{t+1} U^T
-        grad_cell_next = np.zeros((n, u), dtype=grad_states.dtype)   # dL/dc_{t+1}
-        forget_next = np.zeros((n, u), dtype=grad_states.dtype)      # f_{t+1}
-        for t in reversed(range(steps)):
-            i, f, candidate, o = np.split(self._gates[:, t], 4, axis=1)
-            previous_cell = self._cells[:, t - 1] if t > 0 else np.zeros_like(self._cells[:, 0])
-            grad_state = grad_states[:, t] + carried
-            grad_cell = (derivative(grad_state * o, self._squashed[:, t], self.activation)
-                         + grad_cell_next * forget_next)
-            grad_z[:, t, :u] = derivative(grad_cell * candidate, i, self.recurrent_activation)
-            grad_z[:, t, u:2 * u] = derivative(grad_cell * previous_cell, f, self.recurrent_activation)
-            grad_z[:, t, 2 * u:3 * u] = derivative(grad_cell * i, candidate, self.activation)
-            grad_z[:, t, 3 * u:] = derivative(grad_state * self._squashed[:, t], o, self.recurrent_activation)
-            carried, grad_cell_next, forget_next = grad_z[:, t] @ recurrent.T, grad_cell, f
+        gates, cells, squashed = self._kept
+        grad_z = kernels.recurrent_backend().lstm_backward(
+            grad_states, self.recurrent_kernel.value, gates, cells, squashed, self.activation,
+            self.recurrent_activation)
         return grad_z, grad_z
 
     def get_config(self):

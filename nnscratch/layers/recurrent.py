@@ -50,16 +50,6 @@ def check_activation(name, argument) -> str:
     return name
 
 
-def activate(z, name):
-    """``f(z)`` in a new array (``z`` is left as it is; the activation kernels work in place)."""
-    return activations.forward(np.array(z, order="C"), None, name)
-
-
-def derivative(grad_y, y, name):
-    """``dL/dz = dL/dy * f'(z)``, from the output ``y = f(z)``."""
-    return activations.backward(np.ascontiguousarray(grad_y), y, name)
-
-
 class Recurrent(Layer):
     """Base of the recurrent layers: ``G`` blocks of ``units`` in ``W``, ``U`` and ``b`` (see the module docstring)."""
 

@@ -1,8 +1,7 @@
 """SimpleRNN: the plain (Elman) recurrent layer."""
 
-import numpy as np
-
-from nnscratch.layers.recurrent import Recurrent, activate, derivative
+from nnscratch import kernels
+from nnscratch.layers.recurrent import Recurrent
 
 __all__ = ["SimpleRNN"]
 
@@ -42,22 +41,12 @@ class SimpleRNN(Recurrent):
     """
 
     def _scan(self, projected, training):
-        n, steps, _ = projected.shape
-        recurrent = self.recurrent_kernel.value
-        states = np.empty((n, steps, self.units), dtype=projected.dtype)
-        state = np.zeros((n, self.units), dtype=projected.dtype)
-        for t in range(steps):
-            state = activate(projected[:, t] + state @ recurrent, self.activation)
-            states[:, t] = state
+        states = kernels.recurrent_backend().simple_rnn_forward(projected, self.recurrent_kernel.value,
+                                                                self.activation)
         self._states = states if training else None
         return states
 
     def _scan_backward(self, grad_states):
-        n, steps, _ = grad_states.shape
-        recurrent = self.recurrent_kernel.value
-        grad_z = np.empty_like(grad_states)
-        carried = np.zeros((n, self.units), dtype=grad_states.dtype)   # dL/dz_{t+1} U^T
-        for t in reversed(range(steps)):
-            grad_z[:, t] = derivative(grad_states[:, t] + carried, self._states[:, t], self.activation)
-            carried = grad_z[:, t] @ recurrent.T
+        grad_z = kernels.recurrent_backend().simple_rnn_backward(grad_states, self._states,
+                                                                 self.recurrent_kernel.value, self.activation)
         return grad_z, grad_z

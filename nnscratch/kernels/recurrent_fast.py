@@ -1,0 +1,428 @@
+"""Recurrent kernels, Numba twin: the whole time loop compiled, each thread on its own rows of the batch.
+
+Twin of :mod:`nnscratch.kernels.recurrent_reference` (same names,
+signatures and results up to float rounding). The rows of a batch are
+independent sequences: row ``r``'s state at step ``t`` needs row ``r``'s
+state at step ``t - 1`` and nothing of the other rows. So the batch is cut
+into chunks of ``CHUNK_ROWS`` rows (a size that depends on the shapes only,
+so the results do not depend on the number of threads), and each thread
+runs a chunk through *all* the steps: at each one a product of the chunk's
+state by ``U`` (``np.dot``, which Numba sends to BLAS, on this thread) and
+one sweep over the chunk's rows for the gates. One parallel loop per pass,
+where a loop over the steps in Python would wake the BLAS threads and
+Numba's in turn at every step (50-100 us each time, on two cores).
+
+The reference spends a step in a dozen NumPy calls over (N, units) arrays
+plus four calls of the activation kernels; a sweep here reads the product
+and the step's inputs once and writes every gate, cell and state. The
+rows are 1-D views indexed by the loop counter and each gate has its own
+loop, so LLVM makes them vector code (docs/kernels.md, rule 9), with the
+``tanh`` and ``sigmoid`` of :mod:`nnscratch.kernels.vector_math`. The
+arithmetic is the reference's, in the same order; only the float32
+``tanh`` and ``sigmoid`` differ from NumPy's (within 2.5 ulps) and the
+products are BLAS calls of other shapes.
+
+The compiled loops are written for the Keras defaults: an LSTM or GRU
+with ``activation="tanh"`` and ``recurrent_activation="sigmoid"``
+(:func:`uses_fused_steps`), a SimpleRNN with ``"tanh"`` or ``"relu"``
+(``SIMPLE_RNN_ACTIVATIONS``). Other activations run the reference loop.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from nnscratch.kernels import recurrent_reference as reference
+from nnscratch.kernels import vector_math
+from nnscratch.kernels.cache_stamp import stamp_module
+from nnscratch.kernels.matmul_fast import fixed_product_pays, pack_panels, panel_width, panels_product
+from nnscratch.kernels.workspace import one_blas_thread
+
+__all__ = ["simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
+           "gru_backward", "uses_fused_steps", "CHUNK_ROWS", "SIMPLE_RNN_ACTIVATIONS"]
+
+CHUNK_ROWS = 16   # rows of the batch that one thread takes through every step
+SIMPLE_RNN_ACTIVATIONS = ("tanh", "relu")   # a SimpleRNN's activations with a compiled loop (their codes: 0, 1)
+
+
+def uses_fused_steps(activation, recurrent_activation, dtype):
+    """Whether the LSTM and GRU functions take the compiled loops (else the reference loop)."""
+    return (activation == "tanh" and recurrent_activation == "sigmoid"
+            and np.dtype(dtype) in (np.float32, np.float64))
+
+
+def _chunk(k, n):
+    """Rows ``r0:r1`` of chunk ``k`` of a batch of ``n``."""
+    r0 = k * CHUNK_ROWS
+    return r0, min(n, r0 + CHUNK_ROWS)
+
+
+_chunk = njit(cache=True)(_chunk)
+
+
+@njit(cache=True)
+def _product(state, matrix, packed, zero_bias, out):
+    """``out = state @ matrix`` on this thread: by the packed panels when there are any, else by BLAS."""
+    if packed.shape[0] > 0:
+        panels_product(state, packed, out, zero_bias, zero_bias.dtype.type(0))
+    else:
+        np.dot(state, matrix, out)
+
+
+def _packed(matrix):
+    """``(matrix, its panels or an empty array, padded zero bias)`` for :func:`_product`.
+
+    The panels (matmul_fast, docs/kernels.md, section 4c) are packed once
+    for all the steps where they pay (``fixed_product_pays``); BLAS would
+    pack the matrix again at every step, which for the few rows of a chunk
+    costs more than the product (16 x 128 by 128 x 512 on one thread: 60 us
+    by OpenBLAS, 35 GFLOP/s).
+    """
+    matrix = np.ascontiguousarray(matrix)
+    k, n = matrix.shape
+    width = panel_width(matrix.dtype)
+    if fixed_product_pays(k, n):
+        packed = pack_panels(matrix)
+    else:
+        packed = np.empty((0, k, width), matrix.dtype)
+    return matrix, packed, np.zeros(-(-n // width) * width, matrix.dtype)
+
+
+# ---------------------------------------------------------------------------
+# SimpleRNN
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def _simple_row(p, product, state, code):
+    """One row of a step: ``h = f(p + product)``, ``f`` tanh (code 0) or ReLU (code 1)."""
+    if code == 0:
+        for q in range(state.size):
+            state[q] = vector_math.tanh(p[q] + product[q])
+    else:
+        for q in range(state.size):
+            v = p[q] + product[q]
+            state[q] = 0 if v < 0 else v   # as np.maximum(v, 0): NaN stays NaN
+
+
+@njit(cache=True)
+def _simple_row_backward(grad_state_in, carried, state, code, grad_z):
+    """One row of a backward step: ``dL/dz = (g + carried) f'``, from the output ``h``."""
+    one = grad_z.dtype.type(1)
+    if code == 0:
+        for q in range(state.size):
+            grad_z[q] = (grad_state_in[q] + carried[q]) * (one - state[q] * state[q])
+    else:
+        for q in range(state.size):
+            g = grad_state_in[q] + carried[q]
+            grad_z[q] = g if state[q] > 0 else g * 0   # as dy * (y > 0): NaN stays NaN
+
+
+@njit(parallel=True, cache=True)
+def _simple_forward_kernel(projected, recurrent, packed, zero_bias, code, states):
+    n, steps, u = states.shape
+    for k in prange(-(-n // CHUNK_ROWS)):
+        r0, r1 = _chunk(k, n)
+        state = np.zeros((r1 - r0, u), states.dtype)
+        product = np.zeros((r1 - r0, u), states.dtype)
+        for t in range(steps):
+            if t > 0:
+                _product(state, recurrent, packed, zero_bias, product)
+            for j in range(r1 - r0):
+                r = r0 + j
+                _simple_row(projected[r, t], product[j], states[r, t], code)
+                state[j] = states[r, t]
+
+
+@njit(parallel=True, cache=True)
+def _simple_backward_kernel(grad_states, transposed, packed, zero_bias, code, states, grad_z):
+    n, steps, u = states.shape
+    for k in prange(-(-n // CHUNK_ROWS)):
+        r0, r1 = _chunk(k, n)
+        carried = np.zeros((r1 - r0, u), states.dtype)       # dL/dz_{t+1} U^T
+        rows = np.empty((r1 - r0, u), states.dtype)          # dL/dz_t of the chunk
+        for t in range(steps - 1, -1, -1):
+            for j in range(r1 - r0):
+                r = r0 + j
+                _simple_row_backward(grad_states[r, t], carried[j], states[r, t], code, rows[j])
+                grad_z[r, t] = rows[j]
+            if t > 0:
+                _product(rows, transposed, packed, zero_bias, carried)
+
+
+def _simple_code(activation, dtype):
+    """The compiled loop's code of ``activation`` (None: the reference loop)."""
+    if activation not in SIMPLE_RNN_ACTIVATIONS or np.dtype(dtype) not in (np.float32, np.float64):
+        return None
+    return SIMPLE_RNN_ACTIVATIONS.index(activation)
+
+
+def simple_rnn_forward(projected, recurrent, activation):
+    """As :func:`nnscratch.kernels.recurrent_reference.simple_rnn_forward`."""
+    code = _simple_code(activation, projected.dtype)
+    if code is None:
+        return reference.simple_rnn_forward(projected, recurrent, activation)
+    projected = np.ascontiguousarray(projected)
+    states = np.empty(projected.shape, projected.dtype)
+    if states.size:
+        with one_blas_thread():
+            _simple_forward_kernel(projected, *_packed(np.asarray(recurrent, dtype=projected.dtype)), code, states)
+    return states
+
+
+def simple_rnn_backward(grad_states, states, recurrent, activation):
+    """As :func:`nnscratch.kernels.recurrent_reference.simple_rnn_backward`."""
+    code = _simple_code(activation, grad_states.dtype)
+    if code is None:
+        return reference.simple_rnn_backward(grad_states, states, recurrent, activation)
+    dtype = grad_states.dtype
+    grad_z = np.empty(grad_states.shape, dtype)
+    if grad_z.size:
+        grad_states, states = (np.ascontiguousarray(a, dtype=dtype) for a in (grad_states, states))
+        with one_blas_thread():
+            _simple_backward_kernel(grad_states, *_packed(np.asarray(recurrent, dtype=dtype).T), code, states,
+                                    grad_z)
+    return grad_z
+
+
+# ---------------------------------------------------------------------------
+# LSTM
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def _lstm_row(p, z, previous, gates, cell, squashed, state):
+    """One row of a step: the gates of ``p + z`` (4 units each), then ``c``, ``phi(c)`` and ``h``.
+
+    Whole rows (1-D views, taken by the caller) indexed by the loop counter
+    alone, a loop per gate: so LLVM makes each loop vector code. Indexed as
+    ``gates[r, t, u + q]`` inside the parallel loop, the index that Numba
+    cannot prove non-negative is checked at every number and the loop stays
+    scalar: a step of 64 x 128 units took 218 us that way, 46 us this way
+    (docs/kernels.md, rules 9 and 10).
+    """
+    u = cell.size
+    i, f, candidate, o = gates[:u], gates[u:2 * u], gates[2 * u:3 * u], gates[3 * u:]
+    _sigmoid_of_sum(p[:u], z[:u], i)
+    _sigmoid_of_sum(p[u:2 * u], z[u:2 * u], f)
+    _tanh_of_sum(p[2 * u:3 * u], z[2 * u:3 * u], candidate)
+    _sigmoid_of_sum(p[3 * u:], z[3 * u:], o)
+    for q in range(u):
+        c = f[q] * previous[q] + i[q] * candidate[q]
+        s = vector_math.tanh(c)
+        cell[q], squashed[q], state[q] = c, s, o[q] * s
+
+
+@njit(cache=True)
+def _sigmoid_of_sum(a, b, out):
+    for q in range(out.size):
+        out[q] = vector_math.sigmoid(a[q] + b[q])
+
+
+@njit(cache=True)
+def _tanh_of_sum(a, b, out):
+    for q in range(out.size):
+        out[q] = vector_math.tanh(a[q] + b[q])
+
+
+@njit(cache=True)
+def _lstm_row_backward(grad_state_in, carried, gates, previous, forget_next, squashed, grad_cell_next, grad_z):
+    """One row of a backward step (1-D views, as :func:`_lstm_row`); ``grad_cell_next`` becomes ``dL/dc_t``."""
+    u = squashed.size
+    one = grad_z.dtype.type(1)
+    i, f, candidate, o = gates[:u], gates[u:2 * u], gates[2 * u:3 * u], gates[3 * u:]
+    d_i, d_f, d_c, d_o = grad_z[:u], grad_z[u:2 * u], grad_z[2 * u:3 * u], grad_z[3 * u:]
+    for q in range(u):
+        s = squashed[q]
+        grad_state = grad_state_in[q] + carried[q]
+        grad_cell = grad_state * o[q] * (one - s * s) + grad_cell_next[q] * forget_next[q]
+        d_i[q] = grad_cell * candidate[q] * i[q] * (one - i[q])
+        d_f[q] = grad_cell * previous[q] * f[q] * (one - f[q])
+        d_c[q] = grad_cell * i[q] * (one - candidate[q] * candidate[q])
+        d_o[q] = grad_state * s * o[q] * (one - o[q])
+        grad_cell_next[q] = grad_cell
+
+
+@njit(parallel=True, cache=True)
+def _lstm_forward_kernel(projected, recurrent, packed, zero_bias, gates, cells, squashed, states):
+    n, steps, u = cells.shape
+    for k in prange(-(-n // CHUNK_ROWS)):
+        r0, r1 = _chunk(k, n)
+        state = np.zeros((r1 - r0, u), cells.dtype)          # h_{t-1} and c_{t-1} of the chunk's rows
+        cell = np.zeros((r1 - r0, u), cells.dtype)
+        product = np.zeros((r1 - r0, 4 * u), cells.dtype)    # h_{t-1} U (0 at the first step)
+        for t in range(steps):
+            if t > 0:
+                _product(state, recurrent, packed, zero_bias, product)
+            for j in range(r1 - r0):
+                r = r0 + j
+                _lstm_row(projected[r, t], product[j], cell[j], gates[r, t], cells[r, t], squashed[r, t],
+                          states[r, t])
+                state[j] = states[r, t]
+                cell[j] = cells[r, t]
+
+
+@njit(parallel=True, cache=True)
+def _lstm_backward_kernel(grad_states, transposed, packed, zero_bias, gates, cells, squashed, grad_z):
+    n, steps, u = cells.shape
+    zero_row = np.zeros(u, cells.dtype)
+    for k in prange(-(-n // CHUNK_ROWS)):
+        r0, r1 = _chunk(k, n)
+        carried = np.zeros((r1 - r0, u), cells.dtype)          # dL/dz_{t+1} U^T
+        grad_cell = np.zeros((r1 - r0, u), cells.dtype)        # dL/dc_{t+1}, then dL/dc_t
+        rows = np.empty((r1 - r0, 4 * u), cells.dtype)         # dL/dz_t of the chunk
+        for t in range(steps - 1, -1, -1):
+            for j in range(r1 - r0):
+                r = r0 + j
+                previous = cells[r, t - 1] if t > 0 else zero_row
+                forget_next = gates[r, t + 1, u:2 * u] if t + 1 < steps else zero_row
+                _lstm_row_backward(grad_states[r, t], carried[j], gates[r, t], previous, forget_next,
+                                   squashed[r, t], grad_cell[j], rows[j])
+                grad_z[r, t] = rows[j]
+            if t > 0:
+                _product(rows, transposed, packed, zero_bias, carried)
+
+
+def lstm_forward(projected, recurrent, activation, recurrent_activation):
+    """As :func:`nnscratch.kernels.recurrent_reference.lstm_forward`."""
+    if not uses_fused_steps(activation, recurrent_activation, projected.dtype):
+        return reference.lstm_forward(projected, recurrent, activation, recurrent_activation)
+    projected = np.ascontiguousarray(projected)
+    dtype = projected.dtype
+    n, steps, width = projected.shape
+    u = width // 4
+    gates = np.empty((n, steps, 4 * u), dtype)
+    cells, squashed, states = (np.empty((n, steps, u), dtype) for _ in range(3))
+    if states.size:
+        with one_blas_thread():
+            _lstm_forward_kernel(projected, *_packed(np.asarray(recurrent, dtype=dtype)), gates, cells, squashed,
+                                 states)
+    return states, gates, cells, squashed
+
+
+def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, recurrent_activation):
+    """As :func:`nnscratch.kernels.recurrent_reference.lstm_backward`."""
+    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype):
+        return reference.lstm_backward(grad_states, recurrent, gates, cells, squashed, activation,
+                                       recurrent_activation)
+    dtype = grad_states.dtype
+    n, steps, u = grad_states.shape
+    grad_z = np.empty((n, steps, 4 * u), dtype)
+    if grad_z.size:
+        arrays = (np.ascontiguousarray(a, dtype=dtype) for a in (grad_states, gates, cells, squashed))
+        grad_states, gates, cells, squashed = arrays
+        with one_blas_thread():
+            _lstm_backward_kernel(grad_states, *_packed(np.asarray(recurrent, dtype=dtype).T), gates, cells,
+                                  squashed, grad_z)
+    return grad_z
+
+
+# ---------------------------------------------------------------------------
+# GRU (reset_after=True)
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def _gru_row(p, product, bias, previous, state, update, reset, candidate, q_h):
+    """One row of a step (1-D views, a loop per block, as :func:`_lstm_row`): gates, candidate, ``h_t``."""
+    u = state.size
+    one = state.dtype.type(1)
+    for q in range(u):
+        update[q] = vector_math.sigmoid(p[q] + (product[q] + bias[q]))
+    p_r, product_r, bias_r = p[u:2 * u], product[u:2 * u], bias[u:2 * u]
+    for q in range(u):
+        reset[q] = vector_math.sigmoid(p_r[q] + (product_r[q] + bias_r[q]))
+    p_h, product_h, bias_h = p[2 * u:], product[2 * u:], bias[2 * u:]
+    for q in range(u):
+        qh = product_h[q] + bias_h[q]
+        h = vector_math.tanh(p_h[q] + reset[q] * qh)
+        candidate[q], q_h[q] = h, qh
+        state[q] = update[q] * previous[q] + (one - update[q]) * h
+
+
+@njit(cache=True)
+def _gru_row_backward(grad_state_in, product, direct, previous, z, g, h, q_h, grad_p, grad_q):
+    """One row of a backward step (1-D views); ``direct`` becomes ``dL/dh_t u_t``."""
+    u = z.size
+    one = grad_p.dtype.type(1)
+    p_z, p_r, p_h = grad_p[:u], grad_p[u:2 * u], grad_p[2 * u:]
+    q_z, q_r, q_hh = grad_q[:u], grad_q[u:2 * u], grad_q[2 * u:]
+    for q in range(u):
+        grad_state = grad_state_in[q] + (product[q] + direct[q])
+        grad_a = grad_state * (one - z[q]) * (one - h[q] * h[q])
+        grad_z = grad_state * (previous[q] - h[q]) * z[q] * (one - z[q])
+        grad_r = grad_a * q_h[q] * g[q] * (one - g[q])
+        p_z[q], p_r[q], p_h[q] = grad_z, grad_r, grad_a
+        q_z[q], q_r[q], q_hh[q] = grad_z, grad_r, grad_a * g[q]
+        direct[q] = grad_state * z[q]
+
+
+@njit(parallel=True, cache=True)
+def _gru_forward_kernel(projected, recurrent, packed, zero_bias, bias, states, update, reset, candidate, q_h):
+    n, steps, u = states.shape
+    for k in prange(-(-n // CHUNK_ROWS)):
+        r0, r1 = _chunk(k, n)
+        state = np.zeros((r1 - r0, u), states.dtype)
+        product = np.zeros((r1 - r0, 3 * u), states.dtype)
+        for t in range(steps):
+            if t > 0:
+                _product(state, recurrent, packed, zero_bias, product)
+            for j in range(r1 - r0):
+                r = r0 + j
+                _gru_row(projected[r, t], product[j], bias, state[j], states[r, t], update[r, t], reset[r, t],
+                         candidate[r, t], q_h[r, t])
+                state[j] = states[r, t]
+
+
+@njit(parallel=True, cache=True)
+def _gru_backward_kernel(grad_states, transposed, packed, zero_bias, states, update, reset, candidate, q_h, grad_p,
+                         grad_q):
+    n, steps, u = states.shape
+    zero_row = np.zeros(u, states.dtype)
+    for k in prange(-(-n // CHUNK_ROWS)):
+        r0, r1 = _chunk(k, n)
+        product = np.zeros((r1 - r0, u), states.dtype)        # dL/dq_{t+1} U^T
+        direct = np.zeros((r1 - r0, u), states.dtype)         # dL/dh_{t+1} u_{t+1}
+        rows = np.empty((r1 - r0, 3 * u), states.dtype)       # dL/dq_t of the chunk
+        for t in range(steps - 1, -1, -1):
+            for j in range(r1 - r0):
+                r = r0 + j
+                previous = states[r, t - 1] if t > 0 else zero_row
+                _gru_row_backward(grad_states[r, t], product[j], direct[j], previous, update[r, t], reset[r, t],
+                                  candidate[r, t], q_h[r, t], grad_p[r, t], rows[j])
+                grad_q[r, t] = rows[j]
+            if t > 0:
+                _product(rows, transposed, packed, zero_bias, product)
+
+
+def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation):
+    """As :func:`nnscratch.kernels.recurrent_reference.gru_forward`."""
+    if not uses_fused_steps(activation, recurrent_activation, projected.dtype):
+        return reference.gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation)
+    projected = np.ascontiguousarray(projected)
+    dtype = projected.dtype
+    n, steps, width = projected.shape
+    u = width // 3
+    bias = np.zeros(3 * u, dtype) if recurrent_bias is None else np.ascontiguousarray(recurrent_bias, dtype=dtype)
+    states, update, reset, candidate, q_h = (np.empty((n, steps, u), dtype) for _ in range(5))
+    if states.size:
+        with one_blas_thread():
+            _gru_forward_kernel(projected, *_packed(np.asarray(recurrent, dtype=dtype)), bias, states, update,
+                                reset, candidate, q_h)
+    return states, update, reset, candidate, q_h
+
+
+def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation, recurrent_activation):
+    """As :func:`nnscratch.kernels.recurrent_reference.gru_backward`."""
+    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype):
+        return reference.gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation,
+                                      recurrent_activation)
+    dtype = grad_states.dtype
+    n, steps, u = grad_states.shape
+    grad_p, grad_q = np.empty((n, steps, 3 * u), dtype), np.empty((n, steps, 3 * u), dtype)
+    if grad_p.size:
+        arrays = (np.ascontiguousarray(a, dtype=dtype) for a in (grad_states, states, update, reset, candidate, q_h))
+        grad_states, states, update, reset, candidate, q_h = arrays
+        with one_blas_thread():
+            _gru_backward_kernel(grad_states, *_packed(np.asarray(recurrent, dtype=dtype).T), states, update,
+                                 reset, candidate, q_h, grad_p, grad_q)
+    return grad_p, grad_q
+
+
+stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

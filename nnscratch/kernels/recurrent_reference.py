@@ -1,0 +1,166 @@
+r"""Reference recurrent kernels: the time loops of SimpleRNN, LSTM and GRU, in plain NumPy.
+
+Each function runs the steps of one layer over a whole batch of sequences,
+forward (first step first) or backward through time (last step first). What
+does not depend on the state is done by the layer, outside these loops, as
+one product over all steps (:mod:`nnscratch.layers.recurrent`): the input
+part ``projected = x_t W + b`` (N, T, G units) before the forward loop, and
+the gradients of ``W``, ``U``, ``b`` and ``x`` after the backward one. Here
+is only what must go step by step: the product by the recurrent kernel ``U``
+(units, G units) and the gates.
+
+The formulas and their derivations are in the layers' docstrings
+(:class:`~nnscratch.layers.LSTM`, :class:`~nnscratch.layers.GRU`,
+:class:`~nnscratch.layers.SimpleRNN`) and in docs/backprop.md. The
+activations are any elementwise ones whose derivative comes from their
+output (``"tanh"``, ``"sigmoid"``, ``"relu"``, ...), by name.
+
+The twin with the same names and signatures is
+:mod:`nnscratch.kernels.recurrent_fast`.
+"""
+
+import numpy as np
+
+from nnscratch.kernels.reference import activation_backward, bias_activation
+
+__all__ = ["simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
+           "gru_backward"]
+
+
+def activate(z, name):
+    """``f(z)`` in a new array (``z`` is left as it is)."""
+    return bias_activation(np.array(z, order="C"), None, name)
+
+
+def derivative(grad_y, y, name):
+    """``dL/dz = dL/dy * f'(z)``, from the output ``y = f(z)``."""
+    return activation_backward(np.ascontiguousarray(grad_y), y, name)
+
+
+# ---------------------------------------------------------------------------
+# SimpleRNN: h_t = f(z_t), z_t = x_t W + b + h_{t-1} U
+# ---------------------------------------------------------------------------
+
+def simple_rnn_forward(projected, recurrent, activation):
+    """The states ``h_1 ... h_T`` (N, T, units) from ``projected`` (N, T, units) and ``U`` (units, units)."""
+    n, steps, units = projected.shape
+    states = np.empty((n, steps, units), dtype=projected.dtype)
+    state = np.zeros((n, units), dtype=projected.dtype)
+    for t in range(steps):
+        state = activate(projected[:, t] + state @ recurrent, activation)
+        states[:, t] = state
+    return states
+
+
+def simple_rnn_backward(grad_states, states, recurrent, activation):
+    """``dL/dz_t`` (N, T, units) of every step from ``dL/dh_t`` at the outputs ``grad_states`` (N, T, units)."""
+    n, steps, units = grad_states.shape
+    grad_z = np.empty_like(grad_states)
+    carried = np.zeros((n, units), dtype=grad_states.dtype)   # dL/dz_{t+1} U^T
+    for t in reversed(range(steps)):
+        grad_z[:, t] = derivative(grad_states[:, t] + carried, states[:, t], activation)
+        carried = grad_z[:, t] @ recurrent.T
+    return grad_z
+
+
+# ---------------------------------------------------------------------------
+# LSTM: gates i, f, c~, o; c_t = f c_{t-1} + i c~; h_t = o phi(c_t)
+# ---------------------------------------------------------------------------
+
+def lstm_forward(projected, recurrent, activation, recurrent_activation):
+    """Run an LSTM over ``projected`` (N, T, 4 units) with ``U`` (units, 4 units).
+
+    Returns ``(states, gates, cells, squashed)``: ``h_t`` (N, T, units); the
+    gates ``i, f, c~, o`` after their activations (N, T, 4 units); ``c_t``
+    and ``phi(c_t)`` (N, T, units each), what :func:`lstm_backward` needs.
+    """
+    n, steps, width = projected.shape
+    u = width // 4
+    gates = np.empty((n, steps, 4 * u), dtype=projected.dtype)
+    cells = np.empty((n, steps, u), dtype=projected.dtype)
+    squashed = np.empty((n, steps, u), dtype=projected.dtype)
+    states = np.empty((n, steps, u), dtype=projected.dtype)
+    state = np.zeros((n, u), dtype=projected.dtype)
+    cell = np.zeros((n, u), dtype=projected.dtype)
+    for t in range(steps):
+        z = projected[:, t] + state @ recurrent
+        i = activate(z[:, :u], recurrent_activation)
+        f = activate(z[:, u:2 * u], recurrent_activation)
+        candidate = activate(z[:, 2 * u:3 * u], activation)
+        o = activate(z[:, 3 * u:], recurrent_activation)
+        cell = f * cell + i * candidate
+        squashed[:, t] = activate(cell, activation)
+        state = o * squashed[:, t]
+        gates[:, t], cells[:, t], states[:, t] = np.concatenate([i, f, candidate, o], axis=1), cell, state
+    return states, gates, cells, squashed
+
+
+def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, recurrent_activation):
+    """``dL/dz_t`` (N, T, 4 units) of every step, from ``dL/dh_t`` at the outputs and :func:`lstm_forward`'s arrays."""
+    n, steps, u = grad_states.shape
+    grad_z = np.empty((n, steps, 4 * u), dtype=grad_states.dtype)
+    carried = np.zeros((n, u), dtype=grad_states.dtype)          # dL/dz_{t+1} U^T
+    grad_cell_next = np.zeros((n, u), dtype=grad_states.dtype)   # dL/dc_{t+1}
+    forget_next = np.zeros((n, u), dtype=grad_states.dtype)      # f_{t+1}
+    for t in reversed(range(steps)):
+        i, f, candidate, o = np.split(gates[:, t], 4, axis=1)
+        previous_cell = cells[:, t - 1] if t > 0 else np.zeros_like(cells[:, 0])
+        grad_state = grad_states[:, t] + carried
+        grad_cell = derivative(grad_state * o, squashed[:, t], activation) + grad_cell_next * forget_next
+        grad_z[:, t, :u] = derivative(grad_cell * candidate, i, recurrent_activation)
+        grad_z[:, t, u:2 * u] = derivative(grad_cell * previous_cell, f, recurrent_activation)
+        grad_z[:, t, 2 * u:3 * u] = derivative(grad_cell * i, candidate, activation)
+        grad_z[:, t, 3 * u:] = derivative(grad_state * squashed[:, t], o, recurrent_activation)
+        carried, grad_cell_next, forget_next = grad_z[:, t] @ recurrent.T, grad_cell, f
+    return grad_z
+
+
+# ---------------------------------------------------------------------------
+# GRU (reset_after=True): blocks z (update), r (reset), h
+# ---------------------------------------------------------------------------
+
+def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation):
+    """Run a GRU over ``projected = x_t W + b^x`` (N, T, 3 units) with ``U`` (units, 3 units) and ``b^h`` (3 units,).
+
+    ``recurrent_bias`` may be None (no bias). Returns ``(states, update,
+    reset, candidate, q_h)``, each (N, T, units): ``h_t``, the two gates,
+    :math:`\\tilde h_t` and the h block of ``q_t = h_{t-1} U + b^h``, what
+    :func:`gru_backward` needs.
+    """
+    n, steps, width = projected.shape
+    u = width // 3
+    kept = [np.empty((n, steps, u), dtype=projected.dtype) for _ in range(4)]   # update, reset, candidate, q_h
+    states = np.empty((n, steps, u), dtype=projected.dtype)
+    state = np.zeros((n, u), dtype=projected.dtype)
+    for t in range(steps):
+        p, q = projected[:, t], state @ recurrent
+        if recurrent_bias is not None:
+            q = q + recurrent_bias
+        update = activate(p[:, :u] + q[:, :u], recurrent_activation)
+        reset = activate(p[:, u:2 * u] + q[:, u:2 * u], recurrent_activation)
+        candidate = activate(p[:, 2 * u:] + reset * q[:, 2 * u:], activation)
+        state = update * state + (1 - update) * candidate
+        states[:, t] = state
+        for array, value in zip(kept, (update, reset, candidate, q[:, 2 * u:])):
+            array[:, t] = value
+    return (states, *kept)
+
+
+def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation, recurrent_activation):
+    """``(dL/dp_t, dL/dq_t)`` (N, T, 3 units each) of every step, from ``dL/dh_t`` and :func:`gru_forward`'s arrays."""
+    n, steps, u = grad_states.shape
+    grad_p = np.empty((n, steps, 3 * u), dtype=grad_states.dtype)   # dL/d(x_t W + b^x)
+    grad_q = np.empty((n, steps, 3 * u), dtype=grad_states.dtype)   # dL/d(h_{t-1} U + b^h)
+    carried = np.zeros((n, u), dtype=grad_states.dtype)             # what h_t gets from step t + 1
+    for t in reversed(range(steps)):
+        z, r, h = update[:, t], reset[:, t], candidate[:, t]
+        previous = states[:, t - 1] if t > 0 else np.zeros_like(z)
+        grad_state = grad_states[:, t] + carried
+        grad_a = derivative(grad_state * (1 - z), h, activation)    # dL/da^h_t
+        grad_p[:, t, :u] = derivative(grad_state * (previous - h), z, recurrent_activation)
+        grad_p[:, t, u:2 * u] = derivative(grad_a * q_h[:, t], r, recurrent_activation)
+        grad_p[:, t, 2 * u:] = grad_a
+        grad_q[:, t, :2 * u] = grad_p[:, t, :2 * u]
+        grad_q[:, t, 2 * u:] = grad_a * r
+        carried = grad_q[:, t] @ recurrent.T + grad_state * z
+    return grad_p, grad_q
