@@ -126,6 +126,13 @@ def _compare(name, analytic, numeric, scale) -> TensorCheck:
                        float(analytic[worst]) if errors.size else 0.0, float(numeric[worst]) if errors.size else 0.0)
 
 
+def _with_sublayers(layers):
+    """``layers`` and, after each, the layers it runs inside itself (a wrapper's), depth first."""
+    for layer in layers:
+        yield layer
+        yield from _with_sublayers(layer.sublayers())
+
+
 def _saved_state(layers):
     """Return a function that puts back what a check's forward passes change.
 
@@ -135,7 +142,7 @@ def _saved_state(layers):
     step sets it on its lowest layer; a check wants the input gradient).
     """
     buffers = [(b, b.copy()) for layer in layers for b in layer.buffers.values()]
-    generators = [(layer, copy.deepcopy(layer.generator.bit_generator.state)) for layer in layers
+    generators = [(layer, copy.deepcopy(layer.generator.bit_generator.state)) for layer in _with_sublayers(layers)
                   if hasattr(layer, "generator")]
     switches = [(layer, layer.skip_input_gradient) for layer in layers]
 

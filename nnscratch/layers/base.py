@@ -174,6 +174,10 @@ class Layer(abc.ABC):
     def end_inference(self) -> None:
         """End the pass begun by :meth:`begin_inference`: drop whatever it prepared."""
 
+    def sublayers(self) -> list:
+        """The layers this one runs inside itself (a wrapper's), for tools that visit every layer; none by default."""
+        return []
+
     def check_input(self, x) -> None:
         """Raise a ValueError unless ``x`` is a batch of the shape this layer was built for."""
         if not self.built:

@@ -71,6 +71,15 @@ class Bidirectional(Layer):
                                  f"{getattr(forward, attribute)!r} and {getattr(backward, attribute)!r}")
         self.return_sequences = forward.return_sequences
 
+    def sublayers(self) -> list:
+        return [self.forward_layer, self.backward_layer]
+
+    def reseed(self, generator: np.random.Generator) -> None:
+        """Draw the two layers' dropout masks from two streams spawned from ``generator`` (``fit(seed=...)``)."""
+        forward, backward = generator.spawn(2)
+        self.forward_layer.reseed(forward)
+        self.backward_layer.reseed(backward)
+
     def build(self, input_shape):
         for prefix, layer in (("forward", self.forward_layer), ("backward", self.backward_layer)):
             layer.build(input_shape)

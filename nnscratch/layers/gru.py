@@ -48,7 +48,7 @@ class GRU(Recurrent):
     reset_after : bool
         Only True (Keras 3's default) is supported: the reset gate scales
         :math:`h_{t-1} U`, not :math:`h_{t-1}`.
-    use_bias, return_sequences, go_backwards, initializers, regularizers, constraints
+    use_bias, return_sequences, go_backwards, dropout, seed, initializers, regularizers, constraints
         As :class:`~nnscratch.layers.SimpleRNN`.
     """
 

@@ -51,7 +51,7 @@ class LSTM(Recurrent):
     unit_forget_bias : bool
         Start the forget gate's bias at 1 (Keras's default): the cell keeps
         its memory at the start of training.
-    use_bias, return_sequences, go_backwards, initializers, regularizers, constraints
+    use_bias, return_sequences, go_backwards, dropout, seed, initializers, regularizers, constraints
         As :class:`~nnscratch.layers.SimpleRNN`.
     """
 

@@ -27,18 +27,22 @@ each one product over all N T rows. ``go_backwards=True`` reads the sequence
 from its last step to its first and, as Keras, returns the outputs in that
 order. The output is the last state ``h_T`` (N, units), or every state (N, T,
 units) with ``return_sequences=True``.
+
+``dropout`` (while training) multiplies the input by a mask ``m`` (N,
+features) of zeros and ``1 / (1 - rate)``, one draw per sequence used at
+every step, as Keras: ``x_t`` becomes ``x_t * m``, so ``dL/dW`` is taken
+from the masked input and ``dL/dx_t = (dL/dz_t W^T) * m``.
 """
 
 import numpy as np
 
-from nnscratch import activations, constraints, initializers, regularizers, rng
+from nnscratch import activations, constraints, initializers, kernels, regularizers, rng
 from nnscratch.layers.base import Layer, format_shape
 
 __all__ = ["Recurrent"]
 
 #: Keras arguments that need what nnscratch models do not have (several outputs, state kept across batches, masks).
-_UNSUPPORTED = {"return_state": False, "stateful": False, "dropout": 0.0, "recurrent_dropout": 0.0,
-                "zero_output_for_mask": False}
+_UNSUPPORTED = {"return_state": False, "stateful": False, "zero_output_for_mask": False}
 
 
 def check_activation(name, argument) -> str:
@@ -59,12 +63,18 @@ class Recurrent(Layer):
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 recurrent_constraint=None, bias_constraint=None, return_sequences=False, go_backwards=False,
-                 unroll=False, seed=None, **kwargs):
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, go_backwards=False, unroll=False, seed=None, **kwargs):
         for argument, default in _UNSUPPORTED.items():
             if kwargs.pop(argument, default) != default:
                 raise ValueError(f"{argument}={default!r} is the only value nnscratch supports in a recurrent layer "
                                  "(models have one output, batches are independent, and there are no masks)")
+        if recurrent_dropout != 0:
+            raise ValueError(f"recurrent_dropout={recurrent_dropout!r}: only 0 is supported (a mask on the state "
+                             "inside the time loop, with Keras's separate mask for each gate, is not implemented); "
+                             "dropout= on the inputs is")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive integer, got {units!r}")
@@ -83,7 +93,10 @@ class Recurrent(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.return_sequences, self.go_backwards = bool(return_sequences), bool(go_backwards)
         self.unroll = bool(unroll)  # Keras's graph-building option: the same arithmetic either way
-        self.seed = seed            # Keras's seed of the dropout masks (dropout is 0 here): kept for the config
+        self.dropout = float(dropout)
+        self.seed = seed            # fixes the dropout masks (as Dropout's seed)
+        if self.dropout > 0:        # (only then: a generator drawn here would shift later layers' initial weights)
+            self.generator = rng.generator_from_seed(seed)
 
     # ------------------------------------------------------------------ weights and shapes
     def build(self, input_shape):
@@ -116,11 +129,21 @@ class Recurrent(Layer):
                  ("bias", self.bias_regularizer if self.use_bias else None))
         return {name: regularizer for name, regularizer in pairs if regularizer is not None}
 
+    def reseed(self, generator: np.random.Generator) -> None:
+        """Draw the following dropout masks from ``generator`` (used by ``fit(seed=...)``)."""
+        self.generator = generator
+
     # ------------------------------------------------------------------ forward and backward
     def forward(self, x, training=False):
         self.check_input(x)
         sequence = x[:, ::-1] if self.go_backwards else x
         n, steps, features = sequence.shape
+        self._dropout_mask = None
+        if training and self.dropout > 0:   # one mask (N, features) for every step, scaled by 1 / (1 - rate)
+            uniform = self.generator.random((n, features), dtype=np.float32)
+            _, self._dropout_mask = kernels.backend().dropout_forward(np.ones((n, features), sequence.dtype),
+                                                                      uniform, self.dropout)
+            sequence = sequence * self._dropout_mask[:, None, :]
         projected = (sequence.reshape(n * steps, features) @ self.kernel.value).reshape(n, steps, -1)
         if self.use_bias:
             projected += self._input_bias()
@@ -145,6 +168,8 @@ class Recurrent(Layer):
         if self.skip_input_gradient:
             return None
         grad_x = (rows @ self.kernel.value.T).reshape(n, steps, features)
+        if self._dropout_mask is not None:
+            grad_x *= self._dropout_mask[:, None, :]
         return grad_x[:, ::-1] if self.go_backwards else grad_x
 
     def _scan(self, projected, training):
@@ -184,4 +209,4 @@ class Recurrent(Layer):
                 "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
                 "bias_constraint": constraints.serialize(self.bias_constraint),
                 "return_sequences": self.return_sequences, "go_backwards": self.go_backwards,
-                "unroll": self.unroll, "seed": self.seed}
+                "dropout": self.dropout, "recurrent_dropout": 0.0, "unroll": self.unroll, "seed": self.seed}

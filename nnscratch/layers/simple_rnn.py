@@ -33,6 +33,11 @@ class SimpleRNN(Recurrent):
     activation : str
         An elementwise activation (``"tanh"``, ``"relu"``, ``"sigmoid"``, ...).
     use_bias, return_sequences, go_backwards : bool
+    dropout : float in [0, 1)
+        While training, each sequence's input features are dropped with
+        this probability (the rest scaled by ``1 / (1 - dropout)``), with
+        one mask for all its steps, as Keras (``recurrent_dropout`` is not
+        supported). ``seed`` fixes the masks.
     kernel_initializer, recurrent_initializer, bias_initializer : str
         Keras's defaults: ``"glorot_uniform"``, ``"orthogonal"``, ``"zeros"``.
     kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint, recurrent_constraint,

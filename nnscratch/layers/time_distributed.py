@@ -1,5 +1,7 @@
 """TimeDistributed: the same layer applied to every step of a sequence."""
 
+import numpy as np
+
 from nnscratch.layers.base import Layer, format_shape
 
 __all__ = ["TimeDistributed"]
@@ -27,6 +29,14 @@ class TimeDistributed(Layer):
             raise TypeError(f"TimeDistributed wraps a single-input layer, got {layer!r}")
         super().__init__(**kwargs)
         self.layer = layer
+
+    def sublayers(self) -> list:
+        return [self.layer]
+
+    def reseed(self, generator: np.random.Generator) -> None:
+        """Pass ``generator`` on to the wrapped layer if it draws (a Dropout's masks; ``fit(seed=...)``)."""
+        if hasattr(self.layer, "reseed"):
+            self.layer.reseed(generator)
 
     def build(self, input_shape):
         if len(input_shape) < 2:
