@@ -215,7 +215,7 @@ def test_configs_round_trip_and_a_saved_model_predicts_the_same(tmp_path, make):
     (lambda: SimpleRNN(3, return_state=True), "return_state=False is the only value"),
     (lambda: LSTM(3, dropout=1.0), r"dropout must be a number in \[0, 1\), got 1.0"),
     (lambda: GRU(3, dropout=-0.1), "dropout must be a number"),
-    (lambda: LSTM(3, recurrent_dropout=0.1), "recurrent_dropout=0.1: only 0 is supported"),
+    (lambda: LSTM(3, recurrent_dropout=1.5), r"recurrent_dropout must be a number in \[0, 1\), got 1.5"),
     (lambda: SimpleRNN(3, stateful=True), "stateful=False"),
     (lambda: SimpleRNN(0), "units must be a positive integer"),
     (lambda: SimpleRNN(3, activation="softmax"), "elementwise activation"),

@@ -1,10 +1,13 @@
-"""``dropout`` of SimpleRNN, LSTM and GRU: Keras's mask on the inputs, one draw per sequence for all its steps.
+"""``dropout`` and ``recurrent_dropout`` of SimpleRNN, LSTM and GRU: Keras's masks, one draw per sequence.
 
-The mask is checked against the layer run on the masked input by hand; the
-gradients through it by central differences (the check restores the layer's
-generator, so every forward draws the same mask), for the three layers, with
-``go_backwards``, and inside Bidirectional; inference is untouched; ``seed``
-and ``fit(seed=...)`` make runs repeat; configs and saved models keep it.
+The input mask is checked against the layer run on the masked input by
+hand, and both masks (one for each gate, as Keras's ``implementation=1``)
+against per-step formulas written here; the gradients through them by
+central differences (the check restores the layer's generator, so every
+forward draws the same masks), for the three layers, with ``go_backwards``,
+and inside Bidirectional; the kernels' twins agree with masks; inference is
+untouched; ``seed`` and ``fit(seed=...)`` make runs repeat; configs and
+saved models keep the rates.
 """
 
 import copy
@@ -17,6 +20,7 @@ from hypothesis import strategies as st
 import nnscratch
 from nnscratch import rng
 from nnscratch.gradcheck import check_layer, check_model
+from nnscratch.kernels import recurrent_fast, recurrent_reference
 from nnscratch.layers import GRU, LSTM, Bidirectional, Dense, SimpleRNN
 from nnscratch.models.saving import load_model
 
@@ -59,13 +63,70 @@ def test_inference_ignores_dropout(kind):
     np.testing.assert_array_equal(with_dropout.forward(x, training=False), plain.forward(x, training=False))
 
 
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def drawn_masks(layer, n, features):
+    """The masks the layer's next training forward will draw, in its order: inputs (N, blocks, F), state (N, G, u)."""
+    generator = copy.deepcopy(layer.generator)
+    blocks = layer.blocks if layer.recurrent_dropout > 0 else 1
+    masks = []
+    for rate, count, width in ((layer.dropout, blocks, features), (layer.recurrent_dropout, layer.blocks, layer.units)):
+        if rate == 0:
+            masks.append(np.ones((n, count if count else 1, width)))
+            continue
+        uniform = generator.random((n, count * width), dtype=np.float32).reshape(n, count, width)
+        masks.append((uniform >= rate) / (1 - rate))
+    return masks
+
+
+def stepped(kind, x, weights, d, r):
+    """Keras's cell, written out, with input masks ``d`` (N, blocks, F) and state masks ``r`` (N, G, u)."""
+    kernel, recurrent, bias = weights
+    u = recurrent.shape[0]
+    h, c, states = np.zeros((len(x), u)), np.zeros((len(x), u)), []
+
+    def block(mask, g):
+        return mask[:, g if mask.shape[1] > 1 else 0]
+
+    for t in range(x.shape[1]):
+        if kind == "SimpleRNN":
+            h = np.tanh((x[:, t] * block(d, 0)) @ kernel + bias + (h * block(r, 0)) @ recurrent)
+        elif kind == "LSTM":
+            z = [(x[:, t] * block(d, g)) @ kernel[:, g * u:(g + 1) * u] + bias[g * u:(g + 1) * u]
+                 + (h * block(r, g)) @ recurrent[:, g * u:(g + 1) * u] for g in range(4)]
+            c = sigmoid(z[1]) * c + sigmoid(z[0]) * np.tanh(z[2])
+            h = sigmoid(z[3]) * np.tanh(c)
+        else:
+            p = [(x[:, t] * block(d, g)) @ kernel[:, g * u:(g + 1) * u] + bias[0, g * u:(g + 1) * u] for g in range(3)]
+            q = [(h * block(r, g)) @ recurrent[:, g * u:(g + 1) * u] + bias[1, g * u:(g + 1) * u] for g in range(3)]
+            update, reset = sigmoid(p[0] + q[0]), sigmoid(p[1] + q[1])
+            h = update * h + (1 - update) * np.tanh(p[2] + reset * q[2])    # h_{t-1} itself, unmasked, here
+        states.append(h)
+    return np.stack(states, axis=1)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("dropout, recurrent_dropout", [(0.0, 0.4), (0.3, 0.4)])
+def test_recurrent_dropout_is_kerass_cell_with_a_mask_for_each_gate(kind, dropout, recurrent_dropout):
+    shape = (7, 4, 3)
+    layer = built(KINDS[kind](4, dropout=dropout, recurrent_dropout=recurrent_dropout, seed=5, return_sequences=True),
+                  shape, 2)
+    x = np.random.default_rng(3).standard_normal(shape)
+    d, r = drawn_masks(layer, 7, 3)
+    assert r.shape == (7, layer.blocks, 4) and 0 < (r == 0).sum() < r.size
+    expected = stepped(kind, x, layer.get_weights(), d, r)
+    np.testing.assert_allclose(layer.forward(x, training=True), expected, rtol=1e-12, atol=1e-14)
+
+
 @settings(max_examples=20, deadline=None)
 @given(kind=st.sampled_from(list(KINDS)), shape=st.tuples(st.integers(2, 4), st.integers(1, 4), st.integers(2, 4)),
-       units=st.integers(1, 3), rate=st.sampled_from([0.2, 0.5]), go_backwards=st.booleans(),
-       return_sequences=st.booleans(), seed=rng_seeds())
-def test_gradients_through_the_mask(kind, shape, units, rate, go_backwards, return_sequences, seed):
-    layer = built(KINDS[kind](units, dropout=rate, seed=seed % 997, go_backwards=go_backwards,
-                              return_sequences=return_sequences), shape, seed)
+       units=st.integers(1, 3), rates=st.sampled_from([(0.2, 0.0), (0.5, 0.0), (0.0, 0.3), (0.4, 0.5)]),
+       go_backwards=st.booleans(), return_sequences=st.booleans(), seed=rng_seeds())
+def test_gradients_through_the_masks(kind, shape, units, rates, go_backwards, return_sequences, seed):
+    layer = built(KINDS[kind](units, dropout=rates[0], recurrent_dropout=rates[1], seed=seed % 997,
+                              go_backwards=go_backwards, return_sequences=return_sequences), shape, seed)
     report = check_layer(layer, x=np.random.default_rng(seed).standard_normal(shape), seed=seed % 1000, h=STEP)
     assert report.max_error < TOLERANCE, f"\n{report}"
 
@@ -81,8 +142,38 @@ def test_the_input_gradient_is_zero_where_a_feature_was_dropped():
     assert np.all(grad_x[np.broadcast_to(~dropped[:, None, :], grad_x.shape)] != 0)
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_twins_agree_with_state_masks(kind):
+    """The Numba twin hands masked steps to the reference loop: the same bits, with the same signatures."""
+    rng_ = np.random.default_rng(4)
+    blocks = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[kind]
+    n, steps, u = 5, 4, 3
+    projected = rng_.standard_normal((n, steps, blocks * u)).astype(np.float32)
+    recurrent = rng_.standard_normal((u, blocks * u)).astype(np.float32)
+    masks = ((rng_.random((n, blocks, u)) > 0.3) / 0.7).astype(np.float32)
+    grad_states = rng_.standard_normal((n, steps, u)).astype(np.float32)
+    if kind == "SimpleRNN":
+        pairs = [(twin.simple_rnn_forward(projected, recurrent, "tanh", masks),) for twin in (recurrent_fast,
+                                                                                             recurrent_reference)]
+        pairs = [p + (twin.simple_rnn_backward(grad_states, p[0], recurrent, "tanh", masks),)
+                 for p, twin in zip(pairs, (recurrent_fast, recurrent_reference))]
+    elif kind == "LSTM":
+        pairs = []
+        for twin in (recurrent_fast, recurrent_reference):
+            forward = twin.lstm_forward(projected, recurrent, "tanh", "sigmoid", masks)
+            pairs.append((*forward, twin.lstm_backward(grad_states, recurrent, *forward[1:], "tanh", "sigmoid", masks)))
+    else:
+        bias = rng_.standard_normal(3 * u).astype(np.float32)
+        pairs = []
+        for twin in (recurrent_fast, recurrent_reference):
+            forward = twin.gru_forward(projected, recurrent, bias, "tanh", "sigmoid", masks)
+            pairs.append((*forward, *twin.gru_backward(grad_states, recurrent, *forward, "tanh", "sigmoid", masks)))
+    for a, b in zip(*pairs):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_bidirectional_draws_two_masks_and_is_gradient_checked():
-    layer = Bidirectional(GRU(2, dropout=0.5, return_sequences=True))
+    layer = Bidirectional(GRU(2, dropout=0.5, recurrent_dropout=0.3, return_sequences=True))
     layer = built(layer, (4, 3, 3), 8)
     x = np.random.default_rng(9).standard_normal((4, 3, 3))
     report = check_layer(layer, x=x, seed=3, h=STEP)    # the inner layers' generators are restored between passes
@@ -95,7 +186,8 @@ def test_bidirectional_draws_two_masks_and_is_gradient_checked():
 def test_a_model_with_dropout_is_gradient_checked_whole():
     with float64_floatx():
         model = nnscratch.Sequential([nnscratch.Input((4, 3)), SimpleRNN(3, dropout=0.3, seed=2, return_sequences=True),
-                                      LSTM(2, dropout=0.3, seed=4), Dense(2, activation="softmax")])
+                                      LSTM(2, dropout=0.3, recurrent_dropout=0.4, seed=4),
+                                      Dense(2, activation="softmax")])
     report = check_model(model, np.random.default_rng(1).standard_normal((5, 4, 3)), h=STEP)
     assert report.max_error < TOLERANCE, f"\n{report}"
 
@@ -106,7 +198,8 @@ def test_fit_with_a_seed_repeats_bit_for_bit_and_its_masks_depend_on_it():
 
     def train(fit_seed):
         nnscratch.set_random_seed(1)
-        model = nnscratch.Sequential([nnscratch.Input((6, 3)), GRU(4, dropout=0.5), Dense(2, activation="softmax")])
+        model = nnscratch.Sequential([nnscratch.Input((6, 3)), GRU(4, dropout=0.5, recurrent_dropout=0.2),
+                                      Dense(2, activation="softmax")])
         model.compile("adam", "categorical_crossentropy")
         model.fit(x, y, epochs=2, batch_size=8, seed=fit_seed, shuffle=False, verbose=0)   # the seed: masks only
         return model.get_weights()
@@ -125,16 +218,17 @@ def test_without_dropout_a_layer_draws_nothing_at_construction():
     assert rng.new_generator().random() == expected and not hasattr(layer, "generator")
 
 
-def test_config_and_a_saved_model_keep_the_rate(tmp_path):
-    layer = LSTM(3, dropout=0.25, seed=9)
+def test_config_and_a_saved_model_keep_the_rates(tmp_path):
+    layer = LSTM(3, dropout=0.25, recurrent_dropout=0.125, seed=9)
     config = layer.get_config()
-    assert config["dropout"] == 0.25 and config["recurrent_dropout"] == 0.0 and config["seed"] == 9
-    assert LSTM.from_config(config).dropout == 0.25
+    assert config["dropout"] == 0.25 and config["recurrent_dropout"] == 0.125 and config["seed"] == 9
+    clone = LSTM.from_config(config)
+    assert clone.dropout == 0.25 and clone.recurrent_dropout == 0.125
     model = nnscratch.Sequential([nnscratch.Input((4, 2)), layer, Dense(1)])
     model.compile("sgd", "mse")
     x = np.random.default_rng(3).standard_normal((6, 4, 2)).astype(np.float32)
     model.fit(x, np.zeros((6, 1), np.float32), epochs=1, verbose=0)
     model.save(tmp_path / "m.npz")
     loaded = load_model(tmp_path / "m.npz")
-    assert loaded.layers[0].dropout == 0.25
+    assert loaded.layers[0].dropout == 0.25 and loaded.layers[0].recurrent_dropout == 0.125
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -25,7 +25,9 @@ products are BLAS calls of other shapes.
 The compiled loops are written for the Keras defaults: an LSTM or GRU
 with ``activation="tanh"`` and ``recurrent_activation="sigmoid"``
 (:func:`uses_fused_steps`), a SimpleRNN with ``"tanh"`` or ``"relu"``
-(``SIMPLE_RNN_ACTIVATIONS``). Other activations run the reference loop.
+(``SIMPLE_RNN_ACTIVATIONS``), and no ``recurrent_masks`` (Keras's
+``recurrent_dropout``). Other activations, and training with recurrent
+dropout, run the reference loop.
 """
 
 import numpy as np
@@ -155,11 +157,11 @@ def _simple_code(activation, dtype):
     return SIMPLE_RNN_ACTIVATIONS.index(activation)
 
 
-def simple_rnn_forward(projected, recurrent, activation):
+def simple_rnn_forward(projected, recurrent, activation, recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.simple_rnn_forward`."""
     code = _simple_code(activation, projected.dtype)
-    if code is None:
-        return reference.simple_rnn_forward(projected, recurrent, activation)
+    if code is None or recurrent_masks is not None:
+        return reference.simple_rnn_forward(projected, recurrent, activation, recurrent_masks)
     projected = np.ascontiguousarray(projected)
     states = np.empty(projected.shape, projected.dtype)
     if states.size:
@@ -168,11 +170,11 @@ def simple_rnn_forward(projected, recurrent, activation):
     return states
 
 
-def simple_rnn_backward(grad_states, states, recurrent, activation):
+def simple_rnn_backward(grad_states, states, recurrent, activation, recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.simple_rnn_backward`."""
     code = _simple_code(activation, grad_states.dtype)
-    if code is None:
-        return reference.simple_rnn_backward(grad_states, states, recurrent, activation)
+    if code is None or recurrent_masks is not None:
+        return reference.simple_rnn_backward(grad_states, states, recurrent, activation, recurrent_masks)
     dtype = grad_states.dtype
     grad_z = np.empty(grad_states.shape, dtype)
     if grad_z.size:
@@ -280,10 +282,10 @@ def _lstm_backward_kernel(grad_states, transposed, packed, zero_bias, gates, cel
                 _product(rows, transposed, packed, zero_bias, carried)
 
 
-def lstm_forward(projected, recurrent, activation, recurrent_activation):
+def lstm_forward(projected, recurrent, activation, recurrent_activation, recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.lstm_forward`."""
-    if not uses_fused_steps(activation, recurrent_activation, projected.dtype):
-        return reference.lstm_forward(projected, recurrent, activation, recurrent_activation)
+    if not uses_fused_steps(activation, recurrent_activation, projected.dtype) or recurrent_masks is not None:
+        return reference.lstm_forward(projected, recurrent, activation, recurrent_activation, recurrent_masks)
     projected = np.ascontiguousarray(projected)
     dtype = projected.dtype
     n, steps, width = projected.shape
@@ -297,11 +299,12 @@ def lstm_forward(projected, recurrent, activation, recurrent_activation):
     return states, gates, cells, squashed
 
 
-def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, recurrent_activation):
+def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, recurrent_activation,
+                  recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.lstm_backward`."""
-    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype):
+    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype) or recurrent_masks is not None:
         return reference.lstm_backward(grad_states, recurrent, gates, cells, squashed, activation,
-                                       recurrent_activation)
+                                       recurrent_activation, recurrent_masks)
     dtype = grad_states.dtype
     n, steps, u = grad_states.shape
     grad_z = np.empty((n, steps, 4 * u), dtype)
@@ -391,10 +394,11 @@ def _gru_backward_kernel(grad_states, transposed, packed, zero_bias, states, upd
                 _product(rows, transposed, packed, zero_bias, product)
 
 
-def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation):
+def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation, recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.gru_forward`."""
-    if not uses_fused_steps(activation, recurrent_activation, projected.dtype):
-        return reference.gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation)
+    if not uses_fused_steps(activation, recurrent_activation, projected.dtype) or recurrent_masks is not None:
+        return reference.gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation,
+                                     recurrent_masks)
     projected = np.ascontiguousarray(projected)
     dtype = projected.dtype
     n, steps, width = projected.shape
@@ -408,11 +412,12 @@ def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_acti
     return states, update, reset, candidate, q_h
 
 
-def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation, recurrent_activation):
+def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation, recurrent_activation,
+                 recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.gru_backward`."""
-    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype):
+    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype) or recurrent_masks is not None:
         return reference.gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation,
-                                      recurrent_activation)
+                                      recurrent_activation, recurrent_masks)
     dtype = grad_states.dtype
     n, steps, u = grad_states.shape
     grad_p, grad_q = np.empty((n, steps, 3 * u), dtype), np.empty((n, steps, 3 * u), dtype)

@@ -15,6 +15,12 @@ The formulas and their derivations are in the layers' docstrings
 activations are any elementwise ones whose derivative comes from their
 output (``"tanh"``, ``"sigmoid"``, ``"relu"``, ...), by name.
 
+``recurrent_masks`` (N, G, units), or None: Keras's ``recurrent_dropout``
+while training, a mask for each block of units (gate) on the state before
+its product, so block ``g`` of ``h_{t-1} U`` becomes ``(h_{t-1} * m_g) U_g``
+(``U_g`` the block's columns of ``U``), and ``dL/dh_{t-1}`` gets
+``sum_g (dL/dz_g U_g^T) * m_g`` through it.
+
 The twin with the same names and signatures is
 :mod:`nnscratch.kernels.recurrent_fast`.
 """
@@ -37,29 +43,50 @@ def derivative(grad_y, y, name):
     return activation_backward(np.ascontiguousarray(grad_y), y, name)
 
 
+def recurrent_product(state, recurrent, masks):
+    """``h U`` (N, G units), or with ``masks`` (N, G, units): block ``g`` is ``(h * m_g) U_g``."""
+    if masks is None:
+        return state @ recurrent
+    u = state.shape[1]
+    return np.concatenate([(state * masks[:, g]) @ recurrent[:, g * u:(g + 1) * u] for g in range(masks.shape[1])],
+                          axis=1)
+
+
+def recurrent_product_backward(grad, recurrent, masks):
+    """What ``h_{t-1}`` gets through the product from ``grad = dL/d(h U)``.
+
+    That is ``grad U^T``, or with ``masks`` ``sum_g (grad_g U_g^T) * m_g``.
+    """
+    if masks is None:
+        return grad @ recurrent.T
+    u = recurrent.shape[0]
+    return sum((grad[:, g * u:(g + 1) * u] @ recurrent[:, g * u:(g + 1) * u].T) * masks[:, g]
+               for g in range(masks.shape[1]))
+
+
 # ---------------------------------------------------------------------------
 # SimpleRNN: h_t = f(z_t), z_t = x_t W + b + h_{t-1} U
 # ---------------------------------------------------------------------------
 
-def simple_rnn_forward(projected, recurrent, activation):
+def simple_rnn_forward(projected, recurrent, activation, recurrent_masks=None):
     """The states ``h_1 ... h_T`` (N, T, units) from ``projected`` (N, T, units) and ``U`` (units, units)."""
     n, steps, units = projected.shape
     states = np.empty((n, steps, units), dtype=projected.dtype)
     state = np.zeros((n, units), dtype=projected.dtype)
     for t in range(steps):
-        state = activate(projected[:, t] + state @ recurrent, activation)
+        state = activate(projected[:, t] + recurrent_product(state, recurrent, recurrent_masks), activation)
         states[:, t] = state
     return states
 
 
-def simple_rnn_backward(grad_states, states, recurrent, activation):
+def simple_rnn_backward(grad_states, states, recurrent, activation, recurrent_masks=None):
     """``dL/dz_t`` (N, T, units) of every step from ``dL/dh_t`` at the outputs ``grad_states`` (N, T, units)."""
     n, steps, units = grad_states.shape
     grad_z = np.empty_like(grad_states)
     carried = np.zeros((n, units), dtype=grad_states.dtype)   # dL/dz_{t+1} U^T
     for t in reversed(range(steps)):
         grad_z[:, t] = derivative(grad_states[:, t] + carried, states[:, t], activation)
-        carried = grad_z[:, t] @ recurrent.T
+        carried = recurrent_product_backward(grad_z[:, t], recurrent, recurrent_masks)
     return grad_z
 
 
@@ -67,7 +94,7 @@ def simple_rnn_backward(grad_states, states, recurrent, activation):
 # LSTM: gates i, f, c~, o; c_t = f c_{t-1} + i c~; h_t = o phi(c_t)
 # ---------------------------------------------------------------------------
 
-def lstm_forward(projected, recurrent, activation, recurrent_activation):
+def lstm_forward(projected, recurrent, activation, recurrent_activation, recurrent_masks=None):
     """Run an LSTM over ``projected`` (N, T, 4 units) with ``U`` (units, 4 units).
 
     Returns ``(states, gates, cells, squashed)``: ``h_t`` (N, T, units); the
@@ -83,7 +110,7 @@ def lstm_forward(projected, recurrent, activation, recurrent_activation):
     state = np.zeros((n, u), dtype=projected.dtype)
     cell = np.zeros((n, u), dtype=projected.dtype)
     for t in range(steps):
-        z = projected[:, t] + state @ recurrent
+        z = projected[:, t] + recurrent_product(state, recurrent, recurrent_masks)
         i = activate(z[:, :u], recurrent_activation)
         f = activate(z[:, u:2 * u], recurrent_activation)
         candidate = activate(z[:, 2 * u:3 * u], activation)
@@ -95,7 +122,8 @@ def lstm_forward(projected, recurrent, activation, recurrent_activation):
     return states, gates, cells, squashed
 
 
-def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, recurrent_activation):
+def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, recurrent_activation,
+                  recurrent_masks=None):
     """``dL/dz_t`` (N, T, 4 units) of every step, from ``dL/dh_t`` at the outputs and :func:`lstm_forward`'s arrays."""
     n, steps, u = grad_states.shape
     grad_z = np.empty((n, steps, 4 * u), dtype=grad_states.dtype)
@@ -111,7 +139,8 @@ def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, re
         grad_z[:, t, u:2 * u] = derivative(grad_cell * previous_cell, f, recurrent_activation)
         grad_z[:, t, 2 * u:3 * u] = derivative(grad_cell * i, candidate, activation)
         grad_z[:, t, 3 * u:] = derivative(grad_state * squashed[:, t], o, recurrent_activation)
-        carried, grad_cell_next, forget_next = grad_z[:, t] @ recurrent.T, grad_cell, f
+        carried = recurrent_product_backward(grad_z[:, t], recurrent, recurrent_masks)
+        grad_cell_next, forget_next = grad_cell, f
     return grad_z
 
 
@@ -119,7 +148,7 @@ def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, re
 # GRU (reset_after=True): blocks z (update), r (reset), h
 # ---------------------------------------------------------------------------
 
-def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation):
+def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation, recurrent_masks=None):
     """Run a GRU over ``projected = x_t W + b^x`` (N, T, 3 units) with ``U`` (units, 3 units) and ``b^h`` (3 units,).
 
     ``recurrent_bias`` may be None (no bias). Returns ``(states, update,
@@ -133,7 +162,7 @@ def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_acti
     states = np.empty((n, steps, u), dtype=projected.dtype)
     state = np.zeros((n, u), dtype=projected.dtype)
     for t in range(steps):
-        p, q = projected[:, t], state @ recurrent
+        p, q = projected[:, t], recurrent_product(state, recurrent, recurrent_masks)
         if recurrent_bias is not None:
             q = q + recurrent_bias
         update = activate(p[:, :u] + q[:, :u], recurrent_activation)
@@ -146,7 +175,8 @@ def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_acti
     return (states, *kept)
 
 
-def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation, recurrent_activation):
+def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation, recurrent_activation,
+                 recurrent_masks=None):
     """``(dL/dp_t, dL/dq_t)`` (N, T, 3 units each) of every step, from ``dL/dh_t`` and :func:`gru_forward`'s arrays."""
     n, steps, u = grad_states.shape
     grad_p = np.empty((n, steps, 3 * u), dtype=grad_states.dtype)   # dL/d(x_t W + b^x)
@@ -162,5 +192,5 @@ def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, 
         grad_p[:, t, 2 * u:] = grad_a
         grad_q[:, t, :2 * u] = grad_p[:, t, :2 * u]
         grad_q[:, t, 2 * u:] = grad_a * r
-        carried = grad_q[:, t] @ recurrent.T + grad_state * z
+        carried = recurrent_product_backward(grad_q[:, t], recurrent, recurrent_masks) + grad_state * z
     return grad_p, grad_q

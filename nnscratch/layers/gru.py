@@ -75,13 +75,14 @@ class GRU(Recurrent):
     def _scan(self, projected, training):
         states, *kept = kernels.recurrent_backend().gru_forward(
             projected, self.recurrent_kernel.value, self.bias.value[1] if self.use_bias else None, self.activation,
-            self.recurrent_activation)
+            self.recurrent_activation, self._recurrent_masks)
         self._kept, self._states = (kept, states) if training else (None, None)
         return states
 
     def _scan_backward(self, grad_states):
         return kernels.recurrent_backend().gru_backward(grad_states, self.recurrent_kernel.value, self._states,
-                                                        *self._kept, self.activation, self.recurrent_activation)
+                                                        *self._kept, self.activation, self.recurrent_activation,
+                                                        self._recurrent_masks)
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation,

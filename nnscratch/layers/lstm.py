@@ -71,7 +71,7 @@ class LSTM(Recurrent):
 
     def _scan(self, projected, training):
         states, *kept = kernels.recurrent_backend().lstm_forward(
-            projected, self.recurrent_kernel.value, self.activation, self.recurrent_activation)
+            projected, self.recurrent_kernel.value, self.activation, self.recurrent_activation, self._recurrent_masks)
         self._kept, self._states = (kept, states) if training else (None, None)   # inference keeps nothing
         return states
 
@@ -79,7 +79,7 @@ class LSTM(Recurrent):
         gates, cells, squashed = self._kept
         grad_z = kernels.recurrent_backend().lstm_backward(
             grad_states, self.recurrent_kernel.value, gates, cells, squashed, self.activation,
-            self.recurrent_activation)
+            self.recurrent_activation, self._recurrent_masks)
         return grad_z, grad_z
 
     def get_config(self):

@@ -32,6 +32,13 @@ units) with ``return_sequences=True``.
 features) of zeros and ``1 / (1 - rate)``, one draw per sequence used at
 every step, as Keras: ``x_t`` becomes ``x_t * m``, so ``dL/dW`` is taken
 from the masked input and ``dL/dx_t = (dL/dz_t W^T) * m``.
+``recurrent_dropout`` masks the state before its product the same way,
+with a mask for each block of units (Keras's ``implementation=1``, which it
+switches to then): block ``g`` of ``h_{t-1} U`` is ``(h_{t-1} * r_g) U_g``.
+With both, the input gets a mask for each block too, ``(x_t * m_g) W_g``,
+again as Keras. ``dL/dU_g`` is then taken from the masked states, and
+what flows back to ``h_{t-1}`` through the product is
+``sum_g (dL/dz_g U_g^T) * r_g`` (the kernels' ``recurrent_masks``).
 """
 
 import numpy as np
@@ -69,12 +76,9 @@ class Recurrent(Layer):
             if kwargs.pop(argument, default) != default:
                 raise ValueError(f"{argument}={default!r} is the only value nnscratch supports in a recurrent layer "
                                  "(models have one output, batches are independent, and there are no masks)")
-        if recurrent_dropout != 0:
-            raise ValueError(f"recurrent_dropout={recurrent_dropout!r}: only 0 is supported (a mask on the state "
-                             "inside the time loop, with Keras's separate mask for each gate, is not implemented); "
-                             "dropout= on the inputs is")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        for argument, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+                raise ValueError(f"{argument} must be a number in [0, 1), got {rate!r}")
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive integer, got {units!r}")
@@ -93,10 +97,10 @@ class Recurrent(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.return_sequences, self.go_backwards = bool(return_sequences), bool(go_backwards)
         self.unroll = bool(unroll)  # Keras's graph-building option: the same arithmetic either way
-        self.dropout = float(dropout)
+        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
         self.seed = seed            # fixes the dropout masks (as Dropout's seed)
-        if self.dropout > 0:        # (only then: a generator drawn here would shift later layers' initial weights)
-            self.generator = rng.generator_from_seed(seed)
+        if self.dropout > 0 or self.recurrent_dropout > 0:   # (only then: a generator drawn here would shift
+            self.generator = rng.generator_from_seed(seed)   # later layers' initial weights)
 
     # ------------------------------------------------------------------ weights and shapes
     def build(self, input_shape):
@@ -138,13 +142,16 @@ class Recurrent(Layer):
         self.check_input(x)
         sequence = x[:, ::-1] if self.go_backwards else x
         n, steps, features = sequence.shape
-        self._dropout_mask = None
-        if training and self.dropout > 0:   # one mask (N, features) for every step, scaled by 1 / (1 - rate)
-            uniform = self.generator.random((n, features), dtype=np.float32)
-            _, self._dropout_mask = kernels.backend().dropout_forward(np.ones((n, features), sequence.dtype),
-                                                                      uniform, self.dropout)
-            sequence = sequence * self._dropout_mask[:, None, :]
-        projected = (sequence.reshape(n * steps, features) @ self.kernel.value).reshape(n, steps, -1)
+        self._input_masks = self._recurrent_masks = None
+        if training and self.dropout > 0:     # Keras: one mask, or one a block with recurrent dropout too
+            blocks = self.blocks if self.recurrent_dropout > 0 else 1
+            self._input_masks = self._draw_masks((n, blocks, features), self.dropout, sequence.dtype)
+        if training and self.recurrent_dropout > 0:
+            self._recurrent_masks = self._draw_masks((n, self.blocks, self.units), self.recurrent_dropout,
+                                                     sequence.dtype)
+        projected = np.concatenate([(self._masked(sequence, mask).reshape(n * steps, features)
+                                     @ self.kernel.value[:, columns]).reshape(n, steps, -1)
+                                    for columns, mask in self._blocks(self._input_masks)], axis=2)
         if self.use_bias:
             projected += self._input_bias()
         states = self._scan(projected, training)            # (N, T, units): h_1 ... h_T
@@ -160,17 +167,40 @@ class Recurrent(Layer):
             grad_states[:, -1] = grad_output
         grad_z, grad_recurrent = self._scan_backward(grad_states)   # (N, T, G units) each, every step
         rows, recurrent_rows = grad_z.reshape(n * steps, -1), grad_recurrent.reshape(n * steps, -1)
-        np.matmul(self._sequence.reshape(n * steps, features).T, rows, out=self.kernel.grad)
+        for columns, mask in self._blocks(self._input_masks):
+            masked = self._masked(self._sequence, mask).reshape(n * steps, features)
+            self.kernel.grad[:, columns] = masked.T @ rows[:, columns]
         previous = np.concatenate([np.zeros_like(self._states[:, :1]), self._states[:, :-1]], axis=1)
-        np.matmul(previous.reshape(n * steps, self.units).T, recurrent_rows, out=self.recurrent_kernel.grad)
+        for columns, mask in self._blocks(self._recurrent_masks):
+            masked = self._masked(previous, mask).reshape(n * steps, self.units)
+            self.recurrent_kernel.grad[:, columns] = masked.T @ recurrent_rows[:, columns]
         if self.use_bias:
             self._bias_gradient(rows, recurrent_rows)
         if self.skip_input_gradient:
             return None
-        grad_x = (rows @ self.kernel.value.T).reshape(n, steps, features)
-        if self._dropout_mask is not None:
-            grad_x *= self._dropout_mask[:, None, :]
+        grad_x = sum(self._masked((rows[:, columns] @ self.kernel.value[:, columns].T).reshape(n, steps, features),
+                                  mask)
+                     for columns, mask in self._blocks(self._input_masks))
         return grad_x[:, ::-1] if self.go_backwards else grad_x
+
+    # ------------------------------------------------------------------ dropout masks
+    def _draw_masks(self, shape, rate, dtype):
+        """Masks of zeros and ``1 / (1 - rate)``, ``shape`` (N, masks, width): one a sequence for all its steps."""
+        uniform = self.generator.random((shape[0], shape[1] * shape[2]), dtype=np.float32)
+        _, mask = kernels.backend().dropout_forward(np.ones(uniform.shape, dtype), uniform, rate)
+        return mask.reshape(shape)
+
+    def _blocks(self, masks):
+        """``(columns, mask)`` of each block of the kernels that ``masks`` (N, blocks, width) covers (one: all)."""
+        if masks is None or masks.shape[1] == 1:
+            return [(slice(None), None if masks is None else masks[:, 0])]
+        width = self.units
+        return [(slice(b * width, (b + 1) * width), masks[:, b]) for b in range(masks.shape[1])]
+
+    @staticmethod
+    def _masked(sequence, mask):
+        """``sequence`` (N, T, width) times ``mask`` (N, width) at every step, or as it is for None."""
+        return sequence if mask is None else sequence * mask[:, None, :]
 
     def _scan(self, projected, training):
         """Run the steps on ``projected = x_t W + b`` (N, T, G units); return the states (N, T, units).
@@ -209,4 +239,5 @@ class Recurrent(Layer):
                 "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
                 "bias_constraint": constraints.serialize(self.bias_constraint),
                 "return_sequences": self.return_sequences, "go_backwards": self.go_backwards,
-                "dropout": self.dropout, "recurrent_dropout": 0.0, "unroll": self.unroll, "seed": self.seed}
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "unroll": self.unroll,
+                "seed": self.seed}

@@ -33,11 +33,13 @@ class SimpleRNN(Recurrent):
     activation : str
         An elementwise activation (``"tanh"``, ``"relu"``, ``"sigmoid"``, ...).
     use_bias, return_sequences, go_backwards : bool
-    dropout : float in [0, 1)
-        While training, each sequence's input features are dropped with
-        this probability (the rest scaled by ``1 / (1 - dropout)``), with
-        one mask for all its steps, as Keras (``recurrent_dropout`` is not
-        supported). ``seed`` fixes the masks.
+    dropout, recurrent_dropout : float in [0, 1)
+        While training, each sequence's input features (``dropout``) and its
+        state before the product by ``U`` (``recurrent_dropout``) are dropped
+        with these probabilities (the rest scaled by ``1 / (1 - rate)``),
+        one mask for all the steps of a sequence, as Keras; an LSTM or GRU
+        with ``recurrent_dropout`` has a mask for each gate, as Keras's
+        ``implementation=1``. ``seed`` fixes the masks.
     kernel_initializer, recurrent_initializer, bias_initializer : str
         Keras's defaults: ``"glorot_uniform"``, ``"orthogonal"``, ``"zeros"``.
     kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint, recurrent_constraint,
@@ -47,11 +49,12 @@ class SimpleRNN(Recurrent):
 
     def _scan(self, projected, training):
         states = kernels.recurrent_backend().simple_rnn_forward(projected, self.recurrent_kernel.value,
-                                                                self.activation)
+                                                                self.activation, self._recurrent_masks)
         self._states = states if training else None
         return states
 
     def _scan_backward(self, grad_states):
         grad_z = kernels.recurrent_backend().simple_rnn_backward(grad_states, self._states,
-                                                                 self.recurrent_kernel.value, self.activation)
+                                                                 self.recurrent_kernel.value, self.activation,
+                                                                 self._recurrent_masks)
         return grad_z, grad_z
