@@ -26,8 +26,10 @@ from nnscratch.models.saving import load_model
 
 try:
     from tests.grad_strategies import STEP, TOLERANCE, float64_floatx, rng_seeds
+    from tests.kernel_helpers import module_value
 except ImportError:  # tests/ itself is on sys.path
     from grad_strategies import STEP, TOLERANCE, float64_floatx, rng_seeds
+    from kernel_helpers import module_value
 
 KINDS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 
@@ -142,34 +144,37 @@ def test_the_input_gradient_is_zero_where_a_feature_was_dropped():
     assert np.all(grad_x[np.broadcast_to(~dropped[:, None, :], grad_x.shape)] != 0)
 
 
+@pytest.mark.parametrize("panels", [True, False], ids=["panels", "blas"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_the_twins_agree_with_state_masks(kind):
-    """The Numba twin hands masked steps to the reference loop: the same bits, with the same signatures."""
+def test_the_twins_agree_with_state_masks(kind, dtype, panels):
+    """The compiled loops' product block by block with the masks: the reference's numbers, by panels and by BLAS."""
     rng_ = np.random.default_rng(4)
     blocks = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[kind]
-    n, steps, u = 5, 4, 3
-    projected = rng_.standard_normal((n, steps, blocks * u)).astype(np.float32)
-    recurrent = rng_.standard_normal((u, blocks * u)).astype(np.float32)
-    masks = ((rng_.random((n, blocks, u)) > 0.3) / 0.7).astype(np.float32)
-    grad_states = rng_.standard_normal((n, steps, u)).astype(np.float32)
-    if kind == "SimpleRNN":
-        pairs = [(twin.simple_rnn_forward(projected, recurrent, "tanh", masks),) for twin in (recurrent_fast,
-                                                                                             recurrent_reference)]
-        pairs = [p + (twin.simple_rnn_backward(grad_states, p[0], recurrent, "tanh", masks),)
-                 for p, twin in zip(pairs, (recurrent_fast, recurrent_reference))]
-    elif kind == "LSTM":
-        pairs = []
+    n, steps, u = recurrent_fast.CHUNK_ROWS + 5, 4, 5         # two chunks, the second partial
+    projected = rng_.standard_normal((n, steps, blocks * u)).astype(dtype)
+    recurrent = (rng_.standard_normal((u, blocks * u)) / np.sqrt(u)).astype(dtype)
+    masks = ((rng_.random((n, blocks, u)) > 0.3) / 0.7).astype(dtype)
+    grad_states = rng_.standard_normal((n, steps, u)).astype(dtype)
+    bias = rng_.standard_normal(3 * u).astype(dtype)
+    results = []
+    with module_value(recurrent_fast, "fixed_product_pays", lambda k, m: panels):
         for twin in (recurrent_fast, recurrent_reference):
-            forward = twin.lstm_forward(projected, recurrent, "tanh", "sigmoid", masks)
-            pairs.append((*forward, twin.lstm_backward(grad_states, recurrent, *forward[1:], "tanh", "sigmoid", masks)))
-    else:
-        bias = rng_.standard_normal(3 * u).astype(np.float32)
-        pairs = []
-        for twin in (recurrent_fast, recurrent_reference):
-            forward = twin.gru_forward(projected, recurrent, bias, "tanh", "sigmoid", masks)
-            pairs.append((*forward, *twin.gru_backward(grad_states, recurrent, *forward, "tanh", "sigmoid", masks)))
-    for a, b in zip(*pairs):
-        np.testing.assert_array_equal(a, b)
+            if kind == "SimpleRNN":
+                states = twin.simple_rnn_forward(projected, recurrent, "tanh", masks)
+                results.append((states, twin.simple_rnn_backward(grad_states, states, recurrent, "tanh", masks)))
+            elif kind == "LSTM":
+                forward = twin.lstm_forward(projected, recurrent, "tanh", "sigmoid", masks)
+                results.append((*forward, twin.lstm_backward(grad_states, recurrent, *forward[1:], "tanh", "sigmoid",
+                                                             masks)))
+            else:
+                forward = twin.gru_forward(projected, recurrent, bias, "tanh", "sigmoid", masks)
+                results.append((*forward, *twin.gru_backward(grad_states, recurrent, *forward, "tanh", "sigmoid",
+                                                             masks)))
+    rtol = 2e-5 if dtype == np.float32 else 1e-12
+    for got, expected in zip(*results):
+        assert got.dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
 def test_bidirectional_draws_two_masks_and_is_gradient_checked():

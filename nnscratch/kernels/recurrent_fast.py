@@ -25,9 +25,10 @@ products are BLAS calls of other shapes.
 The compiled loops are written for the Keras defaults: an LSTM or GRU
 with ``activation="tanh"`` and ``recurrent_activation="sigmoid"``
 (:func:`uses_fused_steps`), a SimpleRNN with ``"tanh"`` or ``"relu"``
-(``SIMPLE_RNN_ACTIVATIONS``), and no ``recurrent_masks`` (Keras's
-``recurrent_dropout``). Other activations, and training with recurrent
-dropout, run the reference loop.
+(``SIMPLE_RNN_ACTIVATIONS``). Other activations run the reference loop.
+With ``recurrent_masks`` (Keras's ``recurrent_dropout``) a step's product
+is made block by block, each block of ``U`` packed on its own
+(:func:`_operands`, :func:`_step_product`).
 """
 
 import numpy as np
@@ -89,6 +90,78 @@ def _packed(matrix):
     return matrix, packed, np.zeros(-(-n // width) * width, matrix.dtype)
 
 
+
+def _operands(recurrent, dtype, masks, transpose=False):
+    """What a step multiplies by, as one tuple for the compiled loops (:func:`_step_product`).
+
+    ``(matrix, panels, zero bias, masks, blocks, their panels)``: without
+    ``masks``, ``U`` (or ``U^T`` with ``transpose``) whole and its panels;
+    with ``masks`` (N, G, units, Keras's ``recurrent_dropout``), ``U`` cut
+    into its G blocks of columns ``U_g`` (or their ``U_g^T``), each packed
+    on its own. The unused members are empty arrays of the same kinds, so
+    that each kernel compiles once.
+    """
+    recurrent = np.asarray(recurrent, dtype=dtype)
+    k, n = recurrent.shape
+    width = panel_width(dtype)
+    zero_bias = np.zeros(-(-n // width) * width, dtype)          # zeros for the widest product of a step
+    if masks is None:
+        matrix, packed, _ = _packed(recurrent.T if transpose else recurrent)
+        return (matrix, packed, zero_bias, np.empty((0, 1, 1), dtype), np.empty((0, 1, 1), dtype),
+                np.empty((0, 0, 1, width), dtype))
+    blocks = masks.shape[1]
+    parts = [recurrent[:, g * k:(g + 1) * k] for g in range(blocks)]
+    parts = np.ascontiguousarray(np.stack([part.T for part in parts] if transpose else parts))   # (G, k, k)
+    if fixed_product_pays(k, k):
+        packed_parts = np.stack([pack_panels(part) for part in parts])
+    else:
+        packed_parts = np.empty((blocks, 0, k, width), dtype)
+    return (np.empty((0, 0), dtype), np.empty((0, 1, width), dtype), zero_bias,
+            np.ascontiguousarray(masks, dtype=dtype), parts, packed_parts)
+
+
+@njit(cache=True)
+def _step_product(state, operands, r0, out):
+    """``out = h U`` for the chunk's rows from ``r0``: block ``g`` is ``(h * m_g) U_g`` with masks."""
+    matrix, packed, zero_bias, masks, parts, packed_parts = operands
+    if masks.shape[0] == 0:
+        _product(state, matrix, packed, zero_bias, out)
+        return
+    m, u = state.shape
+    masked = np.empty((m, u), state.dtype)
+    block = np.empty((m, u), state.dtype)
+    for g in range(parts.shape[0]):
+        for j in range(m):
+            for q in range(u):
+                masked[j, q] = state[j, q] * masks[r0 + j, g, q]
+        _product(masked, parts[g], packed_parts[g], zero_bias, block)
+        for j in range(m):
+            for q in range(u):
+                out[j, g * u + q] = block[j, q]
+
+
+@njit(cache=True)
+def _step_product_backward(rows, operands, r0, out):
+    """``out = dL/dh_{t-1}`` through the product from ``rows = dL/d(h U)``: ``rows U^T``, or with masks
+    ``sum_g (rows_g U_g^T) * m_g``, the blocks added in order (as the reference)."""
+    matrix, packed, zero_bias, masks, parts, packed_parts = operands
+    if masks.shape[0] == 0:
+        _product(rows, matrix, packed, zero_bias, out)
+        return
+    m, u = out.shape
+    block_rows = np.empty((m, u), out.dtype)
+    block = np.empty((m, u), out.dtype)
+    out[:, :] = 0
+    for g in range(parts.shape[0]):
+        for j in range(m):
+            for q in range(u):
+                block_rows[j, q] = rows[j, g * u + q]
+        _product(block_rows, parts[g], packed_parts[g], zero_bias, block)
+        for j in range(m):
+            for q in range(u):
+                out[j, q] += block[j, q] * masks[r0 + j, g, q]
+
+
 # ---------------------------------------------------------------------------
 # SimpleRNN
 # ---------------------------------------------------------------------------
@@ -119,7 +192,7 @@ def _simple_row_backward(grad_state_in, carried, state, code, grad_z):
 
 
 @njit(parallel=True, cache=True)
-def _simple_forward_kernel(projected, recurrent, packed, zero_bias, code, states):
+def _simple_forward_kernel(projected, operands, code, states):
     n, steps, u = states.shape
     for k in prange(-(-n // CHUNK_ROWS)):
         r0, r1 = _chunk(k, n)
@@ -127,7 +200,7 @@ def _simple_forward_kernel(projected, recurrent, packed, zero_bias, code, states
         product = np.zeros((r1 - r0, u), states.dtype)
         for t in range(steps):
             if t > 0:
-                _product(state, recurrent, packed, zero_bias, product)
+                _step_product(state, operands, r0, product)
             for j in range(r1 - r0):
                 r = r0 + j
                 _simple_row(projected[r, t], product[j], states[r, t], code)
@@ -135,7 +208,7 @@ def _simple_forward_kernel(projected, recurrent, packed, zero_bias, code, states
 
 
 @njit(parallel=True, cache=True)
-def _simple_backward_kernel(grad_states, transposed, packed, zero_bias, code, states, grad_z):
+def _simple_backward_kernel(grad_states, operands, code, states, grad_z):
     n, steps, u = states.shape
     for k in prange(-(-n // CHUNK_ROWS)):
         r0, r1 = _chunk(k, n)
@@ -147,7 +220,7 @@ def _simple_backward_kernel(grad_states, transposed, packed, zero_bias, code, st
                 _simple_row_backward(grad_states[r, t], carried[j], states[r, t], code, rows[j])
                 grad_z[r, t] = rows[j]
             if t > 0:
-                _product(rows, transposed, packed, zero_bias, carried)
+                _step_product_backward(rows, operands, r0, carried)
 
 
 def _simple_code(activation, dtype):
@@ -160,28 +233,28 @@ def _simple_code(activation, dtype):
 def simple_rnn_forward(projected, recurrent, activation, recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.simple_rnn_forward`."""
     code = _simple_code(activation, projected.dtype)
-    if code is None or recurrent_masks is not None:
+    if code is None:
         return reference.simple_rnn_forward(projected, recurrent, activation, recurrent_masks)
     projected = np.ascontiguousarray(projected)
     states = np.empty(projected.shape, projected.dtype)
     if states.size:
         with one_blas_thread():
-            _simple_forward_kernel(projected, *_packed(np.asarray(recurrent, dtype=projected.dtype)), code, states)
+            _simple_forward_kernel(projected, _operands(recurrent, projected.dtype, recurrent_masks), code, states)
     return states
 
 
 def simple_rnn_backward(grad_states, states, recurrent, activation, recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.simple_rnn_backward`."""
     code = _simple_code(activation, grad_states.dtype)
-    if code is None or recurrent_masks is not None:
+    if code is None:
         return reference.simple_rnn_backward(grad_states, states, recurrent, activation, recurrent_masks)
     dtype = grad_states.dtype
     grad_z = np.empty(grad_states.shape, dtype)
     if grad_z.size:
         grad_states, states = (np.ascontiguousarray(a, dtype=dtype) for a in (grad_states, states))
         with one_blas_thread():
-            _simple_backward_kernel(grad_states, *_packed(np.asarray(recurrent, dtype=dtype).T), code, states,
-                                    grad_z)
+            _simple_backward_kernel(grad_states, _operands(recurrent, dtype, recurrent_masks, transpose=True), code,
+                                    states, grad_z)
     return grad_z
 
 
@@ -243,7 +316,7 @@ def _lstm_row_backward(grad_state_in, carried, gates, previous, forget_next, squ
 
 
 @njit(parallel=True, cache=True)
-def _lstm_forward_kernel(projected, recurrent, packed, zero_bias, gates, cells, squashed, states):
+def _lstm_forward_kernel(projected, operands, gates, cells, squashed, states):
     n, steps, u = cells.shape
     for k in prange(-(-n // CHUNK_ROWS)):
         r0, r1 = _chunk(k, n)
@@ -252,7 +325,7 @@ def _lstm_forward_kernel(projected, recurrent, packed, zero_bias, gates, cells, 
         product = np.zeros((r1 - r0, 4 * u), cells.dtype)    # h_{t-1} U (0 at the first step)
         for t in range(steps):
             if t > 0:
-                _product(state, recurrent, packed, zero_bias, product)
+                _step_product(state, operands, r0, product)
             for j in range(r1 - r0):
                 r = r0 + j
                 _lstm_row(projected[r, t], product[j], cell[j], gates[r, t], cells[r, t], squashed[r, t],
@@ -262,7 +335,7 @@ def _lstm_forward_kernel(projected, recurrent, packed, zero_bias, gates, cells, 
 
 
 @njit(parallel=True, cache=True)
-def _lstm_backward_kernel(grad_states, transposed, packed, zero_bias, gates, cells, squashed, grad_z):
+def _lstm_backward_kernel(grad_states, operands, gates, cells, squashed, grad_z):
     n, steps, u = cells.shape
     zero_row = np.zeros(u, cells.dtype)
     for k in prange(-(-n // CHUNK_ROWS)):
@@ -279,12 +352,12 @@ def _lstm_backward_kernel(grad_states, transposed, packed, zero_bias, gates, cel
                                    squashed[r, t], grad_cell[j], rows[j])
                 grad_z[r, t] = rows[j]
             if t > 0:
-                _product(rows, transposed, packed, zero_bias, carried)
+                _step_product_backward(rows, operands, r0, carried)
 
 
 def lstm_forward(projected, recurrent, activation, recurrent_activation, recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.lstm_forward`."""
-    if not uses_fused_steps(activation, recurrent_activation, projected.dtype) or recurrent_masks is not None:
+    if not uses_fused_steps(activation, recurrent_activation, projected.dtype):
         return reference.lstm_forward(projected, recurrent, activation, recurrent_activation, recurrent_masks)
     projected = np.ascontiguousarray(projected)
     dtype = projected.dtype
@@ -294,7 +367,7 @@ def lstm_forward(projected, recurrent, activation, recurrent_activation, recurre
     cells, squashed, states = (np.empty((n, steps, u), dtype) for _ in range(3))
     if states.size:
         with one_blas_thread():
-            _lstm_forward_kernel(projected, *_packed(np.asarray(recurrent, dtype=dtype)), gates, cells, squashed,
+            _lstm_forward_kernel(projected, _operands(recurrent, dtype, recurrent_masks), gates, cells, squashed,
                                  states)
     return states, gates, cells, squashed
 
@@ -302,7 +375,7 @@ def lstm_forward(projected, recurrent, activation, recurrent_activation, recurre
 def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, recurrent_activation,
                   recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.lstm_backward`."""
-    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype) or recurrent_masks is not None:
+    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype):
         return reference.lstm_backward(grad_states, recurrent, gates, cells, squashed, activation,
                                        recurrent_activation, recurrent_masks)
     dtype = grad_states.dtype
@@ -312,8 +385,8 @@ def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, re
         arrays = (np.ascontiguousarray(a, dtype=dtype) for a in (grad_states, gates, cells, squashed))
         grad_states, gates, cells, squashed = arrays
         with one_blas_thread():
-            _lstm_backward_kernel(grad_states, *_packed(np.asarray(recurrent, dtype=dtype).T), gates, cells,
-                                  squashed, grad_z)
+            _lstm_backward_kernel(grad_states, _operands(recurrent, dtype, recurrent_masks, transpose=True), gates,
+                                  cells, squashed, grad_z)
     return grad_z
 
 
@@ -357,7 +430,7 @@ def _gru_row_backward(grad_state_in, product, direct, previous, z, g, h, q_h, gr
 
 
 @njit(parallel=True, cache=True)
-def _gru_forward_kernel(projected, recurrent, packed, zero_bias, bias, states, update, reset, candidate, q_h):
+def _gru_forward_kernel(projected, operands, bias, states, update, reset, candidate, q_h):
     n, steps, u = states.shape
     for k in prange(-(-n // CHUNK_ROWS)):
         r0, r1 = _chunk(k, n)
@@ -365,7 +438,7 @@ def _gru_forward_kernel(projected, recurrent, packed, zero_bias, bias, states, u
         product = np.zeros((r1 - r0, 3 * u), states.dtype)
         for t in range(steps):
             if t > 0:
-                _product(state, recurrent, packed, zero_bias, product)
+                _step_product(state, operands, r0, product)
             for j in range(r1 - r0):
                 r = r0 + j
                 _gru_row(projected[r, t], product[j], bias, state[j], states[r, t], update[r, t], reset[r, t],
@@ -374,8 +447,7 @@ def _gru_forward_kernel(projected, recurrent, packed, zero_bias, bias, states, u
 
 
 @njit(parallel=True, cache=True)
-def _gru_backward_kernel(grad_states, transposed, packed, zero_bias, states, update, reset, candidate, q_h, grad_p,
-                         grad_q):
+def _gru_backward_kernel(grad_states, operands, states, update, reset, candidate, q_h, grad_p, grad_q):
     n, steps, u = states.shape
     zero_row = np.zeros(u, states.dtype)
     for k in prange(-(-n // CHUNK_ROWS)):
@@ -391,12 +463,12 @@ def _gru_backward_kernel(grad_states, transposed, packed, zero_bias, states, upd
                                   candidate[r, t], q_h[r, t], grad_p[r, t], rows[j])
                 grad_q[r, t] = rows[j]
             if t > 0:
-                _product(rows, transposed, packed, zero_bias, product)
+                _step_product_backward(rows, operands, r0, product)
 
 
 def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation, recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.gru_forward`."""
-    if not uses_fused_steps(activation, recurrent_activation, projected.dtype) or recurrent_masks is not None:
+    if not uses_fused_steps(activation, recurrent_activation, projected.dtype):
         return reference.gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation,
                                      recurrent_masks)
     projected = np.ascontiguousarray(projected)
@@ -407,7 +479,7 @@ def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_acti
     states, update, reset, candidate, q_h = (np.empty((n, steps, u), dtype) for _ in range(5))
     if states.size:
         with one_blas_thread():
-            _gru_forward_kernel(projected, *_packed(np.asarray(recurrent, dtype=dtype)), bias, states, update,
+            _gru_forward_kernel(projected, _operands(recurrent, dtype, recurrent_masks), bias, states, update,
                                 reset, candidate, q_h)
     return states, update, reset, candidate, q_h
 
@@ -415,7 +487,7 @@ def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_acti
 def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation, recurrent_activation,
                  recurrent_masks=None):
     """As :func:`nnscratch.kernels.recurrent_reference.gru_backward`."""
-    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype) or recurrent_masks is not None:
+    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype):
         return reference.gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, activation,
                                       recurrent_activation, recurrent_masks)
     dtype = grad_states.dtype
@@ -425,8 +497,8 @@ def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, 
         arrays = (np.ascontiguousarray(a, dtype=dtype) for a in (grad_states, states, update, reset, candidate, q_h))
         grad_states, states, update, reset, candidate, q_h = arrays
         with one_blas_thread():
-            _gru_backward_kernel(grad_states, *_packed(np.asarray(recurrent, dtype=dtype).T), states, update,
-                                 reset, candidate, q_h, grad_p, grad_q)
+            _gru_backward_kernel(grad_states, _operands(recurrent, dtype, recurrent_masks, transpose=True), states,
+                                 update, reset, candidate, q_h, grad_p, grad_q)
     return grad_p, grad_q
 
 
