@@ -175,7 +175,8 @@ def markdown(results, layers):
 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated, from " + ", ".join(FRAMEWORKS))
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                        help="comma-separated, from " + ", ".join(FRAMEWORKS))
     parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated, from " + ", ".join(LAYERS))
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)

@@ -53,13 +53,11 @@ def uses_fused_steps(activation, recurrent_activation, dtype):
             and np.dtype(dtype) in (np.float32, np.float64))
 
 
+@njit(cache=True)
 def _chunk(k, n):
     """Rows ``r0:r1`` of chunk ``k`` of a batch of ``n``."""
     r0 = k * CHUNK_ROWS
     return r0, min(n, r0 + CHUNK_ROWS)
-
-
-_chunk = njit(cache=True)(_chunk)
 
 
 @njit(cache=True)
@@ -72,7 +70,7 @@ def _product(state, matrix, packed, zero_bias, out):
 
 
 def _packed(matrix):
-    """``(matrix, its panels or an empty array, padded zero bias)`` for :func:`_product`.
+    """``(matrix, its panels or an empty array)`` for :func:`_product`.
 
     The panels (matmul_fast, docs/kernels.md, section 4c) are packed once
     for all the steps where they pay (``fixed_product_pays``); BLAS would
@@ -87,8 +85,7 @@ def _packed(matrix):
         packed = pack_panels(matrix)
     else:
         packed = np.empty((0, k, width), matrix.dtype)
-    return matrix, packed, np.zeros(-(-n // width) * width, matrix.dtype)
-
+    return matrix, packed
 
 
 def _operands(recurrent, dtype, masks, transpose=False):
@@ -106,7 +103,7 @@ def _operands(recurrent, dtype, masks, transpose=False):
     width = panel_width(dtype)
     zero_bias = np.zeros(-(-n // width) * width, dtype)          # zeros for the widest product of a step
     if masks is None:
-        matrix, packed, _ = _packed(recurrent.T if transpose else recurrent)
+        matrix, packed = _packed(recurrent.T if transpose else recurrent)
         return (matrix, packed, zero_bias, np.empty((0, 1, 1), dtype), np.empty((0, 1, 1), dtype),
                 np.empty((0, 0, 1, width), dtype))
     blocks = masks.shape[1]

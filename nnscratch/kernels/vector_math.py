@@ -1,4 +1,4 @@
-r"""``exp``, ``tanh`` and ``sigmoid`` of one float32 number, written out so that LLVM can vectorise the loops around them.
+r"""``exp``, ``tanh`` and ``sigmoid`` of one float32 number, written out so that LLVM vectorises the loops calling them.
 
 Inside a compiled loop, Numba turns ``np.tanh(v)`` or ``np.exp(v)`` of one
 number into a call of the C library's scalar function: LLVM cannot turn such a
