@@ -111,6 +111,32 @@ def test_simple_rnn_twins_agree(panels, size, seed, dtype, activation):
         np.testing.assert_array_equal(grad_z, expected)
 
 
+@pytest.mark.parametrize("twin", [reference, fast], ids=["reference", "fast"])
+@given(size=sizes(), seed=rng_seeds(), dtype=float_dtypes())
+def test_inference_keeps_nothing_and_gives_the_same_states(twin, size, seed, dtype):
+    """``keep=False`` (inference): the kept arrays are None, the states the bits of ``keep=True``."""
+    projected, recurrent, _, bias = _inputs(seed, *size, 4, dtype)
+    units = size[2]
+    lstm = twin.lstm_forward(projected, recurrent, "tanh", "sigmoid", keep=False)
+    assert lstm[1:] == (None, None, None)
+    assert lstm[0].tobytes() == twin.lstm_forward(projected, recurrent, "tanh", "sigmoid")[0].tobytes()
+    three = projected[..., :3 * units], recurrent[:, :3 * units], bias[:3 * units]
+    gru = twin.gru_forward(*three, "tanh", "sigmoid", keep=False)
+    assert gru[1:] == (None, None, None, None)
+    assert gru[0].tobytes() == twin.gru_forward(*three, "tanh", "sigmoid")[0].tobytes()
+
+
+def test_a_layer_keeps_its_arrays_only_when_training():
+    x = np.random.default_rng(5).standard_normal((3, 6, 4)).astype(np.float32)
+    for layer in (LSTM(5), GRU(4)):
+        layer.build((6, 4))
+        inferred = layer.forward(x, training=False)
+        assert layer._kept is None
+        trained = layer.forward(x, training=True)
+        assert all(array.shape[:2] == (3, 6) for array in layer._kept)
+        np.testing.assert_array_equal(inferred, trained)
+
+
 def test_the_same_bits_on_any_number_of_threads():
     """Chunks of rows whose size depends on the shapes only: one thread or two, the same numbers."""
     projected, recurrent, grad_states, bias = _inputs(9, 2 * fast.CHUNK_ROWS + 5, 7, 6, 4, np.float32)

@@ -94,18 +94,23 @@ def simple_rnn_backward(grad_states, states, recurrent, activation, recurrent_ma
 # LSTM: gates i, f, c~, o; c_t = f c_{t-1} + i c~; h_t = o phi(c_t)
 # ---------------------------------------------------------------------------
 
-def lstm_forward(projected, recurrent, activation, recurrent_activation, recurrent_masks=None):
+def lstm_forward(projected, recurrent, activation, recurrent_activation, recurrent_masks=None, keep=True):
     """Run an LSTM over ``projected`` (N, T, 4 units) with ``U`` (units, 4 units).
 
     Returns ``(states, gates, cells, squashed)``: ``h_t`` (N, T, units); the
     gates ``i, f, c~, o`` after their activations (N, T, 4 units); ``c_t``
     and ``phi(c_t)`` (N, T, units each), what :func:`lstm_backward` needs.
+    With ``keep=False`` (inference: no backward pass follows) the last three
+    are None and are not stored.
     """
     n, steps, width = projected.shape
     u = width // 4
-    gates = np.empty((n, steps, 4 * u), dtype=projected.dtype)
-    cells = np.empty((n, steps, u), dtype=projected.dtype)
-    squashed = np.empty((n, steps, u), dtype=projected.dtype)
+    if keep:
+        gates = np.empty((n, steps, 4 * u), dtype=projected.dtype)
+        cells = np.empty((n, steps, u), dtype=projected.dtype)
+        squashed = np.empty((n, steps, u), dtype=projected.dtype)
+    else:
+        gates = cells = squashed = None
     states = np.empty((n, steps, u), dtype=projected.dtype)
     state = np.zeros((n, u), dtype=projected.dtype)
     cell = np.zeros((n, u), dtype=projected.dtype)
@@ -116,9 +121,11 @@ def lstm_forward(projected, recurrent, activation, recurrent_activation, recurre
         candidate = activate(z[:, 2 * u:3 * u], activation)
         o = activate(z[:, 3 * u:], recurrent_activation)
         cell = f * cell + i * candidate
-        squashed[:, t] = activate(cell, activation)
-        state = o * squashed[:, t]
-        gates[:, t], cells[:, t], states[:, t] = np.concatenate([i, f, candidate, o], axis=1), cell, state
+        squashed_cell = activate(cell, activation)
+        state = o * squashed_cell
+        states[:, t] = state
+        if keep:
+            gates[:, t], cells[:, t], squashed[:, t] = np.concatenate([i, f, candidate, o], axis=1), cell, squashed_cell
     return states, gates, cells, squashed
 
 
@@ -148,17 +155,19 @@ def lstm_backward(grad_states, recurrent, gates, cells, squashed, activation, re
 # GRU (reset_after=True): blocks z (update), r (reset), h
 # ---------------------------------------------------------------------------
 
-def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation, recurrent_masks=None):
+def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_activation, recurrent_masks=None,
+                keep=True):
     """Run a GRU over ``projected = x_t W + b^x`` (N, T, 3 units) with ``U`` (units, 3 units) and ``b^h`` (3 units,).
 
     ``recurrent_bias`` may be None (no bias). Returns ``(states, update,
     reset, candidate, q_h)``, each (N, T, units): ``h_t``, the two gates,
     :math:`\\tilde h_t` and the h block of ``q_t = h_{t-1} U + b^h``, what
-    :func:`gru_backward` needs.
+    :func:`gru_backward` needs. With ``keep=False`` (inference) the last four
+    are None and are not stored.
     """
     n, steps, width = projected.shape
     u = width // 3
-    kept = [np.empty((n, steps, u), dtype=projected.dtype) for _ in range(4)]   # update, reset, candidate, q_h
+    kept = [np.empty((n, steps, u), dtype=projected.dtype) for _ in range(4)] if keep else [None] * 4
     states = np.empty((n, steps, u), dtype=projected.dtype)
     state = np.zeros((n, u), dtype=projected.dtype)
     for t in range(steps):
@@ -170,8 +179,9 @@ def gru_forward(projected, recurrent, recurrent_bias, activation, recurrent_acti
         candidate = activate(p[:, 2 * u:] + reset * q[:, 2 * u:], activation)
         state = update * state + (1 - update) * candidate
         states[:, t] = state
-        for array, value in zip(kept, (update, reset, candidate, q[:, 2 * u:])):
-            array[:, t] = value
+        if keep:
+            for array, value in zip(kept, (update, reset, candidate, q[:, 2 * u:])):
+                array[:, t] = value
     return (states, *kept)
 
 

@@ -75,7 +75,7 @@ class GRU(Recurrent):
     def _scan(self, projected, training):
         states, *kept = kernels.recurrent_backend().gru_forward(
             projected, self.recurrent_kernel.value, self.bias.value[1] if self.use_bias else None, self.activation,
-            self.recurrent_activation, self._recurrent_masks)
+            self.recurrent_activation, self._recurrent_masks, keep=training)
         self._kept, self._states = (kept, states) if training else (None, None)
         return states
 

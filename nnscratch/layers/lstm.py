@@ -71,7 +71,8 @@ class LSTM(Recurrent):
 
     def _scan(self, projected, training):
         states, *kept = kernels.recurrent_backend().lstm_forward(
-            projected, self.recurrent_kernel.value, self.activation, self.recurrent_activation, self._recurrent_masks)
+            projected, self.recurrent_kernel.value, self.activation, self.recurrent_activation, self._recurrent_masks,
+            keep=training)
         self._kept, self._states = (kept, states) if training else (None, None)   # inference keeps nothing
         return states
 
