@@ -2,7 +2,7 @@
 
 The forward passes are checked against plain per-step loops of the
 formulas (Keras 3.15's equations: LSTM gates i, f, c, o; GRU blocks z, r, h
-with the reset gate after the product), the backward
+with the reset gate after the product, or before it with reset_after=False), the backward
 passes by central differences in float64 over generated shapes and options.
 (Against Keras 3.15 itself, once, outside the suite: outputs and one SGD
 step agree to float32 rounding for every combination of return_sequences,
@@ -66,6 +66,20 @@ def gru_reference(x, kernel, recurrent, bias):
     return np.stack(states, axis=1)
 
 
+def gru_reset_before_reference(x, kernel, recurrent, bias):
+    """All states of Keras's GRU with reset_after=False (r scales h_{t-1} before U_h; one bias), one step at a time."""
+    units = recurrent.shape[0]
+    state, states = np.zeros((len(x), units)), []
+    for t in range(x.shape[1]):
+        p = x[:, t] @ kernel + bias
+        update = sigmoid(p[:, :units] + state @ recurrent[:, :units])
+        reset = sigmoid(p[:, units:2 * units] + state @ recurrent[:, units:2 * units])
+        candidate = np.tanh(p[:, 2 * units:] + (reset * state) @ recurrent[:, 2 * units:])
+        state = update * state + (1 - update) * candidate
+        states.append(state)
+    return np.stack(states, axis=1)
+
+
 def built(layer, features, rng):
     layer.build((5, features))
     layer.set_weights([0.6 * rng.standard_normal(p.shape) for p in layer.params.values()])
@@ -75,7 +89,8 @@ def built(layer, features, rng):
 # ------------------------------------------------------------------ forward
 @pytest.mark.parametrize("make, reference", [(lambda **k: SimpleRNN(4, **k), simple_rnn_reference),
                                              (lambda **k: LSTM(4, **k), lstm_reference),
-                                             (lambda **k: GRU(4, **k), gru_reference)])
+                                             (lambda **k: GRU(4, **k), gru_reference),
+                                             (lambda **k: GRU(4, reset_after=False, **k), gru_reset_before_reference)])
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_forward_is_the_step_formula_in_keras_order(float64, make, reference, return_sequences, go_backwards):
@@ -153,10 +168,12 @@ def test_lstm_gradients(case, activation, recurrent_activation):
 
 
 @settings(max_examples=25, deadline=None)
-@given(case=sequences(), activation=st.sampled_from(["tanh", "linear", "softsign"]), use_bias=st.booleans())
-def test_gru_gradients(case, activation, use_bias):
+@given(case=sequences(), activation=st.sampled_from(["tanh", "linear", "softsign"]), use_bias=st.booleans(),
+       reset_after=st.booleans())
+def test_gru_gradients(case, activation, use_bias, reset_after):
     shape, units, options, seed = case
-    check_through_time(lambda: GRU(units, activation=activation, use_bias=use_bias, **options), shape, seed)
+    check_through_time(lambda: GRU(units, activation=activation, use_bias=use_bias, reset_after=reset_after,
+                                   **options), shape, seed)
 
 
 def test_gru_bias_has_a_row_for_the_input_and_one_for_the_state():
@@ -164,6 +181,29 @@ def test_gru_bias_has_a_row_for_the_input_and_one_for_the_state():
     layer.build((4, 2))
     assert layer.bias.shape == (2, 9) and layer.recurrent_kernel.shape == (3, 9) and layer.kernel.shape == (2, 9)
     assert layer.count_params() == 2 * 9 + 3 * 9 + 2 * 9 and np.all(layer.bias.value == 1)
+
+
+def test_gru_reset_before_has_one_bias_added_to_the_input_part():
+    layer = GRU(3, reset_after=False, bias_initializer="ones")
+    layer.build((4, 2))
+    assert layer.bias.shape == (9,) and layer.recurrent_kernel.shape == (3, 9) and layer.kernel.shape == (2, 9)
+    assert layer.count_params() == 9 + 3 * 9 + 2 * 9 and np.all(layer.bias.value == 1)
+
+
+def test_gru_reset_before_and_after_differ_once_the_state_is_not_zero(float64):
+    """Same weights (the recurrent bias row zero): step 1 agrees (h_0 = 0), step 2 not (r h U against r (h U))."""
+    rng = np.random.default_rng(8)
+    after, before = GRU(3, return_sequences=True), GRU(3, return_sequences=True, reset_after=False)
+    for layer in (after, before):
+        layer.build((2, 2))
+    kernel, recurrent = rng.standard_normal((2, 9)), rng.standard_normal((3, 9))
+    bias = rng.standard_normal(9)
+    after.set_weights([kernel, recurrent, np.stack([bias, np.zeros(9)])])
+    before.set_weights([kernel, recurrent, bias])
+    x = rng.standard_normal((4, 2, 2))
+    a, b = after.forward(x), before.forward(x)
+    np.testing.assert_allclose(a[:, 0], b[:, 0], rtol=1e-14)
+    assert np.abs(a[:, 1] - b[:, 1]).max() > 1e-3
 
 
 def test_the_first_layer_of_a_model_skips_its_input_gradient():
@@ -195,7 +235,8 @@ def test_a_gated_layer_remembers_the_first_step_across_noise(recurrent):
                                                     kernel_regularizer="l2", recurrent_constraint="max_norm"),
                                   lambda: LSTM(3, recurrent_activation="hard_sigmoid", unit_forget_bias=False,
                                                recurrent_regularizer="l1", bias_initializer="ones"),
-                                  lambda: GRU(3, go_backwards=True, bias_regularizer="l2", bias_initializer="ones")])
+                                  lambda: GRU(3, go_backwards=True, bias_regularizer="l2", bias_initializer="ones"),
+                                  lambda: GRU(3, reset_after=False, return_sequences=True, bias_initializer="ones")])
 def test_configs_round_trip_and_a_saved_model_predicts_the_same(tmp_path, make):
     layer = make()
     clone = type(layer).from_config(layer.get_config())
@@ -221,12 +262,16 @@ def test_configs_round_trip_and_a_saved_model_predicts_the_same(tmp_path, make):
     (lambda: SimpleRNN(3, activation="softmax"), "elementwise activation"),
     (lambda: LSTM(3, recurrent_activation="gelu"), "recurrent_activation='gelu'"),
     (lambda: LSTM(3, recurrent_initializer="eye"), "unknown initializer"),
-    (lambda: GRU(3, reset_after=False), "reset_after=False"),
     (lambda: GRU(3, return_state=True), "return_state=False"),
 ])
 def test_unsupported_options_and_bad_arguments_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_reset_after_must_be_a_bool():
+    with pytest.raises(TypeError, match="reset_after must be True or False, got 'no'"):
+        GRU(3, reset_after="no")
 
 
 def test_a_recurrent_layer_needs_sequences_at_build_time():

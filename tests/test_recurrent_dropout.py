@@ -31,7 +31,8 @@ except ImportError:  # tests/ itself is on sys.path
     from grad_strategies import STEP, TOLERANCE, float64_floatx, rng_seeds
     from kernel_helpers import module_value
 
-KINDS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
+KINDS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU,
+         "GRU_reset_before": lambda *args, **options: GRU(*args, reset_after=False, **options)}
 
 
 def built(layer, shape, seed):
@@ -100,6 +101,11 @@ def stepped(kind, x, weights, d, r):
                  + (h * block(r, g)) @ recurrent[:, g * u:(g + 1) * u] for g in range(4)]
             c = sigmoid(z[1]) * c + sigmoid(z[0]) * np.tanh(z[2])
             h = sigmoid(z[3]) * np.tanh(c)
+        elif kind == "GRU_reset_before":     # Keras's reset_after=False: r scales the (masked) state, one bias
+            p = [(x[:, t] * block(d, g)) @ kernel[:, g * u:(g + 1) * u] + bias[g * u:(g + 1) * u] for g in range(3)]
+            update = sigmoid(p[0] + (h * block(r, 0)) @ recurrent[:, :u])
+            reset = sigmoid(p[1] + (h * block(r, 1)) @ recurrent[:, u:2 * u])
+            h = update * h + (1 - update) * np.tanh(p[2] + (reset * (h * block(r, 2))) @ recurrent[:, 2 * u:])
         else:
             p = [(x[:, t] * block(d, g)) @ kernel[:, g * u:(g + 1) * u] + bias[0, g * u:(g + 1) * u] for g in range(3)]
             q = [(h * block(r, g)) @ recurrent[:, g * u:(g + 1) * u] + bias[1, g * u:(g + 1) * u] for g in range(3)]
@@ -150,7 +156,7 @@ def test_the_input_gradient_is_zero_where_a_feature_was_dropped():
 def test_the_twins_agree_with_state_masks(kind, dtype, panels):
     """The compiled loops' product block by block with the masks: the reference's numbers, by panels and by BLAS."""
     rng_ = np.random.default_rng(4)
-    blocks = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[kind]
+    blocks = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3, "GRU_reset_before": 3}[kind]
     n, steps, u = recurrent_fast.CHUNK_ROWS + 5, 4, 5         # two chunks, the second partial
     projected = rng_.standard_normal((n, steps, blocks * u)).astype(dtype)
     recurrent = (rng_.standard_normal((u, blocks * u)) / np.sqrt(u)).astype(dtype)
@@ -167,6 +173,10 @@ def test_the_twins_agree_with_state_masks(kind, dtype, panels):
                 forward = twin.lstm_forward(projected, recurrent, "tanh", "sigmoid", masks)
                 results.append((*forward, twin.lstm_backward(grad_states, recurrent, *forward[1:], "tanh", "sigmoid",
                                                              masks)))
+            elif kind == "GRU_reset_before":
+                forward = twin.gru_reset_before_forward(projected, recurrent, "tanh", "sigmoid", masks)
+                results.append((*forward, twin.gru_reset_before_backward(grad_states, recurrent, *forward[:4], "tanh",
+                                                                         "sigmoid", masks)))
             else:
                 forward = twin.gru_forward(projected, recurrent, bias, "tanh", "sigmoid", masks)
                 results.append((*forward, *twin.gru_backward(grad_states, recurrent, *forward, "tanh", "sigmoid",

@@ -93,6 +93,21 @@ def test_gru_twins_agree(panels, size, seed, dtype, with_bias):
 
 
 @PRODUCTS
+@given(size=sizes(), seed=rng_seeds(), dtype=float_dtypes())
+def test_gru_reset_before_twins_agree(panels, size, seed, dtype):
+    """reset_after=False: two products a step (h U_zr, then (r h) U_h), forward and backward."""
+    projected, recurrent, grad_states, _ = _inputs(seed, *size, 3, dtype)
+    expected = reference.gru_reset_before_forward(projected, recurrent, "tanh", "sigmoid")
+    with products_by(panels):
+        got = fast.gru_reset_before_forward(projected, recurrent, "tanh", "sigmoid")
+        grad_z = fast.gru_reset_before_backward(grad_states, recurrent, *expected[:4], "tanh", "sigmoid")
+    for a, b in zip(got, expected):
+        assert_close(a, b)
+    assert_close(grad_z, reference.gru_reset_before_backward(grad_states, recurrent, *expected[:4], "tanh",
+                                                             "sigmoid"))
+
+
+@PRODUCTS
 @given(size=sizes(), seed=rng_seeds(), dtype=float_dtypes(),
        activation=st.sampled_from(["tanh", "relu", "sigmoid", "elu"]))
 def test_simple_rnn_twins_agree(panels, size, seed, dtype, activation):
@@ -124,11 +139,14 @@ def test_inference_keeps_nothing_and_gives_the_same_states(twin, size, seed, dty
     gru = twin.gru_forward(*three, "tanh", "sigmoid", keep=False)
     assert gru[1:] == (None, None, None, None)
     assert gru[0].tobytes() == twin.gru_forward(*three, "tanh", "sigmoid")[0].tobytes()
+    before = twin.gru_reset_before_forward(*three[:2], "tanh", "sigmoid", keep=False)
+    assert before[1:] == (None, None, None, None)
+    assert before[0].tobytes() == twin.gru_reset_before_forward(*three[:2], "tanh", "sigmoid")[0].tobytes()
 
 
 def test_a_layer_keeps_its_arrays_only_when_training():
     x = np.random.default_rng(5).standard_normal((3, 6, 4)).astype(np.float32)
-    for layer in (LSTM(5), GRU(4)):
+    for layer in (LSTM(5), GRU(4), GRU(3, reset_after=False)):
         layer.build((6, 4))
         inferred = layer.forward(x, training=False)
         assert layer._kept is None
@@ -148,9 +166,12 @@ def test_the_same_bits_on_any_number_of_threads():
             lstm = fast.lstm_forward(projected, recurrent, "tanh", "sigmoid")
             gru = fast.gru_forward(projected[..., :18], recurrent[:, :18], bias[:18], "tanh", "sigmoid")
             simple = fast.simple_rnn_forward(projected[..., :6], recurrent[:, :6], "tanh")
-            results.append([*lstm, fast.lstm_backward(grad_states, recurrent, *lstm[1:], "tanh", "sigmoid"),
+            before = fast.gru_reset_before_forward(projected[..., :18], recurrent[:, :18], "tanh", "sigmoid")
+            results.append([*before, fast.gru_reset_before_backward(grad_states, recurrent[:, :18], *before[:4],
+                                                                    "tanh", "sigmoid")])
+            results[-1] += [*lstm, fast.lstm_backward(grad_states, recurrent, *lstm[1:], "tanh", "sigmoid"),
                             *gru, *fast.gru_backward(grad_states, recurrent[:, :18], *gru, "tanh", "sigmoid"),
-                            simple, fast.simple_rnn_backward(grad_states, simple, recurrent[:, :6], "tanh")])
+                            simple, fast.simple_rnn_backward(grad_states, simple, recurrent[:, :6], "tanh")]
     finally:
         numba.set_num_threads(previous)
     for a, b in zip(*results):
@@ -186,6 +207,13 @@ def test_other_activations_take_the_reference_loop(activation, recurrent_activat
     for a, b in zip(gru, reference.gru_forward(projected[..., :9], recurrent[:, :9], bias[:9], activation,
                                                recurrent_activation)):
         np.testing.assert_array_equal(a, b)
+    three = projected[..., :9], recurrent[:, :9]
+    before = fast.gru_reset_before_forward(*three, activation, recurrent_activation)
+    for a, b in zip(before, reference.gru_reset_before_forward(*three, activation, recurrent_activation)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        fast.gru_reset_before_backward(grad_states, three[1], *before[:4], activation, recurrent_activation),
+        reference.gru_reset_before_backward(grad_states, three[1], *before[:4], activation, recurrent_activation))
 
 
 def test_the_fused_steps_are_for_tanh_and_sigmoid_in_float():
@@ -207,7 +235,7 @@ def test_inputs_that_are_views_or_another_dtype():
 @settings(max_examples=10)
 @pytest.mark.parametrize("make", [lambda: LSTM(5, return_sequences=True), lambda: GRU(4, return_sequences=True),
                                   lambda: SimpleRNN(3, return_sequences=True), lambda: LSTM(3, go_backwards=True),
-                                  lambda: GRU(3, use_bias=False)])
+                                  lambda: GRU(3, use_bias=False), lambda: GRU(3, reset_after=False)])
 @given(seed=rng_seeds(), dtype=float_dtypes())
 def test_a_layer_gives_the_same_outputs_and_gradients_with_either_twin(make, seed, dtype):
     x = np.random.default_rng(seed).standard_normal((3, 6, 4)).astype(dtype)

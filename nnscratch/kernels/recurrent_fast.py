@@ -26,6 +26,8 @@ The compiled loops are written for the Keras defaults: an LSTM or GRU
 with ``activation="tanh"`` and ``recurrent_activation="sigmoid"``
 (:func:`uses_fused_steps`), a SimpleRNN with ``"tanh"`` or ``"relu"``
 (``SIMPLE_RNN_ACTIVATIONS``). Other activations run the reference loop.
+A GRU with ``reset_after=False`` (``gru_reset_before_forward``) makes two
+products a step, ``h U_zr`` for its gates and then ``(r * h) U_h``.
 With ``recurrent_masks`` (Keras's ``recurrent_dropout``) a step's product
 is made block by block, each block of ``U`` packed on its own
 (:func:`_operands`, :func:`_step_product`).
@@ -41,7 +43,8 @@ from nnscratch.kernels.matmul_fast import fixed_product_pays, pack_panels, panel
 from nnscratch.kernels.workspace import one_blas_thread
 
 __all__ = ["simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-           "gru_backward", "uses_fused_steps", "CHUNK_ROWS", "SIMPLE_RNN_ACTIVATIONS"]
+           "gru_backward", "gru_reset_before_forward", "gru_reset_before_backward", "uses_fused_steps", "CHUNK_ROWS",
+           "SIMPLE_RNN_ACTIVATIONS"]
 
 CHUNK_ROWS = 16   # rows of the batch that one thread takes through every step
 SIMPLE_RNN_ACTIVATIONS = ("tanh", "relu")   # a SimpleRNN's activations with a compiled loop (their codes: 0, 1)
@@ -512,6 +515,176 @@ def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, 
             _gru_backward_kernel(grad_states, _operands(recurrent, dtype, recurrent_masks, transpose=True), states,
                                  update, reset, candidate, q_h, grad_p, grad_q)
     return grad_p, grad_q
+
+
+# ---------------------------------------------------------------------------
+# GRU (reset_after=False): two products a step, h U_zr for the gates, then (r * h) U_h for the candidate
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def _gru_before_gates(p, product, previous, mask_h, update, reset, gated):
+    """The gates of one row, and ``gated = r * (h_{t-1} * m_h)``, what ``U_h`` multiplies (1-D views)."""
+    u = previous.size
+    for q in range(u):
+        update[q] = vector_math.sigmoid(p[q] + product[q])
+    p_r, product_r = p[u:2 * u], product[u:2 * u]
+    for q in range(u):
+        reset[q] = vector_math.sigmoid(p_r[q] + product_r[q])
+    for q in range(u):
+        gated[q] = reset[q] * (previous[q] * mask_h[q])       # (a mask of ones without recurrent dropout)
+
+
+@njit(cache=True)
+def _gru_before_state(p, product_h, previous, update, candidate, state):
+    """``h~ = tanh(p^h + gated U_h)`` and ``h_t = u h_{t-1} + (1 - u) h~`` of one row."""
+    one = state.dtype.type(1)
+    u = state.size
+    p_h = p[2 * u:]
+    for q in range(u):
+        h = vector_math.tanh(p_h[q] + product_h[q])
+        candidate[q] = h
+        state[q] = update[q] * previous[q] + (one - update[q]) * h
+
+
+@njit(parallel=True, cache=True)
+def _gru_before_forward_kernel(projected, gate_operands, candidate_operands, mask_h, states, update, reset,
+                               candidate, gated):
+    n, steps, u = states.shape
+    kept = update.shape[1] == steps         # else one step's room a row, written over (inference)
+    ones = np.ones(u, states.dtype)
+    for k in prange(-(-n // CHUNK_ROWS)):
+        r0, r1 = _chunk(k, n)
+        state = np.zeros((r1 - r0, u), states.dtype)
+        product = np.zeros((r1 - r0, 2 * u), states.dtype)    # h_{t-1} U_zr
+        gated_rows = np.zeros((r1 - r0, u), states.dtype)     # r_t * h_{t-1} (masked)
+        product_h = np.zeros((r1 - r0, u), states.dtype)      # gated U_h (0 at the first step: h_0 = 0)
+        for t in range(steps):
+            tk = t if kept else 0
+            if t > 0:
+                _step_product(state, gate_operands, r0, product)
+            for j in range(r1 - r0):
+                r = r0 + j
+                _gru_before_gates(projected[r, t], product[j], state[j], mask_h[r] if mask_h.shape[0] else ones,
+                                  update[r, tk], reset[r, tk], gated_rows[j])
+            if t > 0:
+                _step_product(gated_rows, candidate_operands, r0, product_h)
+            for j in range(r1 - r0):
+                r = r0 + j
+                _gru_before_state(projected[r, t], product_h[j], state[j], update[r, tk], candidate[r, tk],
+                                  states[r, t])
+                gated[r, tk] = gated_rows[j]
+                state[j] = states[r, t]
+
+
+@njit(cache=True)
+def _gru_before_row_backward(grad_state_in, carried, previous, z, h, grad_z, direct):
+    """Blocks z and h of ``dL/dz_t`` of one row; ``direct`` becomes ``dL/dh_t u_t``."""
+    u = z.size
+    one = grad_z.dtype.type(1)
+    d_z, d_h = grad_z[:u], grad_z[2 * u:]
+    for q in range(u):
+        grad_state = grad_state_in[q] + carried[q]
+        d_h[q] = grad_state * (one - z[q]) * (one - h[q] * h[q])
+        d_z[q] = grad_state * (previous[q] - h[q]) * z[q] * (one - z[q])
+        direct[q] = grad_state * z[q]
+
+
+@njit(cache=True)
+def _gru_before_reset_backward(grad_gated, previous, mask_h, r, grad_z, through):
+    """Block r of ``dL/dz_t`` from ``dL/dgated``; ``through`` becomes what ``h_{t-1}`` gets through ``gated``."""
+    u = r.size
+    one = grad_z.dtype.type(1)
+    d_r = grad_z[u:2 * u]
+    for q in range(u):
+        d_r[q] = grad_gated[q] * (previous[q] * mask_h[q]) * r[q] * (one - r[q])
+        through[q] = grad_gated[q] * r[q] * mask_h[q]
+
+
+@njit(parallel=True, cache=True)
+def _gru_before_backward_kernel(grad_states, gate_operands, candidate_operands, mask_h, states, update, reset,
+                                candidate, grad_z):
+    n, steps, u = states.shape
+    zero_row, ones = np.zeros(u, states.dtype), np.ones(u, states.dtype)
+    for k in prange(-(-n // CHUNK_ROWS)):
+        r0, r1 = _chunk(k, n)
+        m = r1 - r0
+        carried = np.zeros((m, u), states.dtype)          # what h_t gets from step t + 1
+        direct = np.empty((m, u), states.dtype)           # dL/dh_t u_t
+        through = np.empty((m, u), states.dtype)          # dL/dgated_t r_t m_h
+        rows = np.empty((m, 3 * u), states.dtype)         # dL/dz_t of the chunk
+        rows_zr = np.empty((m, 2 * u), states.dtype)      # its blocks z and r (contiguous, for the product)
+        rows_h = np.empty((m, u), states.dtype)           # its block h, dL/da^h_t
+        grad_gated = np.empty((m, u), states.dtype)       # dL/da^h_t U_h^T
+        for t in range(steps - 1, -1, -1):
+            for j in range(m):
+                r = r0 + j
+                previous = states[r, t - 1] if t > 0 else zero_row
+                _gru_before_row_backward(grad_states[r, t], carried[j], previous, update[r, t], candidate[r, t],
+                                         rows[j], direct[j])
+                rows_h[j] = rows[j, 2 * u:]
+            _step_product(rows_h, candidate_operands, r0, grad_gated)
+            for j in range(m):
+                r = r0 + j
+                previous = states[r, t - 1] if t > 0 else zero_row
+                _gru_before_reset_backward(grad_gated[j], previous, mask_h[r] if mask_h.shape[0] else ones,
+                                           reset[r, t], rows[j], through[j])
+                grad_z[r, t] = rows[j]
+                rows_zr[j] = rows[j, :2 * u]
+            if t > 0:
+                _step_product_backward(rows_zr, gate_operands, r0, carried)
+                for j in range(m):
+                    for q in range(u):
+                        carried[j, q] = (carried[j, q] + direct[j, q]) + through[j, q]
+
+
+def _reset_before_operands(recurrent, dtype, recurrent_masks, transpose=False):
+    """``(U_zr's operands, U_h's, m_h)``: the gates' products with their masks, the candidate's without (in
+    ``gated``)."""
+    recurrent = np.asarray(recurrent, dtype=dtype)
+    u = recurrent.shape[0]
+    gate_masks = None if recurrent_masks is None else recurrent_masks[:, :2]
+    mask_h = (np.empty((0, u), dtype) if recurrent_masks is None
+              else np.ascontiguousarray(recurrent_masks[:, 2], dtype=dtype))
+    return (_operands(recurrent[:, :2 * u], dtype, gate_masks, transpose),
+            _operands(recurrent[:, 2 * u:], dtype, None, transpose), mask_h)
+
+
+def gru_reset_before_forward(projected, recurrent, activation, recurrent_activation, recurrent_masks=None,
+                             keep=True):
+    """As :func:`nnscratch.kernels.recurrent_reference.gru_reset_before_forward` (``keep=False``: as
+    :func:`lstm_forward`)."""
+    if not uses_fused_steps(activation, recurrent_activation, projected.dtype):
+        return reference.gru_reset_before_forward(projected, recurrent, activation, recurrent_activation,
+                                                  recurrent_masks, keep)
+    projected = np.ascontiguousarray(projected)
+    dtype = projected.dtype
+    n, steps, width = projected.shape
+    u = width // 3
+    states = np.empty((n, steps, u), dtype)
+    update, reset, candidate, gated = (np.empty((n, steps if keep else 1, u), dtype) for _ in range(4))
+    if states.size:
+        with one_blas_thread():
+            _gru_before_forward_kernel(projected, *_reset_before_operands(recurrent, dtype, recurrent_masks), states,
+                                       update, reset, candidate, gated)
+    return (states, update, reset, candidate, gated) if keep else (states, None, None, None, None)
+
+
+def gru_reset_before_backward(grad_states, recurrent, states, update, reset, candidate, activation,
+                              recurrent_activation, recurrent_masks=None):
+    """As :func:`nnscratch.kernels.recurrent_reference.gru_reset_before_backward`."""
+    if not uses_fused_steps(activation, recurrent_activation, grad_states.dtype):
+        return reference.gru_reset_before_backward(grad_states, recurrent, states, update, reset, candidate,
+                                                   activation, recurrent_activation, recurrent_masks)
+    dtype = grad_states.dtype
+    n, steps, u = grad_states.shape
+    grad_z = np.empty((n, steps, 3 * u), dtype)
+    if grad_z.size:
+        arrays = (np.ascontiguousarray(a, dtype=dtype) for a in (grad_states, states, update, reset, candidate))
+        grad_states, states, update, reset, candidate = arrays
+        with one_blas_thread():
+            _gru_before_backward_kernel(grad_states, *_reset_before_operands(recurrent, dtype, recurrent_masks, True),
+                                        states, update, reset, candidate, grad_z)
+    return grad_z
 
 
 stamp_module(globals())  # cached kernels recompile after a change to any kernel file (cache_stamp.py)

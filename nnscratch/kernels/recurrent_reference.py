@@ -30,7 +30,7 @@ import numpy as np
 from nnscratch.kernels.reference import activation_backward, bias_activation
 
 __all__ = ["simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-           "gru_backward"]
+           "gru_backward", "gru_reset_before_forward", "gru_reset_before_backward"]
 
 
 def activate(z, name):
@@ -204,3 +204,74 @@ def gru_backward(grad_states, recurrent, states, update, reset, candidate, q_h, 
         grad_q[:, t, 2 * u:] = grad_a * r
         carried = recurrent_product_backward(grad_q[:, t], recurrent, recurrent_masks) + grad_state * z
     return grad_p, grad_q
+
+
+# ---------------------------------------------------------------------------
+# GRU (reset_after=False, Keras 2's default): the reset gate scales h_{t-1} before its product
+# ---------------------------------------------------------------------------
+
+def gru_reset_before_forward(projected, recurrent, activation, recurrent_activation, recurrent_masks=None,
+                             keep=True):
+    """Run a GRU with ``reset_after=False`` over ``projected = x_t W + b`` (N, T, 3 units), ``U`` (units, 3 units).
+
+    Each step: ``u = s(p^z + h U_z)``, ``r = s(p^r + h U_r)``, then the
+    candidate ``h~ = phi(p^h + (r * h) U_h)`` and ``h_t = u h + (1 - u) h~``
+    (``h = h_{t-1}``; with ``recurrent_masks`` (N, 3, units) each block's
+    product reads ``h * m_g``, and the candidate's ``r * h * m_h``, as
+    Keras). Returns ``(states, update, reset, candidate, gated)``, each (N, T,
+    units): ``h_t``, the two gates, ``h~`` and ``gated``, what ``U_h``
+    multiplied (``r * h``, masked), what :func:`gru_reset_before_backward`
+    and the gradient of ``U_h`` need. With ``keep=False`` the last four are
+    None and are not stored.
+    """
+    n, steps, width = projected.shape
+    u = width // 3
+    kept = [np.empty((n, steps, u), dtype=projected.dtype) for _ in range(4)] if keep else [None] * 4
+    states = np.empty((n, steps, u), dtype=projected.dtype)
+    state = np.zeros((n, u), dtype=projected.dtype)
+    gate_masks = None if recurrent_masks is None else recurrent_masks[:, :2]
+    for t in range(steps):
+        p = projected[:, t]
+        q = recurrent_product(state, recurrent[:, :2 * u], gate_masks)
+        update = activate(p[:, :u] + q[:, :u], recurrent_activation)
+        reset = activate(p[:, u:2 * u] + q[:, u:], recurrent_activation)
+        gated = reset * (state if recurrent_masks is None else state * recurrent_masks[:, 2])
+        candidate = activate(p[:, 2 * u:] + gated @ recurrent[:, 2 * u:], activation)
+        state = update * state + (1 - update) * candidate
+        states[:, t] = state
+        if keep:
+            for array, value in zip(kept, (update, reset, candidate, gated)):
+                array[:, t] = value
+    return (states, *kept)
+
+
+def gru_reset_before_backward(grad_states, recurrent, states, update, reset, candidate, activation,
+                              recurrent_activation, recurrent_masks=None):
+    """``dL/dz_t`` (N, T, 3 units) of every step's ``x_t W + b`` and products, from ``dL/dh_t``.
+
+    With ``a^h = p^h + g U_h`` and ``g = r * h_{t-1}`` (times ``m_h``):
+    ``dL/da^h = dL/dh_t (1 - u) phi'``, ``dL/dg = dL/da^h U_h^T``,
+    ``dL/dr = dL/dg * h_{t-1}`` (times ``m_h``) and ``dL/du = dL/dh_t
+    (h_{t-1} - h~)``; ``h_{t-1}`` gets ``dL/dh_t u + dL/dg r`` (times ``m_h``)
+    and, through the gates' products, ``[dL/dz^u, dL/dz^r] U_{zr}^T``.
+    The z and r blocks are the gradients of ``h_{t-1} U_{zr}`` too, block h
+    that of ``g U_h``.
+    """
+    n, steps, u = grad_states.shape
+    grad_z = np.empty((n, steps, 3 * u), dtype=grad_states.dtype)
+    carried = np.zeros((n, u), dtype=grad_states.dtype)             # what h_t gets from step t + 1
+    gate_masks = None if recurrent_masks is None else recurrent_masks[:, :2]
+    for t in reversed(range(steps)):
+        z, r, h = update[:, t], reset[:, t], candidate[:, t]
+        previous = states[:, t - 1] if t > 0 else np.zeros_like(z)
+        masked = previous if recurrent_masks is None else previous * recurrent_masks[:, 2]
+        grad_state = grad_states[:, t] + carried
+        grad_a = derivative(grad_state * (1 - z), h, activation)     # dL/da^h_t
+        grad_gated = grad_a @ recurrent[:, 2 * u:].T                 # dL/dg_t
+        grad_z[:, t, :u] = derivative(grad_state * (previous - h), z, recurrent_activation)
+        grad_z[:, t, u:2 * u] = derivative(grad_gated * masked, r, recurrent_activation)
+        grad_z[:, t, 2 * u:] = grad_a
+        through_reset = grad_gated * r if recurrent_masks is None else grad_gated * r * recurrent_masks[:, 2]
+        carried = (recurrent_product_backward(grad_z[:, t, :2 * u], recurrent[:, :2 * u], gate_masks)
+                   + grad_state * z + through_reset)
+    return grad_z

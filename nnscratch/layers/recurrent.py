@@ -171,9 +171,9 @@ class Recurrent(Layer):
             masked = self._masked(self._sequence, mask).reshape(n * steps, features)
             self.kernel.grad[:, columns] = masked.T @ rows[:, columns]
         previous = np.concatenate([np.zeros_like(self._states[:, :1]), self._states[:, :-1]], axis=1)
-        for columns, mask in self._blocks(self._recurrent_masks):
-            masked = self._masked(previous, mask).reshape(n * steps, self.units)
-            self.recurrent_kernel.grad[:, columns] = masked.T @ recurrent_rows[:, columns]
+        for columns, inputs in self._recurrent_inputs(previous):
+            inputs = inputs.reshape(n * steps, self.units)
+            self.recurrent_kernel.grad[:, columns] = inputs.T @ recurrent_rows[:, columns]
         if self.use_bias:
             self._bias_gradient(rows, recurrent_rows)
         if self.skip_input_gradient:
@@ -196,6 +196,16 @@ class Recurrent(Layer):
             return [(slice(None), None if masks is None else masks[:, 0])]
         width = self.units
         return [(slice(b * width, (b + 1) * width), masks[:, b]) for b in range(masks.shape[1])]
+
+    def _recurrent_inputs(self, previous):
+        """``(columns, inputs)``: what each block of columns of ``U`` multiplied, (N, T, units), from ``h_{t-1}``.
+
+        ``previous`` (N, T, units) holds ``h_{t-1}`` of every step (zeros at
+        the first); with ``recurrent_dropout`` each block read it masked. (A
+        GRU with ``reset_after=False`` multiplies ``r_t * h_{t-1}`` by its
+        last block.)
+        """
+        return [(columns, self._masked(previous, mask)) for columns, mask in self._blocks(self._recurrent_masks)]
 
     @staticmethod
     def _masked(sequence, mask):
