@@ -1,7 +1,9 @@
 """Recurrent layers: training step and predict time of nnscratch, PyTorch and Keras, in alternating processes.
 
 A batch of sequences (default 64 x 50 steps x 32 features) goes through one
-recurrent layer (LSTM, GRU, SimpleRNN; default 128 units) and a
+recurrent layer (LSTM, GRU, SimpleRNN; default 128 units; ``GRU_reset_before``
+is a GRU with ``reset_after=False``, Keras 2's variant, which PyTorch does not
+have) and a
 ``Dense(10, softmax)``, trained with Adam on categorical cross-entropy; then
 ``predict`` of the same batch in one call. Each framework runs in a fresh
 process per round (``--rounds``, alternating), timing the median of
@@ -15,7 +17,9 @@ Usage::
     python benchmarks/bench_recurrent.py                        # all three, if installed
     python benchmarks/bench_recurrent.py --frameworks nnscratch,torch --rounds 5 --json out.json
 
-A framework that is not installed is reported as such and left out.
+A framework that is not installed is reported as such and left out, and a
+layer a framework does not have (PyTorch's ``GRU_reset_before``) is a blank
+cell.
 """
 
 import argparse
@@ -28,7 +32,8 @@ import time
 
 import numpy as np
 
-LAYERS = ("LSTM", "GRU", "SimpleRNN")
+LAYERS = ("LSTM", "GRU", "SimpleRNN", "GRU_reset_before")
+DEFAULT_LAYERS = LAYERS[:3]
 FRAMEWORKS = ("nnscratch", "torch", "keras")
 CLASSES = 10
 
@@ -51,6 +56,13 @@ def median_ms(call, repeats):
     return 1e3 * statistics.median(times)
 
 
+def recurrent_layer(module, kind, units):
+    """``kind`` from Keras's or nnscratch's layers, ``units`` wide (``GRU_reset_before``: ``reset_after=False``)."""
+    if kind == "GRU_reset_before":
+        return module.GRU(units, reset_after=False)
+    return getattr(module, kind)(units)
+
+
 def measure_nnscratch(layers, x, y, units, threads, repeats):
     import numba
     import threadpoolctl
@@ -61,7 +73,7 @@ def measure_nnscratch(layers, x, y, units, threads, repeats):
     numba.set_num_threads(threads)
     out = {}
     for kind in layers:
-        model = nnscratch.Sequential([nnscratch.Input(x.shape[1:]), getattr(nnscratch.layers, kind)(units),
+        model = nnscratch.Sequential([nnscratch.Input(x.shape[1:]), recurrent_layer(nnscratch.layers, kind, units),
                                       nnscratch.layers.Dense(CLASSES, activation="softmax")])
         model.compile("adam", "categorical_crossentropy")
         out[kind] = (median_ms(lambda: model.train_on_batch(x, y), repeats),
@@ -76,6 +88,8 @@ def measure_torch(layers, x, y, units, threads, repeats):
     xt, labels = torch.from_numpy(x), torch.from_numpy(y.argmax(1))
     out = {}
     for kind in layers:
+        if kind == "GRU_reset_before":      # PyTorch's GRU applies the reset gate after the product only
+            continue
         rnn = getattr(torch.nn, "RNN" if kind == "SimpleRNN" else kind)(x.shape[2], units, batch_first=True)
         head = torch.nn.Linear(units, CLASSES)
         optimizer = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), eps=1e-7)
@@ -104,7 +118,7 @@ def measure_keras(layers, x, y, units, threads, repeats):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     out = {}
     for kind in layers:
-        model = keras.Sequential([keras.Input(x.shape[1:]), getattr(keras.layers, kind)(units),
+        model = keras.Sequential([keras.Input(x.shape[1:]), recurrent_layer(keras.layers, kind, units),
                                   keras.layers.Dense(CLASSES, activation="softmax")])
         model.compile("adam", "categorical_crossentropy")
         out[kind] = (median_ms(lambda: model.train_on_batch(x, y), repeats),
@@ -164,11 +178,15 @@ def markdown(results, layers):
             cells, medians = [], {}
             for name in results:
                 values = results[name][kind][what]
+                if not values:                  # a layer this framework does not have
+                    cells.append("")
+                    continue
                 medians[name] = statistics.median(values)
                 cells.append(f"{medians[name]:.1f} ({min(values):.1f}-{max(values):.1f})")
             ratio = ""
-            if "nnscratch" in medians and others:
-                ratio = f"{min(medians[o] for o in others) / medians['nnscratch']:.2f}x"
+            timed_others = [o for o in others if o in medians]
+            if "nnscratch" in medians and timed_others:
+                ratio = f"{min(medians[o] for o in timed_others) / medians['nnscratch']:.2f}x"
             lines.append(f"| {kind}, {what} ms | " + " | ".join(cells) + f" | {ratio} |")
     return "\n".join(lines)
 
@@ -177,7 +195,7 @@ def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                         help="comma-separated, from " + ", ".join(FRAMEWORKS))
-    parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated, from " + ", ".join(LAYERS))
+    parser.add_argument("--layers", default=",".join(DEFAULT_LAYERS), help="comma-separated, from " + ", ".join(LAYERS))
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--timesteps", type=int, default=50)

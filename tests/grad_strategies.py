@@ -46,7 +46,7 @@ except ImportError:  # tests/ itself is on sys.path
 __all__ = [
     "TOLERANCE", "STEP", "ACTIVATION_STEP", "LINEAR_STEP", "RELU_MARGIN", "PREACTIVATION_MARGIN", "ACTIVATIONS",
     "float64_floatx", "rng_seeds", "batch_sizes", "feature_sizes", "channel_counts", "spatial_sizes",
-    "layer_conv_geometry", "pool_geometry", "image_shapes", "bn_shapes",
+    "layer_conv_geometry", "dilated_cases", "pool_geometry", "image_shapes", "bn_shapes",
     "away_from_zero", "well_separated", "kernel_values", "random_bn_weights", "min_abs", "penalties",
 ]
 
@@ -89,6 +89,18 @@ def spatial_sizes():
 def layer_conv_geometry():
     """Conv2D geometries: batch 1-4, images up to 7x7x3, kernels up to 4x4, strides 1-3."""
     return conv_geometry(max_batch=4, max_size=7, max_channels=3, max_kernel=4, max_stride=3)
+
+
+@st.composite
+def dilated_cases(draw):
+    """``(shape (N, H, W, C), (kh, kw), (dh, dw), padding)``: kernels and dilations of 1-3 a side, the input at
+    least as large as the spread kernel (``(k - 1) d + 1``) when valid-padded."""
+    kh, kw, dh, dw = (draw(st.integers(1, 3)) for _ in range(4))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    h = draw(st.integers(span_h if padding == "valid" else 1, span_h + 3))
+    w = draw(st.integers(span_w if padding == "valid" else 1, span_w + 3))
+    return (draw(batch_sizes()), h, w, draw(channel_counts())), (kh, kw), (dh, dw), padding
 
 
 def pool_geometry():

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+import nnscratch
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -36,6 +38,16 @@ def test_the_table_gives_medians_ranges_and_the_ratio_against_the_faster_other(b
     assert table[0] == "| layer, what | nnscratch | torch | keras | nnscratch vs faster other |"
     assert table[2] == "| GRU, train ms | 11.0 (10.0-12.0) | 22.0 (20.0-24.0) | 40.0 (40.0-40.0) | 2.00x |"
     assert table[3].endswith("| 0.50x |")       # Keras predicts faster here: the faster other is the bar
+
+
+def test_a_layer_a_framework_lacks_is_a_blank_cell(bench):
+    """PyTorch has no GRU with reset_after=False: its cell stays empty and the ratio uses the others."""
+    results = {"nnscratch": {"GRU_reset_before": {"train": [10.0], "predict": [2.0]}},
+               "torch": {"GRU_reset_before": {"train": [], "predict": []}},
+               "keras": {"GRU_reset_before": {"train": [30.0], "predict": [8.0]}}}
+    table = bench.markdown(results, ["GRU_reset_before"]).splitlines()
+    assert table[2] == "| GRU_reset_before, train ms | 10.0 (10.0-10.0) |  | 30.0 (30.0-30.0) | 3.00x |"
+    assert bench.recurrent_layer(nnscratch.layers, "GRU_reset_before", 3).reset_after is False
 
 
 @pytest.mark.parametrize("argv, message", [(["--frameworks", "jax"], "unknown framework"),

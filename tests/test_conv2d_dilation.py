@@ -12,9 +12,9 @@ from nnscratch.gradcheck import check_layer
 from nnscratch.layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
 
 try:
-    from tests.grad_strategies import STEP, TOLERANCE, batch_sizes, channel_counts, kernel_values, rng_seeds
+    from tests.grad_strategies import STEP, TOLERANCE, dilated_cases, kernel_values, rng_seeds
 except ImportError:  # tests/ itself is on sys.path
-    from grad_strategies import STEP, TOLERANCE, batch_sizes, channel_counts, kernel_values, rng_seeds
+    from grad_strategies import STEP, TOLERANCE, dilated_cases, kernel_values, rng_seeds
 
 
 def dilated_conv(x, kernel, dilation, padding):
@@ -31,16 +31,6 @@ def dilated_conv(x, kernel, dilation, padding):
             window = x[:, i * dh:i * dh + out_h, j * dw:j * dw + out_w, :]
             z += window @ kernel[i, j]
     return z
-
-
-@st.composite
-def dilated_cases(draw):
-    kh, kw, dh, dw = (draw(st.integers(1, 3)) for _ in range(4))
-    padding = draw(st.sampled_from(["valid", "same"]))
-    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
-    h = draw(st.integers(span_h if padding == "valid" else 1, span_h + 3))
-    w = draw(st.integers(span_w if padding == "valid" else 1, span_w + 3))
-    return (draw(batch_sizes()), h, w, draw(channel_counts())), (kh, kw), (dh, dw), padding
 
 
 @pytest.mark.parametrize("backend", kernels.BACKENDS)   # conftest restores the default after

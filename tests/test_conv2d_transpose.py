@@ -125,7 +125,6 @@ def test_an_autoencoder_learns_and_saves(tmp_path):
 
 
 @pytest.mark.parametrize("make, error, match", [
-    (lambda: Conv2DTranspose(2, 3, dilation_rate=2), ValueError, "supports only 1"),
     (lambda: Conv2DTranspose(2, 3, strides=2, output_padding=2), ValueError, "below the strides"),
     (lambda: Conv2DTranspose(0, 3), ValueError, "filters must be a positive integer"),
     (lambda: Conv2DTranspose(2, 3, padding="full"), ValueError, "padding must be"),

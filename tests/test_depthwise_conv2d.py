@@ -97,7 +97,6 @@ def test_kerass_config_names_and_saving(tmp_path):
 
 @pytest.mark.parametrize("make, match", [
     (lambda: DepthwiseConv2D(3, depth_multiplier=0), "depth_multiplier must be a positive integer"),
-    (lambda: DepthwiseConv2D(3, dilation_rate=2), "supports only 1"),
     (lambda: DepthwiseConv2D(3, padding="causal"), "padding must be"),
 ])
 def test_bad_arguments_are_refused(make, match):

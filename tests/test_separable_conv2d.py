@@ -82,7 +82,6 @@ def test_config_regularizers_saving_and_freezing(tmp_path):
 @pytest.mark.parametrize("make, match", [
     (lambda: SeparableConv2D(0, 3), "filters must be a positive integer"),
     (lambda: SeparableConv2D(2, 3, depth_multiplier=0), "depth_multiplier must be a positive integer"),
-    (lambda: SeparableConv2D(2, 3, dilation_rate=2), "supports only 1"),
 ])
 def test_bad_arguments_are_refused(make, match):
     with pytest.raises(ValueError, match=match):

@@ -5,7 +5,7 @@ import numpy as np
 from nnscratch import kernels
 from nnscratch.layers.kernel_bias import KernelBiasLayer
 from nnscratch.layers.base import format_shape
-from nnscratch.layers.conv_utils import normalize_tuple, window_geometry
+from nnscratch.layers.conv_utils import dilated_span, gather_taps, normalize_tuple, spread_kernel, window_geometry
 
 __all__ = ["Conv1D", "normalize_padding_1d", "place_windows_1d"]
 
@@ -114,7 +114,7 @@ class Conv1D(KernelBiasLayer):
 
     def _span(self) -> int:
         """How many steps one window covers: ``(k - 1) d + 1`` (``k`` without dilation)."""
-        return (self.kernel_size[0] - 1) * self.dilation_rate[0] + 1
+        return dilated_span(self.kernel_size, self.dilation_rate)[0]
 
     def _geometry(self):
         """The 2-D kernels' window arguments for a height-1 image: kh, kw, sh, sw, pad_top, pad_left, out_h, out_w."""
@@ -123,11 +123,7 @@ class Conv1D(KernelBiasLayer):
     def _kernel_2d(self):
         """The kernel (k, C, filters) as a 2-D one (1, span, C, filters): a view, or spread with zeros if dilated."""
         kernel = self.kernel.value
-        if self.dilation_rate[0] == 1:
-            return kernel.reshape(1, *kernel.shape)
-        spread = np.zeros((1, self._span(), *kernel.shape[1:]), dtype=kernel.dtype)
-        spread[0, ::self.dilation_rate[0]] = kernel
-        return spread
+        return spread_kernel(kernel.reshape(1, *kernel.shape), (1, self.dilation_rate[0]))
 
     def forward(self, x, training=False):
         self.check_input(x)
@@ -153,7 +149,7 @@ class Conv1D(KernelBiasLayer):
             self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
         grad_kernel, grad_x = kernels.backend().conv2d_backward(
             self._x, grad_z, self._kernel_2d(), *self._geometry(), input_gradient=not self.skip_input_gradient)
-        self.kernel.grad[...] = grad_kernel[0, ::self.dilation_rate[0]]  # the taps' places in the spread kernel
+        self.kernel.grad[...] = gather_taps(grad_kernel, (1, self.dilation_rate[0]))[0]  # the taps' places
         return None if grad_x is None else grad_x.reshape(grad_x.shape[0], *self.input_shape)
 
     def get_config(self):

@@ -4,7 +4,8 @@ import numpy as np
 
 from nnscratch import activations, kernels
 from nnscratch.layers.kernel_bias import KernelBiasLayer
-from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, place_windows
+from nnscratch.layers.conv_utils import (check_dilation, dilated_span, gather_taps, normalize_padding, normalize_tuple,
+                                         place_windows, spread_kernel)
 
 __all__ = ["Conv2D"]
 
@@ -79,9 +80,7 @@ class Conv2D(KernelBiasLayer):
         self.strides = normalize_tuple(strides, 2, "strides")
         self.padding = normalize_padding(padding)
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate")
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"Conv2D: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras), got "
-                             f"strides={self.strides} and dilation_rate={self.dilation_rate}")
+        check_dilation("Conv2D", self.strides, self.dilation_rate)
 
     def build(self, input_shape):
         self._out_hw, self._pad_top, self._pad_left = place_windows(
@@ -94,16 +93,11 @@ class Conv2D(KernelBiasLayer):
 
     def _span(self) -> tuple:
         """Rows and columns one window covers: ``(k - 1) d + 1`` each (the kernel size without dilation)."""
-        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
+        return dilated_span(self.kernel_size, self.dilation_rate)
 
     def _kernel_4d(self):
         """The kernel the window kernels use: ``K`` itself, or spread out with zeros between its taps if dilated."""
-        kernel = self.kernel.value
-        if self.dilation_rate == (1, 1):
-            return kernel
-        spread = np.zeros((*self._span(), *kernel.shape[2:]), dtype=kernel.dtype)
-        spread[::self.dilation_rate[0], ::self.dilation_rate[1]] = kernel
-        return spread
+        return spread_kernel(self.kernel.value, self.dilation_rate)
 
     def _geometry(self):
         """Arguments the window kernels share: kh, kw, sh, sw, pad_top, pad_left, out_h, out_w (kh, kw spread)."""
@@ -198,7 +192,7 @@ class Conv2D(KernelBiasLayer):
             grad_kernel, grad_x = kernels.backend().conv2d_backward(
                 self._x, grad_z, self._kernel_4d(), *self._geometry(), input_gradient=not self.skip_input_gradient,
                 cols=self._cols)
-            self.kernel.grad[...] = grad_kernel[::self.dilation_rate[0], ::self.dilation_rate[1]]  # the taps' places
+            self.kernel.grad[...] = gather_taps(grad_kernel, self.dilation_rate)  # the taps' places
             return grad_x
         winograd = kernels.winograd_backend()
         self.kernel.grad[...] = winograd.winograd_conv2d_kernel_gradient(

@@ -5,7 +5,8 @@ import numpy as np
 from nnscratch import kernels
 from nnscratch.layers.kernel_bias import KernelBiasLayer
 from nnscratch.layers.base import format_shape
-from nnscratch.layers.conv_utils import normalize_padding, normalize_tuple, window_geometry
+from nnscratch.layers.conv_utils import (check_dilation, dilated_span, gather_taps, normalize_padding, normalize_tuple,
+                                         spread_kernel, window_geometry)
 
 __all__ = ["Conv2DTranspose"]
 
@@ -59,6 +60,12 @@ class Conv2DTranspose(KernelBiasLayer):
     output_padding : int, tuple or None
         Extra rows and columns at the end of the output (each below its
         stride), as Keras: see :func:`transposed_length`.
+    dilation_rate : int or tuple
+        Spreads the kernel's taps as Conv2D's: the layer is the transpose of
+        the dilated Conv2D, so it works with the kernel spread out to
+        ``((kh - 1) dh + 1, (kw - 1) dw + 1)`` taps, zeros between (in the
+        output lengths too, as Keras), and each tap's gradient is that of its
+        place in the spread kernel. A dilation above 1 needs strides of 1.
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, dilation_rate=1,
@@ -71,12 +78,12 @@ class Conv2DTranspose(KernelBiasLayer):
                          bias_constraint=bias_constraint, **kwargs)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be a positive integer, got {filters!r}")
-        if normalize_tuple(dilation_rate, 2, "dilation_rate") != (1, 1):
-            raise ValueError(f"dilation_rate={dilation_rate!r}: Conv2DTranspose supports only 1")
         self.filters = int(filters)
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size")
         self.strides = normalize_tuple(strides, 2, "strides")
         self.padding = normalize_padding(padding)
+        self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate")
+        check_dilation("Conv2DTranspose", self.strides, self.dilation_rate)
         self.output_padding = None
         if output_padding is not None:
             self.output_padding = tuple(int(p) for p in np.broadcast_to(output_padding, 2))
@@ -93,14 +100,18 @@ class Conv2DTranspose(KernelBiasLayer):
 
     def _lengths(self, input_shape):
         """``((H', pad_top), (W', pad_left))`` of the output for an input (H, W, C)."""
-        padding = self.output_padding or (None, None)
-        return tuple(transposed_length(input_shape[axis], self.kernel_size[axis], self.strides[axis], self.padding,
-                                       padding[axis]) for axis in (0, 1))
+        padding, span = self.output_padding or (None, None), self._span()
+        return tuple(transposed_length(input_shape[axis], span[axis], self.strides[axis], self.padding, padding[axis])
+                     for axis in (0, 1))
+
+    def _span(self):
+        """The window of the (spread) kernel: ``(k - 1) d + 1`` rows and columns."""
+        return dilated_span(self.kernel_size, self.dilation_rate)
 
     def compute_output_shape(self, input_shape):
         (height, _), (width, _) = self._lengths(input_shape)
         for axis, length in ((0, height), (1, width)):
-            back = window_geometry(length, self.kernel_size[axis], self.strides[axis], self.padding)[0]
+            back = window_geometry(length, self._span()[axis], self.strides[axis], self.padding)[0]
             if length < 1 or back != input_shape[axis]:
                 raise ValueError(f"Conv2DTranspose layer {self.name!r}: kernel {self.kernel_size}, strides "
                                  f"{self.strides}, padding {self.padding!r} and output_padding {self.output_padding} "
@@ -111,21 +122,23 @@ class Conv2DTranspose(KernelBiasLayer):
     def _geometry(self):
         """The im2col/col2im geometry of the Conv2D from the output (H', W') back to the input (H, W)."""
         (_, top), (_, left) = self._lengths(self.input_shape)
-        return (*self.kernel_size, *self.strides, top, left, self.input_shape[0], self.input_shape[1])
+        return (*self._span(), *self.strides, top, left, self.input_shape[0], self.input_shape[1])
 
     def forward(self, x, training=False):
         self.check_input(x)
         n = len(x)
         rows = x.reshape(-1, x.shape[-1])                                    # (N H W, C)
-        patches = rows @ self.kernel.value.reshape(-1, x.shape[-1]).T        # (N H W, kh kw filters)
+        kernel = spread_kernel(self.kernel.value, self.dilation_rate)
+        patches = rows @ kernel.reshape(-1, x.shape[-1]).T                   # (N H W, kh kw filters)
         z = kernels.backend().col2im(patches, (n, *self._output_shape), *self._geometry())
         self._x = rows if training else None
         return self._activate(z, self.bias.value if self.use_bias else None, training)
 
     def backward_from_preactivation(self, grad_z):
         windows = kernels.backend().im2col(np.ascontiguousarray(grad_z), *self._geometry())   # (N H W, kh kw filters)
-        kernel = self.kernel.value.reshape(-1, self.kernel.shape[-1])
-        np.matmul(windows.T, self._x, out=self.kernel.grad.reshape(kernel.shape))
+        spread = spread_kernel(self.kernel.value, self.dilation_rate)
+        kernel = spread.reshape(-1, self.kernel.shape[-1])                  # (kh kw filters, C), kh kw spread
+        self.kernel.grad[...] = gather_taps((windows.T @ self._x).reshape(spread.shape), self.dilation_rate)
         if self.use_bias:
             self.bias.grad[...] = kernels.backend().bias_gradient(grad_z.reshape(-1, self.filters))
         if self.skip_input_gradient:
@@ -136,4 +149,4 @@ class Conv2DTranspose(KernelBiasLayer):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding,
                 "output_padding": None if self.output_padding is None else list(self.output_padding),
-                "dilation_rate": [1, 1]}
+                "dilation_rate": list(self.dilation_rate)}

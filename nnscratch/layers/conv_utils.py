@@ -1,10 +1,13 @@
-"""Shape arithmetic shared by the sliding-window layers (Conv2D, MaxPooling2D)."""
+"""Shape arithmetic shared by the sliding-window layers (Conv2D, MaxPooling2D), and their dilation."""
 
 import math
 
+import numpy as np
+
 from nnscratch.layers.base import format_shape
 
-__all__ = ["normalize_tuple", "normalize_padding", "window_geometry", "place_windows"]
+__all__ = ["normalize_tuple", "normalize_padding", "window_geometry", "place_windows", "check_dilation",
+           "dilated_span", "spread_kernel", "gather_taps"]
 
 
 def normalize_tuple(value, n: int, name: str) -> tuple:
@@ -59,3 +62,33 @@ def place_windows(layer, input_shape, window, strides, what):
         raise ValueError(f"{kind} layer {layer.name!r}: {what} {tuple(window)} is larger than its valid-padded "
                          f"input {format_shape(input_shape)}; use padding='same' or a smaller {what}")
     return (out_h, out_w), pad_top, pad_left
+
+
+def check_dilation(kind, strides, dilation_rate):
+    """A dilation above 1 needs strides of 1 (as in Keras and TensorFlow): a ValueError naming both otherwise."""
+    if max(strides) > 1 and max(dilation_rate) > 1:
+        raise ValueError(f"{kind}: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras), got "
+                         f"strides={tuple(strides)} and dilation_rate={tuple(dilation_rate)}")
+
+
+def dilated_span(kernel_size, dilation_rate) -> tuple:
+    """Rows and columns one dilated window covers: ``(k - 1) d + 1`` each."""
+    return tuple((k - 1) * d + 1 for k, d in zip(kernel_size, dilation_rate))
+
+
+def spread_kernel(kernel, dilation_rate):
+    """``kernel`` (kh, kw, ...) with ``d - 1`` zeros between its taps along each axis: a dilated kernel as a plain one.
+
+    A convolution by the spread kernel is the dilated convolution; ``kernel``
+    itself when every rate is 1.
+    """
+    if all(d == 1 for d in dilation_rate):
+        return kernel
+    spread = np.zeros((*dilated_span(kernel.shape[:2], dilation_rate), *kernel.shape[2:]), dtype=kernel.dtype)
+    spread[::dilation_rate[0], ::dilation_rate[1]] = kernel
+    return spread
+
+
+def gather_taps(grad_spread, dilation_rate):
+    """The kernel's gradient from the spread kernel's: each tap's is that of its place (the zeros' are dropped)."""
+    return grad_spread[::dilation_rate[0], ::dilation_rate[1]]

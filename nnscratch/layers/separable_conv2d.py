@@ -21,8 +21,9 @@ class SeparableConv2D(Layer):
 
     Parameters
     ----------
-    filters, kernel_size, strides, padding, depth_multiplier, activation, use_bias
-        As Keras.
+    filters, kernel_size, strides, padding, depth_multiplier, dilation_rate, activation, use_bias
+        As Keras (``dilation_rate`` is the depthwise convolution's, as
+        :class:`~nnscratch.layers.DepthwiseConv2D`).
     depthwise_*, pointwise_*, bias_* (initializer, regularizer, constraint)
         Each kernel's options, Keras's names.
     """
@@ -75,7 +76,7 @@ class SeparableConv2D(Layer):
         depthwise, pointwise = self.depthwise.get_config(), self.pointwise.get_config()
         return {**super().get_config(), "filters": pointwise["filters"], "kernel_size": depthwise["kernel_size"],
                 "strides": depthwise["strides"], "padding": depthwise["padding"],
-                "depth_multiplier": depthwise["depth_multiplier"], "dilation_rate": [1, 1],
+                "depth_multiplier": depthwise["depth_multiplier"], "dilation_rate": depthwise["dilation_rate"],
                 "activation": pointwise["activation"], "use_bias": pointwise["use_bias"],
                 **{f"depthwise_{name}": depthwise[f"depthwise_{name}"]
                    for name in ("initializer", "regularizer", "constraint")},
