@@ -99,11 +99,11 @@ def _other_rows(z, first, last, bias, code, alpha):
         if code == ELU:
             for q in range(c):
                 v = z[r, q] + bias[q]
-                z[r, q] = v if v > 0 else alpha * np.expm1(v)
+                z[r, q] = v if v > 0 else alpha * vector_math.expm1(v)
         elif code == SELU:
             for q in range(c):
                 v = z[r, q] + bias[q]
-                z[r, q] = scale * v if v > 0 else scale_alpha * np.expm1(v)
+                z[r, q] = scale * v if v > 0 else scale_alpha * vector_math.expm1(v)
         elif code == SOFTPLUS:
             for q in range(c):
                 v = z[r, q] + bias[q]
@@ -131,7 +131,7 @@ def _other_rows(z, first, last, bias, code, alpha):
                 z[r, q] = (six if t > six else t) / six
         elif code == EXPONENTIAL:
             for q in range(c):
-                z[r, q] = np.exp(z[r, q] + bias[q])
+                z[r, q] = vector_math.exp(z[r, q] + bias[q])
         elif code >= CELU:
             _newer_row(z, r, bias, code)
         else:  # RELU6
@@ -157,7 +157,7 @@ def _newer_row(z, r, bias, code):
     if code == CELU:
         for q in range(c):
             v = z[r, q] + bias[q]
-            z[r, q] = v if v > 0 else np.expm1(v)
+            z[r, q] = v if v > 0 else vector_math.expm1(v)
     elif code == HARD_SILU:
         for q in range(c):
             v = z[r, q] + bias[q]
@@ -384,8 +384,7 @@ def _other_backward(grad_y, y, z, dz, code, alpha):
     elif code == SILU:
         for k in prange(n):
             v = z[k]
-            e = np.exp(-np.abs(v))
-            s = one / (one + e) if v >= 0 else e / (one + e)
+            s = vector_math.sigmoid(v)
             dz[k] = grad_y[k] * (s * (one + v * (one - s)))
     elif code == ELU:
         for k in prange(n):
@@ -397,7 +396,7 @@ def _other_backward(grad_y, y, z, dz, code, alpha):
             dz[k] = grad_y[k] * (scale if t >= 0 else t + scale_alpha)
     elif code == SOFTPLUS:
         for k in prange(n):
-            dz[k] = grad_y[k] * -np.expm1(-y[k])
+            dz[k] = grad_y[k] * -vector_math.expm1(-y[k])
     elif code == SOFTSIGN:
         for k in prange(n):
             u = one - np.abs(y[k])
@@ -451,7 +450,7 @@ def _newer_backward(grad_y, y, z, dz, code):
             dz[k] = grad_y[k] * (one if t > 0 else t + one)
     elif code == LOG_SIGMOID:
         for k in prange(n):
-            dz[k] = grad_y[k] * -np.expm1(y[k])
+            dz[k] = grad_y[k] * -vector_math.expm1(y[k])
     elif code == SOFT_SHRINK or code == HARD_SHRINK:
         for k in prange(n):
             dz[k] = grad_y[k] * (zero if y[k] == 0 else one)
