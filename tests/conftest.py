@@ -6,10 +6,18 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-import nnscratch
-from nnscratch import kernels
-
 REPO = Path(__file__).resolve().parents[1]
+
+# The suite runs in several processes (pytest-xdist, ``-n`` in pyproject.toml). Numba's cache is
+# not safe for processes that compile two signatures of one kernel at the same moment (both may
+# claim the same data file), so each worker compiles into a cache folder of its own. This must
+# happen before Numba is imported: it reads NUMBA_CACHE_DIR once, then.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(os.environ.get("NUMBA_CACHE_DIR", REPO / ".numba-cache"), _WORKER)
+
+import nnscratch  # noqa: E402  (after the cache folder is chosen)
+from nnscratch import kernels  # noqa: E402
 
 # Numba compiles on first use; examples must not be timed.
 settings.register_profile("nnscratch", deadline=None, max_examples=25, derandomize=True)

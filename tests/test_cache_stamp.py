@@ -92,3 +92,13 @@ def test_a_changed_helper_in_another_file_recompiles_a_stamped_kernel(tmp_path):
         assert _run(tmp_path, stamp) == 1                    # compiled and cached
         (tmp_path / "helper.py").write_text(_HELPER.format(value=22))
         assert _run(tmp_path, stamp) == (1 if stamp == 0 else 22)   # Numba alone keeps the stale helper
+
+
+def test_each_test_worker_compiles_into_a_cache_folder_of_its_own():
+    # tests/conftest.py: pytest-xdist's workers must not share Numba's cache (two processes saving two
+    # signatures of one kernel at once may both claim its first data file). Without workers: as set.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        assert Path(numba.config.CACHE_DIR).name == worker
+    else:
+        assert numba.config.CACHE_DIR == os.environ.get("NUMBA_CACHE_DIR", "")
