@@ -214,7 +214,7 @@ def _require_float64(layers):
                                 "(build it after nnscratch.set_floatx('float64'))")
 
 
-def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5) -> GradcheckReport:
+def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5, mask=None) -> GradcheckReport:
     """Gradient-check one layer's input and parameter gradients in float64.
 
     Parameters
@@ -230,6 +230,10 @@ def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5) 
         features), used when ``x`` is not given; a list of them for a merge layer.
     training : bool
         Check the training-mode pass (batch statistics, dropout masks).
+    mask : ndarray of bool, optional
+        A fixed mask (N, T) for a layer that reads one (a recurrent layer,
+        ``GlobalAveragePooling1D``; :mod:`nnscratch.models.masking`), passed
+        to every forward: ``layer.forward(x, training, mask=mask)``.
 
     The checked loss is ``sum(R * y)`` plus the layer's regularization
     penalty (:meth:`~nnscratch.layers.Layer.regularization_loss`, 0 without
@@ -259,9 +263,12 @@ def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5) 
         finally:
             set_floatx(previous)
     _require_float64([layer])
+    if mask is not None and not layer.uses_mask:
+        raise TypeError(f"layer {layer.name!r} ({type(layer).__name__}) reads no mask; check it without mask=")
+    masked = {} if mask is None else {"mask": np.asarray(mask)}
 
     def forward(inputs):
-        return layer.forward(inputs, training=training)
+        return layer.forward(inputs, training=training, **masked)
 
     return _check(forward, layer.backward, x, [layer], seed, h, lambda _: "")
 

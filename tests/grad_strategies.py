@@ -48,6 +48,7 @@ __all__ = [
     "float64_floatx", "rng_seeds", "batch_sizes", "feature_sizes", "channel_counts", "spatial_sizes",
     "layer_conv_geometry", "dilated_cases", "pool_geometry", "image_shapes", "bn_shapes",
     "away_from_zero", "well_separated", "kernel_values", "random_bn_weights", "min_abs", "penalties",
+    "masked_sequences",
 ]
 
 TOLERANCE = 1e-6
@@ -163,3 +164,24 @@ def penalties():
     """L1, L2 or L1L2 with factors large enough that a penalty's gradient is a sizeable part of the total."""
     factor = st.floats(0.05, 2.0)
     return st.one_of(st.builds(L1, factor), st.builds(L2, factor), st.builds(L1L2, factor, factor))
+
+
+@st.composite
+def masked_sequences(draw):
+    """``(shape, mask, seed)``: (N, T, F) sequences and a mask (N, T) of the steps that count.
+
+    Each row is padded at its end, at its start, or masked anywhere, as
+    ``Embedding(mask_zero=True)`` and ``Masking`` make them; a row may have
+    every step masked, or none.
+    """
+    n, steps, features = draw(st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 3)), label="shape")
+    rows = []
+    for _ in range(n):
+        kind = draw(st.sampled_from(["end", "start", "anywhere"]), label="padding")
+        if kind == "anywhere":
+            rows.append(draw(st.lists(st.booleans(), min_size=steps, max_size=steps), label="row"))
+        else:
+            kept = draw(st.integers(0, steps), label="kept")
+            row = [True] * kept + [False] * (steps - kept)
+            rows.append(row if kind == "end" else row[::-1])
+    return (n, steps, features), np.array(rows, dtype=bool), draw(rng_seeds(), label="seed")

@@ -74,7 +74,7 @@ def test_indices_outside_the_table_or_not_integers_are_refused(bad, shown):
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"input_dim": 0, "output_dim": 3}, ValueError, "input_dim must be a positive integer"),
     ({"input_dim": 5, "output_dim": 2.0}, ValueError, "output_dim must be a positive integer"),
-    ({"input_dim": 5, "output_dim": 2, "mask_zero": True}, ValueError, "mask_zero=True is not supported"),
+    ({"input_dim": 5, "output_dim": 2, "mask_zero": 1}, TypeError, "mask_zero must be True or False"),
     ({"input_dim": 5, "output_dim": 2, "embeddings_initializer": "eye"}, ValueError, "unknown initializer"),
 ])
 def test_bad_arguments_are_refused(kwargs, error, match):

@@ -23,6 +23,7 @@ from nnscratch.layers.global_pooling1d import (GlobalAveragePooling1D, GlobalAvg
 from nnscratch.layers.gru import GRU
 from nnscratch.layers.input_layer import Input, InputLayer
 from nnscratch.layers.lstm import LSTM
+from nnscratch.layers.masking import Masking
 from nnscratch.layers.max_pooling2d import MaxPool2D, MaxPooling2D
 from nnscratch.layers.merge import (Add, Average, Maximum, Merge, Minimum, Multiply, Subtract, add, average,
                                     maximum, minimum, multiply, subtract)
@@ -44,10 +45,10 @@ __all__ = [
     "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Embedding", "Flatten",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GRU",
     "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM",
-    "Layer", "LeakyReLU", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge", "Minimum",
-    "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "SeparableConv2D", "SimpleRNN", "Softmax",
-    "Subtract", "SymbolicTensor", "TimeDistributed", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D",
-    "add", "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
+    "Layer", "LeakyReLU", "Masking", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge",
+    "Minimum", "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "SeparableConv2D", "SimpleRNN",
+    "Softmax", "Subtract", "SymbolicTensor", "TimeDistributed", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
+    "ZeroPadding2D", "add", "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
@@ -55,8 +56,8 @@ _BY_NAME = {cls.__name__: cls for cls in (
     Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Bidirectional, Concatenate,
     Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, ELU, Embedding,
     Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GRU, GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer,
-    LSTM, LeakyReLU, MaxPooling1D, MaxPooling2D, Maximum, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector,
-    Reshape, SeparableConv2D, SimpleRNN, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D,
+    LSTM, LeakyReLU, Masking, MaxPooling1D, MaxPooling2D, Maximum, Minimum, Multiply, Permute, PReLU, ReLU,
+    RepeatVector, Reshape, SeparableConv2D, SimpleRNN, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D,
     ZeroPadding1D, ZeroPadding2D,
 )}
 

@@ -52,6 +52,9 @@ class Activation(ActivatedLayer):
     before backward).
     """
 
+    #: A mask passes through unchanged (as Keras; nnscratch.models.masking).
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(activation=activation, **kwargs)
 
@@ -177,6 +180,9 @@ class Softmax(_ParametricActivation):
         last, 1 the first axis of a sample. The batch axis itself (0) is
         refused, and so are several axes (Keras's list of axes).
     """
+
+    mask_refusal = ("Keras's Softmax layer leaves the masked entries out of its sums, which nnscratch does not "
+                    "support (use Activation(\"softmax\"), which ignores the mask)")
 
     def __init__(self, axis=-1, **kwargs):
         if isinstance(axis, (list, tuple)) and len(axis) == 1:

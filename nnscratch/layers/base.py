@@ -190,6 +190,34 @@ class Layer(abc.ABC):
     #: Whether the layer is called on a list of tensors (merge layers: ``Add()([a, b])``) instead of one.
     takes_list = False
 
+    # ------------------------------------------------------------ masks (nnscratch.models.masking)
+    #: Whether a mask on the input passes to the output (Keras's ``supports_masking``); a layer that does not
+    #: drop it (the model warns, as Keras). A mask (N, T) of booleans marks the steps of a sequence that count.
+    supports_masking = False
+    #: Whether the layer makes a mask of its own from its input (``Masking``, ``Embedding(mask_zero=True)``).
+    makes_mask = False
+    #: Whether ``forward`` reads the mask: the model then calls ``forward(x, training, mask=mask)``.
+    uses_mask = False
+
+    #: Why the layer refuses a masked input (a ValueError when the model is built), or None.
+    mask_refusal = None
+
+    def compute_mask(self, inputs, mask):
+        """The mask of this layer's output, from its input ``inputs`` and the input's ``mask`` (or None)."""
+        return mask if self.supports_masking else None
+
+    def checked_mask(self, mask, x) -> np.ndarray:
+        """``mask`` as an array, after a ValueError unless it is booleans (N, T) for the batch ``x`` (N, T, ...)."""
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.shape != x.shape[:2]:
+            raise ValueError(f"layer {self.name!r}: a mask must be booleans of shape {x.shape[:2]} (batch, "
+                             f"timesteps), got {mask.dtype} {mask.shape}")
+        return mask
+
+    def output_masked(self, input_masked: bool) -> bool:
+        """Whether the output carries a mask, given whether the input does (what :meth:`compute_mask` will do)."""
+        return self.makes_mask or (input_masked and self.supports_masking)
+
     def __call__(self, x, training=False):
         """Call on a SymbolicTensor (functional API) or run forward on an array.
 

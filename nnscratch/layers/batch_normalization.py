@@ -74,6 +74,9 @@ class BatchNormalization(Layer):
         Maps applied to ``beta`` and ``gamma`` after every optimizer step (:mod:`nnscratch.constraints`).
     """
 
+    mask_refusal = ("Keras computes the batch statistics over the unmasked steps only, which nnscratch does not "
+                    "support")
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,

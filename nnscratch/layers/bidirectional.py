@@ -70,6 +70,16 @@ class Bidirectional(Layer):
                 raise ValueError(f"the forward and backward layers need the same {attribute}, got "
                                  f"{getattr(forward, attribute)!r} and {getattr(backward, attribute)!r}")
         self.return_sequences = forward.return_sequences
+        # as Keras: with a mask, a masked step outputs zeros in both directions (the two then line up)
+        forward.zero_output_for_mask = backward.zero_output_for_mask = self.return_sequences
+
+    supports_masking = uses_mask = True
+
+    def compute_mask(self, inputs, mask):
+        return mask if self.return_sequences else None
+
+    def output_masked(self, input_masked: bool) -> bool:
+        return input_masked and self.return_sequences
 
     def sublayers(self) -> list:
         return [self.forward_layer, self.backward_layer]
@@ -92,10 +102,10 @@ class Bidirectional(Layer):
         shape = self.forward_layer.compute_output_shape(input_shape)
         return (*shape[:-1], 2 * shape[-1]) if self.merge_mode == "concat" else shape
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         self.check_input(x)
-        forward = self.forward_layer.forward(x, training)
-        backward = self.backward_layer.forward(x, training)
+        forward = self.forward_layer.forward(x, training, mask=mask)
+        backward = self.backward_layer.forward(x, training, mask=mask)
         if self.return_sequences:
             backward = backward[:, ::-1]
         self._outputs = (forward, backward) if training and self.merge_mode == "mul" else None

@@ -63,6 +63,9 @@ class Dense(KernelBiasLayer):
         instance such as ``nnscratch.constraints.MaxNorm(3)``; see :mod:`nnscratch.constraints`).
     """
 
+    #: A mask passes through unchanged (as Keras; nnscratch.models.masking).
+    supports_masking = True
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):

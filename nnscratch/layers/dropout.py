@@ -24,6 +24,9 @@ class Dropout(Layer):
         generators (see :func:`nnscratch.set_random_seed` and ``fit(seed=...)``).
     """
 
+    #: A mask passes through unchanged (as Keras; nnscratch.models.masking).
+    supports_masking = True
+
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:

@@ -34,13 +34,20 @@ class Embedding(Layer):
         Keras's default ``"uniform"``: uniform in [-0.05, 0.05].
     embeddings_regularizer, embeddings_constraint
         As Dense's kernel's.
+    mask_zero : bool
+        Index 0 is padding: the layer makes a mask ``x != 0`` (N, T) that
+        the layers after it read (a recurrent layer skips those steps;
+        :mod:`nnscratch.models.masking`). Row 0 of the table is still looked
+        up, so ``input_dim`` counts it, as in Keras. Inputs are then
+        sequences of indices, (None, T).
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, **kwargs):
-        if mask_zero:
-            raise ValueError("mask_zero=True is not supported: nnscratch has no masks (index 0 is an ordinary row)")
+        if not isinstance(mask_zero, bool):
+            raise TypeError(f"mask_zero must be True or False, got {mask_zero!r}")
         super().__init__(**kwargs)
+        self.mask_zero = self.makes_mask = self.supports_masking = mask_zero
         for name, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -51,6 +58,9 @@ class Embedding(Layer):
         self.embeddings_constraint = constraints.get(embeddings_constraint)
 
     def build(self, input_shape):
+        if self.mask_zero and len(input_shape) != 1:
+            raise ValueError(f"Embedding {self.name!r} with mask_zero=True takes sequences of indices, (None, "
+                             f"timesteps), got (None, {', '.join(map(str, input_shape))})")
         shape = (self.input_dim, self.output_dim)
         self.embeddings = self.new_parameter(
             "embeddings", initializers.get(self.embeddings_initializer)(shape, rng.new_generator()),
@@ -70,6 +80,10 @@ class Embedding(Layer):
                              f"{x[bad].flat[0].item():g} (sample {int(np.argwhere(bad)[0, 0])})")
         return index
 
+    def compute_mask(self, inputs, mask):
+        """``inputs != 0`` (N, T) with ``mask_zero``, else None (an input mask is not passed on, as Keras)."""
+        return np.asarray(inputs) != 0 if self.mask_zero else None
+
     def forward(self, x, training=False):
         self.check_input(x)
         index = self.indices(x)
@@ -88,4 +102,4 @@ class Embedding(Layer):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": self.embeddings_initializer,
                 "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
-                "embeddings_constraint": constraints.serialize(self.embeddings_constraint)}
+                "embeddings_constraint": constraints.serialize(self.embeddings_constraint), "mask_zero": self.mask_zero}

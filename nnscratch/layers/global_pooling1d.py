@@ -1,5 +1,7 @@
 """Global average and global max pooling over sequences: one number per channel."""
 
+import numpy as np
+
 from nnscratch import kernels
 from nnscratch.layers.base import Layer, format_shape
 
@@ -54,17 +56,42 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
     .. math:: y_{n,c} = \frac{1}{T} \sum_t x_{n,t,c}, \qquad
               \frac{\partial L}{\partial x_{n,t,c}} = \frac{g_{n,c}}{T}
 
-    (Keras's ``mask`` argument is not supported.)
+    With a mask ``m`` (N, T) from ``Embedding(mask_zero=True)`` or
+    ``Masking`` (:mod:`nnscratch.models.masking`), as Keras, the average of
+    the unmasked steps, with the weights :math:`w_{n,t} = m_{n,t} / \sum_{t'}
+    m_{n,t'}`:
+
+    .. math:: y_{n,c} = \sum_t w_{n,t}\, x_{n,t,c}, \qquad
+              \frac{\partial L}{\partial x_{n,t,c}} = w_{n,t}\, g_{n,c}
+
+    (a row with every step masked divides by zero: NaN, as in Keras). The
+    output carries no mask.
     """
 
-    def forward(self, x, training=False):
+    supports_masking = uses_mask = True
+
+    def compute_mask(self, inputs, mask):
+        return None
+
+    def output_masked(self, input_masked: bool) -> bool:
+        return False
+
+    def forward(self, x, training=False, mask=None):
         self.check_input(x)
+        if mask is not None:
+            mask = self.checked_mask(mask, x)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                weights = (mask / mask.sum(axis=1, keepdims=True)).astype(x.dtype)   # w (N, T)
+            self._x_shape, self._weights = (self._image(x).shape if training else None), weights
+            return self._shaped(np.einsum("nt,ntc->nc", weights, x))
         image = self._image(x)
-        self._x_shape = image.shape if training else None
+        self._x_shape, self._weights = (image.shape if training else None), None
         return self._shaped(kernels.pooling_backend().global_avgpool2d_forward(image))
 
     def backward(self, grad_output):
         grad = self._flat_gradient(grad_output)
+        if self._weights is not None:
+            return self._weights[:, :, None] * grad[:, None, :]
         grad_x = kernels.pooling_backend().global_avgpool2d_backward(grad, self._x_shape)
         return grad_x.reshape(grad.shape[0], *self.input_shape)
 

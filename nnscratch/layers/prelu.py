@@ -55,6 +55,9 @@ class PReLU(Layer):
         Axes (1 = the first after the batch axis) along which one slope is shared.
     """
 
+    #: A mask passes through unchanged (as Keras; nnscratch.models.masking).
+    supports_masking = True
+
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):
         super().__init__(**kwargs)

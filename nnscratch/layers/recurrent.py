@@ -39,6 +39,20 @@ With both, the input gets a mask for each block too, ``(x_t * m_g) W_g``,
 again as Keras. ``dL/dU_g`` is then taken from the masked states, and
 what flows back to ``h_{t-1}`` through the product is
 ``sum_g (dL/dz_g U_g^T) * r_g`` (the kernels' ``recurrent_masks``).
+
+A *mask* (N, T) of booleans (from ``Embedding(mask_zero=True)`` or
+``Masking``, :mod:`nnscratch.models.masking`) marks the steps that count.
+At a masked step Keras leaves the state as it was, ``h_t = h_{t-1}`` (and
+an LSTM's cell), and outputs it again (zeros with
+``zero_output_for_mask``). So a masked step changes nothing, and a row's
+states are those of the sequence of its unmasked steps alone:
+:func:`compact_steps` moves each row's unmasked steps to its front, in
+order, the loops run over that (the masked steps after them, whose states
+nothing reads), and the states are then spread back to every step. Backward
+is the same in reverse: the gradient of each step's output goes to the
+compacted step whose state it repeats (summed where several repeat one),
+the loops run, and ``dL/dx_t`` goes back to step ``t`` (zero at a masked
+step, which nothing read). The kernels never see a mask.
 """
 
 import numpy as np
@@ -48,8 +62,18 @@ from nnscratch.layers.base import Layer, format_shape
 
 __all__ = ["Recurrent"]
 
-#: Keras arguments that need what nnscratch models do not have (several outputs, state kept across batches, masks).
-_UNSUPPORTED = {"return_state": False, "stateful": False, "zero_output_for_mask": False}
+#: Keras arguments that need what nnscratch models do not have (several outputs, state kept across batches).
+_UNSUPPORTED = {"return_state": False, "stateful": False}
+
+
+def compact_steps(mask):
+    """``(order, position)`` for a mask (N, T): each row's unmasked steps first, and where each step's state is.
+
+    ``order[n]`` lists row ``n``'s unmasked steps in time order, then its
+    masked ones; ``position[n, t]`` is the place, in that order, of the last
+    unmasked step at or before ``t`` (-1 before the first: the zero state).
+    """
+    return np.argsort(~mask, axis=1, kind="stable"), np.cumsum(mask, axis=1) - 1
 
 
 def check_activation(name, argument) -> str:
@@ -71,11 +95,12 @@ class Recurrent(Layer):
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
-                 return_sequences=False, go_backwards=False, unroll=False, seed=None, **kwargs):
+                 return_sequences=False, go_backwards=False, unroll=False, seed=None, zero_output_for_mask=False,
+                 **kwargs):
         for argument, default in _UNSUPPORTED.items():
             if kwargs.pop(argument, default) != default:
                 raise ValueError(f"{argument}={default!r} is the only value nnscratch supports in a recurrent layer "
-                                 "(models have one output, batches are independent, and there are no masks)")
+                                 "(models have one output, and batches are independent)")
         for argument, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
                 raise ValueError(f"{argument} must be a number in [0, 1), got {rate!r}")
@@ -96,6 +121,7 @@ class Recurrent(Layer):
         self.recurrent_constraint = constraints.get(recurrent_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.return_sequences, self.go_backwards = bool(return_sequences), bool(go_backwards)
+        self.zero_output_for_mask = bool(zero_output_for_mask)   # a masked step outputs zeros (Bidirectional's)
         self.unroll = bool(unroll)  # Keras's graph-building option: the same arithmetic either way
         self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
         self.seed = seed            # fixes the dropout masks (as Dropout's seed)
@@ -137,10 +163,45 @@ class Recurrent(Layer):
         """Draw the following dropout masks from ``generator`` (used by ``fit(seed=...)``)."""
         self.generator = generator
 
+    # ------------------------------------------------------------------ masks
+    supports_masking = uses_mask = True
+
+    def compute_mask(self, inputs, mask):
+        return mask if self.return_sequences else None
+
+    def output_masked(self, input_masked: bool) -> bool:
+        return input_masked and self.return_sequences
+
+    def _spread(self, states):
+        """The compacted steps' states (N, T, units) back at every step (the module docstring)."""
+        mask, _, position = self._steps
+        spread = np.take_along_axis(states, np.maximum(position, 0)[:, :, None], axis=1)
+        spread[position < 0] = 0                        # before the first unmasked step: the zero state
+        if self.zero_output_for_mask:
+            spread[~mask] = 0
+        return spread
+
+    def _gather(self, grad_states):
+        """dL/dh of every step (N, T, units) summed onto the compacted step whose state each repeats."""
+        mask, _, position = self._steps
+        if self.zero_output_for_mask:
+            grad_states[~mask] = 0
+        rows = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)
+        reached = position >= 0
+        gathered = np.zeros_like(grad_states)
+        np.add.at(gathered, (rows[reached], position[reached]), grad_states[reached])
+        return gathered
+
     # ------------------------------------------------------------------ forward and backward
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         self.check_input(x)
         sequence = x[:, ::-1] if self.go_backwards else x
+        self._steps = None
+        if mask is not None:              # the unmasked steps of each row first (module docstring)
+            mask = self.checked_mask(mask, x)
+            mask = mask[:, ::-1] if self.go_backwards else mask
+            self._steps = (mask, *compact_steps(mask))
+            sequence = np.take_along_axis(sequence, self._steps[1][:, :, None], axis=1)
         n, steps, features = sequence.shape
         self._input_masks = self._recurrent_masks = None
         if training and self.dropout > 0:     # Keras: one mask, or one a block with recurrent dropout too
@@ -155,6 +216,8 @@ class Recurrent(Layer):
         if self.use_bias:
             projected += self._input_bias()
         states = self._scan(projected, training)            # (N, T, units): h_1 ... h_T
+        if mask is not None:
+            states = self._spread(states)
         self._sequence = sequence if training else None
         return states if self.return_sequences else np.ascontiguousarray(states[:, -1])
 
@@ -165,6 +228,8 @@ class Recurrent(Layer):
             grad_states[...] = grad_output
         else:
             grad_states[:, -1] = grad_output
+        if self._steps is not None:
+            grad_states = self._gather(grad_states)
         grad_z, grad_recurrent = self._scan_backward(grad_states)   # (N, T, G units) each, every step
         rows, recurrent_rows = grad_z.reshape(n * steps, -1), grad_recurrent.reshape(n * steps, -1)
         for columns, mask in self._blocks(self._input_masks):
@@ -181,6 +246,9 @@ class Recurrent(Layer):
         grad_x = sum(self._masked((rows[:, columns] @ self.kernel.value[:, columns].T).reshape(n, steps, features),
                                   mask)
                      for columns, mask in self._blocks(self._input_masks))
+        if self._steps is not None:                     # each compacted step's gradient back to its step
+            compacted, grad_x = grad_x, np.empty_like(grad_x)
+            np.put_along_axis(grad_x, self._steps[1][:, :, None], compacted, axis=1)
         return grad_x[:, ::-1] if self.go_backwards else grad_x
 
     # ------------------------------------------------------------------ dropout masks
@@ -249,5 +317,6 @@ class Recurrent(Layer):
                 "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
                 "bias_constraint": constraints.serialize(self.bias_constraint),
                 "return_sequences": self.return_sequences, "go_backwards": self.go_backwards,
+                "zero_output_for_mask": self.zero_output_for_mask,
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "unroll": self.unroll,
                 "seed": self.seed}

@@ -24,6 +24,9 @@ class TimeDistributed(Layer):
         are the wrapper's (under their own names).
     """
 
+    #: A mask passes through unchanged (as Keras; nnscratch.models.masking).
+    supports_masking = True
+
     def __init__(self, layer, **kwargs):
         if not isinstance(layer, Layer) or getattr(layer, "takes_list", False):
             raise TypeError(f"TimeDistributed wraps a single-input layer, got {layer!r}")

@@ -75,6 +75,7 @@ from nnscratch.layers.conv2d import Conv2D
 from nnscratch.layers.input_layer import InputLayer
 from nnscratch.layers.max_pooling2d import MaxPooling2D
 from nnscratch.models import graph as graph_module
+from nnscratch.models import masking
 from nnscratch.models import summary as summary_module
 from nnscratch.models.trainer import Trainer
 
@@ -160,6 +161,7 @@ class Model(Trainer):
         self.weighted_metrics = []         # weighted by sample_weight / class_weight (compile's weighted_metrics)
         self._activity_losses = {}         # {layer index: R(y) / N} of the last forward (activity regularizers)
         self._activity_gradients = {}      # {layer index: R'(y) / N} of the last training forward
+        self.output_masked = False         # whether the output carries a mask (nnscratch.models.masking)
         if inputs is None and outputs is None:
             return
         for value, what in ((inputs, "inputs"), (outputs, "outputs")):
@@ -178,7 +180,9 @@ class Model(Trainer):
         layers, sources = graph_module.trace(inputs, outputs)
         if graph_module.is_chain(layers, sources):
             self.layers = _trace_chain(inputs, outputs)
+            self.output_masked = masking.mask_flow(self.layers)
         else:
+            masking.check_graph_has_no_masks(layers)
             self.layers, self.graph = layers, graph_module.Graph(layers, sources)
         names = [layer.name for layer in self.all_layers()]
         if len(set(map(id, self.layers))) != len(self.layers):
@@ -444,8 +448,16 @@ class Model(Trainer):
         plan = self._pass_plan if self._pass_plan is not None and not training else self.forward_plan(training)
         steps, folded, pooled = plan
         computed = set(pooled.values())  # poolings the step before computes
+        masks = any(layer.makes_mask for layer in self.layers)   # (nnscratch.models.masking)
+        mask = None
         for index, fused in steps:
             layer = self.layers[index]
+            if masks:        # the mask of this layer's output, from its input's (fused steps take none)
+                mask, given = layer.compute_mask(x, mask), mask
+                if given is not None and layer.uses_mask:
+                    x = layer.forward(x, training=training, mask=given)
+                    yield index, x
+                    continue
             if index in computed:
                 continue
             if index in folded:  # the Conv2D before applied it

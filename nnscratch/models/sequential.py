@@ -2,6 +2,7 @@
 
 from nnscratch.layers.base import Layer, SymbolicTensor
 from nnscratch.layers.input_layer import InputLayer
+from nnscratch.models import masking
 from nnscratch.models.model import Model, _default_name, sample_shape
 
 __all__ = ["Sequential"]
@@ -55,6 +56,7 @@ class Sequential(Model):
         if self.built:
             shape = self.layers[-1]._output_shape if self.layers else self.input_layer.input_shape
             self._build_layer(layer, shape)
+            self.output_masked = masking.check_layer(layer, self.output_masked)
         self.layers.append(layer)
 
     def _add_model(self, model) -> None:
@@ -98,6 +100,7 @@ class Sequential(Model):
         for layer in self.layers:
             self._build_layer(layer, shape)
             shape = layer._output_shape
+        self.output_masked = masking.mask_flow(self.layers)
         self.built = True
 
     def all_layers(self) -> list:

@@ -35,6 +35,7 @@ from nnscratch import rng
 from nnscratch.callbacks import CallbackList
 from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.metrics import Metric
+from nnscratch.models import masking
 from nnscratch.models.data_adapter import (adapt, check_class_weight, check_features, check_sample_weight,
                                            class_weight_to_sample_weight, is_batch_source)
 
@@ -156,6 +157,7 @@ class Trainer:
 
     def _prepare_xy(self, x, y, name="x"):
         x = self._prepare_x(x, name)
+        masking.check_output_unmasked(self)
         if y is None:
             raise ValueError(f"targets y are required together with {name}")
         if len(x) != len(y):
