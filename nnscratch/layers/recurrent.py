@@ -210,9 +210,9 @@ class Recurrent(Layer):
         if training and self.recurrent_dropout > 0:
             self._recurrent_masks = self._draw_masks((n, self.blocks, self.units), self.recurrent_dropout,
                                                      sequence.dtype)
-        projected = np.concatenate([(self._masked(sequence, mask).reshape(n * steps, features)
+        projected = np.concatenate([(self._masked(sequence, dropped).reshape(n * steps, features)
                                      @ self.kernel.value[:, columns]).reshape(n, steps, -1)
-                                    for columns, mask in self._blocks(self._input_masks)], axis=2)
+                                    for columns, dropped in self._blocks(self._input_masks)], axis=2)
         if self.use_bias:
             projected += self._input_bias()
         states = self._scan(projected, training)            # (N, T, units): h_1 ... h_T
