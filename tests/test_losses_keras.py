@@ -204,7 +204,7 @@ def test_a_plain_loss_function_is_refused_with_what_to_do():
     def my_loss(y_true, y_pred):
         return np.mean((y_true - y_pred) ** 2)
 
-    with pytest.raises(TypeError, match="'my_loss'.*gradient.*per_sample"):
+    with pytest.raises(TypeError, match="'my_loss'.*gradient.*per_position"):
         losses.get(my_loss)
     with pytest.raises(ValueError, match="unknown loss config"):
         losses.get({"class_name": "Dice", "config": {}})

@@ -140,7 +140,7 @@ def get(identifier) -> Loss:
     dict is ``{"class_name": "Huber", "config": {"delta": 2.0}}``
     (:func:`serialize`) or a :meth:`Loss.get_config` dict (what a saved model
     keeps). A plain function is refused: nnscratch needs the loss's gradient,
-    so write a :class:`Loss` subclass with ``per_sample`` and ``gradient``.
+    so write a :class:`Loss` subclass with ``per_position`` and ``gradient``.
     """
     if isinstance(identifier, Loss):
         return identifier
@@ -153,5 +153,5 @@ def get(identifier) -> Loss:
     if callable(identifier) and not isinstance(identifier, str):
         raise TypeError(f"a loss function such as {getattr(identifier, '__name__', identifier)!r} cannot be used: "
                         "nnscratch needs its gradient too. Subclass nnscratch.losses.Loss and define "
-                        "per_sample(y_true, y_pred) and gradient(y_true, y_pred)")
+                        "per_position(y_true, y_pred) (one loss a position) and gradient(y_true, y_pred)")
     raise ValueError(f"unknown loss {identifier!r}; expected one of {sorted(_BY_NAME)} or a Loss instance")

@@ -1,10 +1,14 @@
 """The loss base class, its reductions, and the checks every loss shares.
 
-A loss object gives the training loop two things per batch: one value per
-sample (``per_sample``, whose mean over the batch is the batch's loss) and the
-gradient of that *batch mean* with respect to the prediction (``gradient``,
-which therefore carries a factor ``1/N``). ``reduction`` (Keras's argument)
-only rescales both, by :meth:`Loss.reduction_scale`.
+A loss object gives the training loop two things per batch: its values, and
+the gradient of their *batch mean* with respect to the prediction
+(``gradient``, which therefore carries a factor ``1/N``, ``1/(N T)`` for an
+output ``(N, T, K)``). The values come one a position (``per_position``,
+Keras's ``call``: the last axis reduced, ``(N,)`` for an output ``(N, K)``,
+``(N, T)`` for ``(N, T, K)``) or one a sample (``per_sample``, their mean
+over the positions). ``reduction`` (Keras's argument) only rescales both, by
+:meth:`Loss.reduction_scale`; weights a position (a mask, or sample weights
+``(N, T)``) multiply them, by :meth:`Loss.position_weights`.
 """
 
 import numbers
@@ -14,7 +18,7 @@ import numpy as np
 
 from nnscratch.config import floatx
 
-__all__ = ["Loss", "EPSILON", "REDUCTIONS", "DEFAULT_REDUCTION"]
+__all__ = ["Loss", "EPSILON", "REDUCTIONS", "DEFAULT_REDUCTION", "check_positions"]
 
 EPSILON = 1e-7  # Keras's clipping of probabilities before log (keras.backend.epsilon())
 
@@ -76,6 +80,20 @@ def _per_sample_mean(values):
     return values if values.ndim == 1 else values.reshape(len(values), -1).mean(axis=-1)
 
 
+def _last_axis_mean(values):
+    """Keras's mean over the last axis: an elementwise loss's value a position (1-D values stay as they are)."""
+    return values if values.ndim <= 1 else values.mean(axis=-1)
+
+
+def check_positions(values, y_pred_shape, name):
+    """``values`` (a loss's or metric's ``per_position``), or a ValueError if it has not one value a position."""
+    values = np.asarray(values)
+    if values.shape != tuple(y_pred_shape[:-1]):
+        raise ValueError(f"{name}: weights a position (a mask or sample weights of shape "
+                         f"{tuple(y_pred_shape[:-1])}) need one value a position, got values of shape {values.shape}")
+    return values
+
+
 def _warn_output_activation(name, activation):
     """Keras (TensorFlow backend) says so when a ``from_logits`` loss gets an activation's output; so do we."""
     warnings.warn(f"{name} received from_logits=True, but the model's output is produced by a {activation} "
@@ -85,7 +103,11 @@ def _warn_output_activation(name, activation):
 
 
 class Loss:
-    """Base class. Subclasses define ``per_sample`` and ``gradient``.
+    """Base class. Subclasses define ``per_position`` (or only ``per_sample``) and ``gradient``.
+
+    A loss that defines only ``per_sample`` (as custom losses written for
+    nnscratch before ``per_position`` did) trains as before, but not a model
+    whose output carries a mask, nor with sample weights a position.
 
     ``prepare_targets(y, output_shape)`` checks and converts targets once, at
     fit time, and raises a ValueError/TypeError naming what was expected.
@@ -111,12 +133,78 @@ class Loss:
     def __init__(self, reduction=DEFAULT_REDUCTION):
         self.reduction = _check_reduction(reduction, type(self).__name__)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        """The batch's loss, reduced as ``reduction`` says: a float (an array of ``(N,)`` for ``"none"``/None).
+    def per_position(self, y_true, y_pred):
+        """The loss of each position, Keras's ``call``: shape ``y_pred.shape[:-1]``."""
+        raise NotImplementedError(f"{type(self).__name__} defines no per_position(y_true, y_pred) (one loss a "
+                                  "position, the last axis reduced), which masks and sample weights a position need")
 
-        ``sample_weight`` (one weight a sample, optional) multiplies each
-        sample's loss first, as Keras.
+    def per_sample(self, y_true, y_pred):
+        """The loss of each sample: the mean of :meth:`per_position` over its positions, shape ``(N,)``."""
+        return _per_sample_mean(self.per_position(y_true, y_pred))
+
+    def position_weights(self, mask=None, sample_weight=None, positions=None) -> np.ndarray:
+        """Each position's weight, float64 of shape ``positions`` (``(N, T)`` say), as Keras's ``apply_mask``.
+
+        ``sample_weight`` has the shape ``positions`` or one weight a sample
+        (broadcast over its positions); ``mask`` (booleans) is 0 at the
+        positions that do not count. With the mean reductions
+        (``"sum_over_batch_size"``, ``"mean"``) the mask is scaled by
+        ``total / valid`` (0 when no position is valid), so that the mean over
+        all positions of ``w l`` is ``sum(w l) / valid``, the mean over the
+        positions that count; with the others it is 0 or 1.
         """
+        positions = tuple(np.shape(mask) if positions is None else positions)
+        weights = np.ones(positions)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != positions:
+                sample_weight = sample_weight.reshape(-1)
+                if sample_weight.shape != positions[:1]:
+                    raise ValueError(f"{self.name}: sample_weight must hold one weight a sample ({positions[0]}) "
+                                     f"or one a position {positions}, got shape {np.shape(sample_weight)}")
+                sample_weight = sample_weight.reshape(-1, *(1,) * (len(positions) - 1))
+            weights = weights * sample_weight
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != positions:
+                raise ValueError(f"{self.name}: a mask of shape {positions} was expected, got {mask.shape}")
+            valid = int(np.count_nonzero(mask))
+            scale = (mask.size / valid if valid else 0.0) if self.reduction in _MEAN_REDUCTIONS else 1.0
+            weights = weights * np.where(mask, scale, 0.0)
+        return weights
+
+    def weighted_gradient(self, y_true, y_pred, weights) -> np.ndarray:
+        """dL/dy_pred of the batch's loss weighted a position: ``mean(w l)`` times the reduction's scale.
+
+        ``weights`` are :meth:`position_weights`. The loss does not depend on
+        them, so the gradient is that of the plain batch mean (``dl / (N T)``
+        at each position) scaled position by position by ``w`` and by the
+        reduction's gradient scale (:meth:`reduction_scale`).
+        """
+        _, gradient_scale = self.reduction_scale(np.shape(y_pred), weights)
+        scale = (np.asarray(weights) * gradient_scale)[..., None].astype(np.asarray(y_pred).dtype)
+        return np.asarray(self.gradient(y_true, y_pred)).astype(scale.dtype, copy=False) * scale
+
+    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+        """The batch's loss, reduced as ``reduction`` says: a float (an array for ``"none"``/None).
+
+        ``sample_weight`` (optional: one weight a sample, or one a position
+        of an output ``(N, T, K)``) multiplies each loss first, as Keras.
+        ``mask`` (booleans, one a position) leaves out the positions where it
+        is False, as Keras does for a masked prediction: the mean reductions
+        then average over the positions that count. Without either, the
+        values of ``"none"`` are one a sample; with one a position or a mask,
+        one a position.
+        """
+        y_pred_shape = np.shape(y_pred)
+        if mask is not None or (sample_weight is not None and np.ndim(sample_weight) > 1
+                                and np.shape(sample_weight) == tuple(y_pred_shape[:-1])):
+            weights = self.position_weights(mask, sample_weight, y_pred_shape[:-1])
+            values = check_positions(self.per_position(y_true, y_pred), y_pred_shape, self.name) * weights
+            if self.reduction in (None, "none"):
+                return values
+            loss_scale, _ = self.reduction_scale(y_pred_shape, weights)
+            return float(np.mean(values) * loss_scale)
         values = self.per_sample(y_true, y_pred)
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)

@@ -14,7 +14,7 @@ import numpy as np
 from nnscratch import kernels
 from nnscratch.losses.base import (
     DEFAULT_REDUCTION, EPSILON, Loss, _check_finite, _check_from_logits, _check_label_smoothing, _numeric,
-    _per_sample_mean, _warn_output_activation,
+    _last_axis_mean, _per_sample_mean, _warn_output_activation,
 )
 
 __all__ = ["CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy", "AutoCrossentropy"]
@@ -84,12 +84,12 @@ class CategoricalCrossentropy(Loss):
         s = self.label_smoothing
         return y_true * (1 - s) + s / classes if s else y_true
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         t = self.targets(y_true, y_pred.shape[-1], y_pred.dtype)
         if self.from_logits:
             return self._from_logits(t, y_pred)[0]
         q = np.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1 - EPSILON)
-        return _per_sample_mean(-(t * np.log(q)).sum(axis=-1))
+        return -(t * np.log(q)).sum(axis=-1)
 
     def gradient(self, y_true, y_pred):
         t = self.targets(y_true, y_pred.shape[-1], y_pred.dtype)
@@ -104,13 +104,13 @@ class CategoricalCrossentropy(Loss):
 
     @staticmethod
     def _from_logits(t, logits):
-        """Per-sample losses and dL/dlogits of the batch mean, for logits of shape (N, ..., K)."""
+        """The losses of the positions (N, ...) and dL/dlogits of the batch mean, for logits of shape (N, ..., K)."""
         classes = logits.shape[-1]
         flat = logits.reshape(-1, classes)
         losses, grad = kernels.backend().softmax_cross_entropy(flat, t.reshape(-1, classes).astype(flat.dtype,
                                                                                                   copy=False))
         grad /= flat.shape[0]
-        return _per_sample_mean(losses.reshape(logits.shape[:-1])), grad.reshape(logits.shape)
+        return losses.reshape(logits.shape[:-1]), grad.reshape(logits.shape)
 
     def fused(self, y_true, logits):
         if self.from_logits:
@@ -197,17 +197,17 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         """The one-hot rows of the integer labels (of an (N, K) output: the fused softmax path)."""
         return self._one_hot(self._labels(y_true), classes, dtype)
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         """``log sum_k c_k - log c_label`` with ``c = clip(p, 1e-7, 1 - 1e-7)``: Keras clips, then rescales.
 
-        An output (N, ..., K) has a label a position: the mean over its positions.
+        An output (N, ..., K) has a label a position, and a loss a position.
         """
         labels = self._labels(y_true, y_pred.shape[:-1])
         if self.from_logits:
             return self._from_logits(self._one_hot(labels, y_pred.shape[-1], y_pred.dtype), y_pred)[0]
         c = np.clip(y_pred, EPSILON, 1 - EPSILON)
         chosen = np.take_along_axis(c, labels[..., None], axis=-1)[..., 0]
-        return _per_sample_mean(np.log(c.sum(axis=-1)) - np.log(chosen))
+        return np.log(c.sum(axis=-1)) - np.log(chosen)
 
     def gradient(self, y_true, y_pred):
         """``(1/S - [k = label] / c_label) / R`` where ``p_k`` is inside the clipping range (else 0), ``S = sum c``.
@@ -275,12 +275,12 @@ class BinaryCrossentropy(Loss):
         s = self.label_smoothing
         return y_true * (1 - s) + 0.5 * s if s else y_true
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         t = self.targets(y_true)
         if self.from_logits:
             return self._from_logits(t, y_pred)[0]
         p = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        return _per_sample_mean(-(t * np.log(p) + (1 - t) * np.log(1 - p)))
+        return _last_axis_mean(-(t * np.log(p) + (1 - t) * np.log(1 - p)))
 
     def gradient(self, y_true, y_pred):
         t = self.targets(y_true)
@@ -292,18 +292,20 @@ class BinaryCrossentropy(Loss):
 
     @staticmethod
     def _from_logits(t, logits):
-        """Per-sample losses and dL/dlogits of the batch mean, from logits ``z`` of any shape (N, ...)."""
+        """The losses of the positions (the mean over the last axis) and dL/dlogits of the batch mean, from logits
+        ``z`` of any shape (N, ...)."""
         e = np.exp(-np.abs(logits))                                  # never overflows
         losses = np.maximum(logits, 0) - logits * t + np.log1p(e)
         p = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))          # sigmoid(z), stable both ways
         grad = (p - t) / logits.size
-        return _per_sample_mean(losses), grad.astype(logits.dtype, copy=False)
+        return _last_axis_mean(losses), grad.astype(logits.dtype, copy=False)
 
     def fused(self, y_true, logits):
         """Per-sample losses and dL/dlogits of the batch mean, from the sigmoid layer's logits ``z``."""
         if self.from_logits:
             _warn_output_activation(self.name, "sigmoid")
-        return self._from_logits(self.targets(y_true), logits)
+        losses, grad = self._from_logits(self.targets(y_true), logits)
+        return _per_sample_mean(losses), grad
 
 
 class AutoCrossentropy(Loss):
@@ -343,8 +345,8 @@ class AutoCrossentropy(Loss):
         y = _numeric(y, self.name)
         return self.chosen(y.shape, (len(y), *output_shape)).prepare_targets(y, output_shape)
 
-    def per_sample(self, y_true, y_pred):
-        return self.chosen(np.shape(y_true), np.shape(y_pred)).per_sample(y_true, y_pred)
+    def per_position(self, y_true, y_pred):
+        return self.chosen(np.shape(y_true), np.shape(y_pred)).per_position(y_true, y_pred)
 
     def gradient(self, y_true, y_pred):
         return self.chosen(np.shape(y_true), np.shape(y_pred)).gradient(y_true, y_pred)

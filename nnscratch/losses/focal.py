@@ -14,7 +14,7 @@ import numpy as np
 
 from nnscratch.losses.base import (
     DEFAULT_REDUCTION, EPSILON, Loss, _check_from_logits, _check_label_smoothing, _check_real, _numeric,
-    _per_sample_mean,
+    _last_axis_mean, _per_sample_mean,
 )
 
 __all__ = ["CategoricalFocalCrossentropy", "BinaryFocalCrossentropy"]
@@ -130,9 +130,9 @@ class CategoricalFocalCrossentropy(Loss):
         q = p / total
         return t, alpha, p, total, q, np.clip(q, EPSILON, 1 - EPSILON)
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         t, alpha, _, _, _, c = self._parts(y_true, y_pred)
-        return _per_sample_mean(np.sum(alpha * (1 - c) ** self.gamma * (-t * np.log(c)), axis=-1))
+        return np.sum(alpha * (1 - c) ** self.gamma * (-t * np.log(c)), axis=-1)
 
     def gradient(self, y_true, y_pred):
         t, alpha, p, total, q, c = self._parts(y_true, y_pred)
@@ -222,7 +222,7 @@ class BinaryFocalCrossentropy(Loss):
         return t, w
 
     def _from_probabilities(self, y_true, y_pred):
-        """Per-sample losses and dL/dp of the batch mean, from probabilities (clipped in the cross-entropy)."""
+        """The losses of the positions and dL/dp of the batch mean, from probabilities (clipped in the loss)."""
         t, w = self._targets_and_weight(y_true)
         c = np.clip(y_pred, EPSILON, 1 - EPSILON)
         bce = -(t * np.log(c) + (1 - t) * np.log(1 - c))
@@ -231,10 +231,10 @@ class BinaryFocalCrossentropy(Loss):
         inside = (y_pred >= EPSILON) & (y_pred <= 1 - EPSILON)
         grad = w * (_focal_derivative(base, self.gamma) * (1 - 2 * t) * bce
                     + focal * (c - t) / (c * (1 - c)) * inside) / y_pred.size
-        return _per_sample_mean(w * focal * bce), grad
+        return _last_axis_mean(w * focal * bce), grad
 
     def _from_logits(self, y_true, logits):
-        """Per-sample losses and dL/dz of the batch mean, from logits ``z`` (exact cross-entropy)."""
+        """The losses of the positions and dL/dz of the batch mean, from logits ``z`` (exact cross-entropy)."""
         t, w = self._targets_and_weight(y_true)
         p = _sigmoid(logits)
         bce = np.maximum(logits, 0) - logits * t + np.log1p(np.exp(-np.abs(logits)))
@@ -242,12 +242,12 @@ class BinaryFocalCrossentropy(Loss):
         focal = base ** self.gamma
         grad = w * (_focal_derivative(base, self.gamma) * (1 - 2 * t) * p * (1 - p) * bce
                     + focal * (p - t)) / logits.size
-        return _per_sample_mean(w * focal * bce), grad.astype(logits.dtype, copy=False)
+        return _last_axis_mean(w * focal * bce), grad.astype(logits.dtype, copy=False)
 
     def _loss_and_gradient(self, y_true, y_pred):
         return (self._from_logits if self.from_logits else self._from_probabilities)(y_true, y_pred)
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         return self._loss_and_gradient(y_true, y_pred)[0]
 
     def gradient(self, y_true, y_pred):
@@ -255,4 +255,5 @@ class BinaryFocalCrossentropy(Loss):
 
     def fused(self, y_true, logits):
         """Per-sample losses and dL/dlogits of the batch mean, from the sigmoid layer's logits ``z``."""
-        return self._from_logits(y_true, logits)
+        losses, grad = self._from_logits(y_true, logits)
+        return _per_sample_mean(losses), grad

@@ -7,7 +7,7 @@ argument on a tie).
 
 import numpy as np
 
-from nnscratch.losses.base import Loss, _per_sample_mean
+from nnscratch.losses.base import Loss, _last_axis_mean
 
 __all__ = ["Hinge", "SquaredHinge", "CategoricalHinge"]
 
@@ -38,8 +38,8 @@ class Hinge(Loss):
                              f"{others[:5].tolist()}, which Keras would read as -1/1 in some batches and not in others")
         return y
 
-    def per_sample(self, y_true, y_pred):
-        return _per_sample_mean(np.maximum(1 - hinge_targets(y_true) * y_pred, 0))
+    def per_position(self, y_true, y_pred):
+        return _last_axis_mean(np.maximum(1 - hinge_targets(y_true) * y_pred, 0))
 
     def gradient(self, y_true, y_pred):
         t = hinge_targets(y_true)
@@ -56,8 +56,8 @@ class SquaredHinge(Hinge):
 
     name = "squared_hinge"
 
-    def per_sample(self, y_true, y_pred):
-        return _per_sample_mean(np.maximum(1 - hinge_targets(y_true) * y_pred, 0) ** 2)
+    def per_position(self, y_true, y_pred):
+        return _last_axis_mean(np.maximum(1 - hinge_targets(y_true) * y_pred, 0) ** 2)
 
     def gradient(self, y_true, y_pred):
         t = hinge_targets(y_true)
@@ -87,9 +87,9 @@ class CategoricalHinge(Loss):
         pos = np.sum(y_true * y_pred, axis=-1, keepdims=True)
         return neg - pos + 1, scores == neg
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         margin, _ = self._margin(y_true, y_pred)
-        return _per_sample_mean(np.maximum(margin[..., 0], 0))
+        return np.maximum(margin[..., 0], 0)
 
     def gradient(self, y_true, y_pred):
         margin, best = self._margin(y_true, y_pred)

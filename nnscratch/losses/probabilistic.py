@@ -2,7 +2,7 @@ r"""Losses between distributions and for counts: Kullback-Leibler divergence, Po
 
 import numpy as np
 
-from nnscratch.losses.base import EPSILON, Loss, _per_sample_mean
+from nnscratch.losses.base import EPSILON, Loss, _last_axis_mean
 
 __all__ = ["KLDivergence", "Poisson"]
 
@@ -30,10 +30,10 @@ class KLDivergence(Loss):
             raise ValueError(f"{self.name} targets must be probabilities in [0, 1], got range [{y.min()}, {y.max()}]")
         return y
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         s = np.clip(y_true, EPSILON, 1)
         c = np.clip(y_pred, EPSILON, 1)
-        return _per_sample_mean(np.sum(s * np.log(s / c), axis=-1))
+        return np.sum(s * np.log(s / c), axis=-1)
 
     def gradient(self, y_true, y_pred):
         s = np.clip(y_true, EPSILON, 1)
@@ -62,8 +62,8 @@ class Poisson(Loss):
             raise ValueError(f"{self.name} targets must be counts or rates >= 0, got a minimum of {y.min()}")
         return y
 
-    def per_sample(self, y_true, y_pred):
-        return _per_sample_mean(y_pred - y_true * np.log(y_pred + EPSILON))
+    def per_position(self, y_true, y_pred):
+        return _last_axis_mean(y_pred - y_true * np.log(y_pred + EPSILON))
 
     def gradient(self, y_true, y_pred):
         return (1 - y_true / (y_pred + EPSILON)) / y_pred.size

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from nnscratch.losses.base import DEFAULT_REDUCTION, EPSILON, Loss, _per_sample_mean
+from nnscratch.losses.base import DEFAULT_REDUCTION, EPSILON, Loss, _last_axis_mean
 
 __all__ = ["MeanSquaredError", "MeanAbsoluteError", "Huber", "MeanAbsolutePercentageError",
            "MeanSquaredLogarithmicError", "LogCosh", "CosineSimilarity"]
@@ -20,8 +20,8 @@ class MeanSquaredError(Loss):
 
     name = "mean_squared_error"
 
-    def per_sample(self, y_true, y_pred):
-        return _per_sample_mean((y_pred - y_true) ** 2)
+    def per_position(self, y_true, y_pred):
+        return _last_axis_mean((y_pred - y_true) ** 2)
 
     def gradient(self, y_true, y_pred):
         return 2 * (y_pred - y_true) / y_pred.size
@@ -36,8 +36,8 @@ class MeanAbsoluteError(Loss):
 
     name = "mean_absolute_error"
 
-    def per_sample(self, y_true, y_pred):
-        return _per_sample_mean(np.abs(y_pred - y_true))
+    def per_position(self, y_true, y_pred):
+        return _last_axis_mean(np.abs(y_pred - y_true))
 
     def gradient(self, y_true, y_pred):
         return np.sign(y_pred - y_true) / y_pred.size
@@ -76,10 +76,10 @@ class Huber(Loss):
     def arguments(self):
         return {"delta": self.delta}
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         error = np.abs(y_pred - y_true)
         d = self.delta
-        return _per_sample_mean(np.where(error <= d, 0.5 * error ** 2, d * error - 0.5 * d ** 2))
+        return _last_axis_mean(np.where(error <= d, 0.5 * error ** 2, d * error - 0.5 * d ** 2))
 
     def gradient(self, y_true, y_pred):
         return np.clip(y_pred - y_true, -self.delta, self.delta) / y_pred.size
@@ -96,8 +96,8 @@ class MeanAbsolutePercentageError(Loss):
 
     name = "mean_absolute_percentage_error"
 
-    def per_sample(self, y_true, y_pred):
-        return _per_sample_mean(100.0 * np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), EPSILON)))
+    def per_position(self, y_true, y_pred):
+        return _last_axis_mean(100.0 * np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), EPSILON)))
 
     def gradient(self, y_true, y_pred):
         return 100.0 * np.sign(y_pred - y_true) / np.maximum(np.abs(y_true), EPSILON) / y_pred.size
@@ -123,9 +123,9 @@ class MeanSquaredLogarithmicError(Loss):
             raise ValueError(f"{self.name} targets must be >= 0 (it compares log(1 + t)), got a minimum of {y.min()}")
         return y
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         d = np.log1p(np.maximum(y_pred, EPSILON)) - np.log1p(np.maximum(y_true, EPSILON))
-        return _per_sample_mean(d ** 2)
+        return _last_axis_mean(d ** 2)
 
     def gradient(self, y_true, y_pred):
         p = np.maximum(y_pred, EPSILON)
@@ -145,10 +145,10 @@ class LogCosh(Loss):
 
     name = "log_cosh"
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         x = y_pred - y_true
         softplus = np.maximum(-2 * x, 0) + np.log1p(np.exp(-np.abs(2 * x)))     # softplus(-2x), never overflows
-        return _per_sample_mean(x + softplus - np.log(2.0))
+        return _last_axis_mean(x + softplus - np.log(2.0))
 
     def gradient(self, y_true, y_pred):
         return np.tanh(y_pred - y_true) / y_pred.size
@@ -205,10 +205,10 @@ class CosineSimilarity(Loss):
             r = np.minimum(1 / np.sqrt(square_sum), 1 / EPSILON)
         return x * r, r
 
-    def per_sample(self, y_true, y_pred):
+    def per_position(self, y_true, y_pred):
         u, _ = self._unit(y_pred)
         v, _ = self._unit(y_true)
-        return _per_sample_mean(-np.sum(u * v, axis=self.axis))
+        return -np.sum(u * v, axis=self.axis)
 
     def gradient(self, y_true, y_pred):
         u, r = self._unit(y_pred)

@@ -1,7 +1,10 @@
 """Per-sample metrics: the accuracies and the regression errors, as functions and as Keras's classes.
 
-Each function maps ``(y_true, y_pred)`` to one value per sample (values over
-several outputs are averaged per sample); the training loop logs their mean.
+Each function maps ``(y_true, y_pred)`` to one value a position, as Keras's:
+one a sample for an output ``(N, K)``, one a step for ``(N, T, K)`` (the
+values over a position's several outputs averaged). A :class:`Metric`
+averages them over each sample's positions, and the training loop logs
+their mean (over the positions that count when the output carries a mask).
 ``y_pred`` is the model's output as it is: with a loss ``from_logits=True``
 the accuracies see the logits, as in Keras (an arg-max is the same on logits
 and on probabilities, but binary accuracy's threshold 0.5 applies to the
@@ -20,28 +23,27 @@ __all__ = ["accuracy", "binary_accuracy", "categorical_accuracy", "sparse_catego
            "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError"]
 
 
-def _per_sample(values):
-    """``values`` of a batch averaged over every axis but the first: one value a sample, float64."""
+def _last_axis_mean(values):
+    """``values`` as float64, averaged over the last axis (a position's outputs) unless they are 1-D."""
     values = np.asarray(values, dtype=np.float64)
-    return values if values.ndim == 1 else values.reshape(len(values), -1).mean(axis=-1)
+    return values if values.ndim <= 1 else values.mean(axis=-1)
 
 
 def categorical_accuracy(y_true, y_pred):
     """1 where the arg-max of the prediction matches the arg-max of the one-hot target (an output (N, ..., K):
-    the fraction of its positions)."""
-    return _per_sample(np.argmax(y_pred, axis=-1) == np.argmax(y_true, axis=-1))
+    one a position)."""
+    return (np.argmax(y_pred, axis=-1) == np.argmax(y_true, axis=-1)).astype(np.float64)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
     """1 where the arg-max of the prediction equals the integer label (an output (N, ..., K) with labels
-    (N, ...): the fraction of its positions)."""
-    return _per_sample(np.argmax(y_pred, axis=-1) == np.asarray(y_true).reshape(y_pred.shape[:-1]))
+    (N, ...): one a position)."""
+    return (np.argmax(y_pred, axis=-1) == np.asarray(y_true).reshape(y_pred.shape[:-1])).astype(np.float64)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    """Mean over outputs of ``[(p > threshold) == t]``."""
-    hits = (y_pred > threshold) == (y_true > 0.5)
-    return hits.reshape(len(hits), -1).mean(axis=-1)
+    """Mean over a position's outputs (the last axis) of ``[(p > threshold) == t]``."""
+    return _last_axis_mean((y_pred > threshold) == (y_true > 0.5))
 
 
 def _in_top_k(labels, y_pred, k):
@@ -63,24 +65,22 @@ def _in_top_k(labels, y_pred, k):
 
 def top_k_categorical_accuracy(y_true, y_pred, k=5):
     """1 where the arg-max of the one-hot target is among the ``k`` largest predictions (ties count as in)."""
-    hits = _in_top_k(np.argmax(y_true, axis=-1), y_pred, k)
-    return _per_sample(hits.reshape(len(y_pred), -1))
+    return _in_top_k(np.argmax(y_true, axis=-1), y_pred, k).reshape(y_pred.shape[:-1])
 
 
 def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
     """1 where the integer label is among the ``k`` largest predictions (ties count as in)."""
-    hits = _in_top_k(np.asarray(y_true), y_pred, k)
-    return _per_sample(hits.reshape(len(y_pred), -1))
+    return _in_top_k(np.asarray(y_true), y_pred, k).reshape(y_pred.shape[:-1])
 
 
 def mean_absolute_error(y_true, y_pred):
-    """Mean over the values of a sample of ``|p - t|``."""
-    return np.abs(y_pred - y_true).reshape(len(y_pred), -1).mean(axis=-1)
+    """Mean over a position's values (the last axis) of ``|p - t|``."""
+    return _last_axis_mean(np.abs(y_pred - y_true))
 
 
 def mean_squared_error(y_true, y_pred):
-    """Mean over the values of a sample of ``(p - t)^2``."""
-    return ((y_pred - y_true) ** 2).reshape(len(y_pred), -1).mean(axis=-1)
+    """Mean over a position's values (the last axis) of ``(p - t)^2``."""
+    return _last_axis_mean((y_pred - y_true) ** 2)
 
 
 def accuracy(y_true, y_pred):
@@ -99,11 +99,11 @@ def accuracy(y_true, y_pred):
 
 
 def _equal(y_true, y_pred):
-    """Keras's ``keras.metrics.Accuracy``: the fraction of a sample's values where ``y_pred == y_true`` exactly."""
+    """Keras's ``keras.metrics.Accuracy``: the fraction of a position's values where ``y_pred == y_true`` exactly."""
     y_true = np.asarray(y_true)
     if y_true.ndim == y_pred.ndim - 1:
         y_true = y_true[..., None]
-    return _per_sample(np.broadcast_to(y_true, y_pred.shape) == y_pred)
+    return _last_axis_mean(np.broadcast_to(y_true, y_pred.shape) == y_pred)
 
 
 def _check_k(k):

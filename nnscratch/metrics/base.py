@@ -123,9 +123,10 @@ class Metric(StatefulMetric):
     """A per-sample metric: ``fn(y_true, y_pred)`` gives one value a sample; it is logged as their mean.
 
     ``metric(y_true, y_pred)`` returns the per-sample values (what the
-    training loop sums). As a :class:`StatefulMetric` it keeps the weighted
-    running mean ``sum_i w_i m_i / sum_i w_i`` (Keras's ``MeanMetricWrapper``;
-    0 while nothing is counted).
+    training loop sums); :meth:`per_position` the values a position, which
+    the training loop weighs by an output mask. As a :class:`StatefulMetric`
+    it keeps the weighted running mean ``sum_i w_i m_i / sum_i w_i`` (Keras's
+    ``MeanMetricWrapper``; 0 while nothing is counted).
     """
 
     def __init__(self, name: str, fn, dtype=None):
@@ -137,6 +138,15 @@ class Metric(StatefulMetric):
         """One value a sample: ``fn``'s, averaged over any axes after the first (an output (N, T, K): its steps)."""
         values = self.fn(y_true, y_pred)
         return values if np.ndim(values) <= 1 else np.asarray(values).reshape(len(values), -1).mean(axis=-1)
+
+    def per_position(self, y_true, y_pred) -> np.ndarray:
+        """``fn``'s values, one a position of the output ``(N, ..., K)`` (values a output averaged over the last axis).
+
+        A function that gives one value a sample only (a correlation) has no
+        values a position: a mask then raises a ValueError in the training loop.
+        """
+        values = np.asarray(self.fn(y_true, y_pred), dtype=np.float64)
+        return values.mean(axis=-1) if values.ndim > 1 and values.shape == np.shape(y_pred) else values
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         values = np.asarray(self(np.asarray(y_true), np.asarray(y_pred)), dtype=np.float64)
@@ -157,15 +167,16 @@ def function_metric(fn, name=None) -> Metric:
 
     ``fn`` gets the batch's targets (as the loss prepared them) and the
     model's output, as NumPy arrays, and returns one value per sample, a
-    value per output (averaged over all axes but the first, as Keras does) or
-    a single number for the batch (counted for each of its samples). The
+    value per position or output (averaged over all axes but the first, as
+    Keras does) or a single number for the batch (counted for each of its
+    samples). The
     metric is logged under ``name``, by default ``fn.__name__`` in snake case
     (Keras's rule: ``rmse`` -> ``"rmse"``, ``myMetric`` -> ``"my_metric"``).
     """
     if name is None:
         name = snake_case(getattr(fn, "__name__", None) or type(fn).__name__)
 
-    def per_sample(y_true, y_pred):
+    def checked(y_true, y_pred):
         values = np.asarray(fn(y_true, y_pred), dtype=np.float64)
         samples = len(y_pred)
         if values.ndim == 0:
@@ -173,6 +184,6 @@ def function_metric(fn, name=None) -> Metric:
         if values.shape[0] != samples:
             raise ValueError(f"metric {name!r} returned an array of shape {values.shape} for a batch of {samples} "
                              f"samples; expected one value per sample, shape ({samples}, ...), or a single number")
-        return values if values.ndim == 1 else values.reshape(samples, -1).mean(axis=-1)
+        return values
 
-    return Metric(name, per_sample)
+    return Metric(name, checked)

@@ -1,4 +1,4 @@
-"""Metrics that are losses: the mean over the samples of a loss's per-sample values, as Keras's.
+"""Metrics that are losses: the mean of a loss's values (one a position, as Keras's ``call``), as Keras's.
 
 ``metrics=["mape"]`` or ``metrics=[KLDivergence()]`` logs the loss of that
 name beside the one the model trains on (:mod:`nnscratch.losses` computes
@@ -32,48 +32,48 @@ __all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCr
 
 
 def kl_divergence(y_true, y_pred):
-    """Per sample ``sum_k t log(t / p)`` (:class:`nnscratch.losses.KLDivergence`)."""
-    return losses.kl_divergence.per_sample(y_true, y_pred)
+    """A value a position: ``sum_k t log(t / p)`` (:class:`nnscratch.losses.KLDivergence`)."""
+    return losses.kl_divergence.per_position(y_true, y_pred)
 
 
 def mean_absolute_percentage_error(y_true, y_pred):
-    """Per sample ``100 mean_k |t - p| / max(|t|, eps)`` (:class:`nnscratch.losses.MeanAbsolutePercentageError`)."""
-    return losses.mean_absolute_percentage_error.per_sample(y_true, y_pred)
+    """A value a position: ``100 mean_k |t - p| / max(|t|, eps)`` (the loss ``MeanAbsolutePercentageError``)."""
+    return losses.mean_absolute_percentage_error.per_position(y_true, y_pred)
 
 
 def mean_squared_logarithmic_error(y_true, y_pred):
-    """Per sample ``mean_k (log(1 + t) - log(1 + p))^2`` (:class:`nnscratch.losses.MeanSquaredLogarithmicError`)."""
-    return losses.mean_squared_logarithmic_error.per_sample(y_true, y_pred)
+    """A value a position: ``mean_k (log(1 + t) - log(1 + p))^2`` (the loss ``MeanSquaredLogarithmicError``)."""
+    return losses.mean_squared_logarithmic_error.per_position(y_true, y_pred)
 
 
 def poisson(y_true, y_pred):
-    """Per sample ``mean_k (p - t log(p + eps))`` (:class:`nnscratch.losses.Poisson`)."""
-    return losses.poisson.per_sample(y_true, y_pred)
+    """A value a position: ``mean_k (p - t log(p + eps))`` (:class:`nnscratch.losses.Poisson`)."""
+    return losses.poisson.per_position(y_true, y_pred)
 
 
 def hinge(y_true, y_pred):
-    """Per sample ``mean_k max(1 - t p, 0)``, 0/1 targets read as -1/1 (:class:`nnscratch.losses.Hinge`)."""
-    return losses.hinge.per_sample(y_true, y_pred)
+    """A value a position: ``mean_k max(1 - t p, 0)``, 0/1 targets read as -1/1 (:class:`nnscratch.losses.Hinge`)."""
+    return losses.hinge.per_position(y_true, y_pred)
 
 
 def squared_hinge(y_true, y_pred):
-    """Per sample ``mean_k max(1 - t p, 0)^2`` (:class:`nnscratch.losses.SquaredHinge`)."""
-    return losses.squared_hinge.per_sample(y_true, y_pred)
+    """A value a position: ``mean_k max(1 - t p, 0)^2`` (:class:`nnscratch.losses.SquaredHinge`)."""
+    return losses.squared_hinge.per_position(y_true, y_pred)
 
 
 def categorical_hinge(y_true, y_pred):
-    """Per sample ``max(max_k (1 - t) p - sum_k t p + 1, 0)`` (:class:`nnscratch.losses.CategoricalHinge`)."""
-    return losses.categorical_hinge.per_sample(y_true, y_pred)
+    """A value a position: ``max(max_k (1 - t) p - sum_k t p + 1, 0)`` (:class:`nnscratch.losses.CategoricalHinge`)."""
+    return losses.categorical_hinge.per_position(y_true, y_pred)
 
 
 def cosine_similarity(y_true, y_pred):
-    """Per sample the cosine of the angle between ``t`` and ``p``, ``+cos`` (the loss is ``-cos``)."""
-    return -losses.cosine_similarity.per_sample(y_true, y_pred)
+    """A value a position: the cosine of the angle between ``t`` and ``p``, ``+cos`` (the loss is ``-cos``)."""
+    return -losses.cosine_similarity.per_position(y_true, y_pred)
 
 
 def log_cosh_error(y_true, y_pred):
-    """Per sample ``mean_k log(cosh(p - t))`` (:class:`nnscratch.losses.LogCosh`)."""
-    return losses.log_cosh.per_sample(y_true, y_pred)
+    """A value a position: ``mean_k log(cosh(p - t))`` (:class:`nnscratch.losses.LogCosh`)."""
+    return losses.log_cosh.per_position(y_true, y_pred)
 
 
 class KLDivergence(Metric):
@@ -158,9 +158,9 @@ class LogCoshError(Metric):
 
 
 def _crossentropy(loss):
-    """The per-sample values of the cross-entropy ``loss`` (an nnscratch loss object), ranks matched first."""
+    """The values a position of the cross-entropy ``loss`` (an nnscratch loss object), ranks matched first."""
 
-    def per_sample(y_true, y_pred):
+    def per_position(y_true, y_pred):
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
         if not np.issubdtype(y_pred.dtype, np.floating):
             y_pred = y_pred.astype(np.float64)
@@ -169,9 +169,9 @@ def _crossentropy(loss):
             if y_true.shape != y_pred.shape:
                 raise ValueError(f"{loss.name}: y_true and y_pred must have the same shape, got {y_true.shape} and "
                                  f"{y_pred.shape}")
-        return loss.per_sample(y_true, y_pred)
+        return loss.per_position(y_true, y_pred)
 
-    return per_sample
+    return per_position
 
 
 def _check_axis(axis, name):

@@ -120,23 +120,23 @@ class Mean(StatefulMetric):
         return float(divide_no_nan(self.total, self.count))
 
 
-def _loss_per_sample(loss):
-    """A loss object's per-sample function (calling the object gives the batch mean, a Keras loss *function* not)."""
+def _loss_per_position(loss):
+    """A loss object's values a position (calling the object gives the batch mean, a Keras loss *function* not)."""
 
-    def per_sample(y_true, y_pred):
-        return loss.per_sample(y_true, y_pred)
+    def per_position(y_true, y_pred):
+        return loss.per_position(y_true, y_pred)
 
-    return per_sample
+    return per_position
 
 
 class MeanMetricWrapper(Metric):
     """``keras.metrics.MeanMetricWrapper(fn, name=None, dtype=None, **kwargs)``: the mean of ``fn(y_true, y_pred)``.
 
-    ``fn(y_true, y_pred, **kwargs)`` returns one value a sample (a value per
-    output is averaged per sample, a single number counts for every sample of
-    the batch). An :mod:`nnscratch.losses` object (``losses.mean_squared_error``,
-    ``losses.Huber(delta=2.0)``) gives its per-sample values, as a Keras loss
-    *function* does, and makes the direction ``"down"`` (Keras: a Keras loss).
+    ``fn(y_true, y_pred, **kwargs)`` returns one value a sample or a position
+    (values over several outputs are averaged per sample; a single number
+    counts for every sample of the batch). An :mod:`nnscratch.losses` object
+    (``losses.mean_squared_error``, ``losses.Huber(delta=2.0)``) gives its
+    values a position, as a Keras loss *function* does, and makes the direction ``"down"`` (Keras: a Keras loss).
     The name is ``"mean_metric_wrapper"`` unless given, as in Keras.
 
     ``get_config`` keeps ``fn`` by name (a metric function of
@@ -157,15 +157,15 @@ class MeanMetricWrapper(Metric):
                 raise TypeError(f"MeanMetricWrapper of a loss object takes no keyword arguments, got {sorted(kwargs)}; "
                                 "give them to the loss's constructor")
             self.direction = "down"
-            inner = _loss_per_sample(fn)
+            inner = _loss_per_position(fn)
         else:
             def inner(y_true, y_pred):
                 return fn(y_true, y_pred, **self.fn_kwargs)
-        super().__init__(name or "mean_metric_wrapper", self._per_sample(inner), dtype)
+        super().__init__(name or "mean_metric_wrapper", self._checked(inner), dtype)
 
     @staticmethod
-    def _per_sample(fn):
-        def per_sample(y_true, y_pred):
+    def _checked(fn):
+        def values(y_true, y_pred):
             values = np.asarray(fn(y_true, y_pred), dtype=np.float64)
             samples = len(y_pred)
             if values.ndim == 0:
@@ -174,9 +174,9 @@ class MeanMetricWrapper(Metric):
                 raise ValueError(f"MeanMetricWrapper: fn returned an array of shape {values.shape} for a batch of "
                                  f"{samples} samples; expected one value per sample, shape ({samples}, ...), or a "
                                  "single number")
-            return values if values.ndim == 1 else values.reshape(samples, -1).mean(axis=-1)
+            return values
 
-        return per_sample
+        return values
 
     def serializable(self) -> bool:
         """Whether ``get_config`` can name ``fn`` (an nnscratch metric function or loss object)."""

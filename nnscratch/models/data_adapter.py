@@ -266,12 +266,14 @@ def adapt(x, y=None, batch_size=None, shuffle=False, generator=None, steps=None,
                         sample_weight=sample_weight)
 
 
-def check_sample_weight(sample_weight, samples, name="sample_weight") -> np.ndarray:
-    """``sample_weight`` as a float array of ``floatx()`` and shape ``(samples,)``, or a clear error.
+def check_sample_weight(sample_weight, samples, name="sample_weight", positions=()) -> np.ndarray:
+    """``sample_weight`` as a float array of ``floatx()``, shape ``(samples,)`` or ``(samples, *positions)``.
 
-    Keras's shapes are accepted, ``(N,)`` and ``(N, 1)``; every weight must be
-    finite and >= 0 (Keras accepts negative and NaN weights, which only give
-    a meaningless loss). Integer and boolean weights are converted.
+    Keras's shapes are accepted, ``(N,)`` and ``(N, 1)``, and for an output
+    ``(N, T, K)`` (``positions`` ``(T,)``) one weight a step, ``(N, T)``
+    (Keras's temporal weights); every weight must be finite and >= 0 (Keras
+    accepts negative and NaN weights, which only give a meaningless loss).
+    Integer and boolean weights are converted.
     """
     try:
         weights = np.asarray(sample_weight)
@@ -279,11 +281,13 @@ def check_sample_weight(sample_weight, samples, name="sample_weight") -> np.ndar
         raise TypeError(f"{name} must be an array of numbers, got {type(sample_weight).__name__}: {error}") from None
     if weights.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be an array of numbers (one weight a sample), got dtype {weights.dtype}")
-    if weights.ndim == 2 and weights.shape[1] == 1:
+    positions = tuple(positions)
+    if weights.ndim == 2 and weights.shape[1] == 1 and positions != (1,):
         weights = weights[:, 0]
-    if weights.ndim != 1:
-        raise ValueError(f"{name} must have one weight a sample, shape ({samples},) or ({samples}, 1), got shape "
-                         f"{weights.shape}")
+    if weights.ndim != 1 and not (positions and weights.shape[1:] == positions):
+        steps = f", or one a position of the output, ({samples}, {', '.join(map(str, positions))})" if positions else ""
+        raise ValueError(f"{name} must have one weight a sample, shape ({samples},) or ({samples}, 1){steps}, got "
+                         f"shape {weights.shape}")
     if len(weights) != samples:
         raise ValueError(f"{name} has {len(weights)} weights but there are {samples} samples")
     weights = weights.astype(floatx(), copy=False)
@@ -320,19 +324,23 @@ def check_class_weight(class_weight, classes=None) -> dict | None:
     return checked
 
 
-def class_weight_to_sample_weight(y, class_weight) -> np.ndarray:
-    """One weight a sample: ``class_weight[c]`` (1 for a class without a key) for each sample's class ``c``.
+def class_weight_to_sample_weight(y, class_weight, positions=()) -> np.ndarray:
+    """One weight a sample (or a position): ``class_weight[c]`` (1 for a class without a key) for each class ``c``.
 
     As Keras: a sample's class is the arg-max of a target row of several
     columns (one-hot, but also multi-label rows), else the target itself
     rounded (integer labels, a binary model's 0/1 targets of shape ``(N,)``
-    or ``(N, 1)``; ``np.round``, so 0.5 is class 0).
+    or ``(N, 1)``; ``np.round``, so 0.5 is class 0). For an output
+    ``(N, T, K)`` (``positions`` ``(T,)``) each step has its class, and the
+    weights are one a step, ``(N, T)``.
     """
     y = np.asarray(y)
-    if y.ndim > 1:
+    positions = tuple(positions)
+    if y.ndim > 1 + len(positions):
         y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[..., 0]
-    if y.ndim != 1:
-        raise ValueError(f"class_weight needs one class a sample, but the targets give classes of shape {y.shape}")
+    if y.shape[1:] != positions:
+        raise ValueError(f"class_weight needs one class a sample (or a position of the output), but the targets "
+                         f"give classes of shape {y.shape}")
     classes = np.round(y).astype(np.int64)
     if classes.size and classes.min() < 0:
         raise ValueError(f"class_weight needs classes >= 0, got target {classes.min()}")

@@ -24,7 +24,7 @@ pass (``Layer.compute_mask``, :meth:`Model.forward_steps
 
 import warnings
 
-__all__ = ["check_layer", "mask_flow", "check_graph_has_no_masks", "check_output_unmasked"]
+__all__ = ["check_layer", "mask_flow", "check_graph_has_no_masks"]
 
 
 def check_layer(layer, input_masked: bool) -> bool:
@@ -57,16 +57,3 @@ def check_graph_has_no_masks(layers) -> None:
         if layer.makes_mask:
             raise ValueError(f"layer {layer.name!r} makes a mask, in a model that branches or merges; masks are "
                              "supported in chains of layers (a Sequential, or a functional model without branches)")
-
-
-def check_output_unmasked(model) -> None:
-    """Raise a ValueError if ``model``'s output carries a mask (fit and evaluate would need it in the loss).
-
-    Keras weights the loss and the metrics of each step by the mask then;
-    nnscratch has no per-step weights.
-    """
-    if model.output_masked:
-        raise ValueError(f"the output of model {model.name!r} carries a mask (its last recurrent layer has "
-                         "return_sequences=True after Embedding(mask_zero=True) or Masking), and a masked loss "
-                         "(a weight for each step) is not supported: end the model with a layer that reads the "
-                         "whole sequence (an LSTM without return_sequences, GlobalAveragePooling1D), or drop the mask")

@@ -162,6 +162,7 @@ class Model(Trainer):
         self._activity_losses = {}         # {layer index: R(y) / N} of the last forward (activity regularizers)
         self._activity_gradients = {}      # {layer index: R'(y) / N} of the last training forward
         self.output_masked = False         # whether the output carries a mask (nnscratch.models.masking)
+        self.output_mask = None            # the last forward's output mask (N, T), when it carries one
         if inputs is None and outputs is None:
             return
         for value, what in ((inputs, "inputs"), (outputs, "outputs")):
@@ -429,11 +430,13 @@ class Model(Trainer):
         the benchmark's per-layer breakdown times each step. A graph yields
         after every layer (:meth:`Graph.forward_steps <nnscratch.models.graph.Graph.forward_steps>`).
         The output of a layer with an activity regularizer (a step of its own)
-        is penalised as it passes (:meth:`_record_activity`).
+        is penalised as it passes (:meth:`_record_activity`). Once the steps
+        are done, ``output_mask`` holds the output's mask (None without one).
         """
         self.check_input(x)
         regularized = self.activity_regularized()
         self._activity_losses, self._activity_gradients = {}, {}
+        self.output_mask = None
         if self.graph is not None:
             steps = self.graph.forward_steps(self.layers, x, training, self.fuse_batchnorm_relu)
         else:
@@ -477,6 +480,7 @@ class Model(Trainer):
             else:
                 x = layer.forward(x, training=training)
             yield index, x
+        self.output_mask = mask
 
     def backward(self, grad_output, from_layer=None, input_gradient=True):
         """Run backward through the layers in reverse; return dL/d(input).

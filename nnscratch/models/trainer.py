@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 from nnscratch import rng
 from nnscratch.callbacks import CallbackList
 from nnscratch.layers.activated import ActivatedLayer
+from nnscratch.losses.base import check_positions
 from nnscratch.metrics import Metric
-from nnscratch.models import masking
 from nnscratch.models.data_adapter import (adapt, check_class_weight, check_features, check_sample_weight,
                                            class_weight_to_sample_weight, is_batch_source)
 
@@ -48,7 +48,9 @@ class _RunningMeans:
     The loss and the metrics are means over the samples (each batch weighs
     its size, so the loss is ``sum_i w_i l_i / samples``); the last
     ``weighted`` names, the weighted metrics, are ``sum_i w_i m_i / sum_i w_i``
-    (0 while the weights sum to 0, as Keras). The metrics with state
+    (0 while the weights sum to 0, as Keras). With an output mask the
+    metrics are means over the positions that count: a batch adds
+    ``sum m v / T`` and weighs ``sum m / T`` (``T`` positions a sample). The metrics with state
     (``stateful``: log name -> metric object) keep their own counts: the
     tracker resets them when it is made and logs their ``result()``.
     """
@@ -58,20 +60,25 @@ class _RunningMeans:
         self.plain = len(names) - weighted
         self.sums = dict.fromkeys(names, 0.0)
         self.count = 0
+        self.plain_weight = 0.0
         self.weight = 0.0
         self.stateful = stateful or {}
         for metric in self.stateful.values():
             metric.reset_state()
 
-    def update(self, n, values, weight=None):
-        """Add a batch of ``n`` samples: its sums of ``values``, and the sum of its sample weights (None: ``n``)."""
+    def update(self, n, values, plain=None, weight=None):
+        """Add a batch of ``n`` samples: its sums of ``values``, the weight of its metrics (None: ``n``) and that
+        of its weighted metrics (the sum of its sample weights; None: ``n``)."""
         self.count += n
+        self.plain_weight += n if plain is None else plain
         self.weight += n if weight is None else weight
         for name, value in zip(self.names, values):
             self.sums[name] += value
 
     def result(self) -> dict:
-        means = {name: self.sums[name] / max(self.count, 1) for name in self.names[:self.plain]}
+        means = {"loss": self.sums["loss"] / max(self.count, 1)}
+        for name in self.names[1:self.plain]:
+            means[name] = self.sums[name] / self.plain_weight if self.plain_weight else 0.0
         for name in self.names[self.plain:]:
             means[name] = self.sums[name] / self.weight if self.weight else 0.0
         for name, metric in self.stateful.items():
@@ -157,7 +164,6 @@ class Trainer:
 
     def _prepare_xy(self, x, y, name="x"):
         x = self._prepare_x(x, name)
-        masking.check_output_unmasked(self)
         if y is None:
             raise ValueError(f"targets y are required together with {name}")
         if len(x) != len(y):
@@ -208,11 +214,75 @@ class Trainer:
             self.backward(grad, input_gradient=False)
         return self.loss.per_sample(y, y_pred)
 
+    def _position_weights(self, y_pred, sample_weight):
+        """The loss's weights a position (``Loss.position_weights``), or None when one a sample will do.
+
+        They are needed when the output carries a mask, or the sample weights
+        are one a position (``(N, T)`` for an output ``(N, T, K)``).
+        """
+        mask = self.output_mask
+        if mask is None and (sample_weight is None or sample_weight.ndim == 1):
+            return None
+        return self.loss.position_weights(mask, sample_weight, y_pred.shape[:-1])
+
+    def _position_loss_and_backward(self, y, y_pred, backward, weights):
+        """The losses a position times their ``weights``; with ``backward`` also run backpropagation.
+
+        The loss differentiated is ``mean(w l)`` over all positions (times
+        the reduction's scale, :meth:`Loss.weighted_gradient
+        <nnscratch.losses.Loss.weighted_gradient>`).
+        """
+        values = check_positions(self.loss.per_position(y, y_pred), y_pred.shape, self.loss.name)
+        if backward:
+            self.backward(self.loss.weighted_gradient(y, y_pred, weights), input_gradient=False)
+        return values * weights
+
+    def _metric_sums(self, y, y_pred, sample_weight):
+        """Each metric's sum over the batch, then the weights of the metrics and of the weighted metrics.
+
+        Without a mask: ``sum_i m_i`` and ``sum_i w_i m_i``, weighing the
+        batch size and ``sum_i w_i`` (None: the batch size). With a mask
+        ``m`` (or sample weights a position), the per-sample metrics count the
+        positions: ``sum m v / T`` and ``sum m w v / T``, weighing ``sum m /
+        T`` and ``sum m w / T`` (``T`` positions a sample; Keras's
+        ``MeanMetricWrapper`` with the mask as weights). The metrics with
+        state see every position, as in Keras.
+        """
+        mask = self.output_mask
+        by_position = mask is not None or (sample_weight is not None and sample_weight.ndim > 1)
+        plain_w = weighted_w = plain = None
+        weighted = _weight_sum(sample_weight)
+        if by_position:                 # each position's weight, divided by the positions of a sample
+            positions = y_pred.shape[:-1]
+            plain_w = (np.ones(positions) if mask is None else mask.astype(np.float64)) / np.prod(positions[1:])
+            weighted_w = plain_w if sample_weight is None else plain_w * (
+                sample_weight if sample_weight.ndim > 1 else sample_weight.reshape(-1, *(1,) * (len(positions) - 1)))
+            plain, weighted = float(np.sum(plain_w)), float(np.sum(weighted_w))
+        sums = []
+        for metrics, weights, position_weights in ((self.metrics, None, plain_w),
+                                                   (self.weighted_metrics, sample_weight, weighted_w)):
+            for metric in metrics:
+                if not isinstance(metric, Metric):          # a metric with state counts the batch itself
+                    metric.update_state(y, y_pred, weights)
+                    sums.append(0.0)
+                elif by_position:
+                    values = check_positions(metric.per_position(y, y_pred), y_pred.shape, metric.name)
+                    sums.append(float(np.sum(values * position_weights)))
+                else:
+                    values = metric(y, y_pred)
+                    sums.append(float(np.sum(values if weights is None else values * weights)))
+        return sums, plain, weighted
+
     def _step(self, x, y, training, sample_weight=None):
-        """One batch: forward (and backward + update when training). Returns loss and metric sums.
+        """One batch: forward (and backward + update when training). Returns loss and metric sums, and weights.
 
         The sums are ``sum_i w_i l_i`` (``sum_i l_i`` without weights), each
-        metric's ``sum_i m_i``, and each weighted metric's ``sum_i w_i m_i``.
+        metric's ``sum_i m_i``, and each weighted metric's ``sum_i w_i m_i``
+        (:meth:`_metric_sums`, which gives the two weights the tracker divides
+        the metrics' sums by). With an output mask, or sample weights a
+        position, the loss's sum is ``N mean(w l)`` over all positions, with
+        Keras's weights ``w`` (:meth:`Loss.position_weights
+        <nnscratch.losses.Loss.position_weights>`).
         The loss sum includes ``len(x)`` times the layers' regularization
         penalty (so the batch's mean loss is the loss's mean plus the penalty,
         as Keras), computed from the weights the batch saw, before the update;
@@ -222,9 +292,14 @@ class Trainer:
         regularizers and weights nothing of this runs.
         """
         y_pred = self.forward(x, training=training)
-        losses = self._loss_and_backward(y, y_pred, backward=training, sample_weight=sample_weight)
-        total = float(np.sum(losses if sample_weight is None else losses * sample_weight))
-        loss_scale, _ = self.loss.reduction_scale(y_pred.shape, sample_weight)     # Keras's reduction
+        weights = self._position_weights(y_pred, sample_weight)
+        if weights is None:
+            losses = self._loss_and_backward(y, y_pred, backward=training, sample_weight=sample_weight)
+            total = float(np.sum(losses if sample_weight is None else losses * sample_weight))
+            loss_scale, _ = self.loss.reduction_scale(y_pred.shape, sample_weight)     # Keras's reduction
+        else:
+            total = len(x) * float(np.mean(self._position_loss_and_backward(y, y_pred, training, weights)))
+            loss_scale, _ = self.loss.reduction_scale(y_pred.shape, weights)
         total *= loss_scale
         if self._activity_losses:               # the activity penalties R(y) / N of this forward
             total += len(x) * self.activity_loss()
@@ -236,21 +311,8 @@ class Trainer:
                     layer.add_regularization_gradients()
         if training:
             self.optimizer.apply_gradients(self.parameters())
-        sums = [total]
-        for metric in self.metrics:
-            if isinstance(metric, Metric):
-                sums.append(float(np.sum(metric(y, y_pred))))
-            else:                                   # a metric with state counts the batch itself
-                metric.update_state(y, y_pred)
-                sums.append(0.0)
-        for metric in self.weighted_metrics:
-            if isinstance(metric, Metric):
-                values = metric(y, y_pred)
-                sums.append(float(np.sum(values if sample_weight is None else values * sample_weight)))
-            else:
-                metric.update_state(y, y_pred, sample_weight)
-                sums.append(0.0)
-        return sums
+        sums, plain, weighted = self._metric_sums(y, y_pred, sample_weight)
+        return [total, *sums], plain, weighted
 
     def _log_names(self):
         return ["loss"] + _unique_names(self.metrics, self.weighted_metrics)
@@ -274,8 +336,12 @@ class Trainer:
             if sample_weight is not None:
                 raise ValueError("give class_weight or sample weights, not both (as Keras: \"You cannot "
                                  "`class_weight` and `sample_weight` at the same time\")")
-            return class_weight_to_sample_weight(y, class_weight)
-        return None if sample_weight is None else check_sample_weight(sample_weight, samples, name)
+            return class_weight_to_sample_weight(y, class_weight, self._positions())
+        return None if sample_weight is None else check_sample_weight(sample_weight, samples, name, self._positions())
+
+    def _positions(self) -> tuple:
+        """The positions of a sample's output, ``(T,)`` for an output ``(N, T, K)``, ``()`` for ``(N, K)``."""
+        return tuple(self.output_shape[1:-1])
 
     def _check_class_weight(self, class_weight):
         """``class_weight`` checked against the model's classes (its output units; 2 for a single unit)."""
@@ -345,7 +411,7 @@ class Trainer:
         for step, (xb, yb, wb) in enumerate(batches.epoch()):
             callbacks.on_train_batch_begin(step)
             xb, yb, wb = self._checked(xb, yb, wb, check, class_weight)
-            tracker.update(len(xb), self._step(xb, yb, True, wb), _weight_sum(wb))
+            tracker.update(len(xb), *self._step(xb, yb, True, wb))
             callbacks.on_train_batch_end(step, tracker.result())
             if self.stop_training:
                 break
@@ -368,7 +434,7 @@ class Trainer:
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
             xb, yb, wb = self._checked(xb, yb, wb, check)
-            tracker.update(len(xb), self._step(xb, yb, False, wb), _weight_sum(wb))
+            tracker.update(len(xb), *self._step(xb, yb, False, wb))
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, tracker.result())
                 if self.stop_evaluating:
@@ -447,7 +513,7 @@ class Trainer:
                 raise ValueError("give either validation_split or validation_data, not both")
             x, y = self._prepare_xy(x, y)
             if sample_weight is not None:
-                sample_weight = check_sample_weight(sample_weight, len(x))
+                sample_weight = check_sample_weight(sample_weight, len(x), positions=self._positions())
             split = int(np.floor(len(x) * (1.0 - validation_split)))
             validation_data = (x[split:], y[split:], None if sample_weight is None else sample_weight[split:])
             x, y = x[:split], y[:split]
@@ -561,7 +627,7 @@ class Trainer:
         x, y = self._prepare_xy(x, y)
         weights = self._sample_weights(sample_weight, self._check_class_weight(class_weight), y, len(x))
         tracker = self._tracker()          # made (and the metrics with state reset) before the step updates them
-        return self._batch_logs(tracker, self._step(x, y, True, weights), len(x), weights, return_dict)
+        return self._batch_logs(tracker, self._step(x, y, True, weights), len(x), return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """Loss (and metrics) on one batch, without training; ``sample_weight`` as in :meth:`evaluate`."""
@@ -569,8 +635,8 @@ class Trainer:
         x, y = self._prepare_xy(x, y)
         weights = self._sample_weights(sample_weight, None, y, len(x))
         tracker = self._tracker()
-        return self._batch_logs(tracker, self._step(x, y, False, weights), len(x), weights, return_dict)
+        return self._batch_logs(tracker, self._step(x, y, False, weights), len(x), return_dict)
 
-    def _batch_logs(self, tracker, sums, samples, weights, return_dict):
-        tracker.update(samples, sums, _weight_sum(weights))
+    def _batch_logs(self, tracker, step, samples, return_dict):
+        tracker.update(samples, *step)
         return self._format(tracker.result(), return_dict)
