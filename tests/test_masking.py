@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nnscratch
-from nnscratch.gradcheck import check_layer
+from nnscratch.gradcheck import check_layer, numerical_gradient
 from nnscratch.layers import (GRU, LSTM, BatchNormalization, Bidirectional, Dense, Dropout, Embedding, Flatten,
                               GlobalAveragePooling1D, Masking, SimpleRNN, Softmax, TimeDistributed)
 from nnscratch.models.saving import load_model
@@ -226,11 +226,137 @@ def test_fit_evaluate_and_predict_take_a_masked_output():
     assert np.isfinite(model.evaluate(x, y, verbose=0))   # the loss of the two valid steps (tests/test_masked_loss.py)
 
 
-def test_masks_in_a_branching_model_are_refused():
-    inputs = nnscratch.Input((4,))
-    embedded = Embedding(5, 3, mask_zero=True)(inputs)
-    with pytest.raises(ValueError, match="makes a mask, in a model that branches"):
-        nnscratch.Model(inputs, nnscratch.layers.Add()([LSTM(2)(embedded), GRU(2)(embedded)]))
+def keras_merge_mask(kind, inputs, masks, axis=-1):
+    """Keras 3.15's ``compute_mask`` of the merge layers, written out (``base_merge.py``, ``concatenate.py``)."""
+    if kind == "dot" or all(m is None for m in masks):
+        return None
+    if kind == "elementwise":
+        if any(m is None for m in masks):
+            return None
+        out = masks[0]
+        for m in masks[1:]:
+            out = out | m
+        return out
+    spread = [np.ones(x.shape, bool) if m is None else (m[..., None] | np.zeros(x.shape, bool))
+              for x, m in zip(inputs, masks)]
+    return np.concatenate(spread, axis=axis).any(axis=-1)
+
+
+def test_merge_layers_join_masks_by_keras_rules():
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((2, 3, 5, 4))
+    ma, mb = rng.random((2, 3, 5)) < 0.5
+    for layer, kind, axis in ((nnscratch.layers.Add(), "elementwise", -1),
+                              (nnscratch.layers.Maximum(), "elementwise", -1),
+                              (nnscratch.layers.Multiply(), "elementwise", -1),
+                              (nnscratch.layers.Concatenate(), "concatenate", -1),
+                              (nnscratch.layers.Concatenate(axis=1), "concatenate", 1),
+                              (nnscratch.layers.Dot(axes=2), "dot", -1)):
+        for masks in ([ma, mb], [ma, None], [None, None]):
+            got = layer.compute_mask([a, b], masks)
+            expected = keras_merge_mask(kind, [a, b], masks, axis)
+            assert (got is None) == (expected is None), (layer, masks)
+            if expected is not None:
+                np.testing.assert_array_equal(got, expected)
+            assert layer.output_masked([m is not None for m in masks]) == (expected is not None)
+
+
+def keras_extremum(op, inputs, masks):
+    """Keras 3.15's ``Merge._apply_merge_op_and_or_mask`` (Maximum, Minimum), written out."""
+    output = output_mask = None
+    for x, m in zip(inputs, masks):
+        m = None if m is None else np.broadcast_to(m[..., None], x.shape)
+        if output is None:
+            output, output_mask = x, m
+            continue
+        if m is not None:
+            x = np.where(m, x, output)
+        if output_mask is not None:
+            output = np.where(output_mask, output, x)
+        output_mask = output_mask | m if m is not None and output_mask is not None else None
+        output = op(output, x)
+    return output
+
+
+def keras_multiply(inputs, masks):
+    """Keras 3.15's ``Multiply._merge_function`` with masks, written out."""
+    every = all(m is not None for m in masks)
+    output = output_mask = None
+    for x, m in zip(inputs, masks):
+        if m is not None:
+            m = np.broadcast_to(m[..., None], x.shape)
+            x = np.where(m, x, 1.0)
+            if every:
+                output_mask = m if output_mask is None else output_mask | m
+        output = x if output is None else output * x
+    return np.where(output_mask, output, 0.0) if every else output
+
+
+@pytest.mark.parametrize("kind, merge", [(nnscratch.layers.Maximum, lambda xs, ms: keras_extremum(np.maximum, xs, ms)),
+                                         (nnscratch.layers.Minimum, lambda xs, ms: keras_extremum(np.minimum, xs, ms)),
+                                         (nnscratch.layers.Multiply, keras_multiply)],
+                         ids=["maximum", "minimum", "multiply"])
+def test_the_merges_that_read_masks_compute_and_differentiate_as_keras(kind, merge):
+    rng = np.random.default_rng(9)
+    inputs = list(rng.standard_normal((3, 4, 5, 2)))
+    valid = rng.random((3, 4, 5)) < 0.5
+    valid[:, 0, 0] = False                                   # a step where no input is valid
+    for masks in ([valid[0], valid[1], valid[2]], [valid[0], None, valid[2]], [None, valid[1], None]):
+        layer = kind()
+        layer.build([x.shape[1:] for x in inputs])
+        y = layer.forward(inputs, training=True, mask=masks)
+        np.testing.assert_allclose(y, merge(inputs, masks), rtol=1e-15)
+        g = rng.standard_normal(y.shape)
+        for x, grad in zip(inputs, layer.backward(g)):       # (no ties for the maximum and minimum here)
+            numeric = numerical_gradient(lambda: float(np.sum(g * layer.forward(inputs, mask=masks))), x, 1e-6)
+            np.testing.assert_allclose(grad, numeric, atol=1e-8)
+
+
+def branching_tagger(merge, steps=6, mask_zero=True):
+    """Embedding -> (LSTM, GRU) -> ``merge`` -> Dense: a tagger that branches, ``merge`` a merge layer's class."""
+    inputs = nnscratch.Input((steps,))
+    embedded = Embedding(9, 4, mask_zero=mask_zero)(inputs)
+    joined = merge()([LSTM(3, return_sequences=True)(embedded), GRU(3, return_sequences=True)(embedded)])
+    return nnscratch.Model(inputs, Dense(2)(joined))
+
+
+@pytest.mark.parametrize("merge", [nnscratch.layers.Add, nnscratch.layers.Concatenate], ids=["add", "concatenate"])
+def test_a_branching_model_carries_the_mask_through_its_merge_and_trains_on_the_valid_steps(merge, tmp_path):
+    rng = np.random.default_rng(7)
+    x = padded_indices(rng)
+    model = branching_tagger(merge)
+    assert model.graph is not None and model.output_masked
+    outputs = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(model.output_mask, x != 0)
+    for row, output in zip(x, outputs):      # each row's valid steps as that sequence alone
+        words = row[row != 0]
+        alone = branching_tagger(merge, steps=len(words), mask_zero=False)
+        alone.set_weights(model.get_weights())
+        np.testing.assert_allclose(output[:len(words)], alone.predict(words[None], verbose=0)[0],
+                                   rtol=1e-5, atol=1e-6)
+    y = rng.standard_normal((12, 6, 2))
+    model.compile(nnscratch.optimizers.SGD(0.1), "mse")
+    loss = model.evaluate(x, y, batch_size=12, verbose=0)
+    mask = x != 0
+    assert loss == pytest.approx(((outputs - y) ** 2).mean(axis=-1)[mask].mean(), rel=1e-5)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "branching.npz")
+    loaded = load_model(tmp_path / "branching.npz")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert loaded.evaluate(x, y, batch_size=12, verbose=0) == model.evaluate(x, y, batch_size=12, verbose=0)
+
+
+def test_a_merge_with_an_unmasked_input_or_a_dot_product_ends_or_widens_the_mask_as_in_keras():
+    inputs = nnscratch.Input((6,))
+    embedded = Embedding(9, 4, mask_zero=True)(inputs)
+    plain = Dense(4)(Embedding(9, 4)(inputs))
+    assert not nnscratch.Model(inputs, nnscratch.layers.Add()([embedded, plain])).output_masked
+    widened = nnscratch.Model(inputs, nnscratch.layers.Concatenate()([embedded, plain]))
+    widened.predict(padded_indices(np.random.default_rng(8)), verbose=0)
+    assert widened.output_masked and widened.output_mask.all()      # the unmasked input counts everywhere
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                # Dot ends the mask without a warning
+        assert not nnscratch.Model(inputs, nnscratch.layers.Dot(axes=2)([embedded, plain])).output_masked
 
 
 def test_bad_masks_and_mask_arguments_are_refused():

@@ -44,6 +44,24 @@ class Concatenate(Merge):
                              f"axes: axis must be one of 1..{rank} or -1..-{rank} (0 is the batch axis)")
         return self.axis % batch_rank - 1
 
+    def compute_mask(self, inputs, mask):
+        """Keras's rule: None if no input carries a mask; else the masks (all True for an input without one)
+        spread over their inputs' shapes, concatenated along ``axis``, and any() over the last axis.
+
+        Along the features (``axis=-1``) that is the OR of the masks, an unmasked input counting everywhere;
+        along the steps (``axis=1``) the masks follow each other.
+        """
+        if mask is None or all(m is None for m in mask):
+            return None
+        spread = [np.ones(x.shape, dtype=bool) if m is None
+                  else np.broadcast_to(m.reshape(m.shape + (1,) * (x.ndim - m.ndim)), x.shape)
+                  for x, m in zip(inputs, mask)]
+        return np.concatenate(spread, axis=self.axis).any(axis=-1)
+
+    def output_masked(self, input_masked) -> bool:
+        """Whether the output carries a mask: some input does."""
+        return any(input_masked)
+
     def compute_output_shape(self, input_shape) -> tuple:
         ranks = {len(shape) for shape in input_shape}
         shapes = [format_shape(shape) for shape in input_shape]

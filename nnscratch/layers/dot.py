@@ -37,6 +37,13 @@ class Dot(Merge):
 
     min_inputs = max_inputs = 2
 
+    def compute_mask(self, inputs, mask):
+        """No mask: a dot product mixes the steps (Keras's ``Dot`` returns None too, without a warning)."""
+        return None
+
+    def output_masked(self, input_masked) -> bool:
+        return False
+
     def __init__(self, axes, normalize=False, **kwargs):
         if isinstance(axes, (list, tuple)):
             if len(axes) != 2 or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):

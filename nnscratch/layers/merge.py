@@ -18,6 +18,11 @@ broadcast input is summed over the axes it was repeated along (each of its
 values was used that many times). Inputs of different ranks (which Keras
 pads with axes after the batch axis) raise a ValueError.
 
+Masks (sequences padded, ``Embedding(mask_zero=True)``): as Keras, the
+output of an elementwise merge carries the OR of its inputs' masks when
+every input carries one (a step counts if it counts in some input), and no
+mask otherwise; :class:`~nnscratch.layers.Concatenate` has its own rule.
+
 Ties in :class:`Maximum` / :class:`Minimum`: where several inputs hold the
 largest (smallest) value, the whole gradient goes to the *first* of them, as
 TensorFlow's ``maximum`` folded over the list (``max(max(x1, x2), x3)``,
@@ -57,6 +62,7 @@ class Merge(Layer):
     """
 
     takes_list = True
+    supports_masking = True
     min_inputs = 2
     max_inputs = None
 
@@ -153,6 +159,19 @@ class Merge(Layer):
         grads = self.merge_gradients(grad_output)
         return [_unbroadcast(grad, shape) for grad, shape in zip(grads, self.input_shape)]
 
+    def compute_mask(self, inputs, mask):
+        """Keras's rule for the elementwise merges: the OR of the inputs' masks if each carries one, else None.
+
+        ``mask`` is the list of the inputs' masks (None for an input without one), or None.
+        """
+        if mask is None or any(m is None for m in mask):
+            return None
+        return np.logical_or.reduce(np.broadcast_arrays(*mask))
+
+    def output_masked(self, input_masked) -> bool:
+        """Whether the output carries a mask: every input does (``input_masked``, one flag an input)."""
+        return all(input_masked)
+
     def merge(self, inputs, training):
         """Forward on the checked list of batches (subclasses)."""
         raise NotImplementedError
@@ -198,21 +217,43 @@ class Multiply(Merge):
     Backward: :math:`\partial L / \partial x_k = g \prod_{j \ne k} x_j`, the
     product of the *other* inputs (computed as such, not as :math:`y / x_k`,
     which fails where :math:`x_k = 0`). Training caches the inputs.
+
+    With masks, as Keras: an input's value at a step where it is masked is
+    replaced by 1 (and gets no gradient); when every input carries a mask,
+    the output is 0 at the steps where none is valid.
     """
 
-    def merge(self, inputs, training):
-        self._inputs = list(inputs) if training else None
-        return _fold(np.multiply, inputs)
+    uses_mask = True
+
+    def forward(self, inputs, training=False, mask=None):
+        """The product; ``mask`` (a mask or None an input) replaces masked values by 1 first."""
+        self.check_input(inputs)
+        return self.merge(inputs, training, mask)
+
+    def merge(self, inputs, training, mask=None):
+        valid = output_valid = None
+        if mask is not None and any(m is not None for m in mask):
+            valid = [None if m is None else self.checked_mask(m, x)[..., None] for x, m in zip(inputs, mask)]
+            inputs = [x if v is None else np.where(v, x, x.dtype.type(1)) for x, v in zip(inputs, valid)]
+            if all(v is not None for v in valid):
+                output_valid = np.logical_or.reduce(np.broadcast_arrays(*valid))
+        self._inputs, self._valid, self._output_valid = (list(inputs), valid, output_valid) if training else (None,) * 3
+        y = _fold(np.multiply, inputs)
+        return y if output_valid is None else np.where(output_valid, y, y.dtype.type(0))
 
     def merge_gradients(self, grad_output):
         if getattr(self, "_inputs", None) is None:
             raise RuntimeError(f"layer {self.name!r}: backward needs a forward pass with training=True first")
+        if self._output_valid is not None:
+            grad_output = grad_output * self._output_valid
         grads = []
         for k in range(len(self._inputs)):
             grad = grad_output
             for j, x in enumerate(self._inputs):
                 if j != k:
                     grad = grad * x
+            if self._valid is not None and self._valid[k] is not None:
+                grad = grad * self._valid[k]
             grads.append(grad)
         return grads
 
@@ -234,13 +275,32 @@ class Average(Merge):
 
 
 class _Extremum(Merge):
-    """Maximum / Minimum: ``y`` is the winning input's value; its gradient goes to the winner only."""
+    """Maximum / Minimum: ``y`` is the winning input's value; its gradient goes to the winner only.
+
+    With masks (as Keras's ``_apply_merge_op_and_or_mask``) only the inputs
+    valid at a step compete there (an input without a mask is valid
+    everywhere); where none is, the first input wins.
+    """
 
     _pick = None  # np.argmax or np.argmin
+    _worst = None  # the value that never wins: -inf for the maximum, +inf for the minimum
+    uses_mask = True
 
-    def merge(self, inputs, training):
+    def forward(self, inputs, training=False, mask=None):
+        """The merged batch; ``mask`` (a mask or None an input) leaves out the inputs masked at a step."""
+        self.check_input(inputs)
+        return self.merge(inputs, training, mask)
+
+    def merge(self, inputs, training, mask=None):
         stacked = np.stack(np.broadcast_arrays(*inputs))
-        winner = type(self)._pick(stacked, axis=0)  # the first winner on ties (see the module docstring)
+        if mask is None or all(m is None for m in mask):
+            winner = type(self)._pick(stacked, axis=0)  # the first winner on ties (see the module docstring)
+        else:
+            valid = np.stack([np.ones(stacked.shape[1:], dtype=bool) if m is None
+                              else np.broadcast_to(self.checked_mask(m, x)[..., None], stacked.shape[1:])
+                              for x, m in zip(inputs, mask)])
+            winner = type(self)._pick(np.where(valid, stacked, self._worst), axis=0)
+            winner[~valid.any(axis=0)] = 0
         self._winner = winner if training else None
         return np.take_along_axis(stacked, winner[None], axis=0)[0]
 
@@ -260,6 +320,7 @@ class Maximum(_Extremum):
     """
 
     _pick = staticmethod(np.argmax)
+    _worst = -np.inf
 
 
 class Minimum(_Extremum):
@@ -271,6 +332,7 @@ class Minimum(_Extremum):
     """
 
     _pick = staticmethod(np.argmin)
+    _worst = np.inf
 
 
 def add(inputs, **kwargs):

@@ -114,6 +114,7 @@ class Graph:
         if len(sources) != len(layers):
             raise ValueError(f"a graph needs one source list per layer, got {len(sources)} for {len(layers)} layers")
         self.sources = [tuple(source) for source in sources]
+        self.output_mask = None        # the mask of the last forward's output (forward_steps)
         self.last_reader = {}
         for i, (layer, source) in enumerate(zip(layers, self.sources)):
             if not source or any(not INPUT <= s < i for s in source):
@@ -158,28 +159,42 @@ class Graph:
         Each layer gets the outputs it reads (a list for merge layers); a
         tensor is dropped as soon as its last reader ran. A ReLU fused into
         the batch norm before it (:meth:`batchnorm_relus`) yields that
-        batch norm's output, which already went through the ReLU.
+        batch norm's output, which already went through the ReLU. When a
+        layer makes a mask, each tensor's mask goes along with it
+        (``Layer.compute_mask``; a list of masks for a merge layer) and a
+        layer that reads masks gets its input's; ``output_mask`` keeps the
+        output's once the steps are done.
         """
         fused = self.batchnorm_relus(layers) if fuse_batchnorm_relu else {}
         applies_relu = set(fused.values())
-        values = {INPUT: x}
+        values, masks = {INPUT: x}, {INPUT: None}
+        tracks_masks = any(layer.makes_mask for layer in layers)
+        self.output_mask = None
         for i, layer in enumerate(layers):
             source = self.sources[i]
-            if i in fused:
+            if i in fused:      # (a batch norm refuses a masked input: no mask here)
                 values[i] = y = values.pop(source[0])
+                masks[i] = masks.pop(source[0])
                 yield i, y
                 continue
             inputs = [values[s] for s in source]
+            given = [masks[s] for s in source] if layer.takes_list else masks[source[0]]
+            masked = any(m is not None for m in given) if layer.takes_list else given is not None
             if i in applies_relu:
                 y = layer.forward(inputs[0], training=training, relu=True)
+            elif masked and layer.uses_mask:
+                y = layer.forward(inputs if layer.takes_list else inputs[0], training=training, mask=given)
             else:
                 y = layer.forward(inputs if layer.takes_list else inputs[0], training=training)
+            masks[i] = layer.compute_mask(inputs if layer.takes_list else inputs[0], given) if tracks_masks else None
             del inputs  # (this frame must not keep them alive either)
             for s in set(source):
                 if self.last_reader[s] == i:
                     del values[s]
+                    masks.pop(s, None)
             values[i] = y
             yield i, y
+        self.output_mask = masks.get(len(layers) - 1)
 
     def trainable_below(self, layers) -> list:
         """``below[i]``: whether some layer that ``layers[i]`` depends on (an ancestor) has a trainable parameter."""

@@ -13,7 +13,10 @@ data, as Keras's does:
   averages the unmasked steps and ends it;
 * any other layer (Flatten, Conv1D, ...) drops it, with Keras's warning;
 * ``BatchNormalization`` and ``Softmax``, which Keras makes read it (batch
-  statistics and sums over the unmasked entries only), refuse it here.
+  statistics and sums over the unmasked entries only), refuse it here;
+* at a merge, the masks join by Keras's rules (the OR of the masks for
+  ``Add`` and the other elementwise merges when every input carries one;
+  ``Concatenate`` spreads and joins them; ``Dot`` ends them).
 
 Whether a layer's input carries a mask depends on the layers only, never on
 the data, so :func:`check_layer` finds it once, as the model is built, and
@@ -24,15 +27,18 @@ pass (``Layer.compute_mask``, :meth:`Model.forward_steps
 
 import warnings
 
-__all__ = ["check_layer", "mask_flow", "check_graph_has_no_masks"]
+__all__ = ["check_layer", "mask_flow", "graph_mask_flow"]
 
 
-def check_layer(layer, input_masked: bool) -> bool:
-    """Whether ``layer``'s output carries a mask, given whether its input does.
+def check_layer(layer, input_masked) -> bool:
+    """Whether ``layer``'s output carries a mask, given whether its input does (a merge layer: a flag an input).
 
     Raises a ValueError where a masked input reaches a layer that refuses it
     (``mask_refusal``); warns, as Keras, where a layer drops a mask.
     """
+    output_masked = layer.output_masked(input_masked)
+    if layer.takes_list:
+        input_masked = any(input_masked)
     if input_masked and layer.mask_refusal is not None:
         raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) gets a masked input (from "
                          f"Embedding(mask_zero=True) or Masking): {layer.mask_refusal}")
@@ -40,7 +46,7 @@ def check_layer(layer, input_masked: bool) -> bool:
         warnings.warn(f"Layer '{layer.name}' (of type {type(layer).__name__}) was passed an input with a mask "
                       "attached to it. However, this layer does not support masking and will therefore destroy "
                       "the mask information. Downstream layers will not see the mask.", stacklevel=4)
-    return layer.output_masked(input_masked)
+    return output_masked
 
 
 def mask_flow(layers) -> bool:
@@ -51,9 +57,17 @@ def mask_flow(layers) -> bool:
     return masked
 
 
-def check_graph_has_no_masks(layers) -> None:
-    """Raise a ValueError if a layer of a branching model makes a mask (masks follow chains only)."""
-    for layer in layers:
-        if layer.makes_mask:
-            raise ValueError(f"layer {layer.name!r} makes a mask, in a model that branches or merges; masks are "
-                             "supported in chains of layers (a Sequential, or a functional model without branches)")
+def graph_mask_flow(layers, sources, model_input) -> bool:
+    """:func:`mask_flow` of a model that branches and merges: each layer's inputs are the outputs of ``sources``.
+
+    ``sources[i]`` lists the layers whose outputs ``layers[i]`` reads
+    (``model_input`` for the model's input), as
+    :class:`~nnscratch.models.graph.Graph` keeps them. A merge layer gets
+    one flag an input: the elementwise merges carry a mask when each input
+    does, ``Concatenate`` when some input does, ``Dot`` never (Keras's rules).
+    """
+    masked = {model_input: False}
+    for i, (layer, source) in enumerate(zip(layers, sources)):
+        given = [masked[s] for s in source]
+        masked[i] = check_layer(layer, given if layer.takes_list else given[0])
+    return masked[len(layers) - 1]

@@ -183,8 +183,8 @@ class Model(Trainer):
             self.layers = _trace_chain(inputs, outputs)
             self.output_masked = masking.mask_flow(self.layers)
         else:
-            masking.check_graph_has_no_masks(layers)
             self.layers, self.graph = layers, graph_module.Graph(layers, sources)
+            self.output_masked = masking.graph_mask_flow(layers, self.graph.sources, graph_module.INPUT)
         names = [layer.name for layer in self.all_layers()]
         if len(set(map(id, self.layers))) != len(self.layers):
             raise ValueError("a layer is used twice in this model; shared layers are not supported")
@@ -445,6 +445,8 @@ class Model(Trainer):
             if index in regularized:
                 self._record_activity(index, y, training)
             yield index, y
+        if self.graph is not None:
+            self.output_mask = self.graph.output_mask
 
     def _chain_steps(self, x, training):
         """:meth:`forward_steps` of a chain: the plan's steps, with the fusions that apply."""
