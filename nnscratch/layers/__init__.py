@@ -22,6 +22,7 @@ from nnscratch.layers.global_pooling1d import (GlobalAveragePooling1D, GlobalAvg
                                                GlobalMaxPooling1D)
 from nnscratch.layers.gru import GRU
 from nnscratch.layers.input_layer import Input, InputLayer
+from nnscratch.layers.layer_normalization import LayerNormalization
 from nnscratch.layers.lstm import LSTM
 from nnscratch.layers.masking import Masking
 from nnscratch.layers.max_pooling2d import MaxPool2D, MaxPooling2D
@@ -33,6 +34,7 @@ from nnscratch.layers.prelu import PReLU
 from nnscratch.layers.repeat_vector import RepeatVector
 from nnscratch.layers.reshape import Reshape
 from nnscratch.layers.reshaping1d import Cropping1D, UpSampling1D, ZeroPadding1D
+from nnscratch.layers.rms_normalization import RMSNormalization
 from nnscratch.layers.separable_conv2d import SeparableConv2D
 from nnscratch.layers.simple_rnn import SimpleRNN
 from nnscratch.layers.time_distributed import TimeDistributed
@@ -45,20 +47,21 @@ __all__ = [
     "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Embedding", "Flatten",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GRU",
     "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM",
-    "Layer", "LeakyReLU", "Masking", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge",
-    "Minimum", "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape", "SeparableConv2D", "SimpleRNN",
-    "Softmax", "Subtract", "SymbolicTensor", "TimeDistributed", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
-    "ZeroPadding2D", "add", "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
+    "Layer", "LayerNormalization", "LeakyReLU", "Masking", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
+    "Maximum", "Merge", "Minimum", "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape",
+    "RMSNormalization", "SeparableConv2D", "SimpleRNN", "Softmax", "Subtract", "SymbolicTensor", "TimeDistributed",
+    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "get",
+    "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
 _BY_NAME = {cls.__name__: cls for cls in (
     Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Bidirectional, Concatenate,
     Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, ELU, Embedding,
-    Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GRU, GlobalMaxPooling1D, GlobalMaxPooling2D, InputLayer,
-    LSTM, LeakyReLU, Masking, MaxPooling1D, MaxPooling2D, Maximum, Minimum, Multiply, Permute, PReLU, ReLU,
-    RepeatVector, Reshape, SeparableConv2D, SimpleRNN, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D,
-    ZeroPadding1D, ZeroPadding2D,
+    Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GRU, GlobalMaxPooling1D, GlobalMaxPooling2D,
+    InputLayer, LSTM, LayerNormalization, LeakyReLU, Masking, MaxPooling1D, MaxPooling2D, Maximum, Minimum,
+    Multiply, Permute, PReLU, ReLU, RepeatVector, Reshape, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax,
+    Subtract, TimeDistributed, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
 )}
 
 
