@@ -1,6 +1,7 @@
 """Layers, one per file, each with a hand-written forward and backward pass."""
 
 from nnscratch.layers.activation import ELU, Activation, LeakyReLU, ReLU, Softmax
+from nnscratch.layers.activity_regularization import ActivityRegularization
 from nnscratch.layers.average_pooling2d import AveragePooling2D, AvgPool2D
 from nnscratch.layers.base import Layer, SymbolicTensor
 from nnscratch.layers.batch_normalization import BatchNormalization
@@ -16,11 +17,14 @@ from nnscratch.layers.dot import Dot, dot
 from nnscratch.layers.dropout import Dropout
 from nnscratch.layers.embedding import Embedding
 from nnscratch.layers.flatten import Flatten
+from nnscratch.layers.gaussian_dropout import GaussianDropout
+from nnscratch.layers.gaussian_noise import GaussianNoise
 from nnscratch.layers.global_pooling import (GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
                                              GlobalMaxPooling2D)
 from nnscratch.layers.global_pooling1d import (GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
                                                GlobalMaxPooling1D)
 from nnscratch.layers.gru import GRU
+from nnscratch.layers.identity import Identity
 from nnscratch.layers.input_layer import Input, InputLayer
 from nnscratch.layers.layer_normalization import LayerNormalization
 from nnscratch.layers.lstm import LSTM
@@ -32,36 +36,40 @@ from nnscratch.layers.permute import Permute
 from nnscratch.layers.pooling1d import AveragePooling1D, AvgPool1D, MaxPool1D, MaxPooling1D
 from nnscratch.layers.prelu import PReLU
 from nnscratch.layers.repeat_vector import RepeatVector
+from nnscratch.layers.rescaling import Rescaling
 from nnscratch.layers.reshape import Reshape
 from nnscratch.layers.reshaping1d import Cropping1D, UpSampling1D, ZeroPadding1D
 from nnscratch.layers.rms_normalization import RMSNormalization
 from nnscratch.layers.separable_conv2d import SeparableConv2D
 from nnscratch.layers.simple_rnn import SimpleRNN
+from nnscratch.layers.spatial_dropout import SpatialDropout1D, SpatialDropout2D
 from nnscratch.layers.time_distributed import TimeDistributed
 from nnscratch.layers.up_sampling2d import UpSampling2D
 from nnscratch.layers.zero_padding2d import ZeroPadding2D
 
 __all__ = [
-    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D",
-    "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping1D",
-    "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Embedding", "Flatten",
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GRU",
-    "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM",
-    "Layer", "LayerNormalization", "LeakyReLU", "Masking", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
-    "Maximum", "Merge", "Minimum", "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Reshape",
-    "RMSNormalization", "SeparableConv2D", "SimpleRNN", "Softmax", "Subtract", "SymbolicTensor", "TimeDistributed",
-    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "get",
-    "maximum", "minimum", "multiply", "subtract"
+    "Activation", "ActivityRegularization", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D",
+    "AvgPool2D", "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose",
+    "Cropping1D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Embedding", "Flatten",
+    "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D",
+    "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU",
+    "Identity", "Input", "InputLayer", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum",
+    "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Merge", "Minimum", "Multiply", "Permute", "PReLU",
+    "ReLU", "RepeatVector", "Rescaling", "Reshape", "RMSNormalization", "SeparableConv2D", "SimpleRNN", "Softmax",
+    "SpatialDropout1D", "SpatialDropout2D", "Subtract", "SymbolicTensor", "TimeDistributed", "UpSampling1D",
+    "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "get", "maximum",
+    "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
 _BY_NAME = {cls.__name__: cls for cls in (
-    Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Bidirectional, Concatenate,
-    Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, ELU, Embedding,
-    Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GRU, GlobalMaxPooling1D, GlobalMaxPooling2D,
-    InputLayer, LSTM, LayerNormalization, LeakyReLU, Masking, MaxPooling1D, MaxPooling2D, Maximum, Minimum,
-    Multiply, Permute, PReLU, ReLU, RepeatVector, Reshape, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax,
-    Subtract, TimeDistributed, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
+    Activation, ActivityRegularization, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization,
+    Bidirectional, Concatenate, Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D,
+    Dot, Dropout, ELU, Embedding, Flatten, GaussianDropout, GaussianNoise, GlobalAveragePooling1D,
+    GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, Identity, InputLayer, LayerNormalization,
+    LeakyReLU, LSTM, Masking, Maximum, MaxPooling1D, MaxPooling2D, Minimum, Multiply, Permute, PReLU, ReLU,
+    RepeatVector, Rescaling, Reshape, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax, SpatialDropout1D,
+    SpatialDropout2D, Subtract, TimeDistributed, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
 )}
 
 

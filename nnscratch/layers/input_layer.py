@@ -1,23 +1,17 @@
 """The functional API's entry point: ``Input(shape)``."""
 
-from nnscratch.layers.base import Layer, SymbolicTensor
+from nnscratch.layers.base import SymbolicTensor
+from nnscratch.layers.identity import Identity
 
 __all__ = ["InputLayer", "Input"]
 
 
-class InputLayer(Layer):
+class InputLayer(Identity):
     """The layer behind :func:`Input`: it only fixes the input shape (identity map)."""
 
     def __init__(self, shape, **kwargs):
         super().__init__(**kwargs)
         self.build(self._check_shape(shape))
-
-    def forward(self, x, training=False):
-        self.check_input(x)
-        return x
-
-    def backward(self, grad_output):
-        return grad_output
 
     def get_config(self):
         return {**super().get_config(), "shape": list(self.input_shape)}
