@@ -196,12 +196,69 @@ def test_masking_before_a_recurrent_layer_equals_the_layer_given_the_mask():
 
 
 def test_layers_that_read_a_mask_the_way_keras_does_and_nnscratch_does_not_are_refused_at_build():
-    for refused, match in ((BatchNormalization(), "batch statistics over the unmasked steps"),
-                           (Softmax(), "Activation")):
+    for refused, match in ((BatchNormalization(axis=1), "channels on the last axis"), (Softmax(), "Activation")):
         with pytest.raises(ValueError, match=match):
             nnscratch.Sequential([nnscratch.Input((4,)), Embedding(5, 3, mask_zero=True),
                                   LSTM(2, return_sequences=True), refused])
     nnscratch.Sequential([nnscratch.Input((4,)), Embedding(5, 3, mask_zero=True), LSTM(2), BatchNormalization()])
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=masked_sequences(), center=st.booleans(), scale=st.booleans())
+def test_batch_normalization_gradients_with_the_statistics_of_the_unmasked_steps(case, center, scale):
+    shape, mask, seed = case
+    rng = np.random.default_rng(seed)
+    with float64_floatx():
+        layer = BatchNormalization(epsilon=0.5, center=center, scale=scale)   # (0.5: see test_layer_normalization)
+        layer.build(shape[1:])
+    layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
+    x = rng.standard_normal(shape)
+    report = check_layer(layer, x=x, seed=seed % 1000, h=STEP, mask=mask)
+    assert report.max_error < TOLERANCE, f"\n{report}"
+
+
+def test_masked_batch_normalization_uses_the_unmasked_steps_statistics_everywhere_as_keras():
+    rng = np.random.default_rng(10)
+    x = (2 * rng.standard_normal((3, 5, 4)) + 1).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=bool)
+    layer = BatchNormalization(momentum=0.0)                  # the moving statistics become the batch's
+    layer.build((5, 4))
+    y = layer.forward(x, training=True, mask=mask)
+    valid = x[mask]                                           # the 8 unmasked steps, (8, 4)
+    mean, var = valid.sum(axis=0) / (8 + 1e-7), ((valid - valid.mean(axis=0)) ** 2).sum(axis=0) / (8 + 1e-7)
+    np.testing.assert_allclose(layer.buffers["moving_mean"], mean, rtol=1e-5)
+    np.testing.assert_allclose(layer.buffers["moving_variance"], var, rtol=1e-5)
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4, atol=1e-5)   # masked steps too
+    np.testing.assert_array_equal(layer.forward(x, training=False, mask=mask), layer.forward(x, training=False))
+
+
+def masked_bn_relu_tagger(graph):
+    """Embedding -> LSTM -> BatchNormalization -> ReLU -> Dense, as a chain or with a GRU branch added."""
+    inputs = nnscratch.Input((6,))
+    embedded = Embedding(9, 4, mask_zero=True)(inputs)
+    h = nnscratch.layers.ReLU()(BatchNormalization()(LSTM(5, return_sequences=True)(embedded)))
+    if graph:
+        h = nnscratch.layers.Add()([h, GRU(5, return_sequences=True)(embedded)])
+    return nnscratch.Model(inputs, Dense(3, activation="softmax")(h))
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["chain", "graph"])
+@pytest.mark.parametrize("fuse", [True, False], ids=["bn_relu_fused", "unfused"])
+def test_a_masked_batch_norm_with_its_relu_fused_trains_as_the_two_layers(fuse, graph):
+    rng = np.random.default_rng(11)
+    x, y = padded_indices(rng), rng.integers(0, 3, (12, 6))
+    models = []
+    for fused in (fuse, False):
+        model = masked_bn_relu_tagger(graph)
+        model.fuse_batchnorm_relu = fused
+        model.set_weights(models[0].get_weights() if models else model.get_weights())
+        models.append(model)
+    for model in models:
+        model.compile(nnscratch.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    assert models[0].output_masked and (graph or models[0].steps()[2][1] == fuse)   # BN's step takes the ReLU
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_a_layer_that_drops_the_mask_warns_as_keras_once_when_the_model_is_built():

@@ -74,8 +74,17 @@ class BatchNormalization(Layer):
         Maps applied to ``beta`` and ``gamma`` after every optimizer step (:mod:`nnscratch.constraints`).
     """
 
-    mask_refusal = ("Keras computes the batch statistics over the unmasked steps only, which nnscratch does not "
-                    "support")
+    #: A mask (N, T) on sequences (N, T, C) passes through; in training the statistics count the unmasked steps.
+    supports_masking = True
+    uses_mask = True
+    #: Keras's ``BatchNormalization`` also reads a mask (:meth:`masked_forward`).
+    _KERAS_EPSILON = 1e-7    # keras.backend.epsilon(), which Keras adds to the number of unmasked steps
+
+    @property
+    def mask_refusal(self):
+        """Masks are read for channels on the last axis only (Keras broadcasts the mask over that axis)."""
+        return None if self.axis == -1 or self.channels_last and self.built else (
+            f"a masked input needs the channels on the last axis (axis=-1), got axis={self.axis}")
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
@@ -106,6 +115,7 @@ class BatchNormalization(Layer):
         self.gamma_constraint = constraints.get(gamma_constraint)
         self._axis = None  # the axis of a batch, >= 1, once built
         self._x2d = None   # what backward needs; None until a forward pass of this layer
+        self._masked = None  # what backward needs after a masked training forward (masked_forward)
 
     def build(self, input_shape):
         rank = len(input_shape) + 1  # with the batch axis
@@ -160,9 +170,17 @@ class BatchNormalization(Layer):
         moved = rows.reshape(shape[:a] + shape[a + 1:] + shape[a:a + 1])
         return np.ascontiguousarray(np.moveaxis(moved, -1, self._axis))
 
-    def forward(self, x, training=False, relu=False):
-        """``y = gamma * xhat + beta``; with ``relu=True``, ``max(y, 0)`` (fused with a following ReLU)."""
+    def forward(self, x, training=False, relu=False, mask=None):
+        """``y = gamma * xhat + beta``; with ``relu=True``, ``max(y, 0)`` (fused with a following ReLU).
+
+        A ``mask`` (N, T) on sequences (N, T, C) makes training use the
+        statistics of the unmasked steps (:meth:`masked_forward`); inference
+        uses the moving statistics at every step, as without a mask (Keras).
+        """
+        if mask is not None and training:
+            return self.masked_forward(x, mask, relu)
         self.check_input(x)
+        self._masked = None
         x2d = self._rows(x)
         self._relu = bool(relu)
         if not training:
@@ -196,6 +214,55 @@ class BatchNormalization(Layer):
         self._keep_batch(x.reshape(-1, x.shape[-1]), mean, var, inv_std)
         return pooled, argmax
 
+    def masked_forward(self, x, mask, relu=False):
+        r"""Training forward with the statistics of the unmasked steps only, as Keras 3.
+
+        With :math:`w_m \in \{0, 1\}` the mask of row :math:`m` (a step of a
+        sequence) and :math:`D = \sum_m w_m + 10^{-7}` (Keras adds its epsilon):
+        :math:`\mu = \sum_m w_m x_m / D`, :math:`\sigma^2 = \sum_m w_m (x_m - \mu)^2 / D`,
+        then :math:`y = \gamma \hat x + \beta` at *every* step, masked or
+        not, and the moving statistics follow these. Backward
+        (:meth:`backward`; docs/backprop.md, section 5, derives it): with
+        :math:`d = \gamma g`, :math:`A = \sum_m d_m`, :math:`B = \sum_m d_m \hat x_m`
+        over all steps and :math:`c = s \mu (D - W) / D` (:math:`W = \sum w`),
+        :math:`\partial L/\partial x_m = s\,(d_m - \tfrac{w_m}{D}(A + \hat x_m B - c B))`.
+        Training keeps :math:`\hat x` (not ``x``) and the weights.
+        """
+        self.check_input(x)
+        if x.ndim != 3 or not self.channels_last:
+            raise ValueError(f"layer {self.name!r}: a mask needs sequences (N, T, C) with the channels last, got "
+                             f"inputs of shape {x.shape} and axis={self.axis}")
+        w = self.checked_mask(mask, x).reshape(-1, 1).astype(x.dtype)
+        x2d = x.reshape(-1, x.shape[-1])
+        valid = float(w.sum())
+        total = x.dtype.type(valid + self._KERAS_EPSILON)
+        mean = (w * x2d).sum(axis=0) / total
+        centered = x2d - mean
+        var = (w * centered * centered).sum(axis=0) / total
+        inv_std = 1.0 / np.sqrt(var + x.dtype.type(self.epsilon))
+        xhat = centered * inv_std
+        y = xhat * self._gamma() + self._beta()
+        self._keep_batch(None, mean, var, inv_std)
+        self._relu = bool(relu)
+        self._masked = (xhat, w, total, valid)
+        return (np.maximum(y, 0) if relu else y).reshape(x.shape)
+
+    def _masked_backward(self, grad_output):
+        """Gradients of the last :meth:`masked_forward` (its formulas)."""
+        xhat, w, total, valid = self._masked
+        gamma = self._gamma()
+        g = grad_output.reshape(xhat.shape)
+        if self._relu:        # the ReLU's backward first, its mask from the output recomputed
+            g = g * (xhat * gamma + self._beta() > 0)
+        if self.scale:
+            self.gamma.grad[...] = (g * xhat).sum(axis=0)
+        if self.center:
+            self.beta.grad[...] = g.sum(axis=0)
+        d = g * gamma
+        a, b = d.sum(axis=0), (d * xhat).sum(axis=0)
+        c = self._inv_std * self._mean * ((total - valid) / total)
+        return (self._inv_std * (d - w / total * (a + xhat * b - c * b))).reshape(grad_output.shape)
+
     def _keep_batch(self, x2d, mean, var, inv_std):
         """Update the moving statistics; keep what backward needs (the input, not ``xhat``)."""
         for name, batch_value in (("moving_mean", mean), ("moving_variance", var)):
@@ -203,9 +270,12 @@ class BatchNormalization(Layer):
             moving *= self.momentum
             moving += (1.0 - self.momentum) * batch_value
         self._x2d, self._mean, self._inv_std, self._training = x2d, mean, inv_std, True
+        self._masked = None      # (masked_forward sets it after this)
 
     def backward(self, grad_output):
         """Gradients of the last forward; through its ReLU too if it was ``forward(..., relu=True)``."""
+        if getattr(self, "_masked", None) is not None:
+            return self._masked_backward(grad_output)
         if self._x2d is None:
             raise RuntimeError(f"layer {self.name!r}: backward called without a forward pass of this layer "
                                "(in inference a Model may apply it inside the Conv2D before it)")
@@ -241,7 +311,7 @@ class BatchNormalization(Layer):
 
     def applied_elsewhere(self):
         """Forget the last forward pass: an inference step in which the layer before applied this one."""
-        self._x2d, self._training = None, False
+        self._x2d, self._training, self._masked = None, False, None
 
     def _inference_output(self, x2d, relu):
         """The affine map of inference, ``x * scale + (beta - moving_mean * scale)``, then the ReLU if fused."""

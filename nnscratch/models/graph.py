@@ -172,7 +172,7 @@ class Graph:
         self.output_mask = None
         for i, layer in enumerate(layers):
             source = self.sources[i]
-            if i in fused:      # (a batch norm refuses a masked input: no mask here)
+            if i in fused:      # the ReLU fused into the batch norm before it: its output, and its mask
                 values[i] = y = values.pop(source[0])
                 masks[i] = masks.pop(source[0])
                 yield i, y
@@ -180,8 +180,8 @@ class Graph:
             inputs = [values[s] for s in source]
             given = [masks[s] for s in source] if layer.takes_list else masks[source[0]]
             masked = any(m is not None for m in given) if layer.takes_list else given is not None
-            if i in applies_relu:
-                y = layer.forward(inputs[0], training=training, relu=True)
+            if i in applies_relu:      # a batch norm, which reads a mask
+                y = layer.forward(inputs[0], training=training, relu=True, mask=given)
             elif masked and layer.uses_mask:
                 y = layer.forward(inputs if layer.takes_list else inputs[0], training=training, mask=given)
             else:

@@ -12,8 +12,9 @@ data, as Keras's does:
   and pass it on only with ``return_sequences``; ``GlobalAveragePooling1D``
   averages the unmasked steps and ends it;
 * any other layer (Flatten, Conv1D, ...) drops it, with Keras's warning;
-* ``BatchNormalization`` and ``Softmax``, which Keras makes read it (batch
-  statistics and sums over the unmasked entries only), refuse it here;
+* ``BatchNormalization`` reads it in training (the statistics of the unmasked
+  steps) and passes it on; ``Softmax``, which Keras makes read it (a large
+  negative number at the masked entries), refuses it here;
 * at a merge, the masks join by Keras's rules (the OR of the masks for
   ``Add`` and the other elementwise merges when every input carries one;
   ``Concatenate`` spreads and joins them; ``Dot`` ends them).

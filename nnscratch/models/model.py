@@ -459,8 +459,8 @@ class Model(Trainer):
             layer = self.layers[index]
             if masks:        # the mask of this layer's output, from its input's (fused steps take none)
                 mask, given = layer.compute_mask(x, mask), mask
-                if given is not None and layer.uses_mask:
-                    x = layer.forward(x, training=training, mask=given)
+                if given is not None and layer.uses_mask:     # (a batch norm with its ReLU fused: relu=True)
+                    x = layer.forward(x, training=training, mask=given, **({"relu": True} if fused else {}))
                     yield index, x
                     continue
             if index in computed:
