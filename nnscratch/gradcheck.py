@@ -233,7 +233,9 @@ def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5, 
     mask : ndarray of bool, optional
         A fixed mask (N, T) for a layer that reads one (a recurrent layer,
         ``GlobalAveragePooling1D``; :mod:`nnscratch.models.masking`), passed
-        to every forward: ``layer.forward(x, training, mask=mask)``.
+        to every forward: ``layer.forward(x, training, mask=mask)``; for a
+        layer called on a list (``Attention``, ``Maximum``), a list of masks
+        (None for an input without one).
 
     The checked loss is ``sum(R * y)`` plus the layer's regularization
     penalty (:meth:`~nnscratch.layers.Layer.regularization_loss`, 0 without
@@ -265,7 +267,9 @@ def check_layer(layer, x=None, input_shape=None, training=True, seed=0, h=1e-5, 
     _require_float64([layer])
     if mask is not None and not layer.uses_mask:
         raise TypeError(f"layer {layer.name!r} ({type(layer).__name__}) reads no mask; check it without mask=")
-    masked = {} if mask is None else {"mask": np.asarray(mask)}
+    if mask is not None:        # a merge layer's: a list, a mask or None an input
+        mask = [None if m is None else np.asarray(m) for m in mask] if several else np.asarray(mask)
+    masked = {} if mask is None else {"mask": mask}
 
     def forward(inputs):
         return layer.forward(inputs, training=training, **masked)

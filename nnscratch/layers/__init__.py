@@ -2,6 +2,7 @@
 
 from nnscratch.layers.activation import ELU, Activation, LeakyReLU, ReLU, Softmax
 from nnscratch.layers.activity_regularization import ActivityRegularization
+from nnscratch.layers.attention import Attention
 from nnscratch.layers.average_pooling2d import AveragePooling2D, AvgPool2D
 from nnscratch.layers.base import Layer, SymbolicTensor
 from nnscratch.layers.batch_normalization import BatchNormalization
@@ -48,24 +49,24 @@ from nnscratch.layers.up_sampling2d import UpSampling2D
 from nnscratch.layers.zero_padding2d import ZeroPadding2D
 
 __all__ = [
-    "Activation", "ActivityRegularization", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D",
-    "AvgPool2D", "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose",
-    "Cropping1D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Embedding", "Flatten",
-    "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D",
-    "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU",
-    "Identity", "Input", "InputLayer", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum",
-    "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Merge", "Minimum", "Multiply", "Permute", "PReLU",
-    "ReLU", "RepeatVector", "Rescaling", "Reshape", "RMSNormalization", "SeparableConv2D", "SimpleRNN", "Softmax",
-    "SpatialDropout1D", "SpatialDropout2D", "Subtract", "SymbolicTensor", "TimeDistributed", "UpSampling1D",
-    "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "get", "maximum",
-    "minimum", "multiply", "subtract"
+    "Activation", "ActivityRegularization", "Add", "Attention", "Average", "AveragePooling1D", "AveragePooling2D",
+    "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D",
+    "Conv2DTranspose", "Cropping1D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Embedding",
+    "Flatten", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GRU", "Identity", "Input", "InputLayer", "Layer", "LayerNormalization", "LeakyReLU",
+    "LSTM", "Masking", "Maximum", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Merge", "Minimum",
+    "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Rescaling", "Reshape", "RMSNormalization",
+    "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract", "SymbolicTensor",
+    "TimeDistributed", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average",
+    "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
 _BY_NAME = {cls.__name__: cls for cls in (
-    Activation, ActivityRegularization, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization,
-    Bidirectional, Concatenate, Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D,
-    Dot, Dropout, ELU, Embedding, Flatten, GaussianDropout, GaussianNoise, GlobalAveragePooling1D,
+    Activation, ActivityRegularization, Add, Attention, Average, AveragePooling1D, AveragePooling2D,
+    BatchNormalization, Bidirectional, Concatenate, Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense,
+    DepthwiseConv2D, Dot, Dropout, ELU, Embedding, Flatten, GaussianDropout, GaussianNoise, GlobalAveragePooling1D,
     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, Identity, InputLayer, LayerNormalization,
     LeakyReLU, LSTM, Masking, Maximum, MaxPooling1D, MaxPooling2D, Minimum, Multiply, Permute, PReLU, ReLU,
     RepeatVector, Rescaling, Reshape, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax, SpatialDropout1D,

@@ -245,8 +245,9 @@ class Layer(abc.ABC):
     # ------------------------------------------------------------- weights
     def new_parameter(self, name: str, value: np.ndarray, constraint=None) -> Parameter:
         """Register a trainable parameter (in ``floatx()``) under its Keras name, with its constraint if any."""
-        param = Parameter(np.ascontiguousarray(value, dtype=floatx()), name, trainable=self._trainable,
-                          constraint=constraint)
+        value = np.asarray(value, dtype=floatx())          # (a scalar weight, shape (), stays one, as Keras's)
+        param = Parameter(value if value.flags.c_contiguous else np.ascontiguousarray(value), name,
+                          trainable=self._trainable, constraint=constraint)
         self.params[name] = param
         return param
 
