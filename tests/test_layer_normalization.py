@@ -1,4 +1,5 @@
-"""LayerNormalization and RMSNormalization: gradient checks, the formulas, Keras's axes and arguments, masks.
+"""LayerNormalization, RMSNormalization and UnitNormalization: gradient checks, the formulas, Keras's axes and
+arguments, masks.
 
 The gradient checks (float64, generated shapes and axes) use
 :func:`nnscratch.gradcheck.check_layer`'s random projection of the output as
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 import nnscratch
 from nnscratch.gradcheck import check_layer
-from nnscratch.layers import LSTM, Dense, Embedding, LayerNormalization, RMSNormalization
+from nnscratch.layers import LSTM, Dense, Embedding, LayerNormalization, RMSNormalization, UnitNormalization
 from nnscratch.models.saving import load_model
 
 try:
@@ -136,3 +137,30 @@ def test_a_masked_sequence_model_with_layer_normalization_keeps_its_mask_and_sav
     loaded = load_model(tmp_path / "normalized.npz")
     assert loaded.layers[2].get_config() == model.layers[2].get_config()
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@given(case=shapes_and_axes(), seed=rng_seeds())
+def test_unit_normalization_gradients(case, seed):
+    shape, axis = case
+    rng = np.random.default_rng(seed)
+    layer = UnitNormalization(axis=axis)
+    x = spread_inputs(rng, shape, axis, mean_square=True)
+    report = check_layer(layer, x=x, seed=seed % 1000, h=NORM_STEP)
+    axes = tuple(a % len(shape) for a in (axis if isinstance(axis, list) else [axis]))
+    if np.prod([shape[a] for a in axes]) == 1:      # y = x / |x| = sign(x): a constant, gradient exactly 0
+        layer.forward(x, training=True)
+        assert not layer.backward(np.ones(shape)).any()
+        return
+    assert report.max_error < TOLERANCE, f"\n{report}"
+
+
+def test_unit_normalization_gives_unit_vectors_and_keeps_keras_bound_for_tiny_ones():
+    x = np.array([[3.0, 4.0], [1e-14, 0.0]])
+    layer = UnitNormalization()
+    layer.build((2,))
+    y = layer.forward(x, training=True)
+    np.testing.assert_allclose(y, [[0.6, 0.8], [1e-2, 0.0]])        # a tiny vector is scaled by 1e12 (Keras)
+    g = np.array([[1.0, 0.0], [1.0, 2.0]])
+    # r (g - y (g . y)) = 0.2 ((1, 0) - 0.6 (0.6, 0.8)); at the bound r = 1e12 is a constant: r g
+    np.testing.assert_allclose(layer.backward(g), [[0.128, -0.096], [1e12, 2e12]], rtol=1e-12)
+    assert UnitNormalization(axis=[1, 2]).get_config()["axis"] == [1, 2]

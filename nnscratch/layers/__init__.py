@@ -45,6 +45,7 @@ from nnscratch.layers.separable_conv2d import SeparableConv2D
 from nnscratch.layers.simple_rnn import SimpleRNN
 from nnscratch.layers.spatial_dropout import SpatialDropout1D, SpatialDropout2D
 from nnscratch.layers.time_distributed import TimeDistributed
+from nnscratch.layers.unit_normalization import UnitNormalization
 from nnscratch.layers.up_sampling2d import UpSampling2D
 from nnscratch.layers.zero_padding2d import ZeroPadding2D
 
@@ -58,8 +59,8 @@ __all__ = [
     "LSTM", "Masking", "Maximum", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Merge", "Minimum",
     "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Rescaling", "Reshape", "RMSNormalization",
     "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract", "SymbolicTensor",
-    "TimeDistributed", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average",
-    "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
+    "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add",
+    "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
@@ -70,7 +71,8 @@ _BY_NAME = {cls.__name__: cls for cls in (
     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, Identity, InputLayer, LayerNormalization,
     LeakyReLU, LSTM, Masking, Maximum, MaxPooling1D, MaxPooling2D, Minimum, Multiply, Permute, PReLU, ReLU,
     RepeatVector, Rescaling, Reshape, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax, SpatialDropout1D,
-    SpatialDropout2D, Subtract, TimeDistributed, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
+    SpatialDropout2D, Subtract, TimeDistributed, UnitNormalization, UpSampling1D, UpSampling2D, ZeroPadding1D,
+    ZeroPadding2D,
 )}
 
 
