@@ -35,6 +35,8 @@ __all__ = [
     "conv_geometry",
     "winograd_geometry",
     "float_arrays",
+    "padded_indices",
+    "assert_predicts_as_each_sequence_alone",
     "normal_arrays",
     "rng_seeds",
     "float_dtypes",
@@ -199,3 +201,23 @@ def normal_arrays(draw, shape, dtype=np.float64, scale=1.0):
     shape = draw(_shapes(shape))
     seed = draw(rng_seeds())
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def padded_indices(rng, n=12, steps=6, vocabulary=9):
+    """Sequences of word indices 1..vocabulary-1, each padded with zeros at its end (at least one word each)."""
+    x = rng.integers(1, vocabulary, (n, steps))
+    for row, length in zip(x, rng.integers(1, steps + 1, n)):
+        row[length:] = 0
+    return x
+
+
+def assert_predicts_as_each_sequence_alone(model, x, unmasked_model):
+    """``model`` on padded sequences ``x`` predicts at the real steps what ``unmasked_model(steps)`` predicts on each
+    sequence without its padding (with ``model``'s weights): the padding changed nothing."""
+    outputs = model.predict(x, verbose=0)
+    for row, output in zip(x, outputs):
+        words = row[row != 0]
+        alone = unmasked_model(len(words))
+        alone.set_weights(model.get_weights())
+        np.testing.assert_allclose(output[:len(words)], alone.predict(words[None], verbose=0)[0], rtol=1e-5,
+                                   atol=1e-6)

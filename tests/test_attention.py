@@ -18,8 +18,10 @@ from nnscratch.models.saving import load_model
 
 try:
     from tests.grad_strategies import STEP, TOLERANCE, batch_sizes, rng_seeds
+    from tests.strategies import assert_predicts_as_each_sequence_alone, padded_indices
 except ImportError:  # tests/ itself is on sys.path
     from grad_strategies import STEP, TOLERANCE, batch_sizes, rng_seeds
+    from strategies import assert_predicts_as_each_sequence_alone, padded_indices
 
 steps, features = st.integers(1, 4), st.integers(1, 3)
 
@@ -76,25 +78,12 @@ def self_attention_tagger(steps, mask_zero=True):
     return nnscratch.Model(inputs, Dense(3, activation="softmax")(Attention(use_scale=True)([embedded, embedded])))
 
 
-def padded(rng, n=8, steps=6):
-    x = rng.integers(1, 9, (n, steps))
-    for row, length in zip(x, rng.integers(1, steps + 1, n)):
-        row[length:] = 0
-    return x
-
-
 def test_self_attention_on_padded_sequences_predicts_as_on_each_sequence_alone_and_trains(tmp_path):
     rng = np.random.default_rng(2)
-    x, y = padded(rng), rng.integers(0, 3, (8, 6))
+    x, y = padded_indices(rng, n=8), rng.integers(0, 3, (8, 6))
     model = self_attention_tagger(6)
     assert model.output_masked                         # the query's mask goes on: the loss counts real steps
-    outputs = model.predict(x, verbose=0)
-    for row, output in zip(x, outputs):
-        words = row[row != 0]
-        alone = self_attention_tagger(len(words), mask_zero=False)
-        alone.set_weights(model.get_weights())
-        np.testing.assert_allclose(output[:len(words)], alone.predict(words[None], verbose=0)[0], rtol=1e-5,
-                                   atol=1e-6)
+    assert_predicts_as_each_sequence_alone(model, x, lambda steps: self_attention_tagger(steps, mask_zero=False))
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=2, batch_size=4, verbose=0, seed=1)
     model.save(tmp_path / "attention.npz")

@@ -25,8 +25,10 @@ from nnscratch.models.data_adapter import check_sample_weight, class_weight_to_s
 
 try:
     from tests.grad_strategies import TOLERANCE, batch_sizes, rng_seeds
+    from tests.strategies import padded_indices
 except ImportError:  # tests/ itself is on sys.path
     from grad_strategies import TOLERANCE, batch_sizes, rng_seeds
+    from strategies import padded_indices
 
 
 def targets_for(loss, rng, shape):
@@ -113,13 +115,6 @@ def test_a_masked_loss_is_the_mean_over_the_valid_positions_in_each_reduction():
     assert losses.MeanSquaredError()(y_true, y_pred, mask=np.zeros((3, 4), bool)) == 0.0   # Keras's divide_no_nan
 
 
-def padded(rng, n=10, steps=5, vocabulary=7):
-    x = rng.integers(1, vocabulary, (n, steps))
-    for row, length in zip(x, rng.integers(1, steps + 1, n)):
-        row[length:] = 0
-    return x
-
-
 def tagger(units=3, activation="softmax"):
     """A sequence tagger: a padded sequence of 5 indices in, ``units`` values a step out, its output masked."""
     return nnscratch.Sequential([nnscratch.Input((5,)), Embedding(7, 4, mask_zero=True),
@@ -135,7 +130,7 @@ def twin_taggers():
 
 def test_evaluate_of_a_masked_output_averages_the_loss_and_metrics_over_the_valid_steps():
     rng = np.random.default_rng(2)
-    x, y = padded(rng), rng.integers(0, 3, (10, 5))
+    x, y = padded_indices(rng, n=10, steps=5, vocabulary=7), rng.integers(0, 3, (10, 5))
     sw = rng.uniform(0.2, 2, (10, 5))
     model = tagger()
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"], weighted_metrics=["accuracy"])
@@ -152,7 +147,7 @@ def test_evaluate_of_a_masked_output_averages_the_loss_and_metrics_over_the_vali
 
 def test_targets_and_inputs_at_masked_steps_change_nothing_in_training():
     rng = np.random.default_rng(3)
-    x, y = padded(rng), rng.integers(0, 3, (10, 5))
+    x, y = padded_indices(rng, n=10, steps=5, vocabulary=7), rng.integers(0, 3, (10, 5))
     other = np.where(x == 0, (y + 1) % 3, y)             # other labels at the padded steps only
     trained = []
     for labels, model in zip((y, other), twin_taggers()):
@@ -186,7 +181,7 @@ def test_a_mask_trains_as_sample_weights_a_step_of_total_over_valid_on_an_unmask
 
 def test_class_weights_of_sequence_labels_weigh_each_step_by_its_class():
     rng = np.random.default_rng(5)
-    x, y = padded(rng), rng.integers(0, 3, (10, 5))
+    x, y = padded_indices(rng, n=10, steps=5, vocabulary=7), rng.integers(0, 3, (10, 5))
     table = {0: 2.0, 2: 0.5}
     weights = class_weight_to_sample_weight(y, table, positions=(5,))
     np.testing.assert_array_equal(weights, np.choose(y, [2.0, 1.0, 0.5]))

@@ -25,8 +25,10 @@ from nnscratch.models.saving import load_model
 
 try:
     from tests.grad_strategies import STEP, TOLERANCE, float64_floatx, masked_sequences
+    from tests.strategies import padded_indices
 except ImportError:
     from grad_strategies import STEP, TOLERANCE, float64_floatx, masked_sequences
+    from strategies import padded_indices
 
 RECURRENT = {
     "SimpleRNN": lambda units, **options: SimpleRNN(units, **options),
@@ -143,14 +145,6 @@ def test_masking_zeroes_the_steps_whose_features_all_equal_the_value():
     grad = np.arange(12, dtype=np.float32).reshape(2, 3, 2)
     np.testing.assert_array_equal(layer.backward(grad), grad * mask[..., None])
     assert Masking.from_config(layer.get_config()).mask_value == -1.0
-
-
-def padded_indices(rng, n=12, steps=6, vocabulary=9):
-    """Sequences of word indices 1..vocabulary-1, each padded with zeros at its end (at least one word each)."""
-    x = rng.integers(1, vocabulary, (n, steps))
-    for row, length in zip(x, rng.integers(1, steps + 1, n)):
-        row[length:] = 0
-    return x
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])

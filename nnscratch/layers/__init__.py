@@ -33,6 +33,7 @@ from nnscratch.layers.masking import Masking
 from nnscratch.layers.max_pooling2d import MaxPool2D, MaxPooling2D
 from nnscratch.layers.merge import (Add, Average, Maximum, Merge, Minimum, Multiply, Subtract, add, average,
                                     maximum, minimum, multiply, subtract)
+from nnscratch.layers.multi_head_attention import MultiHeadAttention
 from nnscratch.layers.permute import Permute
 from nnscratch.layers.pooling1d import AveragePooling1D, AvgPool1D, MaxPool1D, MaxPooling1D
 from nnscratch.layers.prelu import PReLU
@@ -57,8 +58,8 @@ __all__ = [
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D", "GRU", "Identity", "Input", "InputLayer", "Layer", "LayerNormalization", "LeakyReLU",
     "LSTM", "Masking", "Maximum", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Merge", "Minimum",
-    "Multiply", "Permute", "PReLU", "ReLU", "RepeatVector", "Rescaling", "Reshape", "RMSNormalization",
-    "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract", "SymbolicTensor",
+    "Multiply", "MultiHeadAttention", "Permute", "PReLU", "ReLU", "RepeatVector", "Rescaling", "Reshape",
+    "RMSNormalization", "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract", "SymbolicTensor",
     "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add",
     "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
 ]
@@ -69,10 +70,10 @@ _BY_NAME = {cls.__name__: cls for cls in (
     BatchNormalization, Bidirectional, Concatenate, Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense,
     DepthwiseConv2D, Dot, Dropout, ELU, Embedding, Flatten, GaussianDropout, GaussianNoise, GlobalAveragePooling1D,
     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, Identity, InputLayer, LayerNormalization,
-    LeakyReLU, LSTM, Masking, Maximum, MaxPooling1D, MaxPooling2D, Minimum, Multiply, Permute, PReLU, ReLU,
-    RepeatVector, Rescaling, Reshape, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax, SpatialDropout1D,
-    SpatialDropout2D, Subtract, TimeDistributed, UnitNormalization, UpSampling1D, UpSampling2D, ZeroPadding1D,
-    ZeroPadding2D,
+    LeakyReLU, LSTM, Masking, Maximum, MaxPooling1D, MaxPooling2D, Minimum, Multiply, MultiHeadAttention, Permute,
+    PReLU, ReLU, RepeatVector, Rescaling, Reshape, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax,
+    SpatialDropout1D, SpatialDropout2D, Subtract, TimeDistributed, UnitNormalization, UpSampling1D, UpSampling2D,
+    ZeroPadding1D, ZeroPadding2D,
 )}
 
 

@@ -1,0 +1,348 @@
+r"""MultiHeadAttention: several attention heads, each over its own learned projections (Keras's layer)."""
+
+import numpy as np
+
+from nnscratch import constraints, initializers, regularizers, rng
+from nnscratch.layers.base import format_shape
+from nnscratch.layers.merge import Merge
+
+__all__ = ["MultiHeadAttention"]
+
+_LARGE = 1e9           # Keras's Softmax puts -1e9 in place of a masked score
+_PROJECTIONS = ("query", "key", "value")
+
+
+class MultiHeadAttention(Merge):
+    r"""Multi-head scaled dot-product attention (Vaswani et al. 2017), as Keras 3's ``MultiHeadAttention``.
+
+    Shapes: query :math:`x_q` (N, T, Cq), value :math:`x_v` (N, S, Cv), key
+    :math:`x_k` (N, S, Ck), the value itself when not given; with ``h`` heads
+    of size ``d`` (``key_dim``) and ``dv`` (``value_dim``). Forward, head by head:
+
+    .. math::
+        Q = x_q W_q + b_q, \ K = x_k W_k + b_k, \ V = x_v W_v + b_v
+        \qquad (Q_h: T \times d, \ V_h: S \times d_v),
+
+        S_h = \frac{Q_h K_h^\top}{\sqrt d}, \quad A_h = \mathrm{softmax}(S_h) \ \text{over the keys}, \quad
+        O_h = A_h V_h, \quad y = [O_1, \dots, O_h]\, W_o + b_o .
+
+    A masked (query, key) pair gets weight 0 (its score replaced by
+    :math:`-10^9` before the softmax, its weight zeroed after it, as Keras's
+    ``Softmax``); the pairs come from the query's and the value's masks, the
+    causal mask (``use_causal_mask``: keys up to the query) and
+    ``sliding_window`` (keys less than that many steps away). A query step with
+    no key left gives :math:`y = b_o`. Optional dropout on :math:`A`.
+
+    Backward, with :math:`G = \partial L/\partial y` and :math:`O` the
+    concatenated heads:
+
+    .. math::
+        \frac{\partial L}{\partial W_o} = O^\top G, \quad \frac{\partial L}{\partial O} = G W_o^\top, \quad
+        \frac{\partial L}{\partial V_h} = A_h^\top \frac{\partial L}{\partial O_h}, \quad
+        \frac{\partial L}{\partial A_h} = \frac{\partial L}{\partial O_h} V_h^\top,
+
+        \frac{\partial L}{\partial S_h} = A_h \odot \Big(\frac{\partial L}{\partial A_h}
+            - \sum_j \Big(\frac{\partial L}{\partial A_h} \odot A_h\Big)_{:, j}\Big), \quad
+        \frac{\partial L}{\partial Q_h} = \frac{\partial L}{\partial S_h} \frac{K_h}{\sqrt d}, \quad
+        \frac{\partial L}{\partial K_h} = \frac{\partial L}{\partial S_h}^\top \frac{Q_h}{\sqrt d},
+
+    then through each projection as through a Dense layer
+    (:math:`\partial L/\partial W_q = x_q^\top \partial L/\partial Q`,
+    :math:`\partial L/\partial x_q = \partial L/\partial Q\, W_q^\top`, ...;
+    docs/backprop.md, section 7e). With ``[query, value]`` the key is the value
+    and their gradients add up.
+
+    Inputs of higher rank, ``(N, ..., C)``: attention runs jointly over
+    ``attention_axes`` (default: every axis but the batch and the features);
+    the other axes act as more batch axes. Masks and the causal or window mask
+    need ``(N, steps, features)`` inputs.
+
+    Parameters
+    ----------
+    num_heads, key_dim : int
+        The heads, and the size of each one's query and key.
+    value_dim : int, optional
+        The size of each head's value (default ``key_dim``).
+    dropout : float in [0, 1)
+        Dropout on the attention weights while training (from the layer's generator, ``seed``).
+    use_bias : bool
+        Biases in the four projections.
+    output_shape : int or tuple of int, optional
+        The output's trailing shape (default: the query's features).
+    attention_axes : int or tuple of int, optional
+    sliding_window : int, optional
+    kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint
+        For the four projections' kernels and biases.
+    seed : int, optional
+
+    Weights, in Keras's order and shapes: ``query_kernel`` (Cq, h, d),
+    ``query_bias`` (h, d), ``key_kernel`` (Ck, h, d), ``key_bias``,
+    ``value_kernel`` (Cv, h, dv), ``value_bias``, ``attention_output_kernel``
+    (h, dv, Cout), ``attention_output_bias`` (Cout,).
+
+    Call it as Keras's, ``mha(query, value)`` or ``mha(query, value, key)``
+    (``mha(x, x)`` for self-attention; or on a list), with ``use_causal_mask``
+    in the call (kept in the config). The query's mask goes on with the
+    output. Not supported: ``attention_mask`` as an input,
+    ``return_attention_scores`` (nnscratch models have one output; the weights
+    of the last forward are ``layer.attention_scores``, (N, h, T, S)),
+    ``use_gate``, and ``activity_regularizer`` (Keras puts it on the four
+    projections' outputs).
+    """
+
+    uses_mask = True
+    min_inputs, max_inputs = 2, 3
+
+    def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
+                 attention_axes=None, sliding_window=None, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, seed=None, use_causal_mask=False, flash_attention=None, **kwargs):
+        if kwargs.get("activity_regularizer") is not None:
+            raise ValueError("MultiHeadAttention: activity_regularizer is not supported (Keras applies it to the "
+                             "outputs of the four projections inside the layer); put ActivityRegularization after it")
+        if flash_attention:
+            raise ValueError("MultiHeadAttention: flash_attention is a kernel of Keras's GPU backends; nnscratch "
+                             "computes the same attention in NumPy, leave it None")
+        super().__init__(**kwargs)
+        for name, value, optional in (("num_heads", num_heads, False), ("key_dim", key_dim, False),
+                                      ("value_dim", value_dim, True), ("sliding_window", sliding_window, True)):
+            if not (optional and value is None) and (isinstance(value, bool) or not isinstance(value, int)
+                                                     or value <= 0):
+                raise ValueError(f"MultiHeadAttention: {name} must be a positive integer"
+                                 f"{' or None' if optional else ''}, got {value!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"MultiHeadAttention: dropout must be a number in [0, 1), got {dropout!r}")
+        self.num_heads, self.key_dim = num_heads, key_dim
+        self.value_dim = value_dim or key_dim
+        self.dropout, self.use_bias, self.sliding_window = float(dropout), bool(use_bias), sliding_window
+        self.output_shape_arg = _int_tuple("output_shape", output_shape)
+        self.attention_axes = _int_tuple("attention_axes", attention_axes)
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        initializers.get(kernel_initializer), initializers.get(bias_initializer)  # fail early
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.use_causal_mask = bool(use_causal_mask)
+        self.seed, self.generator = seed, rng.generator_from_seed(seed)
+        self.attention_scores = None
+        self._cache = None
+
+    def __call__(self, query, value=None, key=None, training=False, use_causal_mask=None, attention_mask=None,
+                 return_attention_scores=False):
+        """``mha(query, value[, key], use_causal_mask=...)`` as Keras's call, or ``mha([query, value, key])``."""
+        if attention_mask is not None:
+            raise ValueError("MultiHeadAttention: attention_mask is not supported as an input; masks come from the "
+                             "inputs (Embedding(mask_zero=True), Masking), use_causal_mask and sliding_window")
+        if return_attention_scores:
+            raise ValueError("MultiHeadAttention: return_attention_scores is not supported (nnscratch models have one "
+                             "output); the last forward's weights are layer.attention_scores")
+        if use_causal_mask is not None:
+            self.use_causal_mask = bool(use_causal_mask)
+        if value is None:
+            return super().__call__(query, training=training)      # a list, [query, value] or [query, value, key]
+        return super().__call__([query, value] if key is None else [query, value, key], training=training)
+
+    def reseed(self, generator: np.random.Generator) -> None:
+        """Draw the following dropout masks from ``generator`` (used by ``fit(seed=...)``)."""
+        self.generator = generator
+
+    # --------------------------------------------------------------- build
+    def build(self, input_shape):
+        shapes = self._check_shapes(input_shape)
+        query, value = shapes[:2]
+        key = shapes[2] if len(shapes) == 3 else value
+        named = f"query {format_shape(query)}, value {format_shape(value)}, key {format_shape(key)}"
+        if min(map(len, shapes)) < 2 or len({len(shape) for shape in shapes}) > 1:
+            raise ValueError(f"MultiHeadAttention layer {self.name!r} takes inputs (None, steps, features), or more "
+                             f"axes before the features, all of one rank; got {named}")
+        if value[:-1] != key[:-1]:
+            raise ValueError(f"MultiHeadAttention layer {self.name!r}: the key needs the value's shape but for its "
+                             f"features; got {named}")
+        rank = len(query) + 1
+        axes = tuple(range(1, rank - 1)) if self.attention_axes is None else tuple(
+            axis + rank if axis < 0 else axis for axis in self.attention_axes)
+        if not axes or any(not 1 <= axis < rank - 1 for axis in axes) or len(set(axes)) != len(axes):
+            raise ValueError(f"MultiHeadAttention layer {self.name!r}: attention_axes must be distinct axes between "
+                             f"the batch and the features, 1 to {rank - 2}; got {self.attention_axes}")
+        others = [axis for axis in range(1, rank - 1) if axis not in axes]
+        if any(query[axis - 1] != value[axis - 1] for axis in others):
+            raise ValueError(f"MultiHeadAttention layer {self.name!r}: the query and the value must agree on the axes "
+                             f"that are not attention_axes {axes}; got {named}")
+        if rank > 3 and (self.use_causal_mask or self.sliding_window):
+            raise ValueError(f"MultiHeadAttention layer {self.name!r}: the causal mask and sliding_window need inputs "
+                             f"(None, steps, features); got {named}")
+        self._order, self._batch_axes = (0, *others, *axes), 1 + len(others)   # batch-like axes, then attended
+        generator = rng.new_generator()
+        sizes = {"query": (query[-1], self.key_dim), "key": (key[-1], self.key_dim),
+                 "value": (value[-1], self.value_dim)}
+        out = self.output_shape_arg or (query[-1],)
+        for name, (features, size) in sizes.items():
+            self._new_weights(name, (features, self.num_heads, size), (self.num_heads, size), generator)
+        self._new_weights("attention_output", (self.num_heads, self.value_dim, *out), out, generator)
+        self.input_shape, self._output_shape, self.built = shapes, (*query[:-1], *out), True
+
+    def _new_weights(self, name, kernel_shape, bias_shape, generator):
+        """A kernel drawn as the matrix (inputs, outputs) of its product (Keras 3.15's fans), then its bias."""
+        inputs = int(np.prod(kernel_shape[:len(kernel_shape) - len(bias_shape)]))
+        kernel = initializers.get(self.kernel_initializer)((inputs, int(np.prod(bias_shape))), generator)
+        self.new_parameter(f"{name}_kernel", kernel.reshape(kernel_shape), constraint=self.kernel_constraint)
+        if self.use_bias:
+            self.new_parameter(f"{name}_bias", initializers.get(self.bias_initializer)(bias_shape, generator),
+                               constraint=self.bias_constraint)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[0][:-1], *(self.output_shape_arg or input_shape[0][-1:]))
+
+    def compute_mask(self, inputs, mask):
+        """The query's mask goes on with the output (Keras)."""
+        return None if mask is None else mask[0]
+
+    def output_masked(self, input_masked) -> bool:
+        return bool(input_masked[0])
+
+    def weight_regularizers(self):
+        pairs = [(f"{name}_kernel", self.kernel_regularizer) for name in (*_PROJECTIONS, "attention_output")]
+        if self.use_bias:
+            pairs += [(f"{name}_bias", self.bias_regularizer) for name in (*_PROJECTIONS, "attention_output")]
+        return {name: regularizer for name, regularizer in pairs if regularizer is not None}
+
+    # ------------------------------------------------------------- forward
+    def forward(self, inputs, training=False, mask=None):
+        self.check_input(inputs)
+        query, value = inputs[0], inputs[1]
+        key = inputs[2] if len(inputs) == 3 else value
+        flat = [self._fold(x) for x in (query, key, value)]            # (N', T, C): one attention per row
+        q, k, v = (self._project(name, x) for name, x in zip(_PROJECTIONS, flat))   # (N', heads, steps, size)
+        q = q * q.dtype.type(1.0 / np.sqrt(self.key_dim))
+        scores = q @ np.swapaxes(k, -1, -2)                                  # (N', heads, T, S)
+        keep = self._keep(mask, scores.shape[-2:], inputs)
+        if keep is not None:
+            scores = np.where(keep, scores, scores.dtype.type(-_LARGE))
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights /= weights.sum(axis=-1, keepdims=True)
+        if keep is not None:
+            weights = np.where(keep, weights, weights.dtype.type(0))
+        drop = None
+        if training and self.dropout > 0:
+            drop = (self.generator.random(weights.shape, dtype=np.float32) >= self.dropout) * q.dtype.type(
+                1.0 / (1.0 - self.dropout))
+        heads = (weights if drop is None else weights * drop) @ v            # (N', heads, T, dv)
+        heads = np.swapaxes(heads, 1, 2).reshape(*heads.shape[:1], heads.shape[2], -1)   # (N', T, heads * dv)
+        y = heads @ self._matrix("attention_output") + self._bias_row("attention_output")
+        y = y.reshape(*y.shape[:2], *self.params["attention_output_kernel"].shape[2:])   # (N', T, *output_shape)
+        self.attention_scores = weights
+        self._cache = (flat, [x.shape[:-1] for x in (query, key, value)], q, k, v, weights, drop, heads) \
+            if training else None
+        return self._unfold(y, query.shape[:-1])
+
+    def _keep(self, mask, shape, inputs):
+        """Which (query, key) pairs count, (N, 1, T, S) or (T, S), or None: masks, causal mask, window."""
+        keep = None
+        if mask is not None and any(m is not None for m in mask):
+            if inputs[0].ndim != 3:
+                raise ValueError(f"MultiHeadAttention layer {self.name!r}: masks need inputs (N, steps, features); "
+                                 f"got a query of shape {inputs[0].shape}")
+            for m, x, axis in zip(mask, inputs, (-1, -2, -2)):   # the query's mask a row, value's and key's a column
+                if m is not None:
+                    m = np.expand_dims(self.checked_mask(m, x), (1, axis))
+                    keep = m if keep is None else keep & m
+        steps = np.arange(shape[0])[:, None] - np.arange(shape[1])[None, :]    # query step minus key step
+        for band in ([steps >= 0] if self.use_causal_mask else []) + (
+                [np.abs(steps) < self.sliding_window] if self.sliding_window else []):
+            keep = band if keep is None else keep & band
+        return keep
+
+    # ------------------------------------------------------------ backward
+    def backward(self, grad_output):
+        if self._cache is None:
+            raise RuntimeError(f"layer {self.name!r}: backward called without forward(x, training=True)")
+        flat, shapes, q, k, v, weights, drop, heads = self._cache
+        g = self._fold(grad_output)
+        g = g.reshape(*g.shape[:2], -1)                                      # (N', T, Cout)
+        out_kernel = self.params["attention_output_kernel"]
+        out_kernel.grad[...] = (_rows(heads).T @ _rows(g)).reshape(out_kernel.shape)
+        if self.use_bias:
+            self.params["attention_output_bias"].grad[...] = _rows(g).sum(axis=0).reshape(out_kernel.shape[2:])
+        d_heads = g @ self._matrix("attention_output").T                     # (N', T, heads * dv)
+        d_heads = np.swapaxes(d_heads.reshape(*d_heads.shape[:2], self.num_heads, -1), 1, 2)
+        used = weights if drop is None else weights * drop
+        d_v = np.swapaxes(used, -1, -2) @ d_heads
+        d_weights = d_heads @ np.swapaxes(v, -1, -2)
+        if drop is not None:
+            d_weights = d_weights * drop
+        d_scores = weights * (d_weights - (d_weights * weights).sum(axis=-1, keepdims=True))
+        d_q = d_scores @ k * q.dtype.type(1.0 / np.sqrt(self.key_dim))
+        d_k = np.swapaxes(d_scores, -1, -2) @ q                              # (q already carries 1/sqrt(d))
+        d_query, d_key, d_value = (self._project_backward(name, x, d) for name, x, d in
+                                   zip(_PROJECTIONS, flat, (d_q, d_k, d_v)))
+        d_query, d_key, d_value = (self._unfold(d, shape) for d, shape in zip((d_query, d_key, d_value), shapes))
+        if len(self.input_shape) == 3:
+            return [d_query, d_value, d_key]
+        return [d_query, d_value + d_key]
+
+    # ------------------------------------------------------------- helpers
+    def _matrix(self, name):
+        """A kernel as the matrix (features in, features out) of its Dense-like product."""
+        kernel = self.params[f"{name}_kernel"].value
+        rows = kernel.shape[0] if name in _PROJECTIONS else kernel.shape[0] * kernel.shape[1]
+        return kernel.reshape(rows, -1)
+
+    def _bias_row(self, name):
+        return self.params[f"{name}_bias"].value.reshape(-1) if self.use_bias else 0
+
+    def _project(self, name, x):
+        """``x W + b`` split into heads: (N', steps, C) -> (N', heads, steps, size)."""
+        projected = x @ self._matrix(name).astype(x.dtype, copy=False) + self._bias_row(name)
+        return np.swapaxes(projected.reshape(*x.shape[:2], self.num_heads, -1), 1, 2)
+
+    def _project_backward(self, name, x, d_heads):
+        """The projection's weight gradients from dL/d(heads) (N', heads, steps, size); return dL/dx."""
+        d = np.swapaxes(d_heads, 1, 2).reshape(*x.shape[:2], -1)             # (N', steps, heads * size)
+        kernel = self.params[f"{name}_kernel"]
+        kernel.grad[...] = (_rows(x).T @ _rows(d)).reshape(kernel.shape)
+        if self.use_bias:
+            self.params[f"{name}_bias"].grad[...] = _rows(d).sum(axis=0).reshape(kernel.shape[1:])
+        return d @ self._matrix(name).T
+
+    def _fold(self, x):
+        """(N, ..., C...) -> (N', steps, C...): the attended axes flattened into one, the other axes into the batch."""
+        lead = len(self._order)
+        moved = x.transpose(*self._order, *range(lead, x.ndim))
+        return moved.reshape(int(np.prod(moved.shape[:self._batch_axes])), -1, *x.shape[lead:])
+
+    def _unfold(self, y, lead_shape):
+        """Undo :meth:`_fold`: ``lead_shape`` is the original array's shape before its feature axes."""
+        moved = y.reshape(*(lead_shape[axis] for axis in self._order), *y.shape[2:])
+        return moved.transpose(*np.argsort(self._order), *range(len(self._order), moved.ndim))
+
+    def get_config(self):
+        config = {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+                  "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
+                  "output_shape": self.output_shape_arg, "attention_axes": self.attention_axes,
+                  "sliding_window": self.sliding_window,
+                  "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
+                  "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                  "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                  "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                  "bias_constraint": constraints.serialize(self.bias_constraint), "seed": self.seed}
+        return {**config, "use_causal_mask": True} if self.use_causal_mask else config
+
+
+def _rows(x):
+    """All leading axes as rows: (..., C) -> (rows, C)."""
+    return x.reshape(-1, x.shape[-1])
+
+
+def _int_tuple(name, value):
+    """None, or an int or a sequence of ints as a tuple (``output_shape``, ``attention_axes``)."""
+    if value is None:
+        return None
+    items = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = None
+    if not items or any(isinstance(item, bool) or not isinstance(item, (int, np.integer)) for item in items):
+        raise ValueError(f"MultiHeadAttention: {name} must be an int or a tuple of ints, got {value!r}")
+    return tuple(int(item) for item in items)
