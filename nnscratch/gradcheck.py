@@ -283,9 +283,11 @@ def check_model(model, x, training=True, seed=0, h=1e-5) -> GradcheckReport:
     Uses the random projection of the model's output plus every layer's
     regularization penalty and the activity penalties as the loss, so every
     layer's backward is exercised, softmax included, and every regularizer's
-    gradient.
+    gradient. A model with several inputs takes a list of batches, one per
+    input (checked as ``input_0``, ``input_1``, ...).
     """
-    x = np.array(x, dtype=np.float64)
+    several = len(model.input_layers) > 1
+    x = [np.array(array, dtype=np.float64) for array in x] if several else np.array(x, dtype=np.float64)
     _require_float64(model.layers)
 
     def forward(inputs):

@@ -13,7 +13,8 @@ Three kinds of input are accepted, as in Keras:
   in the order it yields, never shuffled.
 
 Every source yields ``(x, y, sample_weight)`` triples, with None for what is
-missing. :func:`check_sample_weight`, :func:`check_class_weight` and
+missing. For a model with several inputs ``x`` is a list of arrays, one per
+input (:func:`num_samples`, :func:`take`). :func:`check_sample_weight`, :func:`check_class_weight` and
 :func:`class_weight_to_sample_weight` check and convert Keras's
 ``sample_weight`` and ``class_weight`` arguments.
 
@@ -33,7 +34,8 @@ from nnscratch import kernels
 from nnscratch.config import floatx
 
 __all__ = ["FiniteBatches", "ArrayBatches", "SequenceBatches", "GeneratorBatches", "adapt", "check_features",
-           "is_batch_source", "check_sample_weight", "check_class_weight", "class_weight_to_sample_weight"]
+           "is_batch_source", "num_samples", "take", "check_sample_weight", "check_class_weight",
+           "class_weight_to_sample_weight"]
 
 #: The batch size of arrays when neither ``batch_size`` nor ``steps`` is given (Keras's default).
 DEFAULT_BATCH_SIZE = 32
@@ -49,6 +51,16 @@ def check_features(x, name="x") -> np.ndarray:
         bad = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0, 0] if x.ndim else 0
         raise ValueError(f"{name} contains NaN or infinite values (first in sample {bad})")
     return x
+
+
+def num_samples(x) -> int:
+    """How many samples ``x`` holds: an array's length, or that of the first array of a list (several inputs)."""
+    return len(x[0]) if isinstance(x, list) else len(x)
+
+
+def take(x, index):
+    """The samples ``index`` (a slice or an index array) of an array, or of each array of a list."""
+    return [array[index] for array in x] if isinstance(x, list) else x[index]
 
 
 def is_batch_source(x) -> bool:
@@ -147,23 +159,24 @@ class ArrayBatches(FiniteBatches):
 
     @property
     def num_batches(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(num_samples(self.x) / self.batch_size)
 
     @property
     def samples(self) -> int:
         """How many samples an epoch from the start of a pass yields (Sequences and generators do not say)."""
         if self.steps is None:
-            return len(self.x)
-        return min(len(self.x), self.steps * self.batch_size)
+            return num_samples(self.x)
+        return min(num_samples(self.x), self.steps * self.batch_size)
 
     def one_pass(self):
-        order = self.generator.permutation(len(self.x)) if self.shuffle else None
-        for start in range(0, len(self.x), self.batch_size):
+        count = num_samples(self.x)
+        order = self.generator.permutation(count) if self.shuffle else None
+        for start in range(0, count, self.batch_size):
             if order is None:
                 index = slice(start, start + self.batch_size)
             else:
                 index = np.sort(order[start:start + self.batch_size])  # sorted: faster gathers
-            yield (self.x[index], None if self.y is None else self.y[index],
+            yield (take(self.x, index), None if self.y is None else self.y[index],
                    None if self.sample_weight is None else self.sample_weight[index])
 
 
@@ -261,7 +274,7 @@ def adapt(x, y=None, batch_size=None, shuffle=False, generator=None, steps=None,
             return SequenceBatches(x, steps, shuffle=shuffle, generator=generator)
         return GeneratorBatches(x, steps)
     if batch_size is None:
-        batch_size = max(1, math.ceil(len(x) / steps)) if steps else DEFAULT_BATCH_SIZE
+        batch_size = max(1, math.ceil(num_samples(x) / steps)) if steps else DEFAULT_BATCH_SIZE
     return ArrayBatches(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps,
                         sample_weight=sample_weight)
 

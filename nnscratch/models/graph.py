@@ -26,14 +26,19 @@ layer that made it, and the sum is complete when that layer needs it.
 from nnscratch.layers.activation import Activation
 from nnscratch.layers.batch_normalization import BatchNormalization
 
-__all__ = ["INPUT", "Graph", "trace", "is_chain"]
+__all__ = ["INPUT", "Graph", "input_index", "trace", "is_chain"]
 
-#: The index that stands for the model's input in :attr:`Graph.sources`.
+#: The index that stands for the model's (first) input in :attr:`Graph.sources`.
 INPUT = -1
 
 
+def input_index(k: int) -> int:
+    """The index of the model's input number ``k`` in :attr:`Graph.sources`: -1, -2, ... (layers count from 0)."""
+    return INPUT - k
+
+
 def trace(inputs, outputs):
-    """``(layers, sources)`` of the graph from the tensor ``inputs`` to the tensor ``outputs``.
+    """``(layers, sources)`` of the graph from the tensor ``inputs`` (or a list of them) to the tensor ``outputs``.
 
     ``layers`` are the computing layers in Keras's order: by *depth*, the
     longest path from a layer to the output (deepest first), and among
@@ -42,12 +47,15 @@ def trace(inputs, outputs):
     Keras 3's ``Functional`` lists (``keras.src.ops.function.map_graph``),
     so ``model.layers`` and the weights come in the same order. The output
     layer is last. ``sources[i]`` is the tuple of the indices of the layers
-    whose outputs ``layers[i]`` reads, :data:`INPUT` for the model's input.
+    whose outputs ``layers[i]`` reads, :func:`input_index` ``(k)`` for the
+    model's input ``k`` (:data:`INPUT` for the first).
 
     Raises a ValueError if the outputs were not computed from ``inputs``
     (another ``Input`` is reached) or if a layer object is used at two places
     (shared layers are not supported).
     """
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    given = {id(tensor): input_index(k) for k, tensor in enumerate(inputs)}
     order, depth, visited = [], {}, {}   # order: tensors in first-visit (pre-order) order
     finished = []                        # tensors after their parents (post-order): a topological order
     stack = [(outputs, False)]
@@ -60,29 +68,29 @@ def trace(inputs, outputs):
             continue
         visited[id(tensor)] = len(order)
         order.append(tensor)
-        if tensor is inputs:
+        if id(tensor) in given:
             finished.append(tensor)
             continue
         if not tensor.parents:
             raise ValueError(f"the outputs were not computed from the given inputs: they also read the input "
-                             f"{tensor.layer.name!r} (nnscratch models have one input), or no path connects them")
+                             f"{tensor.layer.name!r}, which is not among the model's inputs, or no path connects "
+                             "them")
         stack.append((tensor, True))
         stack.extend((parent, False) for parent in reversed(tensor.parents))
     # depth: longest path to the output, over the readers (which come later in `finished`)
     depth[id(outputs)] = 0
     for tensor in reversed(finished):
         here = depth.setdefault(id(tensor), 0)
-        if tensor is inputs:
+        if id(tensor) in given:
             continue
         for parent in tensor.parents:
             depth[id(parent)] = max(depth.get(id(parent), 0), here + 1)
-    computed = [tensor for tensor in order if tensor is not inputs]
+    computed = [tensor for tensor in order if id(tensor) not in given]
     computed.sort(key=lambda tensor: (-depth[id(tensor)], visited[id(tensor)]))
     layers = [tensor.layer for tensor in computed]
     if len(set(map(id, layers))) != len(layers):
         raise ValueError("a layer is used twice in this model; shared layers are not supported")
-    index = {id(tensor): i for i, tensor in enumerate(computed)}
-    index[id(inputs)] = INPUT
+    index = {**{id(tensor): i for i, tensor in enumerate(computed)}, **given}
     sources = [tuple(index[id(parent)] for parent in tensor.parents) for tensor in computed]
     return layers, sources
 
@@ -102,7 +110,9 @@ class Graph:
         In a topological order (:func:`trace`'s), the output layer last.
     sources : list of tuple of int
         ``sources[i]``: the indices of the layers whose outputs ``layers[i]``
-        reads (:data:`INPUT`: the model's input), in the order of its inputs.
+        reads (:func:`input_index` ``(k)``: the model's input ``k``), in the order of its inputs.
+    inputs : int
+        How many inputs the model has (each must be read).
 
     ``last_reader[t]`` is the index of the last layer that reads tensor
     ``t``; forward drops each tensor once that layer ran (the layers cache
@@ -110,14 +120,15 @@ class Graph:
     tensors still to be read.
     """
 
-    def __init__(self, layers, sources):
+    def __init__(self, layers, sources, inputs=1):
         if len(sources) != len(layers):
             raise ValueError(f"a graph needs one source list per layer, got {len(sources)} for {len(layers)} layers")
+        self.inputs = inputs
         self.sources = [tuple(source) for source in sources]
         self.output_mask = None        # the mask of the last forward's output (forward_steps)
         self.last_reader = {}
         for i, (layer, source) in enumerate(zip(layers, self.sources)):
-            if not source or any(not INPUT <= s < i for s in source):
+            if not source or any(not input_index(inputs - 1) <= s < i for s in source):
                 raise ValueError(f"layer {layer.name!r} (number {i}) must read the input or earlier layers, "
                                  f"got sources {source}")
             if not layer.takes_list and len(source) != 1:
@@ -125,13 +136,20 @@ class Graph:
             for s in source:
                 self.last_reader[s] = i
         unread = [layers[i].name for i in range(len(layers) - 1) if i not in self.last_reader]
-        if INPUT not in self.last_reader or unread:
-            raise ValueError(f"every layer but the last must be read by a later one, and the input too; "
-                             f"unread: {unread or ['the input']}")
+        unread += [f"input {k}" for k in range(inputs) if input_index(k) not in self.last_reader]
+        if unread:
+            raise ValueError(f"every layer but the last must be read by a later one, and every input too; "
+                             f"unread: {unread}")
+
+    def _input_values(self, x) -> dict:
+        """``{input_index(k): x[k]}``: the model's input ``x`` (a list of them when it has several)."""
+        if self.inputs == 1:
+            return {INPUT: x}
+        return {input_index(k): value for k, value in enumerate(x)}
 
     def __call__(self, layers, x):
-        """Apply the layers to the symbolic tensor ``x`` (a model called on a tensor); return the output tensor."""
-        values = {INPUT: x}
+        """Apply the layers to the symbolic tensor ``x`` (a list of them for several inputs); return the output."""
+        values = self._input_values(x)
         for i, layer in enumerate(layers):
             inputs = [values[s] for s in self.sources[i]]
             values[i] = layer(inputs if layer.takes_list else inputs[0])
@@ -149,7 +167,7 @@ class Graph:
             for s in source:
                 readers[s] = readers.get(s, 0) + 1
         return {i: source[0] for i, (layer, source) in enumerate(zip(layers, self.sources))
-                if isinstance(layer, Activation) and layer.activation == "relu" and source[0] != INPUT
+                if isinstance(layer, Activation) and layer.activation == "relu" and source[0] >= 0
                 and isinstance(layers[source[0]], BatchNormalization) and readers[source[0]] == 1
                 and layer.activity_regularizer is None and layers[source[0]].activity_regularizer is None}
 
@@ -167,7 +185,8 @@ class Graph:
         """
         fused = self.batchnorm_relus(layers) if fuse_batchnorm_relu else {}
         applies_relu = set(fused.values())
-        values, masks = {INPUT: x}, {INPUT: None}
+        values = self._input_values(x)
+        masks = dict.fromkeys(values)
         tracks_masks = any(layer.makes_mask for layer in layers)
         self.output_mask = None
         for i, layer in enumerate(layers):
@@ -201,13 +220,14 @@ class Graph:
         trainable = [any(p.trainable for p in layer.params.values()) for layer in layers]
         below = []
         for source in self.sources:
-            below.append(any(s != INPUT and (trainable[s] or below[s]) for s in source))
+            below.append(any(s >= 0 and (trainable[s] or below[s]) for s in source))
         return below
 
     def backward(self, layers, grad_output, from_layer=None, input_gradient=True, fuse_batchnorm_relu=True,
                  activity_gradients=None):
         """Run backward through the layers in reverse order; return dL/d(input) (None when not asked).
 
+        With several inputs, a list of dL/d(input k), one per input.
         The gradient of a tensor read by several layers is the sum of what
         their backward passes return (module docstring); a merge layer's
         backward returns one gradient per input. ``from_layer=len(layers) -
@@ -253,4 +273,8 @@ class Graph:
                 continue
             for s, g in zip(self.sources[i], result if layer.takes_list else [result]):
                 grads[s] = g if s not in grads else grads[s] + g  # a fan-out: the readers' gradients add up
-        return grads.pop(INPUT) if input_gradient else None
+        if not input_gradient:
+            return None
+        if self.inputs == 1:
+            return grads.pop(INPUT)
+        return [grads.pop(input_index(k)) for k in range(self.inputs)]

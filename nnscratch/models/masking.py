@@ -58,17 +58,17 @@ def mask_flow(layers) -> bool:
     return masked
 
 
-def graph_mask_flow(layers, sources, model_input) -> bool:
+def graph_mask_flow(layers, sources) -> bool:
     """:func:`mask_flow` of a model that branches and merges: each layer's inputs are the outputs of ``sources``.
 
     ``sources[i]`` lists the layers whose outputs ``layers[i]`` reads
-    (``model_input`` for the model's input), as
+    (negative indices for the model's inputs, which carry no mask), as
     :class:`~nnscratch.models.graph.Graph` keeps them. A merge layer gets
     one flag an input: the elementwise merges carry a mask when each input
     does, ``Concatenate`` when some input does, ``Dot`` never (Keras's rules).
     """
-    masked = {model_input: False}
+    masked = {}
     for i, (layer, source) in enumerate(zip(layers, sources)):
-        given = [masked[s] for s in source]
+        given = [s >= 0 and masked[s] for s in source]
         masked[i] = check_layer(layer, given if layer.takes_list else given[0])
     return masked[len(layers) - 1]

@@ -12,8 +12,10 @@ or as a :class:`~nnscratch.Sequential`. Forward runs the layers in order;
 backward runs them in reverse, each turning dL/d(output) into dL/d(input).
 
 A functional model may also branch and merge (a residual block, parallel
-branches joined by ``Add()([x, y])`` or ``Concatenate()([a, b])``): it has
-one input and one output, and its layers form a graph, which
+branches joined by ``Add()([x, y])`` or ``Concatenate()([a, b])``), and take
+several inputs (``Model([image, features], output)``; its data is then a list
+of arrays, or a dict by the inputs' names); it has one output, and its
+layers form a graph, which
 :mod:`nnscratch.models.graph` traces and runs layer by layer; gradients of a
 tensor read by several layers add up. The fusions below are for chains
 only: a graph runs every layer on its own, except that a BatchNormalization
@@ -137,7 +139,9 @@ def _trace_chain(inputs: SymbolicTensor, outputs: SymbolicTensor) -> list:
 class Model(Trainer):
     """The layers from ``inputs`` to ``outputs`` (functional API): a chain, or a graph that branches and merges.
 
-    One input and one output (several raise a ValueError). A chain (every
+    One input or a list of them (a graph, whose forward takes a list of
+    arrays, one per input, and whose backward returns one gradient per
+    input), and one output (several raise a ValueError). A chain (every
     layer reads the layer before) runs with the fusions of the module
     docstring. A graph (a tensor read by several layers, merge layers) keeps
     :attr:`graph` (a :class:`~nnscratch.models.graph.Graph`) and ``layers``
@@ -147,9 +151,11 @@ class Model(Trainer):
 
     #: The graph of a model that branches or merges; None for a chain (and every Sequential).
     graph = None
+    #: The input layers of a model with several inputs, in the order of its data; None with one input.
+    _input_layers = None
 
     def __init__(self, inputs=None, outputs=None, name=None):
-        self.graph = None
+        self.graph = self._input_layers = None
         self.name = name or _default_name("functional" if inputs is not None else "model")
         self.layers = []
         self.input_layer = None
@@ -165,26 +171,35 @@ class Model(Trainer):
         self.output_mask = None            # the last forward's output mask (N, T), when it carries one
         if inputs is None and outputs is None:
             return
-        for value, what in ((inputs, "inputs"), (outputs, "outputs")):
-            if isinstance(value, (list, tuple)):
-                if len(value) != 1:
-                    raise ValueError(
-                        f"nnscratch models have one input and one output; got {len(value)} {what}"
-                    )
-            elif not isinstance(value, SymbolicTensor):
-                raise TypeError(f"{what} must be a tensor from nnscratch.Input(...) or a layer call, got {value!r}")
-        inputs = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-        outputs = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-        if not isinstance(inputs.layer, InputLayer):
-            raise ValueError("inputs must come from nnscratch.Input(shape)")
-        self.input_layer = inputs.layer
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if isinstance(outputs, (list, tuple)):
+            if len(outputs) != 1:
+                raise ValueError(f"nnscratch models have one output; got {len(outputs)} outputs")
+            outputs = outputs[0]
+        for value in [*inputs, outputs]:
+            if not isinstance(value, SymbolicTensor):
+                raise TypeError(f"inputs and outputs must be tensors from nnscratch.Input(...) or a layer call, "
+                                f"got {value!r}")
+        if not inputs or not all(isinstance(tensor.layer, InputLayer) for tensor in inputs):
+            raise ValueError("inputs must be one tensor or a list of tensors from nnscratch.Input(shape)")
+        if len(set(map(id, inputs))) != len(inputs):
+            raise ValueError("an input is given twice in the model's inputs")
+        if len(inputs) == 1:
+            self.input_layer = inputs[0].layer
+        else:
+            self._input_layers = [tensor.layer for tensor in inputs]
         layers, sources = graph_module.trace(inputs, outputs)
-        if graph_module.is_chain(layers, sources):
-            self.layers = _trace_chain(inputs, outputs)
+        read = {s for source in sources for s in source}
+        unread = [tensor.layer.name for k, tensor in enumerate(inputs) if graph_module.input_index(k) not in read]
+        if unread:
+            raise ValueError(f"the inputs {unread} are not read on the way to the outputs: every input of a model "
+                             "must lead to its output")
+        if len(inputs) == 1 and graph_module.is_chain(layers, sources):
+            self.layers = _trace_chain(inputs[0], outputs)
             self.output_masked = masking.mask_flow(self.layers)
         else:
-            self.layers, self.graph = layers, graph_module.Graph(layers, sources)
-            self.output_masked = masking.graph_mask_flow(layers, self.graph.sources, graph_module.INPUT)
+            self.layers, self.graph = layers, graph_module.Graph(layers, sources, inputs=len(inputs))
+            self.output_masked = masking.graph_mask_flow(layers, self.graph.sources)
         names = [layer.name for layer in self.all_layers()]
         if len(set(map(id, self.layers))) != len(self.layers):
             raise ValueError("a layer is used twice in this model; shared layers are not supported")
@@ -195,9 +210,18 @@ class Model(Trainer):
 
     # ------------------------------------------------------------ structure
     @property
+    def input_layers(self) -> list:
+        """The input layers, in the order of the model's data (``[input_layer]`` with one input)."""
+        if self._input_layers is not None:
+            return list(self._input_layers)
+        return [self.input_layer] if self.input_layer is not None else []
+
+    @property
     def input_shape(self):
-        """Input shape with ``None`` for the batch axis."""
+        """Input shape with ``None`` for the batch axis; a list of them for several inputs (as Keras)."""
         self._require_built()
+        if self._input_layers is not None:
+            return [(None, *layer.input_shape) for layer in self._input_layers]
         return (None, *self.input_layer.input_shape)
 
     @property
@@ -219,14 +243,20 @@ class Model(Trainer):
         the Keras form with the batch axis as a leading ``None``, ``(None, 784)``.
         """
         self._require_built()
+        if self._input_layers is not None:
+            shapes = [sample_shape(shape) for shape in input_shape] if isinstance(input_shape, list) else None
+            if shapes != [layer.input_shape for layer in self._input_layers]:
+                expected = ", ".join(format_shape(shape) for shape in self._input_shapes())
+                raise ValueError(f"expected the input shapes [{expected}] (a list, one per input), got {input_shape!r}")
+            return
         shape = sample_shape(input_shape)
         if shape != self.input_layer.input_shape:
             raise ValueError(f"expected input shape {format_shape(self.input_layer.input_shape)}, "
                              f"got {format_shape(shape)} (build takes one sample's shape, or (None, *shape))")
 
     def all_layers(self) -> list:
-        """The input layer (if any) followed by the computing layers."""
-        return ([self.input_layer] if self.input_layer is not None else []) + self.layers
+        """The input layers (if any) followed by the computing layers."""
+        return self.input_layers + self.layers
 
     def get_layer(self, name=None, index=None):
         """The layer called ``name``, or ``layers[index]`` (give one of the two), as Keras.
@@ -299,11 +329,31 @@ class Model(Trainer):
         return float(sum(layer.regularization_loss() for layer in self.regularized_layers()))
 
     # ---------------------------------------------------------- computation
+    def _input_shapes(self) -> list:
+        return [layer.input_shape for layer in self.input_layers]
+
     def check_input(self, x) -> None:
-        """Raise a ValueError naming the expected and the received shape if they differ."""
-        expected = self.input_layer.input_shape
-        if x.ndim != len(expected) + 1 or x.shape[1:] != expected:
-            raise ValueError(f"expected input shape {format_shape(expected)}, got {x.shape}")
+        """Raise a ValueError naming the expected and the received shape if they differ.
+
+        With several inputs ``x`` must be a list of arrays, one per input, of
+        the same number of samples.
+        """
+        if self._input_layers is None:
+            expected = self.input_layer.input_shape
+            if x.ndim != len(expected) + 1 or x.shape[1:] != expected:
+                raise ValueError(f"expected input shape {format_shape(expected)}, got {x.shape}")
+            return
+        names = [layer.name for layer in self._input_layers]
+        if not isinstance(x, (list, tuple)) or len(x) != len(names):
+            raise ValueError(f"model {self.name!r} has {len(names)} inputs {names}: give a list of {len(names)} "
+                             f"arrays, got {type(x).__name__}" + (f" of {len(x)}" if isinstance(x, (list, tuple))
+                                                                  else ""))
+        for name, expected, array in zip(names, self._input_shapes(), x):
+            if array.ndim != len(expected) + 1 or array.shape[1:] != expected:
+                raise ValueError(f"expected input {name!r} of shape {format_shape(expected)}, got {array.shape}")
+        if len({len(array) for array in x}) > 1:
+            raise ValueError(f"the inputs of model {self.name!r} must have the same number of samples, got "
+                             f"{dict(zip(names, map(len, x)))}")
 
     #: Run each BatchNormalization + ReLU pair as one fused step (see the module docstring).
     fuse_batchnorm_relu = True
@@ -540,11 +590,27 @@ class Model(Trainer):
 
         On a symbolic tensor (building a functional model) the model's layers
         are applied one by one, shared with this model, as Keras nests a model
-        (a graph's layers in its order, each on the tensors it reads).
+        (a graph's layers in its order, each on the tensors it reads). A model
+        with several inputs takes a list, of tensors or of arrays.
         """
-        if isinstance(x, (list, tuple)) and any(isinstance(item, SymbolicTensor) for item in x):
-            raise TypeError(f"model {self.name!r} has one input: call it on one tensor, got a list of {len(x)}")
+        several = self._input_layers is not None
+        listed = isinstance(x, (list, tuple))
+        if listed and any(isinstance(item, SymbolicTensor) for item in x):
+            if not several:
+                raise TypeError(f"model {self.name!r} has one input: call it on one tensor, got a list of {len(x)}")
+            if len(x) != len(self._input_layers) or not all(isinstance(item, SymbolicTensor) for item in x):
+                raise TypeError(f"model {self.name!r} has {len(self._input_layers)} inputs: call it on a list of "
+                                f"{len(self._input_layers)} tensors, got {len(x)} items")
+            for item, layer in zip(x, self._input_layers):
+                if item.shape != layer.input_shape:
+                    raise ValueError(f"input {layer.name!r} of model {self.name!r} has shape "
+                                     f"{format_shape(layer.input_shape)}, got a tensor of shape "
+                                     f"{format_shape(item.shape)}")
+            return self.graph(self.layers, list(x))
         if isinstance(x, SymbolicTensor):
+            if several:
+                raise TypeError(f"model {self.name!r} has {len(self._input_layers)} inputs: call it on a list of "
+                                "tensors, one per input")
             if not self.built:
                 raise ValueError(f"model {self.name!r} must be built before it is called on a tensor")
             if self.graph is not None:
@@ -552,6 +618,8 @@ class Model(Trainer):
             for layer in self.layers:
                 x = layer(x)
             return x
+        if several and listed:
+            return self.forward([np.asarray(array, dtype=floatx()) for array in x], training=training)
         return self.forward(np.asarray(x, dtype=floatx()), training=training)
 
     # -------------------------------------------------------------- weights
@@ -618,10 +686,15 @@ class Model(Trainer):
             "input_shape": list(self.input_layer.input_shape) if self.input_layer else None,
             "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers],
         }
-        if self.graph is not None:
+        inputs = self.input_layers
+        if self._input_layers is not None:      # several inputs: their names and shapes, in order
+            config["input_shape"] = [list(layer.input_shape) for layer in inputs]
+            config["input_names"] = [layer.name for layer in inputs]
+        elif self.graph is not None:
             config["input_name"] = self.input_layer.name
+        if self.graph is not None:
             for entry, sources in zip(config["layers"], self.graph.sources):
-                entry["inbound_layers"] = [self.input_layer.name if s == graph_module.INPUT else self.layers[s].name
+                entry["inbound_layers"] = [inputs[graph_module.INPUT - s].name if s < 0 else self.layers[s].name
                                            for s in sources]
         return config
 

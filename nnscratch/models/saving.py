@@ -144,17 +144,18 @@ def _layer_from_config(entry):
     return layers_module.get(entry["class_name"]).from_config(entry["config"])
 
 
-def _graph_from_config(spec, input_layer):
+def _graph_from_config(spec, inputs):
     """Rebuild a model that branches or merges: each layer entry names the layers it reads (``inbound_layers``).
 
-    The entries come in the model's order, so each reads the input
-    (``spec["input_name"]``) or layers before it; the last is the output.
+    ``inputs``: the model's input tensors, in order. The entries come in the
+    model's order, so each reads an input (by its name, ``spec["input_name"]``
+    or ``spec["input_names"]``) or layers before it; the last is the output.
     Anything else (an unknown or later name, a layer nobody reads) raises a
     ValueError, which :func:`load_model` prefixes with the file's name.
     """
     from nnscratch.models.model import Model
 
-    tensors = {spec["input_name"]: input_layer}
+    tensors = {tensor.layer.name: tensor for tensor in inputs}
     for entry in spec["layers"]:
         inbound = entry["inbound_layers"]
         if not isinstance(inbound, list) or not inbound or not all(isinstance(name, str) for name in inbound):
@@ -162,14 +163,14 @@ def _graph_from_config(spec, input_layer):
                              f"got inbound_layers={inbound!r}")
         unknown = [name for name in inbound if name not in tensors]
         if unknown:
-            raise ValueError(f"layer {entry['config'].get('name')!r} reads {unknown}, which come neither from the "
+            raise ValueError(f"layer {entry['config'].get('name')!r} reads {unknown}, which come neither from an "
                              "input nor from a layer before it")
         layer = _layer_from_config(entry)
         if not layer.takes_list and len(inbound) != 1:
             raise ValueError(f"layer {layer.name!r} reads one tensor, but the description gives it {inbound}")
         parents = [tensors[name] for name in inbound]
         tensors[layer.name] = output = layer(parents if layer.takes_list else parents[0])
-    model = Model(inputs=input_layer, outputs=output, name=spec["name"])
+    model = Model(inputs=inputs if len(inputs) > 1 else inputs[0], outputs=output, name=spec["name"])
     if len(model.layers) != len(spec["layers"]):
         raise ValueError(f"the description lists {len(spec['layers'])} layers but only {len(model.layers)} lead "
                          "to the output")
@@ -198,7 +199,12 @@ def load_model(filepath, custom_objects=None, compile=True):
     try:
         if spec["class_name"] != "Sequential" and any("inbound_layers" in entry for entry in spec["layers"]):
             try:
-                model = _graph_from_config(spec, Input(tuple(spec["input_shape"]), name=spec["input_name"]))
+                if "input_names" in spec:        # several inputs
+                    inputs = [Input(tuple(shape), name=name) for shape, name in zip(spec["input_shape"],
+                                                                                    spec["input_names"], strict=True)]
+                else:
+                    inputs = [Input(tuple(spec["input_shape"]), name=spec["input_name"])]
+                model = _graph_from_config(spec, inputs)
             except ValueError as error:
                 raise ValueError(f"{os.fspath(filepath)!r}: the model description is invalid ({error})") from None
         elif spec["class_name"] == "Sequential":

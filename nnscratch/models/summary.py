@@ -21,8 +21,9 @@ def _connections(model) -> list:
     graph = getattr(model, "graph", None)
     if graph is None:
         return None
-    names = [model.input_layer.name if s == -1 else model.layers[s].name for sources in graph.sources for s in sources]
-    rows, start = [["-"]], 0
+    inputs = model.input_layers          # source -1 - k is input k (nnscratch.models.graph.input_index)
+    names = [inputs[-1 - s].name if s < 0 else model.layers[s].name for sources in graph.sources for s in sources]
+    rows, start = [["-"] for _ in inputs], 0
     for sources in graph.sources:
         entries = [f"{name}[0][0]" for name in names[start:start + len(sources)]]
         rows.append([entry + "," for entry in entries[:-1]] + entries[-1:])

@@ -37,7 +37,7 @@ from nnscratch.layers.activated import ActivatedLayer
 from nnscratch.losses.base import check_positions
 from nnscratch.metrics import Metric
 from nnscratch.models.data_adapter import (adapt, check_class_weight, check_features, check_sample_weight,
-                                           class_weight_to_sample_weight, is_batch_source)
+                                           class_weight_to_sample_weight, is_batch_source, num_samples, take)
 
 __all__ = ["Trainer"]
 
@@ -156,18 +156,38 @@ class Trainer:
             raise ValueError(f"model {self.name!r} must be compiled before training or evaluation: call compile()")
 
     def _prepare_x(self, x, name="x"):
-        x = check_features(x, name)
-        if not self.built:
-            self.build(x.shape[1:])
+        if self._input_layers is not None:           # a model with several inputs (Model.input_layers)
+            x = [check_features(array, f"{name} for input {layer.name!r}")
+                 for array, layer in zip(self._input_list(x, name), self._input_layers)]
+        else:
+            x = check_features(x, name)
+            if not self.built:
+                self.build(x.shape[1:])
         self.check_input(x)
         return x
+
+    def _input_list(self, x, name):
+        """The data of a model with several inputs as a list in the inputs' order: from a list, a tuple, or a
+        dict by the inputs' names (as Keras)."""
+        names = [layer.name for layer in self._input_layers]
+        if isinstance(x, dict):
+            if set(x) != set(names):
+                raise ValueError(f"{name} is a dict, so its keys must be the names of the model's inputs {names}; "
+                                 f"got {sorted(x, key=str)}")
+            return [x[key] for key in names]
+        if not isinstance(x, (list, tuple)) or len(x) != len(names):
+            got = f"a {type(x).__name__} of {len(x)}" if isinstance(x, (list, tuple)) else type(x).__name__
+            raise ValueError(f"model {self.name!r} has {len(names)} inputs {names}: {name} must be a list of "
+                             f"{len(names)} arrays (or a dict by input name), got {got}")
+        return list(x)
 
     def _prepare_xy(self, x, y, name="x"):
         x = self._prepare_x(x, name)
         if y is None:
             raise ValueError(f"targets y are required together with {name}")
-        if len(x) != len(y):
-            raise ValueError(f"{name} and y must have the same number of samples, got {len(x)} and {len(y)}")
+        if num_samples(x) != len(y):
+            raise ValueError(f"{name} and y must have the same number of samples, got {num_samples(x)} and "
+                             f"{len(y)}")
         return x, self.loss.prepare_targets(y, self.output_shape[1:])
 
     def _fused_output(self) -> bool:
@@ -298,14 +318,15 @@ class Trainer:
             total = float(np.sum(losses if sample_weight is None else losses * sample_weight))
             loss_scale, _ = self.loss.reduction_scale(y_pred.shape, sample_weight)     # Keras's reduction
         else:
-            total = len(x) * float(np.mean(self._position_loss_and_backward(y, y_pred, training, weights)))
+            total = num_samples(x) * float(np.mean(self._position_loss_and_backward(y, y_pred, training,
+                                                                                      weights)))
             loss_scale, _ = self.loss.reduction_scale(y_pred.shape, weights)
         total *= loss_scale
         if self._activity_losses:               # the activity penalties R(y) / N of this forward
-            total += len(x) * self.activity_loss()
+            total += num_samples(x) * self.activity_loss()
         regularized = self.regularized_layers()
         if regularized:
-            total += len(x) * sum(layer.regularization_loss() for layer in regularized)
+            total += num_samples(x) * sum(layer.regularization_loss() for layer in regularized)
             if training:
                 for layer in regularized:
                     layer.add_regularization_gradients()
@@ -362,14 +383,15 @@ class Trainer:
             return adapt(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps,
                          sample_weight=sample_weight), True
         x, y = self._prepare_xy(x, y, name)
-        weights = self._sample_weights(sample_weight, self._check_class_weight(class_weight), y, len(x), weight_name)
+        weights = self._sample_weights(sample_weight, self._check_class_weight(class_weight), y, num_samples(x),
+                                       weight_name)
         return adapt(x, y, batch_size, shuffle=shuffle, generator=generator, steps=steps, sample_weight=weights), False
 
     def _checked(self, xb, yb, wb, check, class_weight=None):
         """A batch ``(x, y, sample_weight)`` checked and converted, where its source was not checked up front."""
         if check:
             xb, yb = self._prepare_xy(xb, yb)
-            wb = self._sample_weights(wb, class_weight, yb, len(xb), "a batch's sample_weight")
+            wb = self._sample_weights(wb, class_weight, yb, num_samples(xb), "a batch's sample_weight")
         return xb, yb, wb
 
     def _callbacks_for(self, callbacks, verbose, batches):
@@ -411,7 +433,7 @@ class Trainer:
         for step, (xb, yb, wb) in enumerate(batches.epoch()):
             callbacks.on_train_batch_begin(step)
             xb, yb, wb = self._checked(xb, yb, wb, check, class_weight)
-            tracker.update(len(xb), *self._step(xb, yb, True, wb))
+            tracker.update(num_samples(xb), *self._step(xb, yb, True, wb))
             callbacks.on_train_batch_end(step, tracker.result())
             if self.stop_training:
                 break
@@ -434,7 +456,7 @@ class Trainer:
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
             xb, yb, wb = self._checked(xb, yb, wb, check)
-            tracker.update(len(xb), *self._step(xb, yb, False, wb))
+            tracker.update(num_samples(xb), *self._step(xb, yb, False, wb))
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, tracker.result())
                 if self.stop_evaluating:
@@ -513,10 +535,11 @@ class Trainer:
                 raise ValueError("give either validation_split or validation_data, not both")
             x, y = self._prepare_xy(x, y)
             if sample_weight is not None:
-                sample_weight = check_sample_weight(sample_weight, len(x), positions=self._positions())
-            split = int(np.floor(len(x) * (1.0 - validation_split)))
-            validation_data = (x[split:], y[split:], None if sample_weight is None else sample_weight[split:])
-            x, y = x[:split], y[:split]
+                sample_weight = check_sample_weight(sample_weight, num_samples(x), positions=self._positions())
+            split = int(np.floor(num_samples(x) * (1.0 - validation_split)))
+            validation_data = (take(x, slice(split, None)), y[split:],
+                               None if sample_weight is None else sample_weight[split:])
+            x, y = take(x, slice(split)), y[:split]
             sample_weight = None if sample_weight is None else sample_weight[:split]
         train, check_train = self._batches(x, y, batch_size, shuffle, shuffle_rng, steps_per_epoch,
                                            sample_weight=sample_weight, class_weight=class_weight)
@@ -625,17 +648,17 @@ class Trainer:
         """
         self._require_compiled()
         x, y = self._prepare_xy(x, y)
-        weights = self._sample_weights(sample_weight, self._check_class_weight(class_weight), y, len(x))
+        weights = self._sample_weights(sample_weight, self._check_class_weight(class_weight), y, num_samples(x))
         tracker = self._tracker()          # made (and the metrics with state reset) before the step updates them
-        return self._batch_logs(tracker, self._step(x, y, True, weights), len(x), return_dict)
+        return self._batch_logs(tracker, self._step(x, y, True, weights), num_samples(x), return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """Loss (and metrics) on one batch, without training; ``sample_weight`` as in :meth:`evaluate`."""
         self._require_compiled()
         x, y = self._prepare_xy(x, y)
-        weights = self._sample_weights(sample_weight, None, y, len(x))
+        weights = self._sample_weights(sample_weight, None, y, num_samples(x))
         tracker = self._tracker()
-        return self._batch_logs(tracker, self._step(x, y, False, weights), len(x), return_dict)
+        return self._batch_logs(tracker, self._step(x, y, False, weights), num_samples(x), return_dict)
 
     def _batch_logs(self, tracker, step, samples, return_dict):
         tracker.update(samples, *step)
