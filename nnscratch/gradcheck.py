@@ -284,14 +284,28 @@ def check_model(model, x, training=True, seed=0, h=1e-5) -> GradcheckReport:
     regularization penalty and the activity penalties as the loss, so every
     layer's backward is exercised, softmax included, and every regularizer's
     gradient. A model with several inputs takes a list of batches, one per
-    input (checked as ``input_0``, ``input_1``, ...).
+    input (checked as ``input_0``, ``input_1``, ...). The outputs of a model
+    with several are flattened side by side (one projection of them all), and
+    backward gets each output's slice of the projection.
     """
     several = len(model.input_layers) > 1
     x = [np.array(array, dtype=np.float64) for array in x] if several else np.array(x, dtype=np.float64)
     _require_float64(model.layers)
+    if len(model.output_layers) == 1:
+        def forward(inputs):
+            return model.forward(inputs, training=training)
 
-    def forward(inputs):
-        return model.forward(inputs, training=training)
+        backward = model.backward
+    else:
+        shapes = []
 
-    return _check(forward, model.backward, x, model.layers, seed, h, lambda layer: f"{layer.name}/",
-                  model.activity_loss)
+        def forward(inputs):
+            outputs = model.forward(inputs, training=training)
+            shapes[:] = [output.shape for output in outputs]
+            return np.concatenate([output.reshape(len(output), -1) for output in outputs], axis=1)
+
+        def backward(grad):
+            ends = np.cumsum([int(np.prod(shape[1:])) for shape in shapes])[:-1]
+            return model.backward([part.reshape(shape) for part, shape in zip(np.split(grad, ends, axis=1), shapes)])
+
+    return _check(forward, backward, x, model.layers, seed, h, lambda layer: f"{layer.name}/", model.activity_loss)

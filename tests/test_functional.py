@@ -91,12 +91,13 @@ def test_functional_model_fits():
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
-def test_several_outputs_raise_a_clear_error():
+def test_outputs_must_be_computed_by_layers_each_given_once():
     inputs = nnscratch.Input((4,))
     a = Dense(3)(inputs)
-    b = Dense(2)(inputs)
-    with pytest.raises(ValueError, match="one output"):
-        nnscratch.Model(inputs=inputs, outputs=[a, b])
+    with pytest.raises(ValueError, match="at least one output, each given once"):
+        nnscratch.Model(inputs=inputs, outputs=[a, a])
+    with pytest.raises(ValueError, match="an output must be computed by a layer"):
+        nnscratch.Model(inputs=inputs, outputs=[a, inputs])
 
 
 def test_an_input_that_does_not_lead_to_the_output_raises_a_clear_error():

@@ -54,7 +54,7 @@ class Attention(Merge):
     may be given in that call, as in Keras (nnscratch keeps it in the layer's
     config, so a saved model keeps it). Masks: the value's mask hides keys, the
     query's zeroes output steps and goes on with the output. One output only:
-    ``return_attention_scores`` is not supported (nnscratch models have one
+    ``return_attention_scores`` is not supported (an nnscratch layer has one
     output); the weights of the last forward are ``layer.attention_scores``.
     """
 

@@ -84,7 +84,7 @@ class MultiHeadAttention(Merge):
     (``mha(x, x)`` for self-attention; or on a list), with ``use_causal_mask``
     in the call (kept in the config). The query's mask goes on with the
     output. Not supported: ``attention_mask`` as an input,
-    ``return_attention_scores`` (nnscratch models have one output; the weights
+    ``return_attention_scores`` (an nnscratch layer has one output; the weights
     of the last forward are ``layer.attention_scores``, (N, h, T, S)),
     ``use_gate``, and ``activity_regularizer`` (Keras puts it on the four
     projections' outputs).

@@ -100,7 +100,7 @@ class Recurrent(Layer):
         for argument, default in _UNSUPPORTED.items():
             if kwargs.pop(argument, default) != default:
                 raise ValueError(f"{argument}={default!r} is the only value nnscratch supports in a recurrent layer "
-                                 "(models have one output, and batches are independent)")
+                                 "(a layer has one output, and batches are independent)")
         for argument, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
                 raise ValueError(f"{argument} must be a number in [0, 1), got {rate!r}")

@@ -59,8 +59,8 @@ def num_samples(x) -> int:
 
 
 def take(x, index):
-    """The samples ``index`` (a slice or an index array) of an array, or of each array of a list."""
-    return [array[index] for array in x] if isinstance(x, list) else x[index]
+    """The samples ``index`` (a slice or an index array) of an array, or of each array of a list (None stays)."""
+    return [None if array is None else array[index] for array in x] if isinstance(x, list) else x[index]
 
 
 def is_batch_source(x) -> bool:
@@ -176,8 +176,8 @@ class ArrayBatches(FiniteBatches):
                 index = slice(start, start + self.batch_size)
             else:
                 index = np.sort(order[start:start + self.batch_size])  # sorted: faster gathers
-            yield (take(self.x, index), None if self.y is None else self.y[index],
-                   None if self.sample_weight is None else self.sample_weight[index])
+            yield (take(self.x, index), None if self.y is None else take(self.y, index),
+                   None if self.sample_weight is None else take(self.sample_weight, index))
 
 
 class SequenceBatches(FiniteBatches):

@@ -38,15 +38,16 @@ def input_index(k: int) -> int:
 
 
 def trace(inputs, outputs):
-    """``(layers, sources)`` of the graph from the tensor ``inputs`` (or a list of them) to the tensor ``outputs``.
+    """``(layers, sources)`` of the graph from the tensor ``inputs`` (or a list) to the tensor ``outputs`` (or a list).
 
     ``layers`` are the computing layers in Keras's order: by *depth*, the
     longest path from a layer to the output (deepest first), and among
     layers of one depth in the order a depth-first walk from the output
     (through each layer's inputs in order) first meets them. This is what
     Keras 3's ``Functional`` lists (``keras.src.ops.function.map_graph``),
-    so ``model.layers`` and the weights come in the same order. The output
-    layer is last. ``sources[i]`` is the tuple of the indices of the layers
+    so ``model.layers`` and the weights come in the same order. With one
+    output, the output layer is last; with several, the walk starts from
+    each output in turn, as Keras's. ``sources[i]`` is the tuple of the indices of the layers
     whose outputs ``layers[i]`` reads, :func:`input_index` ``(k)`` for the
     model's input ``k`` (:data:`INPUT` for the first).
 
@@ -55,10 +56,11 @@ def trace(inputs, outputs):
     (shared layers are not supported).
     """
     inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     given = {id(tensor): input_index(k) for k, tensor in enumerate(inputs)}
     order, depth, visited = [], {}, {}   # order: tensors in first-visit (pre-order) order
     finished = []                        # tensors after their parents (post-order): a topological order
-    stack = [(outputs, False)]
+    stack = [(output, False) for output in reversed(outputs)]     # the first output's walk first
     while stack:
         tensor, done = stack.pop()
         if done:
@@ -77,8 +79,7 @@ def trace(inputs, outputs):
                              "them")
         stack.append((tensor, True))
         stack.extend((parent, False) for parent in reversed(tensor.parents))
-    # depth: longest path to the output, over the readers (which come later in `finished`)
-    depth[id(outputs)] = 0
+    # depth: longest path to an output, over the readers (which come later in `finished`)
     for tensor in reversed(finished):
         here = depth.setdefault(id(tensor), 0)
         if id(tensor) in given:
@@ -113,6 +114,9 @@ class Graph:
         reads (:func:`input_index` ``(k)``: the model's input ``k``), in the order of its inputs.
     inputs : int
         How many inputs the model has (each must be read).
+    outputs : list of int, optional
+        The indices of the layers whose outputs are the model's, in its order
+        (default: the last layer). Every other layer must be read by a later one.
 
     ``last_reader[t]`` is the index of the last layer that reads tensor
     ``t``; forward drops each tensor once that layer ran (the layers cache
@@ -120,10 +124,12 @@ class Graph:
     tensors still to be read.
     """
 
-    def __init__(self, layers, sources, inputs=1):
+    def __init__(self, layers, sources, inputs=1, outputs=None):
         if len(sources) != len(layers):
             raise ValueError(f"a graph needs one source list per layer, got {len(sources)} for {len(layers)} layers")
         self.inputs = inputs
+        self.outputs = [len(layers) - 1] if outputs is None else list(outputs)
+        self.output_masks = [None] * len(self.outputs)   # the masks of the last forward's outputs
         self.sources = [tuple(source) for source in sources]
         self.output_mask = None        # the mask of the last forward's output (forward_steps)
         self.last_reader = {}
@@ -135,10 +141,10 @@ class Graph:
                 raise ValueError(f"layer {layer.name!r} reads one tensor, got {len(source)} sources")
             for s in source:
                 self.last_reader[s] = i
-        unread = [layers[i].name for i in range(len(layers) - 1) if i not in self.last_reader]
+        unread = [layers[i].name for i in range(len(layers)) if i not in self.last_reader and i not in self.outputs]
         unread += [f"input {k}" for k in range(inputs) if input_index(k) not in self.last_reader]
         if unread:
-            raise ValueError(f"every layer but the last must be read by a later one, and every input too; "
+            raise ValueError(f"every layer but the outputs must be read by a later one, and every input too; "
                              f"unread: {unread}")
 
     def _input_values(self, x) -> dict:
@@ -148,12 +154,13 @@ class Graph:
         return {input_index(k): value for k, value in enumerate(x)}
 
     def __call__(self, layers, x):
-        """Apply the layers to the symbolic tensor ``x`` (a list of them for several inputs); return the output."""
+        """Apply the layers to the symbolic tensor ``x`` (a list of them for several inputs); return the output
+        (a list for several outputs)."""
         values = self._input_values(x)
         for i, layer in enumerate(layers):
             inputs = [values[s] for s in self.sources[i]]
             values[i] = layer(inputs if layer.takes_list else inputs[0])
-        return values[len(layers) - 1]
+        return values[self.outputs[0]] if len(self.outputs) == 1 else [values[i] for i in self.outputs]
 
     def batchnorm_relus(self, layers) -> dict:
         """``{relu_index: bn_index}``: each ReLU (``ReLU()``, ``Activation("relu")``) that alone reads a batch norm.
@@ -169,6 +176,7 @@ class Graph:
         return {i: source[0] for i, (layer, source) in enumerate(zip(layers, self.sources))
                 if isinstance(layer, Activation) and layer.activation == "relu" and source[0] >= 0
                 and isinstance(layers[source[0]], BatchNormalization) and readers[source[0]] == 1
+                and source[0] not in self.outputs          # (a model's output keeps its values before the ReLU)
                 and layer.activity_regularizer is None and layers[source[0]].activity_regularizer is None}
 
     def forward_steps(self, layers, x, training=False, fuse_batchnorm_relu=True):
@@ -181,7 +189,8 @@ class Graph:
         layer makes a mask, each tensor's mask goes along with it
         (``Layer.compute_mask``; a list of masks for a merge layer) and a
         layer that reads masks gets its input's; ``output_mask`` keeps the
-        output's once the steps are done.
+        output's once the steps are done (``output_masks``: each output's).
+        An output is kept to the end even where later layers read it.
         """
         fused = self.batchnorm_relus(layers) if fuse_batchnorm_relu else {}
         applies_relu = set(fused.values())
@@ -208,12 +217,13 @@ class Graph:
             masks[i] = layer.compute_mask(inputs if layer.takes_list else inputs[0], given) if tracks_masks else None
             del inputs  # (this frame must not keep them alive either)
             for s in set(source):
-                if self.last_reader[s] == i:
+                if self.last_reader[s] == i and s not in self.outputs:
                     del values[s]
                     masks.pop(s, None)
             values[i] = y
             yield i, y
-        self.output_mask = masks.get(len(layers) - 1)
+        self.output_masks = [masks.get(i) for i in self.outputs]
+        self.output_mask = self.output_masks[0]
 
     def trainable_below(self, layers) -> list:
         """``below[i]``: whether some layer that ``layers[i]`` depends on (an ancestor) has a trainable parameter."""
@@ -224,7 +234,7 @@ class Graph:
         return below
 
     def backward(self, layers, grad_output, from_layer=None, input_gradient=True, fuse_batchnorm_relu=True,
-                 activity_gradients=None):
+                 activity_gradients=None, from_logits=()):
         """Run backward through the layers in reverse order; return dL/d(input) (None when not asked).
 
         With several inputs, a list of dL/d(input k), one per input.
@@ -240,14 +250,30 @@ class Graph:
         that ran) passes its gradient on: the batch norm's backward takes it.
         ``activity_gradients`` (``{i: R'(y) / N}``, the Model's activity
         penalties) join the gradients of those layers' outputs.
+
+        Several outputs: ``grad_output`` is a list, one gradient an output
+        (None for an output without one: the layers only it depends on are
+        skipped); ``from_logits`` lists the outputs whose gradient is
+        dL/d(logits) of their activation (a fused loss), for which the output
+        layer runs ``backward_from_preactivation`` (only for an output no
+        other layer reads).
         """
         activity_gradients = activity_gradients or {}
         count = len(layers)
         fused = self.batchnorm_relus(layers) if fuse_batchnorm_relu else {}
+        logits = {}
         if from_layer == count - 1 and from_layer in fused:
             raise ValueError(f"backward cannot start between {layers[fused[from_layer]].name!r} and the ReLU fused "
                              "into it; set model.fuse_batchnorm_relu = False")
-        if from_layer is None or from_layer == count:
+        if len(self.outputs) > 1:
+            if from_layer is not None or len(grad_output) != len(self.outputs):
+                raise ValueError(f"a model with {len(self.outputs)} outputs starts backward from a list of as many "
+                                 f"gradients (None for an output without one), got {grad_output!r:.60}")
+            grads, stop = {}, count
+            for k, (i, g) in enumerate(zip(self.outputs, grad_output)):
+                if g is not None:
+                    (logits if k in from_logits else grads)[i] = g
+        elif from_layer is None or from_layer == count:
             grads, stop = {count - 1: grad_output}, count
         elif from_layer == count - 1 and not layers[from_layer].takes_list:
             grads, stop = {self.sources[from_layer][0]: grad_output}, from_layer
@@ -264,11 +290,13 @@ class Graph:
                 continue  # neither it nor anything below it trains
             if i in activity_gradients:  # never a ReLU fused into its batch norm (batchnorm_relus)
                 grad = activity_gradients[i] if grad is None else grad + activity_gradients[i]
+            if grad is None and i not in logits:
+                continue  # no loss depends on this layer's output (an output without a loss, and what only it reads)
             if i in fused:  # the batch norm's backward goes through this ReLU
                 grads[fused[i]] = grad
                 continue
             layer.skip_input_gradient = not input_gradient and not below[i]
-            result = layer.backward(grad)
+            result = layer.backward_from_preactivation(logits[i]) if i in logits else layer.backward(grad)
             if layer.skip_input_gradient:
                 continue
             for s, g in zip(self.sources[i], result if layer.takes_list else [result]):
@@ -277,4 +305,4 @@ class Graph:
             return None
         if self.inputs == 1:
             return grads.pop(INPUT)
-        return [grads.pop(input_index(k)) for k in range(self.inputs)]
+        return [grads.pop(input_index(k), None) for k in range(self.inputs)]   # (None: no loss depends on it)

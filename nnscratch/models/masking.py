@@ -58,7 +58,7 @@ def mask_flow(layers) -> bool:
     return masked
 
 
-def graph_mask_flow(layers, sources) -> bool:
+def graph_mask_flow(layers, sources, outputs=None):
     """:func:`mask_flow` of a model that branches and merges: each layer's inputs are the outputs of ``sources``.
 
     ``sources[i]`` lists the layers whose outputs ``layers[i]`` reads
@@ -66,9 +66,11 @@ def graph_mask_flow(layers, sources) -> bool:
     :class:`~nnscratch.models.graph.Graph` keeps them. A merge layer gets
     one flag an input: the elementwise merges carry a mask when each input
     does, ``Concatenate`` when some input does, ``Dot`` never (Keras's rules).
+    Whether the last layer's output carries a mask, or, given ``outputs``
+    (layer indices), a list with each one's.
     """
     masked = {}
     for i, (layer, source) in enumerate(zip(layers, sources)):
         given = [s >= 0 and masked[s] for s in source]
         masked[i] = check_layer(layer, given if layer.takes_list else given[0])
-    return masked[len(layers) - 1]
+    return masked[len(layers) - 1] if outputs is None else [masked[i] for i in outputs]

@@ -14,8 +14,9 @@ backward runs them in reverse, each turning dL/d(output) into dL/d(input).
 A functional model may also branch and merge (a residual block, parallel
 branches joined by ``Add()([x, y])`` or ``Concatenate()([a, b])``), and take
 several inputs (``Model([image, features], output)``; its data is then a list
-of arrays, or a dict by the inputs' names); it has one output, and its
-layers form a graph, which
+of arrays, or a dict by the inputs' names) and several outputs
+(``Model(inputs, [labels, box])``, a loss an output:
+:mod:`nnscratch.models.outputs`); its layers form a graph, which
 :mod:`nnscratch.models.graph` traces and runs layer by layer; gradients of a
 tensor read by several layers add up. The fusions below are for chains
 only: a graph runs every layer on its own, except that a BatchNormalization
@@ -78,6 +79,7 @@ from nnscratch.layers.input_layer import InputLayer
 from nnscratch.layers.max_pooling2d import MaxPooling2D
 from nnscratch.models import graph as graph_module
 from nnscratch.models import masking
+from nnscratch.models import outputs as outputs_module
 from nnscratch.models import summary as summary_module
 from nnscratch.models.trainer import Trainer
 
@@ -141,7 +143,8 @@ class Model(Trainer):
 
     One input or a list of them (a graph, whose forward takes a list of
     arrays, one per input, and whose backward returns one gradient per
-    input), and one output (several raise a ValueError). A chain (every
+    input), and one output or a list of them (a graph, whose forward returns
+    a list, and whose backward starts from one gradient an output). A chain (every
     layer reads the layer before) runs with the fusions of the module
     docstring. A graph (a tensor read by several layers, merge layers) keeps
     :attr:`graph` (a :class:`~nnscratch.models.graph.Graph`) and ``layers``
@@ -153,9 +156,11 @@ class Model(Trainer):
     graph = None
     #: The input layers of a model with several inputs, in the order of its data; None with one input.
     _input_layers = None
+    #: The indices in ``layers`` of the output layers of a model with several outputs, in order; None with one.
+    _output_indices = None
 
     def __init__(self, inputs=None, outputs=None, name=None):
-        self.graph = self._input_layers = None
+        self.graph = self._input_layers = self._output_indices = None
         self.name = name or _default_name("functional" if inputs is not None else "model")
         self.layers = []
         self.input_layer = None
@@ -169,14 +174,12 @@ class Model(Trainer):
         self._activity_gradients = {}      # {layer index: R'(y) / N} of the last training forward
         self.output_masked = False         # whether the output carries a mask (nnscratch.models.masking)
         self.output_mask = None            # the last forward's output mask (N, T), when it carries one
+        self.output_masks = [None]         # the last forward's output masks, one an output
         if inputs is None and outputs is None:
             return
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        if isinstance(outputs, (list, tuple)):
-            if len(outputs) != 1:
-                raise ValueError(f"nnscratch models have one output; got {len(outputs)} outputs")
-            outputs = outputs[0]
-        for value in [*inputs, outputs]:
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        for value in [*inputs, *outputs]:
             if not isinstance(value, SymbolicTensor):
                 raise TypeError(f"inputs and outputs must be tensors from nnscratch.Input(...) or a layer call, "
                                 f"got {value!r}")
@@ -184,22 +187,30 @@ class Model(Trainer):
             raise ValueError("inputs must be one tensor or a list of tensors from nnscratch.Input(shape)")
         if len(set(map(id, inputs))) != len(inputs):
             raise ValueError("an input is given twice in the model's inputs")
+        if not outputs or len(set(map(id, outputs))) != len(outputs):
+            raise ValueError("a model needs at least one output, each given once")
+        if any(isinstance(tensor.layer, InputLayer) for tensor in outputs):
+            raise ValueError("an output must be computed by a layer, not be an Input itself")
         if len(inputs) == 1:
             self.input_layer = inputs[0].layer
         else:
             self._input_layers = [tensor.layer for tensor in inputs]
-        layers, sources = graph_module.trace(inputs, outputs)
+        layers, sources = graph_module.trace(inputs, outputs if len(outputs) > 1 else outputs[0])
         read = {s for source in sources for s in source}
         unread = [tensor.layer.name for k, tensor in enumerate(inputs) if graph_module.input_index(k) not in read]
         if unread:
             raise ValueError(f"the inputs {unread} are not read on the way to the outputs: every input of a model "
                              "must lead to its output")
-        if len(inputs) == 1 and graph_module.is_chain(layers, sources):
-            self.layers = _trace_chain(inputs[0], outputs)
+        if len(outputs) > 1:
+            index = {id(layer): i for i, layer in enumerate(layers)}
+            self._output_indices = [index[id(tensor.layer)] for tensor in outputs]
+        if len(inputs) == 1 and len(outputs) == 1 and graph_module.is_chain(layers, sources):
+            self.layers = _trace_chain(inputs[0], outputs[0])
             self.output_masked = masking.mask_flow(self.layers)
         else:
-            self.layers, self.graph = layers, graph_module.Graph(layers, sources, inputs=len(inputs))
-            self.output_masked = masking.graph_mask_flow(layers, self.graph.sources)
+            self.layers = layers
+            self.graph = graph_module.Graph(layers, sources, inputs=len(inputs), outputs=self._output_indices)
+            self.output_masked = masking.graph_mask_flow(layers, self.graph.sources, self._output_indices)
         names = [layer.name for layer in self.all_layers()]
         if len(set(map(id, self.layers))) != len(self.layers):
             raise ValueError("a layer is used twice in this model; shared layers are not supported")
@@ -226,8 +237,23 @@ class Model(Trainer):
 
     @property
     def output_shape(self):
+        """Output shape with ``None`` for the batch axis; a list of them for several outputs (as Keras)."""
         self._require_built()
+        if self._output_indices is not None:
+            return [self.layers[i].output_shape for i in self._output_indices]
         return self.layers[-1].output_shape if self.layers else self.input_shape
+
+    @property
+    def output_layers(self) -> list:
+        """The layers whose outputs are the model's, in order (``[layers[-1]]`` with one output)."""
+        if self._output_indices is not None:
+            return [self.layers[i] for i in self._output_indices]
+        return self.layers[-1:]
+
+    @property
+    def output_names(self) -> list:
+        """The output layers' names, as Keras's ``model.output_names`` (they name the per-output logs)."""
+        return [layer.name for layer in self.output_layers]
 
     def _require_built(self):
         if not self.built:
@@ -467,7 +493,16 @@ class Model(Trainer):
     _pass_plan = None
 
     def forward(self, x, training=False):
-        """Run every layer in order; with ``training=True`` layers cache what backward needs."""
+        """Run every layer in order; with ``training=True`` layers cache what backward needs.
+
+        Returns the output, or the list of outputs of a model with several.
+        """
+        if self._output_indices is not None:
+            wanted, outputs = set(self._output_indices), {}
+            for index, y in self.forward_steps(x, training):
+                if index in wanted:
+                    outputs[index] = y
+            return [outputs[index] for index in self._output_indices]
         for _, x in self.forward_steps(x, training):
             pass
         return x
@@ -496,7 +531,9 @@ class Model(Trainer):
                 self._record_activity(index, y, training)
             yield index, y
         if self.graph is not None:
-            self.output_mask = self.graph.output_mask
+            self.output_mask, self.output_masks = self.graph.output_mask, self.graph.output_masks
+        else:
+            self.output_masks = [self.output_mask]
 
     def _chain_steps(self, x, training):
         """:meth:`forward_steps` of a chain: the plan's steps, with the fusions that apply."""
@@ -534,7 +571,7 @@ class Model(Trainer):
             yield index, x
         self.output_mask = mask
 
-    def backward(self, grad_output, from_layer=None, input_gradient=True):
+    def backward(self, grad_output, from_layer=None, input_gradient=True, from_logits=()):
         """Run backward through the layers in reverse; return dL/d(input).
 
         ``from_layer`` (an index) starts below that layer, used when the last
@@ -546,11 +583,14 @@ class Model(Trainer):
         activity penalties that the last training forward recorded join
         dL/dy of their layers on the way. A graph runs
         :meth:`Graph.backward <nnscratch.models.graph.Graph.backward>` (the
-        gradients of a tensor read by several layers add up).
+        gradients of a tensor read by several layers add up). A model with
+        several outputs takes a list of gradients, one an output (None for an
+        output without a loss); ``from_logits`` lists those that are
+        dL/d(logits) of a fused loss (``Graph.backward``).
         """
         if self.graph is not None:
             return self.graph.backward(self.layers, grad_output, from_layer, input_gradient, self.fuse_batchnorm_relu,
-                                       self._activity_gradients)
+                                       self._activity_gradients, from_logits)
         stop = len(self.layers) if from_layer is None else from_layer
         lowest = 0 if input_gradient else self._lowest_trainable_layer()
         if lowest is None:  # nothing to train: no gradient is needed at all
@@ -648,8 +688,13 @@ class Model(Trainer):
         print_fn(summary_module.format_summary(self))
 
     # -------------------------------------------------------------- compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, loss_weights=None):
         """Choose the optimizer, the loss and the metrics (names or objects, as Keras).
+
+        A model with several outputs takes a loss, metrics and weighted
+        metrics an output (lists, or dicts by output name) and
+        ``loss_weights`` (:mod:`nnscratch.models.outputs`); so does a model
+        with one output given ``loss_weights``.
 
         ``metrics`` are plain means over the samples, even when ``fit`` or
         ``evaluate`` get sample or class weights; ``weighted_metrics`` are
@@ -659,6 +704,10 @@ class Model(Trainer):
         """
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
+        if self._output_indices is not None or loss_weights is not None:
+            self._compile_heads(optimizer, loss, metrics, weighted_metrics, loss_weights)
+            return
+        self.heads = None
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses_module.get(loss)
         metrics, weighted_metrics = _metric_list(metrics, "metrics"), _metric_list(weighted_metrics, "weighted_metrics")
@@ -677,6 +726,30 @@ class Model(Trainer):
             self.compiled_config["weighted_metrics"] = [metrics_module.serialize(metric)
                                                         for metric in self.weighted_metrics]
 
+    def _compile_heads(self, optimizer, loss, metrics, weighted_metrics, loss_weights):
+        """compile for a model with heads: one loss, weight and metric lists an output (``outputs.compile_heads``)."""
+        indices = self._output_indices or [len(self.layers) - 1]
+        readers = set() if self.graph is None else {s for source in self.graph.sources for s in source}
+        heads = outputs_module.compile_heads(self.output_names, indices, [i not in readers for i in indices], loss,
+                                             loss_weights, metrics, weighted_metrics)
+        self.optimizer, self.heads = optimizers.get(optimizer), heads
+        self.loss = [head.loss for head in heads] if len(heads) > 1 else heads[0].loss
+        self.metrics = [metric for head in heads for metric in head.metrics]
+        self.weighted_metrics = [metric for head in heads for metric in head.weighted_metrics]
+        for layer in self.layers:
+            if isinstance(layer, ActivatedLayer):   # a sigmoid output keeps its logits for its fused loss
+                layer.keep_logits = any(layer is self.layers[head.index] and head.loss is not None
+                                        and layer.activation == head.loss.fused_activation == "sigmoid"
+                                        for head in heads)
+        self.compiled_config = {
+            "optimizer": optimizers.serialize(self.optimizer),
+            "loss": [None if head.loss is None else head.loss.get_config() for head in heads],
+            "loss_weights": [head.loss_weight for head in heads],
+            "metrics": [[metrics_module.serialize(metric) for metric in head.metrics] for head in heads],
+            "weighted_metrics": [[metrics_module.serialize(metric) for metric in head.weighted_metrics]
+                                 for head in heads],
+        }
+
     # ------------------------------------------------------------- saving
     def get_config(self) -> dict:
         """The architecture; a graph's layers also name the layers they read (``inbound_layers``), and its input."""
@@ -692,6 +765,8 @@ class Model(Trainer):
             config["input_names"] = [layer.name for layer in inputs]
         elif self.graph is not None:
             config["input_name"] = self.input_layer.name
+        if self._output_indices is not None:     # several outputs: their layers' names, in order
+            config["output_names"] = self.output_names
         if self.graph is not None:
             for entry, sources in zip(config["layers"], self.graph.sources):
                 entry["inbound_layers"] = [inputs[graph_module.INPUT - s].name if s < 0 else self.layers[s].name

@@ -170,6 +170,11 @@ def _graph_from_config(spec, inputs):
             raise ValueError(f"layer {layer.name!r} reads one tensor, but the description gives it {inbound}")
         parents = [tensors[name] for name in inbound]
         tensors[layer.name] = output = layer(parents if layer.takes_list else parents[0])
+    if "output_names" in spec:           # several outputs
+        unknown = [name for name in spec["output_names"] if name not in tensors]
+        if unknown:
+            raise ValueError(f"the outputs {unknown} are not layers of the description")
+        output = [tensors[name] for name in spec["output_names"]]
     model = Model(inputs=inputs if len(inputs) > 1 else inputs[0], outputs=output, name=spec["name"])
     if len(model.layers) != len(spec["layers"]):
         raise ValueError(f"the description lists {len(spec['layers'])} layers but only {len(model.layers)} lead "
@@ -224,9 +229,17 @@ def load_model(filepath, custom_objects=None, compile=True):
     if compile and config.get("compile"):
         settings, custom = config["compile"], dict(custom_objects or {})
         try:
-            model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
-                          metrics=[_saved_metric(m, custom) for m in settings["metrics"]],
-                          weighted_metrics=[_saved_metric(m, custom) for m in settings.get("weighted_metrics", [])])
+            if "loss_weights" in settings:   # compiled with a loss an output (nnscratch.models.outputs)
+                model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
+                              loss_weights=settings["loss_weights"],
+                              metrics=[[_saved_metric(m, custom) for m in group] for group in settings["metrics"]],
+                              weighted_metrics=[[_saved_metric(m, custom) for m in group]
+                                                for group in settings["weighted_metrics"]])
+            else:
+                model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
+                              metrics=[_saved_metric(m, custom) for m in settings["metrics"]],
+                              weighted_metrics=[_saved_metric(m, custom)
+                                                for m in settings.get("weighted_metrics", [])])
         except ValueError as error:
             raise ValueError(f"{os.fspath(filepath)!r}: {error}; a model compiled with a metric function needs "
                              "load_model(..., custom_objects={'name': function}) or compile=False") from None

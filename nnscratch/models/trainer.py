@@ -38,6 +38,7 @@ from nnscratch.losses.base import check_positions
 from nnscratch.metrics import Metric
 from nnscratch.models.data_adapter import (adapt, check_class_weight, check_features, check_sample_weight,
                                            class_weight_to_sample_weight, is_batch_source, num_samples, take)
+from nnscratch.models.outputs import HeadsTraining, scale_rows, unique_metric_names
 
 __all__ = ["Trainer"]
 
@@ -86,39 +87,9 @@ class _RunningMeans:
         return means
 
 
-def _unique_names(metrics, weighted_metrics):
-    """The log names of ``metrics`` and ``weighted_metrics``, made unique as Keras 3's ``CompileMetrics.result``.
-
-    A repeated name gets ``_1``, ``_2``, ... (``["precision", Precision()]``
-    logs ``precision`` and ``precision_1``); a weighted metric whose name is
-    taken is ``weighted_<name>`` (then numbered the same way).
-    """
-    taken = {"loss": 1}
-    names = []
-
-    def numbered(name):
-        if name not in taken:
-            taken[name] = 1
-            return name
-        index = taken[name]
-        taken[name] += 1
-        return f"{name}_{index}"
-
-    for metric in metrics:
-        names.append(numbered(metric.name))
-    for metric in weighted_metrics:
-        names.append(numbered(metric.name if metric.name not in taken else f"weighted_{metric.name}"))
-    return names
-
-
 def _weight_sum(sample_weight):
     """The sum of a batch's sample weights (None without weights: the tracker counts the samples)."""
     return None if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
-
-
-def _scale_rows(grad, sample_weight):
-    """``grad`` with row ``i`` (sample ``i``, whatever its shape) multiplied by ``sample_weight[i]``."""
-    return grad * sample_weight.reshape(-1, *(1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
 
 
 def _progress(batches, verbose, desc):
@@ -147,8 +118,12 @@ def _unpack_validation_data(validation_data):
     return x_val, y_val, weights[0] if weights else None
 
 
-class Trainer:
-    """fit / evaluate / predict / train_on_batch / test_on_batch, as Keras."""
+class Trainer(HeadsTraining):
+    """fit / evaluate / predict / train_on_batch / test_on_batch, as Keras.
+
+    A model with several outputs (or ``loss_weights``) has ``heads``, one an
+    output, and takes their path (:mod:`nnscratch.models.outputs`).
+    """
 
     # ---------------------------------------------------------------- checks
     def _require_compiled(self):
@@ -185,23 +160,36 @@ class Trainer:
         x = self._prepare_x(x, name)
         if y is None:
             raise ValueError(f"targets y are required together with {name}")
+        if self.heads is not None:
+            return x, self._heads_targets(y, num_samples(x), name)
         if num_samples(x) != len(y):
             raise ValueError(f"{name} and y must have the same number of samples, got {num_samples(x)} and "
                              f"{len(y)}")
         return x, self.loss.prepare_targets(y, self.output_shape[1:])
 
-    def _fused_output(self) -> bool:
+    def _fused_output(self, loss=None, last=None) -> bool:
         """Whether the loss takes the last layer's logits (softmax + cross-entropy, sigmoid + binary cross-entropy).
 
-        The last layer is an ``ActivatedLayer`` with a 2-D output whose
-        activation is the loss's ``fused_activation``; a sigmoid layer must
-        keep its logits (``compile`` sets ``keep_logits`` on it).
+        The last layer (or ``last``, an output layer) is an ``ActivatedLayer``
+        with a 2-D output whose activation is the loss's (or ``loss``'s)
+        ``fused_activation``; a sigmoid layer must keep its logits
+        (``compile`` sets ``keep_logits`` on it).
         """
-        last = self.layers[-1] if self.layers else None
-        return (self.loss.fused_activation is not None and isinstance(last, ActivatedLayer)
+        loss = self.loss if loss is None else loss
+        if last is None:
+            last = self.layers[-1] if self.layers else None
+        return (loss.fused_activation is not None and isinstance(last, ActivatedLayer)
                 and last.activity_regularizer is None     # its output's gradient gets R'(y) / N added
-                and last.activation == self.loss.fused_activation and len(last.output_shape) == 2
+                and last.activation == loss.fused_activation and len(last.output_shape) == 2
                 and (last.activation == "softmax" or last.keep_logits))
+
+    def _backward_from_logits(self, grad_logits):
+        """Backward from dL/d(logits) of the last layer's activation: through that layer, then from below it."""
+        last = self.layers[-1]
+        lowest = self._lowest_trainable_layer()
+        last.skip_input_gradient = lowest is None or lowest == len(self.layers) - 1
+        self.backward(last.backward_from_preactivation(grad_logits), from_layer=len(self.layers) - 1,
+                      input_gradient=False)
 
     # ----------------------------------------------------------------- steps
     def _loss_and_backward(self, y, y_pred, backward, sample_weight=None):
@@ -219,31 +207,29 @@ class Trainer:
                 if gradient_scale != 1:
                     grad_logits = grad_logits * gradient_scale
                 if sample_weight is not None:
-                    grad_logits = _scale_rows(grad_logits, sample_weight)
-                lowest = self._lowest_trainable_layer()
-                last.skip_input_gradient = lowest is None or lowest == len(self.layers) - 1
-                self.backward(last.backward_from_preactivation(grad_logits), from_layer=len(self.layers) - 1,
-                              input_gradient=False)
+                    grad_logits = scale_rows(grad_logits, sample_weight)
+                self._backward_from_logits(grad_logits)
             return losses
         if backward:
             grad = self.loss.gradient(y, y_pred).astype(y_pred.dtype, copy=False)
             if gradient_scale != 1:
                 grad = grad * gradient_scale
             if sample_weight is not None:
-                grad = _scale_rows(grad, sample_weight)
+                grad = scale_rows(grad, sample_weight)
             self.backward(grad, input_gradient=False)
         return self.loss.per_sample(y, y_pred)
 
-    def _position_weights(self, y_pred, sample_weight):
+    def _position_weights(self, y_pred, sample_weight, head=None):
         """The loss's weights a position (``Loss.position_weights``), or None when one a sample will do.
 
         They are needed when the output carries a mask, or the sample weights
-        are one a position (``(N, T)`` for an output ``(N, T, K)``).
+        are one a position (``(N, T)`` for an output ``(N, T, K)``). ``head``:
+        the output's loss and mask (a model with heads).
         """
-        mask = self.output_mask
+        mask = self.output_mask if head is None else head.mask
         if mask is None and (sample_weight is None or sample_weight.ndim == 1):
             return None
-        return self.loss.position_weights(mask, sample_weight, y_pred.shape[:-1])
+        return (self.loss if head is None else head.loss).position_weights(mask, sample_weight, y_pred.shape[:-1])
 
     def _position_loss_and_backward(self, y, y_pred, backward, weights):
         """The losses a position times their ``weights``; with ``backward`` also run backpropagation.
@@ -257,7 +243,7 @@ class Trainer:
             self.backward(self.loss.weighted_gradient(y, y_pred, weights), input_gradient=False)
         return values * weights
 
-    def _metric_sums(self, y, y_pred, sample_weight):
+    def _metric_sums(self, y, y_pred, sample_weight, head=None):
         """Each metric's sum over the batch, then the weights of the metrics and of the weighted metrics.
 
         Without a mask: ``sum_i m_i`` and ``sum_i w_i m_i``, weighing the
@@ -266,9 +252,12 @@ class Trainer:
         positions: ``sum m v / T`` and ``sum m w v / T``, weighing ``sum m /
         T`` and ``sum m w / T`` (``T`` positions a sample; Keras's
         ``MeanMetricWrapper`` with the mask as weights). The metrics with
-        state see every position, as in Keras.
+        state see every position, as in Keras. ``head``: the output's metrics
+        and mask (a model with heads).
         """
-        mask = self.output_mask
+        mask = self.output_mask if head is None else head.mask
+        metrics, weighted_metrics = (self.metrics, self.weighted_metrics) if head is None else (
+            head.metrics, head.weighted_metrics)
         by_position = mask is not None or (sample_weight is not None and sample_weight.ndim > 1)
         plain_w = weighted_w = plain = None
         weighted = _weight_sum(sample_weight)
@@ -279,9 +268,9 @@ class Trainer:
                 sample_weight if sample_weight.ndim > 1 else sample_weight.reshape(-1, *(1,) * (len(positions) - 1)))
             plain, weighted = float(np.sum(plain_w)), float(np.sum(weighted_w))
         sums = []
-        for metrics, weights, position_weights in ((self.metrics, None, plain_w),
-                                                   (self.weighted_metrics, sample_weight, weighted_w)):
-            for metric in metrics:
+        for group, weights, position_weights in ((metrics, None, plain_w),
+                                                 (weighted_metrics, sample_weight, weighted_w)):
+            for metric in group:
                 if not isinstance(metric, Metric):          # a metric with state counts the batch itself
                     metric.update_state(y, y_pred, weights)
                     sums.append(0.0)
@@ -311,6 +300,8 @@ class Trainer:
         gradients joined backward). Without
         regularizers and weights nothing of this runs.
         """
+        if self.heads is not None:
+            return self._heads_step(x, y, training, sample_weight)
         y_pred = self.forward(x, training=training)
         weights = self._position_weights(y_pred, sample_weight)
         if weights is None:
@@ -336,7 +327,9 @@ class Trainer:
         return [total, *sums], plain, weighted
 
     def _log_names(self):
-        return ["loss"] + _unique_names(self.metrics, self.weighted_metrics)
+        if self.heads is not None:
+            return self._heads_log_names()
+        return ["loss"] + unique_metric_names(self.metrics, self.weighted_metrics)
 
     def _tracker(self):
         """Running means for the logs of :meth:`_log_names` (the weighted metrics weighted).
@@ -345,6 +338,8 @@ class Trainer:
         evaluation or validation, and each ``train_on_batch``/``test_on_batch``
         call (as Keras 3, which has no ``reset_metrics=False``).
         """
+        if self.heads is not None:
+            return self._heads_tracker()
         names = self._log_names()
         stateful = {name: metric for name, metric in zip(names[1:], [*self.metrics, *self.weighted_metrics])
                     if not isinstance(metric, Metric)}
@@ -352,7 +347,10 @@ class Trainer:
 
     def _sample_weights(self, sample_weight, class_weight, y, samples, name="sample_weight"):
         """The checked weights of ``samples`` samples with targets ``y``: from ``sample_weight`` or
-        ``class_weight`` (a checked dict), or None when neither is given. Both at once is an error, as Keras."""
+        ``class_weight`` (a checked dict), or None when neither is given. Both at once is an error, as Keras.
+        A model with heads gets a list, one array (or None) an output."""
+        if self.heads is not None:
+            return self._heads_sample_weights(sample_weight, class_weight, y, samples, name)
         if class_weight is not None:
             if sample_weight is not None:
                 raise ValueError("give class_weight or sample weights, not both (as Keras: \"You cannot "
@@ -368,7 +366,10 @@ class Trainer:
         """``class_weight`` checked against the model's classes (its output units; 2 for a single unit)."""
         if class_weight is None:
             return None
-        units = self.output_shape[-1] if self.built else None
+        if self.heads is not None and self._heads_several():
+            raise ValueError("class_weight is only supported for models with a single output (as Keras); give "
+                             "sample_weight, one array an output, instead")
+        units = (self._head_shapes()[0] if self.heads is not None else self.output_shape)[-1] if self.built else None
         return check_class_weight(class_weight, None if units is None or units == 1 else units)
 
     def _batches(self, x, y, batch_size, shuffle=False, generator=None, steps=None, name="x", sample_weight=None,
@@ -535,12 +536,12 @@ class Trainer:
                 raise ValueError("give either validation_split or validation_data, not both")
             x, y = self._prepare_xy(x, y)
             if sample_weight is not None:
-                sample_weight = check_sample_weight(sample_weight, num_samples(x), positions=self._positions())
+                sample_weight = self._sample_weights(sample_weight, None, y, num_samples(x))
             split = int(np.floor(num_samples(x) * (1.0 - validation_split)))
-            validation_data = (take(x, slice(split, None)), y[split:],
-                               None if sample_weight is None else sample_weight[split:])
-            x, y = take(x, slice(split)), y[:split]
-            sample_weight = None if sample_weight is None else sample_weight[:split]
+            validation_data = (take(x, slice(split, None)), take(y, slice(split, None)),
+                               None if sample_weight is None else take(sample_weight, slice(split, None)))
+            x, y = take(x, slice(split)), take(y, slice(split))
+            sample_weight = None if sample_weight is None else take(sample_weight, slice(split))
         train, check_train = self._batches(x, y, batch_size, shuffle, shuffle_rng, steps_per_epoch,
                                            sample_weight=sample_weight, class_weight=class_weight)
         batch_class_weight = self._check_class_weight(class_weight) if check_train else None
@@ -615,6 +616,8 @@ class Trainer:
                 outputs = self._predict_batches(batches, check, verbose)
             else:
                 outputs = self._predict_batches_with_callbacks(batches, check, verbose, callback_list)
+        if self._output_indices is not None:          # several outputs: one array each
+            return [np.concatenate(parts, axis=0) for parts in zip(*outputs)]
         return np.concatenate(outputs, axis=0)
 
     def _predict_batches(self, batches, check, verbose):
