@@ -60,8 +60,8 @@ __all__ = [
     "LSTM", "Masking", "Maximum", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Merge", "Minimum",
     "Multiply", "MultiHeadAttention", "Permute", "PReLU", "ReLU", "RepeatVector", "Rescaling", "Reshape",
     "RMSNormalization", "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract",
-    "SymbolicTensor", "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add",
-    "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
+    "SymbolicTensor", "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
+    "ZeroPadding2D", "add", "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
