@@ -352,7 +352,7 @@ def test_get_by_name(name, cls):
 
 def test_get_errors_and_instances():
     with pytest.raises(ValueError, match="adam.*rmsprop.*sgd"):
-        optimizers.get("ftrl")
+        optimizers.get("adafactor")
     with pytest.raises(TypeError):
         optimizers.get(3)
     opt = SGD()
@@ -375,7 +375,7 @@ def test_config_round_trip_through_json(opt):
 
 def test_get_rejects_dicts_it_cannot_resolve():
     with pytest.raises(ValueError, match="known optimizers"):
-        optimizers.get({"class_name": "Ftrl", "config": {}})
+        optimizers.get({"class_name": "Adafactor", "config": {}})
     with pytest.raises(ValueError, match="class_name"):
         optimizers.get({"learning_rate": 0.1})
 
@@ -444,6 +444,29 @@ def lion_reference(w, g, s, t, lr, beta_1=0.9, beta_2=0.99):
     return w
 
 
+def lamb_reference(w, g, s, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    m = beta_1 * s.get("m", 0.0) + (1 - beta_1) * g
+    v = beta_2 * s.get("v", 0.0) + (1 - beta_2) * g**2
+    s["m"], s["v"] = m, v
+    u = (m / (1 - beta_1**t)) / (np.sqrt(v / (1 - beta_2**t)) + epsilon)
+    w_norm, u_norm = np.linalg.norm(w), np.linalg.norm(u)
+    ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
+    return w - lr * ratio * u
+
+
+def ftrl_reference(w, g, s, t, lr, learning_rate_power=-0.5, initial_accumulator_value=0.1,
+                   l1_regularization_strength=0.0, l2_regularization_strength=0.0,
+                   l2_shrinkage_regularization_strength=0.0, beta=0.0):
+    n = s.get("n", np.full_like(w, initial_accumulator_value))
+    z = s.get("z", np.zeros_like(w))
+    n_new = n + g**2
+    sigma = (n_new ** -learning_rate_power - n ** -learning_rate_power) / lr
+    z = z + g + 2 * l2_shrinkage_regularization_strength * w - sigma * w
+    l1, l2 = l1_regularization_strength, l2_regularization_strength + beta / (2 * lr)
+    s["n"], s["z"] = n_new, z
+    return np.where(np.abs(z) <= l1, 0.0, (np.sign(z) * l1 - z) / (n_new ** -learning_rate_power / lr + 2 * l2))
+
+
 def adam_step_reference(w, g, s, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
     m = beta_1 * s.get("m", 0.0) + (1 - beta_1) * g
     v = beta_2 * s.get("v", 0.0) + (1 - beta_2) * g**2
@@ -477,6 +500,16 @@ NEW_RULES = {
                                      "epsilon": st.sampled_from([1e-7, 1e-3])})),
     "Lion": (optimizers.Lion, lion_reference,
              st.fixed_dictionaries({"beta_1": st.floats(0.05, 1.0), "beta_2": st.floats(0.0, 0.999)})),
+    "Lamb": (optimizers.Lamb, lamb_reference,
+             st.fixed_dictionaries({"beta_1": st.floats(0.0, 0.95), "beta_2": st.floats(0.5, 0.999),
+                                    "epsilon": st.sampled_from([1e-7, 1e-3])})),
+    "Ftrl": (optimizers.Ftrl, ftrl_reference,
+             st.fixed_dictionaries({"learning_rate_power": st.sampled_from([-0.5, -0.3, 0.0]),
+                                    "initial_accumulator_value": st.sampled_from([0.1, 1.0]),
+                                    "l1_regularization_strength": st.sampled_from([0.0, 0.05]),
+                                    "l2_regularization_strength": st.sampled_from([0.0, 0.2]),
+                                    "l2_shrinkage_regularization_strength": st.sampled_from([0.0, 0.1]),
+                                    "beta": st.sampled_from([0.0, 0.5])})),
     "AdamW": (optimizers.AdamW, adam_step_reference,
               st.fixed_dictionaries({"beta_1": st.floats(0.0, 0.95), "beta_2": st.floats(0.5, 0.999),
                                      "epsilon": st.sampled_from([1e-7, 1e-3])})),
@@ -526,6 +559,24 @@ def test_nadam_momentum_product_is_recomputed_after_the_step_count_changes():
     assert opt.momentum_product(2) == pytest.approx(0.9 * 0.52 * 0.9 * (1 - 0.5 * 0.9216), rel=1e-14)
 
 
+def test_lamb_moves_each_array_by_the_learning_rate_times_its_norm():
+    """The trust ratio ||w|| / ||u||: the step's norm is lr ||w||, however large the gradient."""
+    for scale in (1e-3, 1.0, 1e3):
+        p = make_param([3.0, -4.0], grad=[scale * 2.0, scale * 0.5])
+        optimizers.Lamb(learning_rate=0.1).apply_gradients([p])
+        assert np.linalg.norm(p.value - [3.0, -4.0]) == pytest.approx(0.1 * 5.0, rel=1e-9)
+
+
+def test_ftrl_with_a_large_l1_penalty_keeps_small_weights_at_exactly_zero():
+    """While |z| <= l1 the closed-form weight is 0: FTRL gives sparse weights."""
+    p = make_param([0.7, -0.2, 0.1])
+    opt = optimizers.Ftrl(learning_rate=0.1, l1_regularization_strength=0.5)
+    for g in ([0.3, 2.0, -0.1], [0.1, 1.5, 0.05]):
+        p.grad[...] = g
+        opt.apply_gradients([p])
+    assert p.value[0] == 0.0 and p.value[2] == 0.0 and p.value[1] < 0
+
+
 def test_lion_moves_every_weight_by_the_learning_rate():
     p = make_param([1.0, 1.0, 1.0], grad=[1e-6, -50.0, 0.0])
     optimizers.Lion(learning_rate=0.25).apply_gradients([p])
@@ -540,10 +591,12 @@ ALL_OPTIMIZERS = [
     lambda **kw: Adam(amsgrad=True, **kw), lambda **kw: optimizers.AdamW(**kw),
     lambda **kw: optimizers.Adagrad(**kw), lambda **kw: optimizers.Adadelta(**kw),
     lambda **kw: optimizers.Adamax(**kw), lambda **kw: optimizers.Nadam(**kw),
-    lambda **kw: optimizers.Lion(**kw),
+    lambda **kw: optimizers.Lion(**kw), lambda **kw: optimizers.Lamb(**kw),
 ]
 ALL_IDS = ["sgd", "nesterov", "rmsprop", "adam", "amsgrad", "adamw", "adagrad", "adadelta", "adamax",
-           "nadam", "lion"]
+           "nadam", "lion", "lamb"]
+# (Ftrl is left out of the lists of rules above: its weight is recomputed from its linear term each step, so a
+# zero gradient sets a weight to 0, and it divides by the learning rate; tests of its own below.)
 
 
 @pytest.mark.parametrize("make", ALL_OPTIMIZERS, ids=ALL_IDS)
@@ -625,6 +678,11 @@ def test_weight_decay_must_be_finite_and_not_negative(make, bad):
     (lambda: optimizers.Nadam(beta_2=1.0), "beta_2"), (lambda: optimizers.Lion(beta_1=0.0), r"\(0, 1\]"),
     (lambda: optimizers.Lion(beta_1=1.5), "beta_1"), (lambda: optimizers.Lion(beta_2=2.0), "beta_2"),
     (lambda: optimizers.Nadam(learning_rate=-1.0), "learning_rate"),
+    (lambda: optimizers.Lamb(beta_1=1.0), "beta_1"), (lambda: optimizers.Lamb(epsilon=-1.0), "epsilon"),
+    (lambda: optimizers.Ftrl(learning_rate_power=0.5), "learning_rate_power"),
+    (lambda: optimizers.Ftrl(initial_accumulator_value=-0.1), "initial_accumulator_value"),
+    (lambda: optimizers.Ftrl(l1_regularization_strength=-1.0), "l1_regularization_strength"),
+    (lambda: optimizers.Ftrl(l2_shrinkage_regularization_strength=-1.0), "l2_shrinkage"),
 ])
 def test_bad_hyperparameters_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
@@ -654,7 +712,8 @@ def test_new_optimizers_with_a_learning_rate_of_zero_leave_the_weights(make):
 
 @pytest.mark.parametrize("opt", [optimizers.Adagrad(), optimizers.Adadelta(rho=0.9),
                                  optimizers.Adamax(beta_2=0.9), optimizers.Nadam(beta_2=0.9),
-                                 optimizers.Lion(beta_2=0.9)], ids=lambda o: type(o).__name__)
+                                 optimizers.Lion(beta_2=0.9), optimizers.Lamb(beta_2=0.9)],
+                         ids=lambda o: type(o).__name__)
 def test_state_of_the_new_optimizers_reaches_zero_without_subnormals(opt):
     """As for Adam: decaying state never rests on a subnormal float32 and ends at exactly 0."""
     tiny = np.finfo(np.float32).tiny
@@ -672,7 +731,8 @@ def test_state_of_the_new_optimizers_reaches_zero_without_subnormals(opt):
 
 @pytest.mark.parametrize("name, cls", [("adamw", optimizers.AdamW), ("Adagrad", optimizers.Adagrad),
                                        ("ADADELTA", optimizers.Adadelta), ("adamax", optimizers.Adamax),
-                                       ("nadam", optimizers.Nadam), ("lion", optimizers.Lion)])
+                                       ("nadam", optimizers.Nadam), ("lion", optimizers.Lion),
+                                       ("Lamb", optimizers.Lamb), ("ftrl", optimizers.Ftrl)])
 def test_get_new_optimizers_by_name(name, cls):
     assert type(optimizers.get(name)) is cls
 
@@ -684,6 +744,8 @@ def test_get_new_optimizers_by_name(name, cls):
     optimizers.Adamax(0.002, beta_1=0.8, global_clipnorm=3.0),
     optimizers.Nadam(0.002, beta_2=0.99, clipvalue=0.5),
     optimizers.Lion(1e-4, beta_1=0.95, beta_2=0.98, weight_decay=0.1),
+    optimizers.Lamb(0.002, beta_1=0.85, epsilon=1e-6, weight_decay=0.01),
+    optimizers.Ftrl(0.05, learning_rate_power=-0.3, l1_regularization_strength=0.01, beta=0.2, clipnorm=1.0),
     SGD(optimizers.schedules.CosineDecay(0.1, 100, warmup_target=0.2, warmup_steps=10), momentum=0.9),
 ], ids=lambda o: type(o).__name__)
 def test_new_configs_round_trip_through_json(opt):

@@ -16,17 +16,19 @@ from nnscratch.optimizers.adam import Adam
 from nnscratch.optimizers.adamax import Adamax
 from nnscratch.optimizers.adamw import AdamW
 from nnscratch.optimizers.base import Optimizer
+from nnscratch.optimizers.ftrl import Ftrl
+from nnscratch.optimizers.lamb import Lamb
 from nnscratch.optimizers.lion import Lion
 from nnscratch.optimizers.nadam import Nadam
 from nnscratch.optimizers.rmsprop import RMSprop
 from nnscratch.optimizers.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
-           "Lion", "schedules", "get", "serialize"]
+           "Lion", "Lamb", "Ftrl", "schedules", "get", "serialize"]
 
 # lower-case name -> class; strings and "class_name"s are looked up here.
 _CLASSES = {cls.__name__.lower(): cls
-            for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion)}
+            for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion, Lamb, Ftrl)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -50,7 +52,7 @@ def get(identifier) -> Optimizer:
     identifier : Optimizer, str or dict
         An optimizer (returned as is); a name, case-insensitive
         (``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"adagrad"``,
-        ``"adadelta"``, ``"adamax"``, ``"nadam"``, ``"lion"``: default
+        ``"adadelta"``, ``"adamax"``, ``"nadam"``, ``"lion"``, ``"lamb"``, ``"ftrl"``: default
         hyperparameters); or a config dict ``{"class_name": "Adam", "config":
         {...}}`` as written by :func:`serialize`. A bare
         :meth:`~Optimizer.get_config` dict is accepted too and looked up by
