@@ -352,7 +352,7 @@ def test_get_by_name(name, cls):
 
 def test_get_errors_and_instances():
     with pytest.raises(ValueError, match="adam.*rmsprop.*sgd"):
-        optimizers.get("adafactor")
+        optimizers.get("muon")
     with pytest.raises(TypeError):
         optimizers.get(3)
     opt = SGD()
@@ -375,7 +375,7 @@ def test_config_round_trip_through_json(opt):
 
 def test_get_rejects_dicts_it_cannot_resolve():
     with pytest.raises(ValueError, match="known optimizers"):
-        optimizers.get({"class_name": "Adafactor", "config": {}})
+        optimizers.get({"class_name": "Muon", "config": {}})
     with pytest.raises(ValueError, match="class_name"):
         optimizers.get({"learning_rate": 0.1})
 
@@ -467,6 +467,23 @@ def ftrl_reference(w, g, s, t, lr, learning_rate_power=-0.5, initial_accumulator
     return np.where(np.abs(z) <= l1, 0.0, (np.sign(z) * l1 - z) / (n_new ** -learning_rate_power / lr + 2 * l2))
 
 
+def adafactor_reference(w, g, s, t, lr, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3, clip_threshold=1.0,
+                        relative_step=True):
+    rms = lambda a: np.sqrt(np.mean(a ** 2))      # noqa: E731
+    rho = min(lr, 1 / np.sqrt(t))
+    alpha = max(epsilon_2, rms(w)) * rho
+    squared, beta = g ** 2 + epsilon_1, 1 - t ** beta_2_decay
+    if w.ndim >= 2:
+        r = beta * s.get("r", 0.0) + (1 - beta) * squared.mean(axis=-1)
+        c = beta * s.get("c", 0.0) + (1 - beta) * squared.mean(axis=-2)
+        s["r"], s["c"] = r, c
+        v = np.einsum("...i,...j->...ij", r / r.mean(axis=-1, keepdims=True), c)     # the row times the column
+    else:
+        v = s["v"] = beta * s.get("v", 0.0) + (1 - beta) * squared
+    u = g / np.sqrt(v)
+    return w - alpha * u / max(1.0, rms(u) / clip_threshold)
+
+
 def adam_step_reference(w, g, s, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
     m = beta_1 * s.get("m", 0.0) + (1 - beta_1) * g
     v = beta_2 * s.get("v", 0.0) + (1 - beta_2) * g**2
@@ -510,6 +527,11 @@ NEW_RULES = {
                                     "l2_regularization_strength": st.sampled_from([0.0, 0.2]),
                                     "l2_shrinkage_regularization_strength": st.sampled_from([0.0, 0.1]),
                                     "beta": st.sampled_from([0.0, 0.5])})),
+    "Adafactor": (optimizers.Adafactor, adafactor_reference,
+                  st.fixed_dictionaries({"beta_2_decay": st.sampled_from([-0.8, -0.5]),
+                                         "epsilon_2": st.sampled_from([1e-3, 1e-1]),
+                                         "clip_threshold": st.sampled_from([1.0, 0.3]),
+                                         "relative_step": st.booleans()})),
     "AdamW": (optimizers.AdamW, adam_step_reference,
               st.fixed_dictionaries({"beta_1": st.floats(0.0, 0.95), "beta_2": st.floats(0.5, 0.999),
                                      "epsilon": st.sampled_from([1e-7, 1e-3])})),
@@ -577,6 +599,22 @@ def test_ftrl_with_a_large_l1_penalty_keeps_small_weights_at_exactly_zero():
     assert p.value[0] == 0.0 and p.value[2] == 0.0 and p.value[1] < 0
 
 
+def test_adafactor_keeps_a_row_and_a_column_of_second_moments_for_a_kernel():
+    """A (3, 4, 5) kernel: r (3, 4) and c (3, 5) instead of Adam's 60 values; a bias keeps its v."""
+    opt = optimizers.Adafactor()
+    kernel, bias = make_param(np.ones((3, 4, 5)), grad=np.ones((3, 4, 5))), make_param(np.ones(5), grad=np.ones(5))
+    opt.apply_gradients([kernel, bias])
+    assert {name: slot.shape for name, slot in opt.get_slots(kernel).items()} == {"r": (3, 4), "c": (3, 5),
+                                                                                 "v": (3, 4, 5)}
+    assert {name: slot.shape for name, slot in opt.get_slots(bias).items()} == {"r": (), "c": (), "v": (5,)}
+    meta, arrays = opt.get_state([kernel, bias])
+    clone = optimizers.Adafactor()
+    clone.set_state([kernel, bias], meta, arrays)
+    assert all(np.array_equal(a, b) for a, b in zip(clone.get_state([kernel, bias])[1], arrays))
+    with pytest.raises(ValueError, match=r"saved slot 'r' .* expected float64 \(3, 4\)"):
+        clone.set_state([kernel, bias], meta, [np.zeros((3, 4, 5))] + arrays[1:])
+
+
 def test_lion_moves_every_weight_by_the_learning_rate():
     p = make_param([1.0, 1.0, 1.0], grad=[1e-6, -50.0, 0.0])
     optimizers.Lion(learning_rate=0.25).apply_gradients([p])
@@ -591,10 +629,10 @@ ALL_OPTIMIZERS = [
     lambda **kw: Adam(amsgrad=True, **kw), lambda **kw: optimizers.AdamW(**kw),
     lambda **kw: optimizers.Adagrad(**kw), lambda **kw: optimizers.Adadelta(**kw),
     lambda **kw: optimizers.Adamax(**kw), lambda **kw: optimizers.Nadam(**kw),
-    lambda **kw: optimizers.Lion(**kw), lambda **kw: optimizers.Lamb(**kw),
+    lambda **kw: optimizers.Lion(**kw), lambda **kw: optimizers.Lamb(**kw), lambda **kw: optimizers.Adafactor(**kw),
 ]
 ALL_IDS = ["sgd", "nesterov", "rmsprop", "adam", "amsgrad", "adamw", "adagrad", "adadelta", "adamax",
-           "nadam", "lion", "lamb"]
+           "nadam", "lion", "lamb", "adafactor"]
 # (Ftrl is left out of the lists of rules above: its weight is recomputed from its linear term each step, so a
 # zero gradient sets a weight to 0, and it divides by the learning rate; tests of its own below.)
 
@@ -683,6 +721,8 @@ def test_weight_decay_must_be_finite_and_not_negative(make, bad):
     (lambda: optimizers.Ftrl(initial_accumulator_value=-0.1), "initial_accumulator_value"),
     (lambda: optimizers.Ftrl(l1_regularization_strength=-1.0), "l1_regularization_strength"),
     (lambda: optimizers.Ftrl(l2_shrinkage_regularization_strength=-1.0), "l2_shrinkage"),
+    (lambda: optimizers.Adafactor(beta_2_decay=0.5), "beta_2_decay"),
+    (lambda: optimizers.Adafactor(clip_threshold=0.0), "clip_threshold"),
 ])
 def test_bad_hyperparameters_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
@@ -732,7 +772,8 @@ def test_state_of_the_new_optimizers_reaches_zero_without_subnormals(opt):
 @pytest.mark.parametrize("name, cls", [("adamw", optimizers.AdamW), ("Adagrad", optimizers.Adagrad),
                                        ("ADADELTA", optimizers.Adadelta), ("adamax", optimizers.Adamax),
                                        ("nadam", optimizers.Nadam), ("lion", optimizers.Lion),
-                                       ("Lamb", optimizers.Lamb), ("ftrl", optimizers.Ftrl)])
+                                       ("Lamb", optimizers.Lamb), ("ftrl", optimizers.Ftrl),
+                                       ("adafactor", optimizers.Adafactor)])
 def test_get_new_optimizers_by_name(name, cls):
     assert type(optimizers.get(name)) is cls
 
@@ -746,6 +787,7 @@ def test_get_new_optimizers_by_name(name, cls):
     optimizers.Lion(1e-4, beta_1=0.95, beta_2=0.98, weight_decay=0.1),
     optimizers.Lamb(0.002, beta_1=0.85, epsilon=1e-6, weight_decay=0.01),
     optimizers.Ftrl(0.05, learning_rate_power=-0.3, l1_regularization_strength=0.01, beta=0.2, clipnorm=1.0),
+    optimizers.Adafactor(0.01, beta_2_decay=-0.5, epsilon_2=1e-2, clip_threshold=0.5, relative_step=False),
     SGD(optimizers.schedules.CosineDecay(0.1, 100, warmup_target=0.2, warmup_steps=10), momentum=0.9),
 ], ids=lambda o: type(o).__name__)
 def test_new_configs_round_trip_through_json(opt):

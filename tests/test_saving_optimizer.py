@@ -37,8 +37,11 @@ def _batches(n=4, seed=0):
     lambda: optimizers.Adamax(learning_rate=0.01),
     lambda: optimizers.Nadam(learning_rate=0.01, weight_decay=0.01),
     lambda: optimizers.Lion(learning_rate=0.003, weight_decay=0.1),
+    lambda: optimizers.Lamb(learning_rate=0.01, weight_decay=0.01),
+    lambda: optimizers.Ftrl(learning_rate=0.1, l1_regularization_strength=0.001),
+    lambda: optimizers.Adafactor(learning_rate=0.05),
 ], ids=["adam", "amsgrad", "rmsprop", "sgd-momentum", "sgd-decay", "adamw", "adamw-amsgrad", "adagrad",
-        "adadelta", "adamax", "nadam", "lion"])
+        "adadelta", "adamax", "nadam", "lion", "lamb", "ftrl", "adafactor"])
 def test_a_loaded_model_resumes_training_bit_for_bit(tmp_path, make_optimizer):
     batches = _batches()
     straight = _model(make_optimizer())

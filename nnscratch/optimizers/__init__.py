@@ -11,6 +11,7 @@
 
 from nnscratch.optimizers import schedules
 from nnscratch.optimizers.adadelta import Adadelta
+from nnscratch.optimizers.adafactor import Adafactor
 from nnscratch.optimizers.adagrad import Adagrad
 from nnscratch.optimizers.adam import Adam
 from nnscratch.optimizers.adamax import Adamax
@@ -24,11 +25,13 @@ from nnscratch.optimizers.rmsprop import RMSprop
 from nnscratch.optimizers.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
-           "Lion", "Lamb", "Ftrl", "schedules", "get", "serialize"]
+           "Lion", "Lamb", "Ftrl", "Adafactor", "schedules", "get",
+           "serialize"]
 
 # lower-case name -> class; strings and "class_name"s are looked up here.
 _CLASSES = {cls.__name__.lower(): cls
-            for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion, Lamb, Ftrl)}
+            for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion, Lamb, Ftrl,
+                                Adafactor)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -52,7 +55,7 @@ def get(identifier) -> Optimizer:
     identifier : Optimizer, str or dict
         An optimizer (returned as is); a name, case-insensitive
         (``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"adagrad"``,
-        ``"adadelta"``, ``"adamax"``, ``"nadam"``, ``"lion"``, ``"lamb"``, ``"ftrl"``: default
+        ``"adadelta"``, ``"adamax"``, ``"nadam"``, ``"lion"``, ``"lamb"``, ``"ftrl"``, ``"adafactor"``: default
         hyperparameters); or a config dict ``{"class_name": "Adam", "config":
         {...}}`` as written by :func:`serialize`. A bare
         :meth:`~Optimizer.get_config` dict is accepted too and looked up by

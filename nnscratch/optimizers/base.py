@@ -249,11 +249,16 @@ class Optimizer(abc.ABC):
         """The value slot ``name`` starts at (0 here; Adagrad's accumulator starts at 0.1)."""
         return 0.0
 
+    def slot_shape(self, name, param) -> tuple:
+        """The shape of slot ``name`` of ``param``: the parameter's (Adafactor's factored slots differ)."""
+        return param.value.shape
+
     def get_slots(self, param) -> dict:
         """The slot arrays of ``param``, created on first use (filled with :meth:`slot_initial_value`)."""
         slots = self._slots.get(param)
         if slots is None:
-            slots = {name: np.full_like(param.value, self.slot_initial_value(name)) for name in self.slot_names()}
+            slots = {name: np.full(self.slot_shape(name, param), self.slot_initial_value(name),
+                                   dtype=param.value.dtype) for name in self.slot_names()}
             self._slots[param] = slots
         return slots
 
@@ -298,9 +303,11 @@ class Optimizer(abc.ABC):
             param = params[index]
             group = arrays[k * len(names):(k + 1) * len(names)]
             for name, array in zip(names, group):
-                if array.shape != param.value.shape or array.dtype != param.value.dtype:
+                shape = tuple(self.slot_shape(name, param))
+                if array.shape != shape or array.dtype != param.value.dtype:
                     raise ValueError(f"saved slot {name!r} of {param.name!r} is {array.dtype} {array.shape}, "
-                                     f"the parameter is {param.value.dtype} {param.value.shape}")
+                                     f"expected {param.value.dtype} {shape} (the parameter is "
+                                     f"{param.value.dtype} {param.value.shape})")
             slots[param] = {name: np.array(array) for name, array in zip(names, group)}
         excluded = meta.get("exclude_from_weight_decay")
         if excluded is not None:
