@@ -383,7 +383,7 @@ def test_get_rejects_dicts_it_cannot_resolve():
 def test_default_hyperparameters_as_keras():
     assert SGD().get_config() == {"name": "SGD", "learning_rate": 0.01, "weight_decay": None,
                                   "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
-                                  "momentum": 0.0, "nesterov": False}
+                                  "gradient_accumulation_steps": None, "momentum": 0.0, "nesterov": False}
     adam = Adam().get_config()
     assert (adam["learning_rate"], adam["beta_1"], adam["beta_2"], adam["epsilon"]) == \
         (0.001, 0.9, 0.999, 1e-7)
@@ -788,6 +788,7 @@ def test_get_new_optimizers_by_name(name, cls):
     optimizers.Lamb(0.002, beta_1=0.85, epsilon=1e-6, weight_decay=0.01),
     optimizers.Ftrl(0.05, learning_rate_power=-0.3, l1_regularization_strength=0.01, beta=0.2, clipnorm=1.0),
     optimizers.Adafactor(0.01, beta_2_decay=-0.5, epsilon_2=1e-2, clip_threshold=0.5, relative_step=False),
+    Adam(0.01, gradient_accumulation_steps=4),
     SGD(optimizers.schedules.CosineDecay(0.1, 100, warmup_target=0.2, warmup_steps=10), momentum=0.9),
 ], ids=lambda o: type(o).__name__)
 def test_new_configs_round_trip_through_json(opt):
@@ -798,3 +799,54 @@ def test_new_configs_round_trip_through_json(opt):
     # Keras's default names ("adam_w", ...) find their class too
     config = dict(opt.get_config(), name={"AdamW": "adam_w"}.get(type(opt).__name__, opt.name))
     assert type(optimizers.get(config)) is type(opt)
+
+
+# ---------------------------------------------------------------- gradient accumulation
+
+def test_gradient_accumulation_updates_every_k_calls_with_the_mean_gradient():
+    grads = [np.array([0.3, -1.2]), np.array([0.7, 2.0]), np.array([-0.1, 0.5]), np.array([1.0, 1.0])]
+    p = make_param([1.0, -2.0])
+    opt = SGD(learning_rate=0.5, gradient_accumulation_steps=3)
+    for call, g in enumerate(grads[:3], start=1):
+        p.grad[...] = g
+        opt.apply_gradients([p])
+        if call < 3:
+            np.testing.assert_array_equal(p.value, [1.0, -2.0])
+            assert opt.iterations == 0
+    np.testing.assert_allclose(p.value, np.array([1.0, -2.0]) - 0.5 * (grads[0] + grads[1] + grads[2]) / 3,
+                               rtol=1e-15)
+    assert opt.iterations == 1
+    np.testing.assert_array_equal(opt.get_slots(p)["gradient_accumulator"], 0)
+
+
+@pytest.mark.parametrize("make", ALL_OPTIMIZERS, ids=ALL_IDS)
+def test_accumulating_k_gradients_is_one_step_of_their_mean(make):
+    """Every rule, with decay and clipping: k accumulated calls equal one call of the plain rule with the mean."""
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(4) for _ in range(6)]
+    accumulating = make(learning_rate=0.05, weight_decay=0.1, global_clipnorm=1.0, gradient_accumulation_steps=2)
+    plain = make(learning_rate=0.05, weight_decay=0.1, global_clipnorm=1.0)
+    a, b = make_param(np.linspace(-1, 1, 4)), make_param(np.linspace(-1, 1, 4))
+    run_steps(accumulating, a, grads)
+    run_steps(plain, b, [(grads[i + 1] + grads[i]) / 2 for i in range(0, 6, 2)])
+    np.testing.assert_allclose(a.value, b.value, rtol=1e-12, atol=1e-15)
+    assert accumulating.iterations == plain.iterations == 3
+
+
+def test_with_accumulation_a_schedule_sees_every_call():
+    """As Keras: the rate of an update is the schedule's at the call that makes it (calls 2 and 4 here)."""
+    rate = optimizers.schedules.PiecewiseConstantDecay([0, 1, 2, 3], [1.0, 0.1, 0.01, 0.001, 0.0001])
+    p = make_param([0.0], grad=[1.0])
+    opt = SGD(learning_rate=rate, gradient_accumulation_steps=2)
+    opt.apply_gradients([p])
+    opt.apply_gradients([p])
+    assert p.value[0] == pytest.approx(-0.1)
+    opt.apply_gradients([p])
+    opt.apply_gradients([p])
+    assert p.value[0] == pytest.approx(-0.1 - 0.001)
+
+
+@pytest.mark.parametrize("bad", [1, 0, 2.5, True, "2"])
+def test_gradient_accumulation_steps_must_be_an_integer_of_at_least_2(bad):
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        Adam(gradient_accumulation_steps=bad)

@@ -58,9 +58,10 @@ class Adafactor(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3, clip_threshold=1.0,
                  relative_step=True, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name=None):
+                 gradient_accumulation_steps=None, name=None):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
-                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
         decay = float(beta_2_decay)
         if not np.isfinite(decay) or decay > 0:     # t ** decay must shrink: 1 - t ** decay is the moving average's
             raise ValueError(f"`beta_2_decay` must be a finite number <= 0, got {beta_2_decay!r}")

@@ -35,9 +35,11 @@ class Adagrad(Optimizer):
     default_name = "adagrad"
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 gradient_accumulation_steps=None, name=None):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
-                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
         self.initial_accumulator_value = check_hyperparameter("initial_accumulator_value",
                                                               initial_accumulator_value)
         self.epsilon = check_hyperparameter("epsilon", epsilon)

@@ -40,9 +40,11 @@ class Adamax(Optimizer):
     default_name = "adamax"
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 gradient_accumulation_steps=None, name=None):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
-                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name)
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
         self.beta_1 = check_hyperparameter("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
         self.beta_2 = check_hyperparameter("beta_2", beta_2, 0.0, 1.0)
         self.epsilon = check_hyperparameter("epsilon", epsilon)

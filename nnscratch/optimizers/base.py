@@ -34,6 +34,14 @@ regularisation); with momentum or an adaptive optimizer it is not.
 The learning rate is a float, or a schedule
 (:mod:`nnscratch.optimizers.schedules`) evaluated at the step count:
 :math:`\\eta = \\text{schedule}(\\text{iterations})`.
+
+Gradient accumulation (``gradient_accumulation_steps`` :math:`k \\ge 2`), as
+Keras 3: the weights change only every :math:`k`-th call of
+:meth:`Optimizer.apply_gradients`, with the mean of the :math:`k` gradients
+since the last change, :math:`\\bar g = (g_1 + \\dots + g_k) / k` (clipped and
+with the weight decay then, as one step); the calls in between only add their
+gradient to a ``gradient_accumulator`` slot. ``iterations`` counts the
+updates (what Adam's bias correction sees); a schedule sees every call.
 """
 
 import abc
@@ -46,6 +54,8 @@ from nnscratch.optimizers.schedules import LearningRateSchedule, deserialize, se
 from nnscratch.parameter import Parameter
 
 __all__ = ["Optimizer", "check_hyperparameter"]
+
+_ACCUMULATOR = "gradient_accumulator"      # the slot that sums the gradients between updates (Keras's name)
 
 
 class Optimizer(abc.ABC):
@@ -67,19 +77,21 @@ class Optimizer(abc.ABC):
         docstring); ``None`` (the default) for none.
     clipnorm, clipvalue, global_clipnorm : float or None
         Gradient clipping (see the module docstring); at most one may be set.
+    gradient_accumulation_steps : int >= 2 or None
+        Update every this many calls, with the mean gradient (the module docstring).
     name : str or None
         Name stored in the config; defaults to the class's ``default_name``.
 
     Attributes
     ----------
     iterations : int
-        Number of steps done so far.
+        Number of updates done so far (with gradient accumulation, calls // k).
     """
 
     default_name = "optimizer"
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None):
+                 global_clipnorm=None, gradient_accumulation_steps=None, name=None):
         given = {"clipnorm": clipnorm, "clipvalue": clipvalue,
                  "global_clipnorm": global_clipnorm}
         if sum(value is not None for value in given.values()) > 1:
@@ -98,30 +110,46 @@ class Optimizer(abc.ABC):
             if not (weight_decay >= 0 and math.isfinite(weight_decay)):
                 raise ValueError(f"`weight_decay` must be a finite number >= 0 or None, got {weight_decay!r}")
         self.weight_decay = weight_decay
+        if gradient_accumulation_steps is not None and (
+                isinstance(gradient_accumulation_steps, bool) or not isinstance(gradient_accumulation_steps, int)
+                or gradient_accumulation_steps < 2):
+            raise ValueError("`gradient_accumulation_steps` must be an integer >= 2 (or None), got "
+                             f"{gradient_accumulation_steps!r}")
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self._calls = 0      # calls of apply_gradients that counted (iterations, without accumulation)
         self._learning_rate = None
         self.learning_rate = learning_rate
         self.name = self.default_name if name is None else str(name)
-        self.iterations = 0
         self._slots = {}  # Parameter (hashed by identity) -> {slot name: ndarray}
         self._no_decay_params = set()  # Parameters left out of weight decay ...
         self._no_decay_names = []      # ... and regular expressions on their names
         self._no_decay_pattern = None
+
+    @property
+    def iterations(self) -> int:
+        """The number of updates so far: the calls of :meth:`apply_gradients` (// k with gradient accumulation)."""
+        return self._calls // (self.gradient_accumulation_steps or 1)
+
+    @iterations.setter
+    def iterations(self, value) -> None:
+        self._calls = int(value) * (self.gradient_accumulation_steps or 1)
 
     # ------------------------------------------------------------ learning rate
     @property
     def learning_rate(self) -> float:
         """The learning rate of the next step, a Python float >= 0.
 
-        With a schedule, ``schedule(iterations)``. Settable (also to a
+        With a schedule, ``schedule(iterations)`` (every call counted, with
+        gradient accumulation, as Keras). Settable (also to a
         schedule), except when the optimizer was given a schedule: then
         setting a float raises a ``TypeError``, as in Keras.
         """
         rate = self._learning_rate
         if not isinstance(rate, LearningRateSchedule):
             return rate
-        value = float(rate(self.iterations))
+        value = float(rate(self._calls))
         if not (value >= 0 and math.isfinite(value)):
-            raise ValueError(f"the learning rate schedule {rate!r} gave {value!r} at step {self.iterations}; "
+            raise ValueError(f"the learning rate schedule {rate!r} gave {value!r} at step {self._calls}; "
                              "a learning rate must be a finite number >= 0")
         return value
 
@@ -215,13 +243,31 @@ class Optimizer(abc.ABC):
                 raise ValueError(f"{p!r}: gradient shape {p.grad.shape} != value shape")
             # The same array (no copy) when the dtypes already agree.
             grads.append(np.asarray(p.grad, dtype=p.value.dtype))
-        grads = self.clip_gradients(grads)
-        self.apply_weight_decay(params)
-        for p, g in zip(params, grads):
-            self.update_step(p, g, self.get_slots(p))
-            if p.constraint is not None:   # a weight constraint, after the update (as Keras)
+        if self.gradient_accumulation_steps and not self._accumulate(params, grads):
+            grads = None          # (only accumulated: no update this call)
+        if grads is not None:
+            grads = self.clip_gradients(grads)
+            self.apply_weight_decay(params)
+            for p, g in zip(params, grads):
+                self.update_step(p, g, self.get_slots(p))
+        for p in params:
+            if p.constraint is not None:   # a weight constraint, after every call (as Keras)
                 p.value[...] = p.constraint(p.value)
-        self.iterations += 1
+        self._calls += 1
+
+    def _accumulate(self, params, grads) -> bool:
+        """Gradient accumulation: add ``grads`` to the accumulators; on every k-th call turn ``grads`` (in place)
+        into the mean of the last k and empty the accumulators. Whether this call updates the weights."""
+        steps = self.gradient_accumulation_steps
+        accumulators = [self.get_slots(p)[_ACCUMULATOR] for p in params]
+        if (self._calls + 1) % steps:
+            for accumulator, g in zip(accumulators, grads):
+                accumulator += g
+            return False
+        for k, (accumulator, g) in enumerate(zip(accumulators, grads)):
+            grads[k] = (g + accumulator) / g.dtype.type(steps)
+            accumulator[...] = 0
+        return True
 
     def clip_gradients(self, grads) -> list:
         """Return the gradients clipped by this optimizer's option (new arrays if clipped).
@@ -253,12 +299,20 @@ class Optimizer(abc.ABC):
         """The shape of slot ``name`` of ``param``: the parameter's (Adafactor's factored slots differ)."""
         return param.value.shape
 
+    def _all_slot_names(self) -> tuple:
+        """:meth:`slot_names`, and the gradient accumulator's with gradient accumulation."""
+        return self.slot_names() + ((_ACCUMULATOR,) if self.gradient_accumulation_steps else ())
+
+    def _slot_shape(self, name, param) -> tuple:
+        return param.value.shape if name == _ACCUMULATOR else self.slot_shape(name, param)
+
     def get_slots(self, param) -> dict:
         """The slot arrays of ``param``, created on first use (filled with :meth:`slot_initial_value`)."""
         slots = self._slots.get(param)
         if slots is None:
-            slots = {name: np.full(self.slot_shape(name, param), self.slot_initial_value(name),
-                                   dtype=param.value.dtype) for name in self.slot_names()}
+            slots = {name: np.full(self._slot_shape(name, param),
+                                   0.0 if name == _ACCUMULATOR else self.slot_initial_value(name),
+                                   dtype=param.value.dtype) for name in self._all_slot_names()}
             self._slots[param] = slots
         return slots
 
@@ -272,14 +326,14 @@ class Optimizer(abc.ABC):
         :meth:`exclude_from_weight_decay` set is kept too (as indices into
         ``params`` and the names), so a resumed training decays the same weights.
         """
-        params, names = list(params), list(self.slot_names())
+        params, names = list(params), list(self._all_slot_names())
         indices, arrays = [], []
         for index, param in enumerate(params):
             slots = self._slots.get(param)
             if slots is not None and names:
                 indices.append(index)
                 arrays += [slots[name] for name in names]
-        meta = {"iterations": self.iterations, "slot_names": names, "params": indices}
+        meta = {"iterations": self._calls, "slot_names": names, "params": indices}
         if self._no_decay_params or self._no_decay_pattern is not None:
             meta["exclude_from_weight_decay"] = {
                 "params": [i for i, p in enumerate(params) if p in self._no_decay_params],
@@ -288,7 +342,7 @@ class Optimizer(abc.ABC):
 
     def set_state(self, params, meta, arrays) -> None:
         """Restore what :meth:`get_state` returned, for the same ``params`` in the same order."""
-        params, names = list(params), list(self.slot_names())
+        params, names = list(params), list(self._all_slot_names())
         if list(meta.get("slot_names", [])) != names:
             raise ValueError(f"the saved optimizer state has slots {meta.get('slot_names')}, "
                              f"{type(self).__name__} expects {names}")
@@ -303,7 +357,7 @@ class Optimizer(abc.ABC):
             param = params[index]
             group = arrays[k * len(names):(k + 1) * len(names)]
             for name, array in zip(names, group):
-                shape = tuple(self.slot_shape(name, param))
+                shape = tuple(self._slot_shape(name, param))
                 if array.shape != shape or array.dtype != param.value.dtype:
                     raise ValueError(f"saved slot {name!r} of {param.name!r} is {array.dtype} {array.shape}, "
                                      f"expected {param.value.dtype} {shape} (the parameter is "
@@ -317,7 +371,7 @@ class Optimizer(abc.ABC):
             self.exclude_from_weight_decay([params[i] for i in excluded.get("params", [])],
                                            excluded.get("var_names", []))
         self._slots = slots
-        self.iterations = int(meta.get("iterations", 0))
+        self._calls = int(meta.get("iterations", 0))
 
     @abc.abstractmethod
     def update_step(self, param, grad, state) -> None:
@@ -346,6 +400,7 @@ class Optimizer(abc.ABC):
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
 
     @classmethod
