@@ -15,6 +15,7 @@ from nnscratch.layers import Dense
 from nnscratch.optimizers import SGD, schedules
 from nnscratch.optimizers.schedules import (
     CosineDecay,
+    CosineDecayRestarts,
     ExponentialDecay,
     InverseTimeDecay,
     LearningRateSchedule,
@@ -95,6 +96,36 @@ def test_cosine_decay_by_hand():
     assert [schedule(s) for s in (0, 2, 4, 9, 14, 100)] == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0, 0.0])
 
 
+def sgdr_by_hand(lr, first, t_mul, m_mul, alpha, step):
+    """SGDR's rate found by walking the periods one by one (no logarithm)."""
+    start, length, restart = 0.0, float(first), 0
+    while step >= start + length:
+        start, length, restart = start + length, length * t_mul, restart + 1
+    cosine = 0.5 * m_mul ** restart * (1 + math.cos(math.pi * (step - start) / length))
+    return lr * ((1 - alpha) * cosine + alpha)
+
+
+@given(lr=rates, first=st.integers(1, 30), t_mul=st.sampled_from([1.0, 1.5, 2.0, 3.0]),
+       m_mul=st.sampled_from([1.0, 0.8]), alpha=st.sampled_from([0.0, 0.1]), step=steps)
+def test_cosine_decay_restarts_against_the_periods_walked_by_hand(lr, first, t_mul, m_mul, alpha, step):
+    expected = sgdr_by_hand(lr, first, t_mul, m_mul, alpha, step)
+    got = CosineDecayRestarts(lr, first, t_mul=t_mul, m_mul=m_mul, alpha=alpha)(step)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_cosine_decay_restarts_restarts_at_the_end_of_each_period():
+    """T0 = 3, t_mul = 3: periods of 3, 9, 27, 81, 243 steps; step 363 = 3 + 9 + 27 + 81 + 243 starts period 5
+    (where log(243) / log(3) rounds below 5 in float64)."""
+    schedule = CosineDecayRestarts(1.0, 3, t_mul=3.0, m_mul=0.5)
+    assert [schedule.period(step)[0] for step in (0, 2, 3, 11, 12, 38, 39, 119, 120, 362, 363)] == \
+        [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5]
+    assert schedule(363) == pytest.approx(0.5 ** 5) and schedule(362) < 1e-3 * 0.5 ** 4
+    shrinking = CosineDecayRestarts(1.0, 4.5, t_mul=0.5)            # periods of 4.5, 2.25, ...: 9 steps in all
+    assert shrinking(8) > 0
+    with pytest.raises(ValueError, match="add up to 9 steps, and step 9 is past them"):
+        shrinking(9)
+
+
 def test_piecewise_constant_keras_boundaries():
     """A boundary step still gets the value before it (Keras: values[i] while step <= boundaries[i])."""
     schedule = PiecewiseConstantDecay([100, 110], [1.0, 0.5, 0.1])
@@ -125,6 +156,9 @@ def test_piecewise_constant_against_searchsorted(data, n):
     (lambda: CosineDecay(0.1, 10, alpha=-0.1), ValueError, "alpha"),
     (lambda: CosineDecay(0.1, 10, warmup_target=-1.0, warmup_steps=5), ValueError, "warmup_target"),
     (lambda: CosineDecay(0.1, 10, warmup_target=1.0, warmup_steps=-5), ValueError, "warmup_steps"),
+    (lambda: CosineDecayRestarts(0.1, 0), ValueError, "first_decay_steps"),
+    (lambda: CosineDecayRestarts(0.1, 10, t_mul=0.0), ValueError, "t_mul"),
+    (lambda: CosineDecayRestarts(0.1, 10, m_mul=-1.0), ValueError, "m_mul"),
     (lambda: ExponentialDecay(float("nan"), 10, 0.5), ValueError, "initial_learning_rate"),
     (lambda: ExponentialDecay("fast", 10, 0.5), TypeError, "initial_learning_rate"),
     (lambda: PiecewiseConstantDecay([10, 20], [1.0, 0.5]), ValueError, "1 less than the length of values"),
@@ -153,6 +187,7 @@ ALL_SCHEDULES = [
     PolynomialDecay(0.1, 20, end_learning_rate=0.01, power=0.5, cycle=True),
     InverseTimeDecay(0.1, 3.5, 0.5),
     CosineDecay(0.0, 25, alpha=0.05, warmup_target=0.2, warmup_steps=10),
+    CosineDecayRestarts(0.1, 4, t_mul=1.5, m_mul=0.9, alpha=0.01),
 ]
 
 

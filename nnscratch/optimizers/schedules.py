@@ -2,7 +2,8 @@ r"""Learning-rate schedules: the learning rate as a function of the step (Keras 
 
 A schedule is passed as an optimizer's ``learning_rate``; the optimizer then
 uses ``schedule(step)`` with ``step = optimizer.iterations``, the number of
-steps done before this one (0 for the first step):
+steps done before this one (0 for the first step; with gradient accumulation,
+every call of ``apply_gradients`` counts, as in Keras):
 
 >>> from nnscratch import optimizers
 >>> from nnscratch.optimizers import schedules
@@ -33,7 +34,7 @@ import math
 import numbers
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "PolynomialDecay",
-           "InverseTimeDecay", "CosineDecay", "serialize", "deserialize"]
+           "InverseTimeDecay", "CosineDecay", "CosineDecayRestarts", "serialize", "deserialize"]
 
 
 def _number(name, value, low=0.0, low_inclusive=True):
@@ -304,9 +305,81 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
+class CosineDecayRestarts(LearningRateSchedule):
+    r"""Cosine decay with warm restarts (SGDR, Loshchilov & Hutter, 2017), as Keras's.
+
+    The rate decays along a cosine for :math:`T_0` steps, then restarts;
+    period :math:`i` (from 0) lasts :math:`T_0 m_t^i` steps and starts at
+    :math:`\eta_0 m_m^i`. With :math:`f = t / T_0`, the period
+    :math:`i = \lfloor \log(1 - f (1 - m_t)) / \log m_t 
+floor` (:math:`\lfloor f 
+floor`
+    when :math:`m_t = 1`) and :math:`g` the fraction of period :math:`i` done,
+
+    .. math::
+
+        \eta(t) = \eta_0 \left((1 - lpha)\, m_m^i\, 	frac12 \left(1 + \cos \pi g
+ight) + lpha
+ight) .
+
+    Parameters
+    ----------
+    initial_learning_rate : float
+        :math:`\eta_0`, >= 0.
+    first_decay_steps : number
+        :math:`T_0`, > 0.
+    t_mul : float, default 2.0
+        :math:`m_t` > 0: each period is this many times longer than the last (below 1 the periods
+        add up to :math:`T_0 / (1 - m_t)` steps, and a later step is an error).
+    m_mul : float, default 1.0
+        :math:`m_m` >= 0: each restart starts this many times lower.
+    alpha : float, default 0.0
+        :math:`lpha`, >= 0: the floor, as a fraction of :math:`\eta_0`.
+    name : str, default "SGDRDecay"
+    """
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
+                 name="SGDRDecay"):
+        self.initial_learning_rate = _number("initial_learning_rate", initial_learning_rate)
+        self.first_decay_steps = _steps("first_decay_steps", first_decay_steps)
+        self.t_mul = _number("t_mul", t_mul, low_inclusive=False)
+        self.m_mul = _number("m_mul", m_mul)
+        self.alpha = _number("alpha", alpha)
+        self.name = name
+
+    def period(self, step) -> tuple:
+        """``(i, g)``: the period that ``step`` falls in (from 0) and the fraction of it done."""
+        fraction = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            restart = math.floor(fraction)
+            return restart, fraction - restart
+        def done(periods):          # the length of the first ``periods`` periods, in units of T0
+            return (1.0 - self.t_mul ** periods) / (1.0 - self.t_mul)
+
+        if self.t_mul < 1.0 and fraction >= 1.0 / (1.0 - self.t_mul):
+            raise ValueError(f"CosineDecayRestarts with t_mul={self.t_mul} < 1: the periods, ever shorter, add up "
+                             f"to {self.first_decay_steps / (1.0 - self.t_mul):g} steps, and step {step} is past "
+                             "them (Keras gives NaN there)")
+        restart = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
+        while done(restart + 1) <= fraction:         # the logarithm's rounding, corrected: 363 steps with
+            restart += 1                             # T0 = 3 and t_mul = 3 start period 5, not end period 4
+        while restart > 0 and done(restart) > fraction:
+            restart -= 1
+        return restart, (fraction - done(restart)) / self.t_mul ** restart
+
+    def __call__(self, step):
+        restart, fraction = self.period(step)
+        cosine = 0.5 * self.m_mul ** restart * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate, "first_decay_steps": self.first_decay_steps,
+                "t_mul": self.t_mul, "m_mul": self.m_mul, "alpha": self.alpha, "name": self.name}
+
+
 # class name -> class; deserialize looks names up here.
 _SCHEDULES = {cls.__name__: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay,
-                                            InverseTimeDecay, CosineDecay)}
+                                            InverseTimeDecay, CosineDecay, CosineDecayRestarts)}
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:
