@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import nnscratch
 from nnscratch import optimizers
 from nnscratch.optimizers import SGD, Adam, Optimizer, RMSprop
 from nnscratch.parameter import Parameter
@@ -383,6 +384,7 @@ def test_get_rejects_dicts_it_cannot_resolve():
 def test_default_hyperparameters_as_keras():
     assert SGD().get_config() == {"name": "SGD", "learning_rate": 0.01, "weight_decay": None,
                                   "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
+                                  "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
                                   "gradient_accumulation_steps": None, "momentum": 0.0, "nesterov": False}
     adam = Adam().get_config()
     assert (adam["learning_rate"], adam["beta_1"], adam["beta_2"], adam["epsilon"]) == \
@@ -789,6 +791,7 @@ def test_get_new_optimizers_by_name(name, cls):
     optimizers.Ftrl(0.05, learning_rate_power=-0.3, l1_regularization_strength=0.01, beta=0.2, clipnorm=1.0),
     optimizers.Adafactor(0.01, beta_2_decay=-0.5, epsilon_2=1e-2, clip_threshold=0.5, relative_step=False),
     Adam(0.01, gradient_accumulation_steps=4),
+    SGD(0.01, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=10),
     SGD(optimizers.schedules.CosineDecay(0.1, 100, warmup_target=0.2, warmup_steps=10), momentum=0.9),
 ], ids=lambda o: type(o).__name__)
 def test_new_configs_round_trip_through_json(opt):
@@ -850,3 +853,50 @@ def test_with_accumulation_a_schedule_sees_every_call():
 def test_gradient_accumulation_steps_must_be_an_integer_of_at_least_2(bad):
     with pytest.raises(ValueError, match="gradient_accumulation_steps"):
         Adam(gradient_accumulation_steps=bad)
+
+
+# ---------------------------------------------------------------- moving average of the weights
+
+def test_use_ema_keeps_the_moving_average_of_each_weight_after_its_update():
+    grads = [np.array([0.3, -1.2]), np.array([0.7, 2.0]), np.array([-0.1, 0.5])]
+    p = make_param([1.0, -2.0])
+    opt = SGD(learning_rate=0.5, use_ema=True, ema_momentum=0.9)
+    expected = None
+    for g in grads:
+        p.grad[...] = g
+        opt.apply_gradients([p])
+        expected = p.value.copy() if expected is None else 0.9 * expected + 0.1 * p.value   # (the first: a copy)
+        np.testing.assert_allclose(opt.get_slots(p)["average"], expected, rtol=1e-14)
+    raw = p.value.copy()
+    opt.finalize_variable_values([p])
+    np.testing.assert_array_equal(p.value, opt.get_slots(p)["average"])
+    assert not np.allclose(raw, expected)
+
+
+def test_ema_overwrite_frequency_puts_the_averages_in_the_weights_every_so_many_steps():
+    p = make_param([1.0])
+    opt = SGD(learning_rate=0.1, use_ema=True, ema_momentum=0.5, ema_overwrite_frequency=2)
+    p.grad[...] = [1.0]
+    opt.apply_gradients([p])                          # w = 0.9, a = 0.9 (a copy)
+    opt.apply_gradients([p])                          # w = 0.8, a = 0.85, and then w = a
+    assert p.value[0] == pytest.approx(0.85) and opt.get_slots(p)["average"][0] == pytest.approx(0.85)
+    opt.apply_gradients([p])                          # w = 0.75, a = 0.8: no overwrite at step 3
+    assert p.value[0] == pytest.approx(0.75)
+
+
+def test_fit_ends_with_the_weights_set_to_their_moving_averages():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 3)).astype(np.float32), rng.integers(0, 2, 40)
+    model = nnscratch.Sequential([nnscratch.Input((3,)), nnscratch.layers.Dense(2, activation="softmax")])
+    model.compile(Adam(0.05, use_ema=True, ema_momentum=0.8), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    for p in model.parameters():
+        np.testing.assert_array_equal(p.value, model.optimizer.get_slots(p)["average"])
+
+
+@pytest.mark.parametrize("make, match", [(lambda: Adam(use_ema=True, ema_momentum=1.5), "ema_momentum"),
+                                         (lambda: Adam(use_ema=True, ema_overwrite_frequency=0),
+                                          "ema_overwrite_frequency")])
+def test_bad_ema_arguments_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

@@ -565,6 +565,8 @@ class Trainer(HeadsTraining):
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        if epochs > 0:       # an optimizer with use_ema: the weights become their averages (as Keras's fit)
+            self.optimizer.finalize_variable_values([p for p in self.parameters() if p.trainable])
         callback_list.on_train_end(logs)
         return callback_list.history
 

@@ -42,6 +42,13 @@ since the last change, :math:`\\bar g = (g_1 + \\dots + g_k) / k` (clipped and
 with the weight decay then, as one step); the calls in between only add their
 gradient to a ``gradient_accumulator`` slot. ``iterations`` counts the
 updates (what Adam's bias correction sees); a schedule sees every call.
+
+An exponential moving average of the weights (``use_ema``, as Keras 3): after
+each call, every trained weight's ``average`` slot becomes
+:math:`a \\leftarrow \\mu a + (1 - \\mu) w` (:math:`\\mu` = ``ema_momentum``; the
+first call copies :math:`w`); every ``ema_overwrite_frequency`` steps the
+weights are replaced by their averages, and :meth:`Optimizer.finalize_variable_values`
+(which ``fit`` calls when it ends, as Keras's does) replaces them for good.
 """
 
 import abc
@@ -56,6 +63,7 @@ from nnscratch.parameter import Parameter
 __all__ = ["Optimizer", "check_hyperparameter"]
 
 _ACCUMULATOR = "gradient_accumulator"      # the slot that sums the gradients between updates (Keras's name)
+_AVERAGE = "average"                       # the moving average of a weight (use_ema; Keras's name)
 
 
 class Optimizer(abc.ABC):
@@ -77,6 +85,8 @@ class Optimizer(abc.ABC):
         docstring); ``None`` (the default) for none.
     clipnorm, clipvalue, global_clipnorm : float or None
         Gradient clipping (see the module docstring); at most one may be set.
+    use_ema, ema_momentum, ema_overwrite_frequency : bool, float in [0, 1], int >= 1 or None
+        A moving average of the weights (the module docstring).
     gradient_accumulation_steps : int >= 2 or None
         Update every this many calls, with the mean gradient (the module docstring).
     name : str or None
@@ -91,7 +101,8 @@ class Optimizer(abc.ABC):
     default_name = "optimizer"
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, gradient_accumulation_steps=None, name=None):
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                 gradient_accumulation_steps=None, name=None):
         given = {"clipnorm": clipnorm, "clipvalue": clipvalue,
                  "global_clipnorm": global_clipnorm}
         if sum(value is not None for value in given.values()) > 1:
@@ -116,6 +127,14 @@ class Optimizer(abc.ABC):
             raise ValueError("`gradient_accumulation_steps` must be an integer >= 2 (or None), got "
                              f"{gradient_accumulation_steps!r}")
         self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.use_ema = bool(use_ema)
+        self.ema_momentum = check_hyperparameter("ema_momentum", ema_momentum, 0.0, 1.0)
+        if ema_overwrite_frequency is not None and (
+                isinstance(ema_overwrite_frequency, bool) or not isinstance(ema_overwrite_frequency, int)
+                or ema_overwrite_frequency < 1):
+            raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None, got "
+                             f"{ema_overwrite_frequency!r}")
+        self.ema_overwrite_frequency = ema_overwrite_frequency
         self._calls = 0      # calls of apply_gradients that counted (iterations, without accumulation)
         self._learning_rate = None
         self.learning_rate = learning_rate
@@ -250,10 +269,32 @@ class Optimizer(abc.ABC):
             self.apply_weight_decay(params)
             for p, g in zip(params, grads):
                 self.update_step(p, g, self.get_slots(p))
+        if self.use_ema:
+            self._update_averages(params)
         for p in params:
             if p.constraint is not None:   # a weight constraint, after every call (as Keras)
                 p.value[...] = p.constraint(p.value)
         self._calls += 1
+
+    def _update_averages(self, params) -> None:
+        """The moving averages of the weights after this call (Keras: the first call copies them), and every
+        ``ema_overwrite_frequency`` steps the weights replaced by their averages (before the constraints)."""
+        momentum = self.ema_momentum if self.iterations != 0 else 0.0
+        for p in params:
+            average = self.get_slots(p)[_AVERAGE]
+            average *= momentum
+            average += (1.0 - momentum) * p.value
+        if self.ema_overwrite_frequency and (self.iterations + 1) % self.ema_overwrite_frequency == 0:
+            self.finalize_variable_values(params)
+
+    def finalize_variable_values(self, params) -> None:
+        """With ``use_ema``, set the weights of ``params`` to their moving averages (``fit`` calls it at its end)."""
+        if not self.use_ema:
+            return
+        for p in params:
+            slots = self._slots.get(p)
+            if slots is not None:
+                p.value[...] = slots[_AVERAGE]
 
     def _accumulate(self, params, grads) -> bool:
         """Gradient accumulation: add ``grads`` to the accumulators; on every k-th call turn ``grads`` (in place)
@@ -301,17 +342,18 @@ class Optimizer(abc.ABC):
 
     def _all_slot_names(self) -> tuple:
         """:meth:`slot_names`, and the gradient accumulator's with gradient accumulation."""
-        return self.slot_names() + ((_ACCUMULATOR,) if self.gradient_accumulation_steps else ())
+        return self.slot_names() + ((_AVERAGE,) if self.use_ema else ()) + (
+            (_ACCUMULATOR,) if self.gradient_accumulation_steps else ())
 
     def _slot_shape(self, name, param) -> tuple:
-        return param.value.shape if name == _ACCUMULATOR else self.slot_shape(name, param)
+        return param.value.shape if name in (_ACCUMULATOR, _AVERAGE) else self.slot_shape(name, param)
 
     def get_slots(self, param) -> dict:
         """The slot arrays of ``param``, created on first use (filled with :meth:`slot_initial_value`)."""
         slots = self._slots.get(param)
         if slots is None:
             slots = {name: np.full(self._slot_shape(name, param),
-                                   0.0 if name == _ACCUMULATOR else self.slot_initial_value(name),
+                                   0.0 if name in (_ACCUMULATOR, _AVERAGE) else self.slot_initial_value(name),
                                    dtype=param.value.dtype) for name in self._all_slot_names()}
             self._slots[param] = slots
         return slots
@@ -400,6 +442,9 @@ class Optimizer(abc.ABC):
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
 
