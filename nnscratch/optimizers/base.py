@@ -121,20 +121,10 @@ class Optimizer(abc.ABC):
             if not (weight_decay >= 0 and math.isfinite(weight_decay)):
                 raise ValueError(f"`weight_decay` must be a finite number >= 0 or None, got {weight_decay!r}")
         self.weight_decay = weight_decay
-        if gradient_accumulation_steps is not None and (
-                isinstance(gradient_accumulation_steps, bool) or not isinstance(gradient_accumulation_steps, int)
-                or gradient_accumulation_steps < 2):
-            raise ValueError("`gradient_accumulation_steps` must be an integer >= 2 (or None), got "
-                             f"{gradient_accumulation_steps!r}")
-        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.gradient_accumulation_steps = _count_or_none("gradient_accumulation_steps", gradient_accumulation_steps, 2)
         self.use_ema = bool(use_ema)
         self.ema_momentum = check_hyperparameter("ema_momentum", ema_momentum, 0.0, 1.0)
-        if ema_overwrite_frequency is not None and (
-                isinstance(ema_overwrite_frequency, bool) or not isinstance(ema_overwrite_frequency, int)
-                or ema_overwrite_frequency < 1):
-            raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None, got "
-                             f"{ema_overwrite_frequency!r}")
-        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.ema_overwrite_frequency = _count_or_none("ema_overwrite_frequency", ema_overwrite_frequency, 1)
         self._calls = 0      # calls of apply_gradients that counted (iterations, without accumulation)
         self._learning_rate = None
         self.learning_rate = learning_rate
@@ -473,6 +463,13 @@ def check_hyperparameter(name, value, low=0.0, high=math.inf, high_inclusive=Tru
         raise ValueError(f"`{name}` must be a finite number {'in ' if math.isfinite(high) else ''}{interval}, "
                          f"got {value!r}")
     return number
+
+
+def _count_or_none(name, value, low):
+    """``value``: None, or an integer >= ``low`` (a ValueError otherwise)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        raise ValueError(f"`{name}` must be an integer >= {low} or None, got {value!r}")
+    return value
 
 
 def _l2_norm(g: np.ndarray) -> float:
