@@ -138,6 +138,16 @@ class Loss:
         raise NotImplementedError(f"{type(self).__name__} defines no per_position(y_true, y_pred) (one loss a "
                                   "position, the last axis reduced), which masks and sample weights a position need")
 
+    def target_mask(self, y_true, positions):
+        """Which positions the targets leave in (booleans of shape ``positions``), or None: all of them.
+
+        A loss with ``ignore_class`` (``SparseCategoricalCrossentropy``)
+        leaves out the positions with that label; the training loop and
+        :meth:`__call__` join it with the output's mask, as Keras joins the
+        loss's mask with the prediction's.
+        """
+        return None
+
     def per_sample(self, y_true, y_pred):
         """The loss of each sample: the mean of :meth:`per_position` over its positions, shape ``(N,)``."""
         return _per_sample_mean(self.per_position(y_true, y_pred))
@@ -197,6 +207,9 @@ class Loss:
         one a position.
         """
         y_pred_shape = np.shape(y_pred)
+        target = self.target_mask(y_true, y_pred_shape[:-1])
+        if target is not None:
+            mask = target if mask is None else np.asarray(mask, dtype=bool) & target
         if mask is not None or (sample_weight is not None and np.ndim(sample_weight) > 1
                                 and np.shape(sample_weight) == tuple(y_pred_shape[:-1])):
             weights = self.position_weights(mask, sample_weight, y_pred_shape[:-1])

@@ -136,24 +136,42 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     ``from_logits`` and ``reduction`` as for :class:`CategoricalCrossentropy`. As in Keras 3
     there is no ``label_smoothing``: smooth one-hot targets with
     ``CategoricalCrossentropy(label_smoothing=...)`` instead. An output of
-    more than two axes, ``(N, ..., K)`` (a sequence's steps), takes a label a
-    position, ``(N, ...)``, and averages over the positions, as Keras.
+    more than two axes, ``(N, ..., K)`` (a sequence's steps, an image's
+    pixels), takes a label a position, ``(N, ...)``, and averages over the
+    positions, as Keras.
+
+    ``ignore_class`` (an integer, such as 255 or -1 for the unlabelled
+    pixels of a segmentation map), as Keras 3: a position with that label has
+    loss 0 and no gradient, and is left out of the mean, which is over the
+    positions that count (:meth:`target_mask`, combined with the output's
+    mask, as a mask a position: ``Loss.position_weights``).
     """
 
     name = "sparse_categorical_crossentropy"
 
-    def __init__(self, from_logits=False, reduction=DEFAULT_REDUCTION, **kwargs):
+    def __init__(self, from_logits=False, reduction=DEFAULT_REDUCTION, ignore_class=None, **kwargs):
         if "label_smoothing" in kwargs:
             raise TypeError("SparseCategoricalCrossentropy has no label_smoothing (neither has Keras 3's); use "
                             "CategoricalCrossentropy(label_smoothing=...) with one-hot targets "
                             "(nnscratch.utils.to_categorical)")
         if kwargs:
             raise TypeError(f"SparseCategoricalCrossentropy got unexpected arguments {sorted(kwargs)}; "
-                            "it takes from_logits and reduction")
+                            "it takes from_logits, reduction and ignore_class")
+        if ignore_class is not None and (isinstance(ignore_class, bool) or not isinstance(ignore_class,
+                                                                                          (int, np.integer))):
+            raise TypeError(f"ignore_class must be an integer label (or None), got {ignore_class!r}")
         super().__init__(from_logits=from_logits, reduction=reduction)
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
 
     def arguments(self):
-        return {"from_logits": self.from_logits}
+        return {"from_logits": self.from_logits,
+                **({} if self.ignore_class is None else {"ignore_class": self.ignore_class})}
+
+    def target_mask(self, y_true, positions):
+        """Which positions count: those whose label is not ``ignore_class`` (None without one)."""
+        if self.ignore_class is None:
+            return None
+        return np.asarray(y_true).reshape(positions) != self.ignore_class
 
     def prepare_targets(self, y, output_shape):
         y = _numeric(y, self.name)
@@ -170,22 +188,34 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             _check_finite(y)
             if not np.all(y == np.round(y)):
                 raise TypeError(f"sparse labels must be integers, got non-integer values of dtype {y.dtype}")
-        if y.size and (y.min() < 0 or y.max() >= classes):
-            bad = y[(y < 0) | (y >= classes)]
+        outside = (y < 0) | (y >= classes)
+        if self.ignore_class is not None:
+            outside &= y != self.ignore_class
+        if y.size and outside.any():
+            bad = y[outside]
+            also = "" if self.ignore_class is None else f" (or ignore_class={self.ignore_class})"
             raise ValueError(
-                f"sparse labels must be in [0, {classes}) for a model with {classes} output units, "
+                f"sparse labels must be in [0, {classes}){also} for a model with {classes} output units, "
                 f"got {bad.size} labels outside, e.g. {bad[:5].tolist()}"
             )
         return y.astype(np.int64)
 
-    @staticmethod
-    def _labels(y_true, positions=None):
+    def _labels(self, y_true, positions=None):
         """Integer labels (integers or whole floats, a direct call's (N, 1) too) as an array of ``positions``' shape.
 
         ``positions`` is the prediction's shape without its class axis, (N,) for a (N, K) output; None: (N,).
+        The label ``ignore_class`` becomes 0 (its position's loss and gradient are then set to 0, as Keras).
         """
         y_true = np.asarray(y_true)
-        return y_true.reshape(len(y_true) if positions is None else positions).astype(np.int64, copy=False)
+        labels = y_true.reshape(len(y_true) if positions is None else positions).astype(np.int64, copy=False)
+        return labels if self.ignore_class is None else np.where(labels == self.ignore_class, 0, labels)
+
+    def _zero_ignored(self, values, y_true, positions):
+        """``values`` (a value or a row a position) set to 0 where the label is ``ignore_class``."""
+        if self.ignore_class is None:
+            return values
+        keep = self.target_mask(y_true, positions)
+        return values * keep.reshape(keep.shape + (1,) * (values.ndim - keep.ndim)).astype(values.dtype)
 
     @staticmethod
     def _one_hot(labels, classes, dtype):
@@ -204,10 +234,12 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         """
         labels = self._labels(y_true, y_pred.shape[:-1])
         if self.from_logits:
-            return self._from_logits(self._one_hot(labels, y_pred.shape[-1], y_pred.dtype), y_pred)[0]
-        c = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        chosen = np.take_along_axis(c, labels[..., None], axis=-1)[..., 0]
-        return np.log(c.sum(axis=-1)) - np.log(chosen)
+            values = self._from_logits(self._one_hot(labels, y_pred.shape[-1], y_pred.dtype), y_pred)[0]
+        else:
+            c = np.clip(y_pred, EPSILON, 1 - EPSILON)
+            chosen = np.take_along_axis(c, labels[..., None], axis=-1)[..., 0]
+            values = np.log(c.sum(axis=-1)) - np.log(chosen)
+        return self._zero_ignored(values, y_true, y_pred.shape[:-1])
 
     def gradient(self, y_true, y_pred):
         """``(1/S - [k = label] / c_label) / R`` where ``p_k`` is inside the clipping range (else 0), ``S = sum c``.
@@ -216,14 +248,20 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         """
         labels = self._labels(y_true, y_pred.shape[:-1])
         if self.from_logits:
-            return self._from_logits(self._one_hot(labels, y_pred.shape[-1], y_pred.dtype), y_pred)[1]
+            grad = self._from_logits(self._one_hot(labels, y_pred.shape[-1], y_pred.dtype), y_pred)[1]
+            return self._zero_ignored(grad, y_true, y_pred.shape[:-1])
         c = np.clip(y_pred, EPSILON, 1 - EPSILON)
         inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
         grad = np.repeat(1 / c.sum(axis=-1, keepdims=True), y_pred.shape[-1], axis=-1)
         at_label = labels[..., None]
         np.put_along_axis(grad, at_label, np.take_along_axis(grad, at_label, axis=-1)
                           - 1 / np.take_along_axis(c, at_label, axis=-1), axis=-1)
-        return grad * inside / labels.size
+        return self._zero_ignored(grad * inside / labels.size, y_true, y_pred.shape[:-1])
+
+    def softmax_fused(self, y_true, logits):
+        losses, grad = super().softmax_fused(y_true, logits)
+        positions = logits.shape[:-1]
+        return self._zero_ignored(losses, y_true, positions), self._zero_ignored(grad, y_true, positions)
 
 
 def format_labels(positions) -> str:

@@ -252,7 +252,7 @@ class HeadsTraining:
         The third value says whether the gradient is at the output layer's logits (a fused loss).
         """
         loss = head.loss
-        weights = self._position_weights(y_pred, sample_weight, head)
+        weights = self._position_weights(y, y_pred, sample_weight, head)
         if weights is not None:
             values = check_positions(loss.per_position(y, y_pred), y_pred.shape, loss.name)
             grad = loss.weighted_gradient(y, y_pred, weights) if backward else None

@@ -219,17 +219,23 @@ class Trainer(HeadsTraining):
             self.backward(grad, input_gradient=False)
         return self.loss.per_sample(y, y_pred)
 
-    def _position_weights(self, y_pred, sample_weight, head=None):
+    def _position_weights(self, y, y_pred, sample_weight, head=None):
         """The loss's weights a position (``Loss.position_weights``), or None when one a sample will do.
 
-        They are needed when the output carries a mask, or the sample weights
-        are one a position (``(N, T)`` for an output ``(N, T, K)``). ``head``:
-        the output's loss and mask (a model with heads).
+        They are needed when the output carries a mask, the loss leaves
+        positions out (``ignore_class``: ``Loss.target_mask``, joined with the
+        output's mask), or the sample weights are one a position (``(N, T)``
+        for an output ``(N, T, K)``). ``head``: the output's loss and mask (a
+        model with heads).
         """
         mask = self.output_mask if head is None else head.mask
+        loss = self.loss if head is None else head.loss
+        target = loss.target_mask(y, y_pred.shape[:-1])
+        if target is not None:
+            mask = target if mask is None else mask & target
         if mask is None and (sample_weight is None or sample_weight.ndim == 1):
             return None
-        return (self.loss if head is None else head.loss).position_weights(mask, sample_weight, y_pred.shape[:-1])
+        return loss.position_weights(mask, sample_weight, y_pred.shape[:-1])
 
     def _position_loss_and_backward(self, y, y_pred, backward, weights):
         """The losses a position times their ``weights``; with ``backward`` also run backpropagation.
@@ -303,7 +309,7 @@ class Trainer(HeadsTraining):
         if self.heads is not None:
             return self._heads_step(x, y, training, sample_weight)
         y_pred = self.forward(x, training=training)
-        weights = self._position_weights(y_pred, sample_weight)
+        weights = self._position_weights(y, y_pred, sample_weight)
         if weights is None:
             losses = self._loss_and_backward(y, y_pred, backward=training, sample_weight=sample_weight)
             total = float(np.sum(losses if sample_weight is None else losses * sample_weight))
