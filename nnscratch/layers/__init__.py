@@ -7,6 +7,7 @@ from nnscratch.layers.average_pooling2d import AveragePooling2D, AvgPool2D
 from nnscratch.layers.base import Layer, SymbolicTensor
 from nnscratch.layers.batch_normalization import BatchNormalization
 from nnscratch.layers.bidirectional import Bidirectional
+from nnscratch.layers.center_crop import CenterCrop
 from nnscratch.layers.concatenate import Concatenate, concatenate
 from nnscratch.layers.conv1d import Conv1D
 from nnscratch.layers.conv2d import Conv2D
@@ -37,9 +38,11 @@ from nnscratch.layers.multi_head_attention import MultiHeadAttention
 from nnscratch.layers.permute import Permute
 from nnscratch.layers.pooling1d import AveragePooling1D, AvgPool1D, MaxPool1D, MaxPooling1D
 from nnscratch.layers.prelu import PReLU
+from nnscratch.layers.random_flip import RandomFlip
 from nnscratch.layers.repeat_vector import RepeatVector
 from nnscratch.layers.rescaling import Rescaling
 from nnscratch.layers.reshape import Reshape
+from nnscratch.layers.resizing import Resizing
 from nnscratch.layers.reshaping1d import Cropping1D, UpSampling1D, ZeroPadding1D
 from nnscratch.layers.rms_normalization import RMSNormalization
 from nnscratch.layers.separable_conv2d import SeparableConv2D
@@ -52,28 +55,29 @@ from nnscratch.layers.zero_padding2d import ZeroPadding2D
 
 __all__ = [
     "Activation", "ActivityRegularization", "Add", "Attention", "Average", "AveragePooling1D", "AveragePooling2D",
-    "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D",
-    "Conv2DTranspose", "Cropping1D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Embedding",
-    "Flatten", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional", "CenterCrop", "Concatenate", "Conv1D",
+    "Conv2D", "Conv2DTranspose", "Cropping1D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU",
+    "Embedding", "Flatten", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D", "GRU", "Identity", "Input", "InputLayer", "Layer", "LayerNormalization", "LeakyReLU",
     "LSTM", "Masking", "Maximum", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Merge", "Minimum",
-    "Multiply", "MultiHeadAttention", "Permute", "PReLU", "ReLU", "RepeatVector", "Rescaling", "Reshape",
-    "RMSNormalization", "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract",
-    "SymbolicTensor", "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
-    "ZeroPadding2D", "add", "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
+    "Multiply", "MultiHeadAttention", "Permute", "PReLU", "RandomFlip", "ReLU", "RepeatVector", "Rescaling",
+    "Reshape", "Resizing", "RMSNormalization", "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D",
+    "SpatialDropout2D", "Subtract", "SymbolicTensor", "TimeDistributed", "UnitNormalization", "UpSampling1D",
+    "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "get", "maximum",
+    "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
 _BY_NAME = {cls.__name__: cls for cls in (
     Activation, ActivityRegularization, Add, Attention, Average, AveragePooling1D, AveragePooling2D,
-    BatchNormalization, Bidirectional, Concatenate, Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense,
-    DepthwiseConv2D, Dot, Dropout, ELU, Embedding, Flatten, GaussianDropout, GaussianNoise, GlobalAveragePooling1D,
-    GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, Identity, InputLayer, LayerNormalization,
-    LeakyReLU, LSTM, Masking, Maximum, MaxPooling1D, MaxPooling2D, Minimum, Multiply, MultiHeadAttention, Permute,
-    PReLU, ReLU, RepeatVector, Rescaling, Reshape, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax,
-    SpatialDropout1D, SpatialDropout2D, Subtract, TimeDistributed, UnitNormalization, UpSampling1D, UpSampling2D,
-    ZeroPadding1D, ZeroPadding2D,
+    BatchNormalization, Bidirectional, CenterCrop, Concatenate, Conv1D, Conv2D, Conv2DTranspose, Cropping1D,
+    Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, ELU, Embedding, Flatten, GaussianDropout, GaussianNoise,
+    GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, Identity,
+    InputLayer, LayerNormalization, LeakyReLU, LSTM, Masking, Maximum, MaxPooling1D, MaxPooling2D, Minimum,
+    Multiply, MultiHeadAttention, Permute, PReLU, RandomFlip, ReLU, RepeatVector, Rescaling, Reshape, Resizing,
+    RMSNormalization, SeparableConv2D, SimpleRNN, Softmax, SpatialDropout1D, SpatialDropout2D, Subtract,
+    TimeDistributed, UnitNormalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
 )}
 
 
