@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import nnscratch
 from nnscratch.gradcheck import check_layer
-from nnscratch.layers import CenterCrop, Conv2D, Dense, Flatten, RandomFlip, Resizing
+from nnscratch.layers import CenterCrop, Conv2D, Dense, Flatten, RandomCrop, RandomFlip, Resizing
 from nnscratch.layers.resizing import resize_matrix
 from nnscratch.models.saving import load_model
 
@@ -79,6 +79,24 @@ def test_random_flip_flips_whole_images_while_training_only_and_its_gradient_fol
     assert report.max_error < TOLERANCE
 
 
+def test_random_crop_takes_one_random_window_a_batch_in_training_and_the_centre_in_inference():
+    x = np.random.default_rng(4).standard_normal((3, 8, 10, 1))
+    layer = RandomCrop(4, 6, seed=5)
+    layer.build(x.shape[1:])
+    corners = set()
+    for _ in range(40):
+        y = layer.forward(x, training=True)
+        found = [(i, j) for i in range(5) for j in range(5) if np.array_equal(y, x[:, i:i + 4, j:j + 6])]
+        assert len(found) == 1
+        corners.add(found[0])
+    assert len(corners) > 10                             # many places, each one window for the whole batch
+    np.testing.assert_array_equal(layer(x), Resizing(4, 6, crop_to_aspect_ratio=True)(x))
+    for shape, size, training in (((2, 8, 10, 1), (4, 6), True), ((2, 8, 10, 1), (4, 6), False),
+                                  ((2, 8, 10, 1), (8, 6), True), ((2, 5, 6, 2), (7, 8), True)):
+        report = check_layer(RandomCrop(*size, seed=2), input_shape=shape, training=training, h=STEP)
+        assert report.max_error < TOLERANCE, f"\n{report}"
+
+
 def test_an_augmenting_model_trains_seeded_and_saves(tmp_path):
     rng = np.random.default_rng(3)
     x, y = rng.random((32, 10, 12, 1)).astype(np.float32), rng.integers(0, 2, 32)
@@ -86,8 +104,8 @@ def test_an_augmenting_model_trains_seeded_and_saves(tmp_path):
     def model():
         nnscratch.set_random_seed(0)
         return nnscratch.Sequential([nnscratch.Input((10, 12, 1)), RandomFlip("horizontal", seed=1),
-                                     CenterCrop(8, 8), Resizing(6, 6), Conv2D(2, 3, activation="relu"), Flatten(),
-                                     Dense(2, activation="softmax")])
+                                     RandomCrop(9, 11), CenterCrop(8, 8), Resizing(6, 6),
+                                     Conv2D(2, 3, activation="relu"), Flatten(), Dense(2, activation="softmax")])
     first, second = model(), model()
     for m in (first, second):
         m.compile("adam", "sparse_categorical_crossentropy")
@@ -95,7 +113,7 @@ def test_an_augmenting_model_trains_seeded_and_saves(tmp_path):
         second.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=2).history
     first.save(tmp_path / "augment.npz")
     loaded = load_model(tmp_path / "augment.npz")
-    assert [layer.get_config() for layer in loaded.layers[:3]] == [layer.get_config() for layer in first.layers[:3]]
+    assert [layer.get_config() for layer in loaded.layers[:4]] == [layer.get_config() for layer in first.layers[:4]]
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), first.predict(x, verbose=0))
 
 
