@@ -2,8 +2,8 @@ r"""Cut the centre of NHWC images to a fixed size (Keras's ``CenterCrop``)."""
 
 import numpy as np
 
-from nnscratch.layers.base import Layer, format_shape
-from nnscratch.layers.resizing import Resizing
+from nnscratch.layers.base import Layer
+from nnscratch.layers.resizing import Resizing, check_images
 
 __all__ = ["CenterCrop"]
 
@@ -25,9 +25,7 @@ class CenterCrop(Layer):
         self.height, self.width = self._resize.height, self._resize.width
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"CenterCrop layer {self.name!r} takes images (None, height, width, channels), got "
-                             f"{format_shape(tuple(input_shape))}")
+        input_shape = check_images(self, input_shape)
         rows, cols, channels = input_shape
         self._crops = rows >= self.height and cols >= self.width
         if not self._crops:

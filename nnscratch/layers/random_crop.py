@@ -3,8 +3,8 @@ r"""Crop NHWC images at a random place while training (Keras's ``RandomCrop``)."
 import numpy as np
 
 from nnscratch import rng
-from nnscratch.layers.base import Layer, format_shape
-from nnscratch.layers.resizing import Resizing, aspect_crop
+from nnscratch.layers.base import Layer
+from nnscratch.layers.resizing import Resizing, aspect_crop, check_images
 
 __all__ = ["RandomCrop"]
 
@@ -39,9 +39,7 @@ class RandomCrop(Layer):
         self.generator = generator
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"RandomCrop layer {self.name!r} takes images (None, height, width, channels), got "
-                             f"{format_shape(tuple(input_shape))}")
+        input_shape = check_images(self, input_shape)
         rows, cols, channels = input_shape
         self._inference.build(input_shape)
         self._random = rows > self.height and cols > self.width

@@ -3,7 +3,8 @@ r"""Flip NHWC images left-right and/or upside down at random while training (Ker
 import numpy as np
 
 from nnscratch import rng
-from nnscratch.layers.base import Layer, format_shape
+from nnscratch.layers.base import Layer
+from nnscratch.layers.resizing import check_images
 
 __all__ = ["RandomFlip"]
 
@@ -36,9 +37,7 @@ class RandomFlip(Layer):
         self.generator = generator
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"RandomFlip layer {self.name!r} takes images (None, height, width, channels), got "
-                             f"{format_shape(tuple(input_shape))}")
+        input_shape = check_images(self, input_shape)
         super().build(input_shape)
 
     def forward(self, x, training=False):

@@ -4,9 +4,17 @@ import numpy as np
 
 from nnscratch.layers.base import Layer, format_shape
 
-__all__ = ["Resizing", "resize_matrix", "aspect_crop"]
+__all__ = ["Resizing", "resize_matrix", "aspect_crop", "check_images"]
 
 INTERPOLATIONS = ("bilinear", "nearest")
+
+
+def check_images(layer, input_shape) -> tuple:
+    """``input_shape`` as a tuple, after a ValueError unless it is one image's, (height, width, channels)."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{type(layer).__name__} layer {layer.name!r} takes images (None, height, width, channels), "
+                         f"got {format_shape(tuple(input_shape))}")
+    return tuple(input_shape)
 
 
 def resize_matrix(in_size, out_size, interpolation="bilinear") -> np.ndarray:
@@ -81,9 +89,7 @@ class Resizing(Layer):
         self._window = None
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"Resizing layer {self.name!r} takes images (None, height, width, channels), got "
-                             f"{format_shape(tuple(input_shape))}")
+        input_shape = check_images(self, input_shape)
         rows, cols, channels = input_shape
         self._window = self._pad = None
         if self.crop_to_aspect_ratio:
