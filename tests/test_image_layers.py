@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import nnscratch
 from nnscratch.gradcheck import check_layer
-from nnscratch.layers import CenterCrop, Conv2D, Dense, Flatten, RandomCrop, RandomFlip, Resizing
+from nnscratch.layers import (CenterCrop, Conv2D, Dense, Flatten, RandomBrightness, RandomContrast, RandomCrop,
+                              RandomFlip, Resizing)
 from nnscratch.layers.resizing import resize_matrix
 from nnscratch.models.saving import load_model
 
@@ -97,6 +98,34 @@ def test_random_crop_takes_one_random_window_a_batch_in_training_and_the_centre_
         assert report.max_error < TOLERANCE, f"\n{report}"
 
 
+def test_random_contrast_and_brightness_change_each_image_by_one_draw_and_clip():
+    rng = np.random.default_rng(6)
+    x = rng.uniform(0, 255, (32, 4, 5, 3))
+    contrast = RandomContrast(0.5, seed=1)
+    contrast.build(x.shape[1:])
+    np.testing.assert_array_equal(contrast(x), x)                          # inference: the identity
+    y = contrast.forward(x, training=True)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    inside = (y > 0) & (y < 255)
+    factors = ((y - mean) / (x - mean))[inside].reshape(-1)                 # one factor an image, in [0.5, 1.5]
+    assert 0.5 <= factors.min() and factors.max() <= 1.5 and y.min() >= 0 and y.max() <= 255
+    for image, result, keep in zip(x, y, inside):
+        ratios = ((result - image.mean(axis=(0, 1))) / (image - image.mean(axis=(0, 1))))[keep]
+        np.testing.assert_allclose(ratios, ratios[0], rtol=1e-9)
+    brightness = RandomBrightness((-0.2, 0.1), seed=2)
+    brightness.build(x.shape[1:])
+    z = brightness.forward(x, training=True)
+    shifts = [(b - a)[(b > 0) & (b < 255)] for a, b in zip(x, z)]
+    assert all(np.allclose(s, s[0]) and -51 <= s[0] <= 25.5 for s in shifts if s.size)
+    for layer in (RandomContrast((0.2, 0.6), value_range=(-1, 1), seed=3), RandomBrightness(0.3, (-1, 1), seed=4)):
+        report = check_layer(layer, x=rng.uniform(-0.8, 0.8, (3, 4, 5, 2)), h=STEP)
+        assert report.max_error < TOLERANCE, f"\n{report}"
+    with pytest.raises(ValueError, match=r"factor must be a number or a pair of numbers in \[0.0, 1.0\]"):
+        RandomContrast(1.5)
+    with pytest.raises(ValueError, match="value_range must be a pair"):
+        RandomBrightness(0.2, value_range=255)
+
+
 def test_an_augmenting_model_trains_seeded_and_saves(tmp_path):
     rng = np.random.default_rng(3)
     x, y = rng.random((32, 10, 12, 1)).astype(np.float32), rng.integers(0, 2, 32)
@@ -104,7 +133,8 @@ def test_an_augmenting_model_trains_seeded_and_saves(tmp_path):
     def model():
         nnscratch.set_random_seed(0)
         return nnscratch.Sequential([nnscratch.Input((10, 12, 1)), RandomFlip("horizontal", seed=1),
-                                     RandomCrop(9, 11), CenterCrop(8, 8), Resizing(6, 6),
+                                     RandomCrop(9, 11), RandomContrast(0.2, (0, 1), seed=1),
+                                     RandomBrightness(0.1, (0, 1), seed=2), CenterCrop(8, 8), Resizing(6, 6),
                                      Conv2D(2, 3, activation="relu"), Flatten(), Dense(2, activation="softmax")])
     first, second = model(), model()
     for m in (first, second):
@@ -113,7 +143,7 @@ def test_an_augmenting_model_trains_seeded_and_saves(tmp_path):
         second.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=2).history
     first.save(tmp_path / "augment.npz")
     loaded = load_model(tmp_path / "augment.npz")
-    assert [layer.get_config() for layer in loaded.layers[:4]] == [layer.get_config() for layer in first.layers[:4]]
+    assert [layer.get_config() for layer in loaded.layers[:6]] == [layer.get_config() for layer in first.layers[:6]]
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), first.predict(x, verbose=0))
 
 
