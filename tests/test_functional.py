@@ -213,3 +213,39 @@ def test_a_model_called_on_a_tensor_adds_its_layers_shared():
     np.testing.assert_array_equal(outer.layers[2](inner.predict(h)), outer.predict(x))
     with pytest.raises(ValueError, match="must be built before"):
         nnscratch.Sequential([Dense(3)])(nnscratch.Input((4,)))
+
+
+def test_a_layers_output_tensor_makes_a_feature_extractor_that_shares_the_weights(tmp_path):
+    """Keras's idiom: Model(model.inputs, model.get_layer(name).output), for a functional or a Sequential model."""
+    from nnscratch.layers import Conv2D, Flatten, MaxPooling2D
+    from nnscratch.models.saving import load_model
+
+    rng = np.random.default_rng(0)
+    inputs = nnscratch.Input((4,))
+    hidden = Dense(8, activation="relu", name="hidden")(inputs)
+    model = nnscratch.Model(inputs, Dense(3, activation="softmax", name="head")(hidden))
+    assert model.input is inputs and model.inputs == [inputs] and model.output.layer.name == "head"
+    assert model.get_layer("head").input is hidden and model.get_layer("hidden").output is hidden
+    features = nnscratch.Model(model.inputs, model.get_layer("hidden").output)
+    x, y = rng.standard_normal((16, 4)).astype(np.float32), rng.integers(0, 3, 16)
+    np.testing.assert_array_equal(features.predict(x, verbose=0), model.get_layer("hidden")(x))
+    before = features.predict(x, verbose=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0)
+    assert not np.allclose(features.predict(x, verbose=0), before)        # the same layers, trained
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(nnscratch.Model(loaded.inputs, loaded.get_layer("hidden").output).predict(
+        x, verbose=0), features.predict(x, verbose=0))
+
+    stack = nnscratch.Sequential([nnscratch.Input((6, 6, 1)), Conv2D(2, 3, activation="relu", name="maps"),
+                                  MaxPooling2D(), Flatten(), Dense(2)])
+    images = rng.standard_normal((3, 6, 6, 1)).astype(np.float32)
+    maps = nnscratch.Model(stack.inputs, [stack.get_layer("maps").output, stack.output])
+    first, last = maps.predict(images, verbose=0)
+    np.testing.assert_array_equal(first, stack.get_layer("maps")(images))
+    np.testing.assert_allclose(last, stack.predict(images, verbose=0), rtol=1e-6)
+    with pytest.raises(AttributeError, match="has not been called on a tensor yet"):
+        Dense(2).output
+    with pytest.raises(ValueError, match="is not built yet"):
+        nnscratch.Sequential([Dense(2)]).inputs

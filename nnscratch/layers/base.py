@@ -76,6 +76,8 @@ class SymbolicTensor:
             parents = () if parent is None else (parent,)
         self.parents = tuple(parents)
         self.parent = self.parents[0] if len(self.parents) == 1 and not getattr(layer, "takes_list", False) else None
+        if getattr(layer, "_symbolic_output", None) is None:   # the layer's first call: its ``output`` (Keras's node 0)
+            layer._symbolic_output = self
 
     def __repr__(self) -> str:
         return f"<SymbolicTensor shape={format_shape(self.shape)} from {self.layer.name!r}>"
@@ -144,6 +146,28 @@ class Layer(abc.ABC):
     def compute_output_shape(self, input_shape) -> tuple:
         """Output shape (no batch axis) for ``input_shape``; identity by default."""
         return tuple(input_shape)
+
+    @property
+    def output(self) -> "SymbolicTensor":
+        """The tensor this layer made when it was first called on one (Keras's ``layer.output``).
+
+        ``nnscratch.Model(model.inputs, model.get_layer("hidden").output)``
+        is a model that shares ``model``'s layers and stops at that layer (its
+        activations, for a feature extractor or a picture of what it learned).
+        """
+        tensor = getattr(self, "_symbolic_output", None)
+        if tensor is None:
+            raise AttributeError(f"layer {self.name!r} has not been called on a tensor yet (nnscratch.Input(...) "
+                                 "or another layer's output), so it has no output tensor")
+        return tensor
+
+    @property
+    def input(self):
+        """The tensor (a list for a merge layer) this layer was first called on (Keras's ``layer.input``)."""
+        parents = self.output.parents
+        if not parents:         # an Input: its own tensor
+            return self.output
+        return list(parents) if getattr(self, "takes_list", False) else parents[0]
 
     @property
     def output_shape(self) -> tuple:

@@ -195,6 +195,7 @@ class Model(Trainer):
             self.input_layer = inputs[0].layer
         else:
             self._input_layers = [tensor.layer for tensor in inputs]
+        self._tensors = (inputs, outputs)
         layers, sources = graph_module.trace(inputs, outputs if len(outputs) > 1 else outputs[0])
         read = {s for source in sources for s in source}
         unread = [tensor.layer.name for k, tensor in enumerate(inputs) if graph_module.input_index(k) not in read]
@@ -220,6 +221,36 @@ class Model(Trainer):
         self.built = True
 
     # ------------------------------------------------------------ structure
+    #: ``(inputs, outputs)``: the tensors a functional model was made from (None until then).
+    _tensors = None
+
+    @property
+    def inputs(self) -> list:
+        """The input tensors, as Keras's ``model.inputs`` (for ``Model(model.inputs, layer.output)``)."""
+        return list(self._symbolic_tensors()[0])
+
+    @property
+    def outputs(self) -> list:
+        """The output tensors, as Keras's ``model.outputs``."""
+        return list(self._symbolic_tensors()[1])
+
+    @property
+    def input(self):
+        """The input tensor (a list for several), as Keras's ``model.input``."""
+        inputs = self.inputs
+        return inputs[0] if len(inputs) == 1 else inputs
+
+    @property
+    def output(self):
+        """The output tensor (a list for several), as Keras's ``model.output``."""
+        outputs = self.outputs
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _symbolic_tensors(self) -> tuple:
+        if self._tensors is None:
+            raise ValueError(f"model {self.name!r} has no input tensors: build it from nnscratch.Input(...)")
+        return self._tensors
+
     @property
     def input_layers(self) -> list:
         """The input layers, in the order of the model's data (``[input_layer]`` with one input)."""

@@ -103,6 +103,18 @@ class Sequential(Model):
         self.output_masked = masking.mask_flow(self.layers)
         self.built = True
 
+    def _symbolic_tensors(self) -> tuple:
+        """Its input tensor and, through each layer in turn, its output tensor (traced on first use, as Keras's
+        Sequential builds a functional graph)."""
+        self._require_built()
+        tensor = getattr(self.input_layer, "_symbolic_output", None) or SymbolicTensor(self.input_layer.input_shape,
+                                                                                      self.input_layer)
+        inputs = [tensor]
+        for layer in self.layers:
+            made = getattr(layer, "_symbolic_output", None)
+            tensor = made if made is not None and made.parents == (tensor,) else layer(tensor)
+        return inputs, [tensor]
+
     def all_layers(self) -> list:
         """The layers without the implicit input layer (as Keras's ``Sequential.layers``)."""
         return list(self.layers)
