@@ -110,6 +110,32 @@ def test_multi_head_attention_is_the_sum_over_heads_of_their_attention_projected
     np.testing.assert_allclose(windowed(x, x), head_by_head(windowed, x, x, x, band), rtol=1e-5, atol=1e-6)
 
 
+def test_an_attention_mask_input_hides_the_pairs_where_it_is_zero_and_gets_no_gradient(tmp_path):
+    rng = np.random.default_rng(7)
+    query, value = rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 6, 2))
+    pairs = (rng.random((3, 4, 6)) < 0.6).astype(float)
+    pairs[:, :, 0] = 1.0
+    layer = MultiHeadAttention(2, 3, bias_initializer="random_normal", attention_mask_input=True)
+    y = layer([query, value, pairs])                     # (on a list, the mask last)
+    np.testing.assert_allclose(y, head_by_head(layer, query, value, value, pairs != 0), rtol=1e-5, atol=1e-6)
+    checked = MultiHeadAttention(2, 3, bias_initializer="random_normal", attention_mask_input=True)
+    report = check_layer(checked, x=[query, value, pairs], h=STEP)
+    assert report.max_error < TOLERANCE, f"\n{report}"
+    assert [check.name for check in report.checks][:3] == ["input_0", "input_1", "input_2"]
+    inputs, mask_input = nnscratch.Input((4, 5)), nnscratch.Input((4, 4))
+    model = nnscratch.Model([inputs, mask_input], MultiHeadAttention(2, 3)(inputs, inputs, attention_mask=mask_input))
+    x, m = rng.standard_normal((2, 4, 5)).astype(np.float32), np.tril(np.ones((2, 4, 4), np.float32))
+    causal = nnscratch.Model(inputs, MultiHeadAttention(2, 3, name="twin")(inputs, inputs, use_causal_mask=True))
+    causal.set_weights(model.get_weights())
+    np.testing.assert_allclose(model.predict([x, m], verbose=0), causal.predict(x, verbose=0), rtol=1e-6)
+    model.save(tmp_path / "masked.npz")
+    loaded = load_model(tmp_path / "masked.npz")
+    assert loaded.layers[-1].attention_mask_input
+    np.testing.assert_array_equal(loaded.predict([x, m], verbose=0), model.predict([x, m], verbose=0))
+    with pytest.raises(ValueError, match=r"the attention mask must be \(None, query steps, value steps\)"):
+        MultiHeadAttention(2, 2)(inputs, inputs, attention_mask=nnscratch.Input((4, 3)))
+
+
 def test_the_key_bias_gets_no_gradient_because_the_softmax_ignores_a_constant_in_each_row():
     """q . (k_j + b) = q . k_j + q . b: the same amount added to every score of a row, which softmax cancels."""
     rng = np.random.default_rng(2)
@@ -214,11 +240,9 @@ def test_bad_arguments_and_inputs_are_refused_with_what_was_expected():
         MultiHeadAttention(2, 2, attention_axes=3).build([(3, 4, 2), (3, 4, 2)])
     with pytest.raises(ValueError, match="must agree on the axes that are not attention_axes"):
         MultiHeadAttention(2, 2, attention_axes=2).build([(3, 4, 2), (2, 4, 2)])
-    with pytest.raises(ValueError, match="the causal mask and sliding_window need inputs"):
+    with pytest.raises(ValueError, match="the causal mask, sliding_window and attention_mask need inputs"):
         MultiHeadAttention(2, 2, sliding_window=2).build([(3, 4, 2), (3, 4, 2)])
     inputs = nnscratch.Input((4, 3))
-    with pytest.raises(ValueError, match="attention_mask is not supported"):
-        MultiHeadAttention(2, 2)(inputs, inputs, attention_mask=np.ones((4, 4), bool))
     with pytest.raises(ValueError, match="return_attention_scores is not supported"):
         MultiHeadAttention(2, 2)(inputs, inputs, return_attention_scores=True)
     x, layer = np.zeros((2, 3, 4, 2), np.float32), MultiHeadAttention(2, 2)

@@ -83,7 +83,10 @@ class MultiHeadAttention(Merge):
     Call it as Keras's, ``mha(query, value)`` or ``mha(query, value, key)``
     (``mha(x, x)`` for self-attention; or on a list), with ``use_causal_mask``
     in the call (kept in the config). The query's mask goes on with the
-    output. Not supported: ``attention_mask`` as an input,
+    output. ``attention_mask=`` in the call takes a tensor (N, T, S), another
+    input of the model: a pair counts where it is not 0, joined with the
+    other masks (it gets no gradient; the layer then reads it as its last
+    input, ``attention_mask_input`` in its config). Not supported:
     ``return_attention_scores`` (an nnscratch layer has one output; the weights
     of the last forward are ``layer.attention_scores``, (N, h, T, S)),
     ``use_gate``, and ``activity_regularizer`` (Keras puts it on the four
@@ -91,12 +94,13 @@ class MultiHeadAttention(Merge):
     """
 
     uses_mask = True
-    min_inputs, max_inputs = 2, 3
+    min_inputs, max_inputs = 2, 4
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
                  attention_axes=None, sliding_window=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, seed=None, use_causal_mask=False, flash_attention=None, **kwargs):
+                 bias_constraint=None, seed=None, use_causal_mask=False, flash_attention=None,
+                 attention_mask_input=False, **kwargs):
         if kwargs.get("activity_regularizer") is not None:
             raise ValueError("MultiHeadAttention: activity_regularizer is not supported (Keras applies it to the "
                              "outputs of the four projections inside the layer); put ActivityRegularization after it")
@@ -124,24 +128,25 @@ class MultiHeadAttention(Merge):
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.use_causal_mask = bool(use_causal_mask)
+        self.attention_mask_input = bool(attention_mask_input)   # whether the last input is an attention mask
         self.seed, self.generator = seed, rng.generator_from_seed(seed)
         self.attention_scores = None
         self._cache = None
 
     def __call__(self, query, value=None, key=None, training=False, use_causal_mask=None, attention_mask=None,
                  return_attention_scores=False):
-        """``mha(query, value[, key], use_causal_mask=...)`` as Keras's call, or ``mha([query, value, key])``."""
-        if attention_mask is not None:
-            raise ValueError("MultiHeadAttention: attention_mask is not supported as an input; masks come from the "
-                             "inputs (Embedding(mask_zero=True), Masking), use_causal_mask and sliding_window")
+        """``mha(query, value[, key], attention_mask=..., use_causal_mask=...)`` as Keras's call, or on a list."""
         if return_attention_scores:
             raise ValueError("MultiHeadAttention: return_attention_scores is not supported (nnscratch models have one "
                              "output); the last forward's weights are layer.attention_scores")
         if use_causal_mask is not None:
             self.use_causal_mask = bool(use_causal_mask)
-        if value is None:
-            return super().__call__(query, training=training)      # a list, [query, value] or [query, value, key]
-        return super().__call__([query, value] if key is None else [query, value, key], training=training)
+        if value is None:       # a list: [query, value], [query, value, key] (and the attention mask, if it takes one)
+            return super().__call__(query, training=training)
+        if attention_mask is not None:
+            self.attention_mask_input = True
+        inputs = [query, value] + ([] if key is None else [key]) + ([] if attention_mask is None else [attention_mask])
+        return super().__call__(inputs, training=training)
 
     def reseed(self, generator: np.random.Generator) -> None:
         """Draw the following dropout masks from ``generator`` (used by ``fit(seed=...)``)."""
@@ -149,9 +154,15 @@ class MultiHeadAttention(Merge):
 
     # --------------------------------------------------------------- build
     def build(self, input_shape):
-        shapes = self._check_shapes(input_shape)
+        every = self._check_shapes(input_shape)
+        shapes = every[:-1] if self.attention_mask_input else every
+        if len(shapes) not in (2, 3):
+            raise ValueError(f"MultiHeadAttention layer {self.name!r} takes [query, value] or [query, value, key]"
+                             f"{' and the attention mask' if self.attention_mask_input else ''}; got {len(every)} "
+                             "inputs")
         query, value = shapes[:2]
         key = shapes[2] if len(shapes) == 3 else value
+        self._separate_key = len(shapes) == 3
         named = f"query {format_shape(query)}, value {format_shape(value)}, key {format_shape(key)}"
         if min(map(len, shapes)) < 2 or len({len(shape) for shape in shapes}) > 1:
             raise ValueError(f"MultiHeadAttention layer {self.name!r} takes inputs (None, steps, features), or more "
@@ -169,9 +180,12 @@ class MultiHeadAttention(Merge):
         if any(query[axis - 1] != value[axis - 1] for axis in others):
             raise ValueError(f"MultiHeadAttention layer {self.name!r}: the query and the value must agree on the axes "
                              f"that are not attention_axes {axes}; got {named}")
-        if rank > 3 and (self.use_causal_mask or self.sliding_window):
-            raise ValueError(f"MultiHeadAttention layer {self.name!r}: the causal mask and sliding_window need inputs "
-                             f"(None, steps, features); got {named}")
+        if rank > 3 and (self.use_causal_mask or self.sliding_window or self.attention_mask_input):
+            raise ValueError(f"MultiHeadAttention layer {self.name!r}: the causal mask, sliding_window and "
+                             f"attention_mask need inputs (None, steps, features); got {named}")
+        if self.attention_mask_input and tuple(every[-1]) != (query[0], value[0]):
+            raise ValueError(f"MultiHeadAttention layer {self.name!r}: the attention mask must be (None, query steps, "
+                             f"value steps) = {format_shape((query[0], value[0]))}, got {format_shape(every[-1])}")
         self._order, self._batch_axes = (0, *others, *axes), 1 + len(others)   # batch-like axes, then attended
         generator = rng.new_generator()
         sizes = {"query": (query[-1], self.key_dim), "key": (key[-1], self.key_dim),
@@ -180,7 +194,7 @@ class MultiHeadAttention(Merge):
         for name, (features, size) in sizes.items():
             self._new_weights(name, (features, self.num_heads, size), (self.num_heads, size), generator)
         self._new_weights("attention_output", (self.num_heads, self.value_dim, *out), out, generator)
-        self.input_shape, self._output_shape, self.built = shapes, (*query[:-1], *out), True
+        self.input_shape, self._output_shape, self.built = every, (*query[:-1], *out), True
 
     def _new_weights(self, name, kernel_shape, bias_shape, generator):
         """A kernel drawn as the matrix (inputs, outputs) of its product (Keras 3.15's fans), then its bias."""
@@ -210,6 +224,10 @@ class MultiHeadAttention(Merge):
     # ------------------------------------------------------------- forward
     def forward(self, inputs, training=False, mask=None):
         self.check_input(inputs)
+        pairs = None
+        if self.attention_mask_input:             # the last input: which (query, key) pairs may attend
+            inputs, pairs = inputs[:-1], np.asarray(inputs[-1]) != 0
+            mask = None if mask is None else mask[:-1]
         query, value = inputs[0], inputs[1]
         key = inputs[2] if len(inputs) == 3 else value
         flat = [self._fold(x) for x in (query, key, value)]            # (N', T, C): one attention per row
@@ -217,6 +235,8 @@ class MultiHeadAttention(Merge):
         q = q * q.dtype.type(1.0 / np.sqrt(self.key_dim))
         scores = q @ np.swapaxes(k, -1, -2)                                  # (N', heads, T, S)
         keep = self._keep(mask, scores.shape[-2:], inputs)
+        if pairs is not None:
+            keep = pairs[:, None] if keep is None else keep & pairs[:, None]
         if keep is not None:
             scores = np.where(keep, scores, scores.dtype.type(-_LARGE))
         weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -232,8 +252,8 @@ class MultiHeadAttention(Merge):
         y = heads @ self._matrix("attention_output") + self._bias_row("attention_output")
         y = y.reshape(*y.shape[:2], *self.params["attention_output_kernel"].shape[2:])   # (N', T, *output_shape)
         self.attention_scores = weights
-        self._cache = (flat, [x.shape[:-1] for x in (query, key, value)], q, k, v, weights, drop, heads) \
-            if training else None
+        self._cache = (flat, [x.shape[:-1] for x in (query, key, value)], q, k, v, weights, drop, heads,
+                       None if pairs is None else np.zeros(pairs.shape, dtype=q.dtype)) if training else None
         return self._unfold(y, query.shape[:-1])
 
     def _keep(self, mask, shape, inputs):
@@ -257,7 +277,7 @@ class MultiHeadAttention(Merge):
     def backward(self, grad_output):
         if self._cache is None:
             raise RuntimeError(f"layer {self.name!r}: backward called without forward(x, training=True)")
-        flat, shapes, q, k, v, weights, drop, heads = self._cache
+        flat, shapes, q, k, v, weights, drop, heads, mask_gradient = self._cache
         g = self._fold(grad_output)
         g = g.reshape(*g.shape[:2], -1)                                      # (N', T, Cout)
         out_kernel = self.params["attention_output_kernel"]
@@ -277,9 +297,8 @@ class MultiHeadAttention(Merge):
         d_query, d_key, d_value = (self._project_backward(name, x, d) for name, x, d in
                                    zip(_PROJECTIONS, flat, (d_q, d_k, d_v)))
         d_query, d_key, d_value = (self._unfold(d, shape) for d, shape in zip((d_query, d_key, d_value), shapes))
-        if len(self.input_shape) == 3:
-            return [d_query, d_value, d_key]
-        return [d_query, d_value + d_key]
+        grads = [d_query, d_value, d_key] if self._separate_key else [d_query, d_value + d_key]
+        return grads if mask_gradient is None else grads + [mask_gradient]      # (a mask has no gradient)
 
     # ------------------------------------------------------------- helpers
     def _matrix(self, name):
@@ -326,6 +345,8 @@ class MultiHeadAttention(Merge):
                   "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                   "kernel_constraint": constraints.serialize(self.kernel_constraint),
                   "bias_constraint": constraints.serialize(self.bias_constraint), "seed": self.seed}
+        if self.attention_mask_input:
+            config["attention_mask_input"] = True
         return {**config, "use_causal_mask": True} if self.use_causal_mask else config
 
 
