@@ -1,4 +1,4 @@
-"""A small Transformer encoder with two inputs and two outputs, on padded digit sequences (~20 s on a laptop CPU).
+"""A small Transformer encoder with two inputs and two outputs, on padded digit sequences (~30 s on a laptop CPU).
 
     python examples/transformer_tagging.py
 

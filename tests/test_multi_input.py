@@ -195,3 +195,12 @@ def test_bad_inputs_name_what_was_expected():
         nnscratch.Sequential([model])
     with pytest.raises(ValueError, match=r"expected the input shapes \[\(None, 4\), \(None, 3\)\]"):
         model.build((4,))
+
+
+def test_a_model_with_one_input_takes_a_dict_by_its_name_too():
+    inputs = nnscratch.Input((3,), name="features")
+    model = nnscratch.Model(inputs, Dense(2)(inputs))
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict({"features": x}, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match=r"its keys must be the names of the model's inputs \['features'\]"):
+        model.predict({"other": x}, verbose=0)

@@ -135,6 +135,12 @@ class Trainer(HeadsTraining):
             x = [check_features(array, f"{name} for input {layer.name!r}")
                  for array, layer in zip(self._input_list(x, name), self._input_layers)]
         else:
+            if isinstance(x, dict):                  # {input name: array}, as Keras takes it for one input too
+                expected = [self.input_layer.name] if self.input_layer is not None else []
+                if list(x) != expected:
+                    raise ValueError(f"{name} is a dict, so its keys must be the names of the model's inputs "
+                                     f"{expected}; got {sorted(x, key=str)}")
+                x = x[expected[0]]
             x = check_features(x, name)
             if not self.built:
                 self.build(x.shape[1:])
