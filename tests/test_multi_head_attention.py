@@ -27,18 +27,19 @@ except ImportError:  # tests/ itself is on sys.path
 steps, sizes = st.integers(1, 4), st.integers(1, 3)
 
 
-def names(separate_key, use_bias):
+def names(separate_key, use_bias, use_gate=False):
     inputs = ["input_0", "input_1"] + ["input_2"] * separate_key
     weights = ("kernel", "bias") if use_bias else ("kernel",)
-    return inputs + [f"{name}_{weight}" for name in ("query", "key", "value", "attention_output") for weight in weights]
+    projections = ("query", "key") + ("gate",) * use_gate + ("value", "attention_output")       # Keras's order
+    return inputs + [f"{name}_{weight}" for name in projections for weight in weights]
 
 
 @given(n=batch_sizes(), t=steps, s=steps, c=sizes, heads=st.integers(1, 3), key_dim=sizes,
        value_dim=st.none() | sizes, output_shape=st.sampled_from([None, 2, (2, 3)]), use_bias=st.booleans(),
        separate_key=st.booleans(), causal=st.booleans(), window=st.sampled_from([None, 1, 2]), masks=st.booleans(),
-       dropout=st.sampled_from([0.0, 0.3]), seed=rng_seeds())
+       dropout=st.sampled_from([0.0, 0.3]), use_gate=st.booleans(), seed=rng_seeds())
 def test_multi_head_attention_gradients(n, t, s, c, heads, key_dim, value_dim, output_shape, use_bias, separate_key,
-                                        causal, window, masks, dropout, seed):
+                                        causal, window, masks, dropout, use_gate, seed):
     rng = np.random.default_rng(seed)
     if causal or window:
         s = t                                   # (Keras's causal and window masks compare step numbers)
@@ -49,9 +50,10 @@ def test_multi_head_attention_gradients(n, t, s, c, heads, key_dim, value_dim, o
     if masks:     # some query steps and some pairs lose every key: their weights are 0, y = the output bias
         mask = [rng.random((n, t)) < 0.7, rng.random((n, s)) < 0.7] + [None] * separate_key
     layer = MultiHeadAttention(heads, key_dim, value_dim=value_dim, output_shape=output_shape, use_bias=use_bias,
-                               dropout=dropout, seed=seed, use_causal_mask=causal, sliding_window=window)
+                               dropout=dropout, seed=seed, use_causal_mask=causal, sliding_window=window,
+                               use_gate=use_gate)
     report = check_layer(layer, x=inputs, seed=seed % 1000, h=STEP, mask=mask)
-    assert [check.name for check in report.checks] == names(separate_key, use_bias)
+    assert [check.name for check in report.checks] == names(separate_key, use_bias, use_gate)
     assert report.max_error < TOLERANCE, f"\n{report}"
 
 
@@ -87,6 +89,24 @@ def head_by_head(layer, query, value, key, keep=None):
         weights = weights if keep is None else np.where(keep, weights, 0.0)
         outputs.append(weights @ v @ w["attention_output_kernel"][h])
     return sum(outputs) + w["attention_output_bias"]
+
+
+def test_the_gate_multiplies_each_heads_output_by_a_sigmoid_of_the_query():
+    rng = np.random.default_rng(8)
+    query, value = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 2))
+    gated = MultiHeadAttention(2, 3, use_gate=True, bias_initializer="random_normal")
+    y = gated(query, value)
+    w = {name: gated.params[name].value.astype(np.float64) for name in gated.params}
+    outputs = []
+    for h in range(2):
+        q = query @ w["query_kernel"][:, h] + w["query_bias"][h]
+        k = value @ w["key_kernel"][:, h] + w["key_bias"][h]
+        v = value @ w["value_kernel"][:, h] + w["value_bias"][h]
+        gate = 1 / (1 + np.exp(-(query @ w["gate_kernel"][:, h] + w["gate_bias"][h])))
+        outputs.append(softmax(q @ k.transpose(0, 2, 1) / np.sqrt(3)) @ v * gate @ w["attention_output_kernel"][h])
+    np.testing.assert_allclose(y, sum(outputs) + w["attention_output_bias"], rtol=1e-5, atol=1e-6)
+    assert list(gated.params)[:6] == ["query_kernel", "query_bias", "key_kernel", "key_bias", "gate_kernel",
+                                      "gate_bias"]
 
 
 def test_multi_head_attention_is_the_sum_over_heads_of_their_attention_projected_back():

@@ -46,7 +46,11 @@ class MultiHeadAttention(Merge):
         \frac{\partial L}{\partial Q_h} = \frac{\partial L}{\partial S_h} \frac{K_h}{\sqrt d}, \quad
         \frac{\partial L}{\partial K_h} = \frac{\partial L}{\partial S_h}^\top \frac{Q_h}{\sqrt d},
 
-    then through each projection as through a Dense layer
+    With ``use_gate`` the heads are gated before the output projection,
+    :math:`O \\leftarrow O \\odot \\sigma(x_q W_g + b_g)` (:math:`W_g`: (Cq, h, dv)),
+    and backward goes through the product and the sigmoid
+    (:math:`\\sigma' = \\sigma (1 - \\sigma)`) into :math:`W_g`, :math:`b_g` and
+    :math:`x_q`. Then through each projection as through a Dense layer
     (:math:`\partial L/\partial W_q = x_q^\top \partial L/\partial Q`,
     :math:`\partial L/\partial x_q = \partial L/\partial Q\, W_q^\top`, ...;
     docs/backprop.md, section 7e). With ``[query, value]`` the key is the value
@@ -88,9 +92,8 @@ class MultiHeadAttention(Merge):
     other masks (it gets no gradient; the layer then reads it as its last
     input, ``attention_mask_input`` in its config). Not supported:
     ``return_attention_scores`` (an nnscratch layer has one output; the weights
-    of the last forward are ``layer.attention_scores``, (N, h, T, S)),
-    ``use_gate``, and ``activity_regularizer`` (Keras puts it on the four
-    projections' outputs).
+    of the last forward are ``layer.attention_scores``, (N, h, T, S)), and
+    ``activity_regularizer`` (Keras puts it on the projections' outputs).
     """
 
     uses_mask = True
@@ -100,7 +103,7 @@ class MultiHeadAttention(Merge):
                  attention_axes=None, sliding_window=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, seed=None, use_causal_mask=False, flash_attention=None,
-                 attention_mask_input=False, **kwargs):
+                 attention_mask_input=False, use_gate=False, **kwargs):
         if kwargs.get("activity_regularizer") is not None:
             raise ValueError("MultiHeadAttention: activity_regularizer is not supported (Keras applies it to the "
                              "outputs of the four projections inside the layer); put ActivityRegularization after it")
@@ -119,6 +122,7 @@ class MultiHeadAttention(Merge):
         self.num_heads, self.key_dim = num_heads, key_dim
         self.value_dim = value_dim or key_dim
         self.dropout, self.use_bias, self.sliding_window = float(dropout), bool(use_bias), sliding_window
+        self.use_gate = bool(use_gate)
         self.output_shape_arg = _int_tuple("output_shape", output_shape)
         self.attention_axes = _int_tuple("attention_axes", attention_axes)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
@@ -188,7 +192,8 @@ class MultiHeadAttention(Merge):
                              f"value steps) = {format_shape((query[0], value[0]))}, got {format_shape(every[-1])}")
         self._order, self._batch_axes = (0, *others, *axes), 1 + len(others)   # batch-like axes, then attended
         generator = rng.new_generator()
-        sizes = {"query": (query[-1], self.key_dim), "key": (key[-1], self.key_dim),
+        sizes = {"query": (query[-1], self.key_dim), "key": (key[-1], self.key_dim),    # Keras's order
+                 **({"gate": (query[-1], self.value_dim)} if self.use_gate else {}),
                  "value": (value[-1], self.value_dim)}
         out = self.output_shape_arg or (query[-1],)
         for name, (features, size) in sizes.items():
@@ -216,9 +221,10 @@ class MultiHeadAttention(Merge):
         return bool(input_masked[0])
 
     def weight_regularizers(self):
-        pairs = [(f"{name}_kernel", self.kernel_regularizer) for name in (*_PROJECTIONS, "attention_output")]
+        names = (*_PROJECTIONS, "attention_output") + (("gate",) if self.use_gate else ())
+        pairs = [(f"{name}_kernel", self.kernel_regularizer) for name in names]
         if self.use_bias:
-            pairs += [(f"{name}_bias", self.bias_regularizer) for name in (*_PROJECTIONS, "attention_output")]
+            pairs += [(f"{name}_bias", self.bias_regularizer) for name in names]
         return {name: regularizer for name, regularizer in pairs if regularizer is not None}
 
     # ------------------------------------------------------------- forward
@@ -249,10 +255,15 @@ class MultiHeadAttention(Merge):
                 1.0 / (1.0 - self.dropout))
         heads = (weights if drop is None else weights * drop) @ v            # (N', heads, T, dv)
         heads = np.swapaxes(heads, 1, 2).reshape(*heads.shape[:1], heads.shape[2], -1)   # (N', T, heads * dv)
-        y = heads @ self._matrix("attention_output") + self._bias_row("attention_output")
+        gate = None
+        if self.use_gate:                                                    # sigmoid(x_q W_g + b_g), (N', T, h dv)
+            pre = flat[0] @ self._matrix("gate").astype(q.dtype, copy=False) + self._bias_row("gate")
+            gate = 0.5 * (1 + np.tanh(0.5 * pre))                            # the sigmoid, without overflow
+        y = (heads if gate is None else heads * gate) @ self._matrix("attention_output") + \
+            self._bias_row("attention_output")
         y = y.reshape(*y.shape[:2], *self.params["attention_output_kernel"].shape[2:])   # (N', T, *output_shape)
         self.attention_scores = weights
-        self._cache = (flat, [x.shape[:-1] for x in (query, key, value)], q, k, v, weights, drop, heads,
+        self._cache = (flat, [x.shape[:-1] for x in (query, key, value)], q, k, v, weights, drop, heads, gate,
                        None if pairs is None else np.zeros(pairs.shape, dtype=q.dtype)) if training else None
         return self._unfold(y, query.shape[:-1])
 
@@ -277,14 +288,18 @@ class MultiHeadAttention(Merge):
     def backward(self, grad_output):
         if self._cache is None:
             raise RuntimeError(f"layer {self.name!r}: backward called without forward(x, training=True)")
-        flat, shapes, q, k, v, weights, drop, heads, mask_gradient = self._cache
+        flat, shapes, q, k, v, weights, drop, heads, gate, mask_gradient = self._cache
         g = self._fold(grad_output)
         g = g.reshape(*g.shape[:2], -1)                                      # (N', T, Cout)
         out_kernel = self.params["attention_output_kernel"]
-        out_kernel.grad[...] = (_rows(heads).T @ _rows(g)).reshape(out_kernel.shape)
+        out_kernel.grad[...] = (_rows(heads if gate is None else heads * gate).T @ _rows(g)).reshape(out_kernel.shape)
         if self.use_bias:
             self.params["attention_output_bias"].grad[...] = _rows(g).sum(axis=0).reshape(out_kernel.shape[2:])
         d_heads = g @ self._matrix("attention_output").T                     # (N', T, heads * dv)
+        d_gate = None
+        if gate is not None:                     # through O * sigmoid(x_q W_g + b_g): the gate's pre-activation
+            d_gate = d_heads * heads * gate * (1 - gate)
+            d_heads = d_heads * gate
         d_heads = np.swapaxes(d_heads.reshape(*d_heads.shape[:2], self.num_heads, -1), 1, 2)
         used = weights if drop is None else weights * drop
         d_v = np.swapaxes(used, -1, -2) @ d_heads
@@ -296,6 +311,8 @@ class MultiHeadAttention(Merge):
         d_k = np.swapaxes(d_scores, -1, -2) @ q                              # (q already carries 1/sqrt(d))
         d_query, d_key, d_value = (self._project_backward(name, x, d) for name, x, d in
                                    zip(_PROJECTIONS, flat, (d_q, d_k, d_v)))
+        if d_gate is not None:                   # the gate reads the query too
+            d_query = d_query + self._dense_backward("gate", flat[0], d_gate)
         d_query, d_key, d_value = (self._unfold(d, shape) for d, shape in zip((d_query, d_key, d_value), shapes))
         grads = [d_query, d_value, d_key] if self._separate_key else [d_query, d_value + d_key]
         return grads if mask_gradient is None else grads + [mask_gradient]      # (a mask has no gradient)
@@ -304,7 +321,7 @@ class MultiHeadAttention(Merge):
     def _matrix(self, name):
         """A kernel as the matrix (features in, features out) of its Dense-like product."""
         kernel = self.params[f"{name}_kernel"].value
-        rows = kernel.shape[0] if name in _PROJECTIONS else kernel.shape[0] * kernel.shape[1]
+        rows = kernel.shape[0] if name != "attention_output" else kernel.shape[0] * kernel.shape[1]
         return kernel.reshape(rows, -1)
 
     def _bias_row(self, name):
@@ -317,7 +334,10 @@ class MultiHeadAttention(Merge):
 
     def _project_backward(self, name, x, d_heads):
         """The projection's weight gradients from dL/d(heads) (N', heads, steps, size); return dL/dx."""
-        d = np.swapaxes(d_heads, 1, 2).reshape(*x.shape[:2], -1)             # (N', steps, heads * size)
+        return self._dense_backward(name, x, np.swapaxes(d_heads, 1, 2).reshape(*x.shape[:2], -1))
+
+    def _dense_backward(self, name, x, d):
+        """``x W + b``'s weight gradients from dL/d(output) (N', steps, heads * size); return dL/dx."""
         kernel = self.params[f"{name}_kernel"]
         kernel.grad[...] = (_rows(x).T @ _rows(d)).reshape(kernel.shape)
         if self.use_bias:
@@ -347,6 +367,8 @@ class MultiHeadAttention(Merge):
                   "bias_constraint": constraints.serialize(self.bias_constraint), "seed": self.seed}
         if self.attention_mask_input:
             config["attention_mask_input"] = True
+        if self.use_gate:
+            config["use_gate"] = True
         return {**config, "use_causal_mask": True} if self.use_causal_mask else config
 
 
