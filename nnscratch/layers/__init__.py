@@ -35,6 +35,7 @@ from nnscratch.layers.max_pooling2d import MaxPool2D, MaxPooling2D
 from nnscratch.layers.merge import (Add, Average, Maximum, Merge, Minimum, Multiply, Subtract, add, average,
                                     maximum, minimum, multiply, subtract)
 from nnscratch.layers.multi_head_attention import MultiHeadAttention
+from nnscratch.layers.normalization import Normalization
 from nnscratch.layers.permute import Permute
 from nnscratch.layers.pooling1d import AveragePooling1D, AvgPool1D, MaxPool1D, MaxPooling1D
 from nnscratch.layers.prelu import PReLU
@@ -64,11 +65,11 @@ __all__ = [
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D", "GRU", "Identity", "Input", "InputLayer", "Layer", "LayerNormalization", "LeakyReLU",
     "LSTM", "Masking", "Maximum", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Merge", "Minimum",
-    "Multiply", "MultiHeadAttention", "Permute", "PReLU", "RandomBrightness", "RandomContrast", "RandomCrop",
-    "RandomFlip", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RMSNormalization", "SeparableConv2D",
-    "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract", "SymbolicTensor", "TimeDistributed",
-    "UnitNormalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average",
-    "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
+    "Multiply", "MultiHeadAttention", "Normalization", "Permute", "PReLU", "RandomBrightness", "RandomContrast",
+    "RandomCrop", "RandomFlip", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RMSNormalization",
+    "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract", "SymbolicTensor",
+    "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add",
+    "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
 ]
 
 # the layer classes by name, for loading saved models (aliases such as MaxPool2D are the same classes)
@@ -78,10 +79,10 @@ _BY_NAME = {cls.__name__: cls for cls in (
     Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, ELU, Embedding, Flatten, GaussianDropout, GaussianNoise,
     GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, Identity,
     InputLayer, LayerNormalization, LeakyReLU, LSTM, Masking, Maximum, MaxPooling1D, MaxPooling2D, Minimum,
-    Multiply, MultiHeadAttention, Permute, PReLU, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, ReLU,
-    RepeatVector, Rescaling, Reshape, Resizing, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax,
-    SpatialDropout1D, SpatialDropout2D, Subtract, TimeDistributed, UnitNormalization, UpSampling1D, UpSampling2D,
-    ZeroPadding1D, ZeroPadding2D,
+    Multiply, MultiHeadAttention, Normalization, Permute, PReLU, RandomBrightness, RandomContrast, RandomCrop,
+    RandomFlip, ReLU, RepeatVector, Rescaling, Reshape, Resizing, RMSNormalization, SeparableConv2D, SimpleRNN,
+    Softmax, SpatialDropout1D, SpatialDropout2D, Subtract, TimeDistributed, UnitNormalization, UpSampling1D,
+    UpSampling2D, ZeroPadding1D, ZeroPadding2D,
 )}
 
 
