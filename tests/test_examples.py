@@ -43,3 +43,16 @@ def test_the_transformer_reads_two_inputs_and_answers_both_questions():
     commonest_tag = max(np.mean(records[digits != 0]), 1 - np.mean(records[digits != 0]))
     commonest_largest = np.mean(largest == 8)                            # 9 is the largest digit most often
     assert logs["record_accuracy"] > commonest_tag + 0.1 and logs["largest_accuracy"] > commonest_largest + 0.1
+
+
+def test_the_siamese_network_shares_its_tower_and_tells_unseen_pairs_apart():
+    example = load("siamese_digits")
+    labels = np.repeat(np.arange(4), 5)
+    images = np.arange(20, dtype=np.float32)                     # image i is the number i: its label is i // 5
+    (first, second), same = example.make_pairs(np.random.default_rng(1), images, labels, 400)
+    np.testing.assert_array_equal(first // 5 == second // 5, same == 1)
+    assert 150 < same.sum() < 250
+    model = example.siamese_model()
+    assert len(model.node_layers) == len(model.layers) + 5         # the 5 tower layers run twice, stored once
+    accuracy = example.main(train=2000, epochs=4, verbose=0)      # (the example: 10000 and 12, 96.3%)
+    assert accuracy > 0.75                                         # half the pairs are alike: chance is 50%

@@ -64,12 +64,13 @@ def test_a_chain_keeps_the_chain_path_with_its_fusions():
     assert model.graph is None and (1, True) in model.steps()   # BN + ReLU fused, as before
 
 
-def test_errors_for_shared_layers_several_inputs_and_disconnected_branches():
+def test_a_shared_layer_makes_one_node_a_call_and_disconnected_branches_are_errors():
     inputs = nnscratch.Input((4,))
     shared = Dense(4)
     a = shared(inputs)
-    with pytest.raises(ValueError, match="used twice"):
-        nnscratch.Model(inputs, Add()([a, shared(a)]))
+    model = nnscratch.Model(inputs, Add()([a, shared(a)]))        # (tests/test_shared_layers.py: the rest)
+    assert model.layers == [shared, model.layers[1]] and model.node_layers[:2] == [shared, shared]
+    assert model.graph.sources == [(INPUT,), (0,), (0, 1)] and model.graph.shared == {0, 1}
     other = nnscratch.Input((4,), name="other")
     with pytest.raises(ValueError, match="not computed from the given inputs.*'other'"):
         nnscratch.Model(inputs, Add()([Dense(4)(inputs), other]))

@@ -21,12 +21,28 @@ so by the chain rule
 the *sum* of the gradients their backward passes return. Backward runs the
 layers in reverse order, so every reader of a tensor has run before the
 layer that made it, and the sum is complete when that layer needs it.
+
+Shared layers: one layer object may be called at several places (a
+siamese network runs two inputs through the same tower). Each call is a
+*node* of the graph, and the nodes, not the layers, are what runs:
+``layers[i]`` is the layer of node ``i``, the same object at each of its
+calls. Its weights :math:`W` enter the loss once per call, so their
+gradient is again a sum, over the calls,
+
+.. math:: \frac{\partial L}{\partial W} = \sum_{j} \frac{\partial L}{\partial W}\Big|_{\text{call } j},
+
+which backward adds up from what each call's backward wrote into the
+parameters' ``grad``. A layer keeps what its backward needs in its own
+attributes, one set for one call; so when training, the graph keeps a copy
+of those attributes after each call of a shared layer (a shallow copy: the
+arrays forward made, never the parameters) and puts the call's copy back
+before that call's backward.
 """
 
 from nnscratch.layers.activation import Activation
 from nnscratch.layers.batch_normalization import BatchNormalization
 
-__all__ = ["INPUT", "Graph", "input_index", "trace", "is_chain"]
+__all__ = ["INPUT", "Graph", "input_index", "trace", "is_chain", "call_numbers", "unique_layers"]
 
 #: The index that stands for the model's (first) input in :attr:`Graph.sources`.
 INPUT = -1
@@ -37,7 +53,7 @@ def input_index(k: int) -> int:
     return INPUT - k
 
 
-def trace(inputs, outputs):
+def trace(inputs, outputs, tensors=False):
     """``(layers, sources)`` of the graph from the tensor ``inputs`` (or a list) to the tensor ``outputs`` (or a list).
 
     ``layers`` are the computing layers in Keras's order: by *depth*, the
@@ -51,9 +67,15 @@ def trace(inputs, outputs):
     whose outputs ``layers[i]`` reads, :func:`input_index` ``(k)`` for the
     model's input ``k`` (:data:`INPUT` for the first).
 
+    A layer called at several places (a shared layer) stands in ``layers``
+    once for each call: ``layers`` lists the *nodes*, then in the order
+    Keras 3 runs them (:func:`keras_node_order`), which decides which call
+    of a shared batch norm updates its moving statistics first. With
+    ``tensors=True`` two more values come: the computed tensors, one a node,
+    in that order, and the layers once each, in Keras's ``model.layers`` order.
+
     Raises a ValueError if the outputs were not computed from ``inputs``
-    (another ``Input`` is reached) or if a layer object is used at two places
-    (shared layers are not supported).
+    (another ``Input`` is reached).
     """
     inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
@@ -88,12 +110,58 @@ def trace(inputs, outputs):
             depth[id(parent)] = max(depth.get(id(parent), 0), here + 1)
     computed = [tensor for tensor in order if id(tensor) not in given]
     computed.sort(key=lambda tensor: (-depth[id(tensor)], visited[id(tensor)]))
+    model_layers = [tensor.layer for tensor in computed]
+    if len(set(map(id, model_layers))) < len(model_layers):       # a shared layer
+        computed, model_layers = keras_node_order(finished, given, visited)
     layers = [tensor.layer for tensor in computed]
-    if len(set(map(id, layers))) != len(layers):
-        raise ValueError("a layer is used twice in this model; shared layers are not supported")
     index = {**{id(tensor): i for i, tensor in enumerate(computed)}, **given}
     sources = [tuple(index[id(parent)] for parent in tensor.parents) for tensor in computed]
-    return layers, sources
+    return (layers, sources, computed, model_layers) if tensors else (layers, sources)
+
+
+def keras_node_order(finished, given, visited) -> tuple:
+    """``(tensors, layers)``: the order Keras 3 runs the calls of a graph with shared layers, and lists its layers.
+
+    Keras's ``map_graph`` walks the tensors from the outputs back
+    (``finished`` reversed: each after all its readers) giving each a depth
+    one more than its deepest reader, and a shared layer's later-walked calls
+    at least the depth of its earlier ones; it then runs the calls deepest
+    first, and among one depth in the order the walk first met them (a
+    reader meets its inputs in order). ``model.layers`` is each layer at its
+    deepest call, and among one depth in the order of the first visit
+    (``visited``) of any of its calls. Without shared layers the calls of one
+    depth are independent (each layer draws from its own generator), and
+    :func:`trace` keeps its own order.
+    """
+    node_depth, layer_depth = {}, {}
+    for tensor in reversed(finished):
+        here = max(node_depth.setdefault(id(tensor), 0), layer_depth.get(id(tensor.layer), 0))
+        layer_depth[id(tensor.layer)] = node_depth[id(tensor)] = here
+        if id(tensor) not in given:
+            for parent in tensor.parents:
+                node_depth[id(parent)] = max(here + 1, node_depth.get(id(parent), 0))
+    by_id = {id(tensor): tensor for tensor in finished}
+    tensors = sorted((by_id[key] for key in node_depth if key not in given), key=lambda t: -node_depth[id(t)])
+    first_visit = {}
+    for tensor in tensors:
+        first_visit[id(tensor.layer)] = min(first_visit.get(id(tensor.layer), visited[id(tensor)]), visited[id(tensor)])
+    layers = sorted(unique_layers([tensor.layer for tensor in tensors]),
+                    key=lambda layer: (-layer_depth[id(layer)], first_visit[id(layer)]))
+    return tensors, layers
+
+
+def call_numbers(layers) -> list:
+    """``numbers[i]``: which call of its layer node ``i`` is, 0 for the first (Keras's node index, ``dense[1][0]``)."""
+    seen, numbers = {}, []
+    for layer in layers:
+        numbers.append(seen.get(id(layer), 0))
+        seen[id(layer)] = numbers[-1] + 1
+    return numbers
+
+
+def unique_layers(layers) -> list:
+    """The layers of the nodes ``layers``, each once, in the order of their first call (Keras's ``model.layers``)."""
+    return list({id(layer): layer for layer in layers}.values())
 
 
 def is_chain(layers, sources) -> bool:
@@ -121,7 +189,8 @@ class Graph:
     ``last_reader[t]`` is the index of the last layer that reads tensor
     ``t``; forward drops each tensor once that layer ran (the layers cache
     themselves what their backward needs), so inference holds only the
-    tensors still to be read.
+    tensors still to be read. ``shared`` are the nodes whose layer is called
+    at other nodes too (module docstring).
     """
 
     def __init__(self, layers, sources, inputs=1, outputs=None):
@@ -131,6 +200,11 @@ class Graph:
         self.outputs = [len(layers) - 1] if outputs is None else list(outputs)
         self.output_masks = [None] * len(self.outputs)   # the masks of the last forward's outputs
         self.sources = [tuple(source) for source in sources]
+        self.layers = list(layers)     # the layer of each node (a shared layer once a call)
+        calls = call_numbers(layers)
+        last_call = {id(layer): number for layer, number in zip(layers, calls)}
+        self.shared = {i for i, layer in enumerate(layers) if last_call[id(layer)] > 0}
+        self._calls = {}               # {node: the layer's attributes after that call}, while training
         self.output_mask = None        # the mask of the last forward's output (forward_steps)
         self.last_reader = {}
         for i, (layer, source) in enumerate(zip(layers, self.sources)):
@@ -194,6 +268,7 @@ class Graph:
         """
         fused = self.batchnorm_relus(layers) if fuse_batchnorm_relu else {}
         applies_relu = set(fused.values())
+        self._calls = {}
         values = self._input_values(x)
         masks = dict.fromkeys(values)
         tracks_masks = any(layer.makes_mask for layer in layers)
@@ -214,6 +289,8 @@ class Graph:
                 y = layer.forward(inputs if layer.takes_list else inputs[0], training=training, mask=given)
             else:
                 y = layer.forward(inputs if layer.takes_list else inputs[0], training=training)
+            if training and i in self.shared:      # this call's cache, for this call's backward
+                self._calls[i] = dict(vars(layer))
             masks[i] = layer.compute_mask(inputs if layer.takes_list else inputs[0], given) if tracks_masks else None
             del inputs  # (this frame must not keep them alive either)
             for s in set(source):
@@ -245,7 +322,9 @@ class Graph:
         (the trainer's fused softmax/sigmoid loss). With
         ``input_gradient=False`` (training) a layer runs only if it or an
         ancestor has trainable parameters, and a layer none of whose ancestors
-        is trainable skips dL/d(its input) (``skip_input_gradient``). A ReLU
+        is trainable skips dL/d(its input) (``skip_input_gradient``). A shared
+        layer gets each call's cache back before that call's backward, and its
+        parameters' ``grad`` the sum over its calls (module docstring). A ReLU
         fused into its batch norm (``fuse_batchnorm_relu``, as in the forward
         that ran) passes its gradient on: the batch norm's backward takes it.
         ``activity_gradients`` (``{i: R'(y) / N}``, the Model's activity
@@ -283,6 +362,9 @@ class Graph:
         below = self.trainable_below(layers)
         if not input_gradient and not any(any(p.trainable for p in layer.params.values()) for layer in layers):
             return None  # nothing to train: no gradient is needed at all
+        totals = {}      # {id(shared layer): (its parameters, the sums of their gradients over the calls so far)}
+        if stop < count and stop in self.shared:      # the output node's backward already ran (a fused loss)
+            self._add_up(layers[stop], totals)
         for i in reversed(range(stop)):
             layer = layers[i]
             grad = grads.pop(i, None)
@@ -295,14 +377,38 @@ class Graph:
             if i in fused:  # the batch norm's backward goes through this ReLU
                 grads[fused[i]] = grad
                 continue
+            if i in self._calls:          # a shared layer: this call's cache
+                vars(layer).update(self._calls[i])
             layer.skip_input_gradient = not input_gradient and not below[i]
             result = layer.backward_from_preactivation(logits[i]) if i in logits else layer.backward(grad)
+            if i in self.shared:
+                self._add_up(layer, totals)
             if layer.skip_input_gradient:
                 continue
             for s, g in zip(self.sources[i], result if layer.takes_list else [result]):
                 grads[s] = g if s not in grads else grads[s] + g  # a fan-out: the readers' gradients add up
+        self._finish_shared(layers, totals)
         if not input_gradient:
             return None
         if self.inputs == 1:
             return grads.pop(INPUT)
         return [grads.pop(input_index(k), None) for k in range(self.inputs)]   # (None: no loss depends on it)
+
+    @staticmethod
+    def _add_up(layer, totals) -> None:
+        """Add what a call's backward wrote into a shared layer's ``grad`` to the sums over its calls."""
+        params = list(layer.params.values())
+        if id(layer) not in totals:
+            totals[id(layer)] = (params, [p.grad.copy() for p in params])
+            return
+        for total, p in zip(totals[id(layer)][1], params):
+            total += p.grad
+
+    def _finish_shared(self, layers, totals) -> None:
+        """Write the sums over the calls into the shared layers' ``grad``; leave each layer as its last call left it."""
+        for params, sums in totals.values():
+            for p, total in zip(params, sums):
+                p.grad[...] = total
+        for i in sorted(self._calls):         # the last call of each layer comes last
+            vars(layers[i]).update(self._calls[i])
+        self._calls = {}

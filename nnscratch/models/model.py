@@ -150,13 +150,15 @@ class Model(Trainer):
     :attr:`graph` (a :class:`~nnscratch.models.graph.Graph`) and ``layers``
     in Keras's order (:func:`~nnscratch.models.graph.trace`); forward and
     backward run it layer by layer, without fusions but BatchNormalization + ReLU.
+    A layer called at several places (a shared layer: a siamese tower) makes
+    a graph too; ``layers`` lists it once and :attr:`node_layers` once a call.
     """
 
     #: The graph of a model that branches or merges; None for a chain (and every Sequential).
     graph = None
     #: The input layers of a model with several inputs, in the order of its data; None with one input.
     _input_layers = None
-    #: The indices in ``layers`` of the output layers of a model with several outputs, in order; None with one.
+    #: The indices in ``node_layers`` of the outputs of a model with several outputs, in order; None with one.
     _output_indices = None
 
     def __init__(self, inputs=None, outputs=None, name=None):
@@ -196,28 +198,32 @@ class Model(Trainer):
         else:
             self._input_layers = [tensor.layer for tensor in inputs]
         self._tensors = (inputs, outputs)
-        layers, sources = graph_module.trace(inputs, outputs if len(outputs) > 1 else outputs[0])
+        layers, sources, tensors, model_layers = graph_module.trace(inputs, outputs if len(outputs) > 1 else outputs[0],
+                                                                    tensors=True)
         read = {s for source in sources for s in source}
         unread = [tensor.layer.name for k, tensor in enumerate(inputs) if graph_module.input_index(k) not in read]
         if unread:
             raise ValueError(f"the inputs {unread} are not read on the way to the outputs: every input of a model "
                              "must lead to its output")
         if len(outputs) > 1:
-            index = {id(layer): i for i, layer in enumerate(layers)}
-            self._output_indices = [index[id(tensor.layer)] for tensor in outputs]
-        if len(inputs) == 1 and len(outputs) == 1 and graph_module.is_chain(layers, sources):
+            index = {id(tensor): i for i, tensor in enumerate(tensors)}
+            self._output_indices = [index[id(tensor)] for tensor in outputs]
+        shared = len(set(map(id, layers))) != len(layers)
+        if not shared and len(inputs) == 1 and len(outputs) == 1 and graph_module.is_chain(layers, sources):
             self.layers = _trace_chain(inputs[0], outputs[0])
             self.output_masked = masking.mask_flow(self.layers)
         else:
-            self.layers = layers
+            self.layers = model_layers
             self.graph = graph_module.Graph(layers, sources, inputs=len(inputs), outputs=self._output_indices)
             self.output_masked = masking.graph_mask_flow(layers, self.graph.sources, self._output_indices)
         names = [layer.name for layer in self.all_layers()]
-        if len(set(map(id, self.layers))) != len(self.layers):
-            raise ValueError("a layer is used twice in this model; shared layers are not supported")
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"layer names must be unique within a model, got duplicates {duplicates}")
+        twice = sorted({name for name in self.output_names if self.output_names.count(name) > 1})
+        if twice:       # (the per-output losses, metrics and logs are named after the output layers)
+            raise ValueError(f"two outputs come from calls of the same shared layer {twice}: the outputs name the "
+                             "losses and logs, so give each output a layer of its own (e.g. Identity() after one)")
         self.built = True
 
     # ------------------------------------------------------------ structure
@@ -252,6 +258,16 @@ class Model(Trainer):
         return self._tensors
 
     @property
+    def node_layers(self) -> list:
+        """The layer of each node, in the order forward runs them: ``layers`` itself unless a layer is shared.
+
+        A shared layer (one layer object called at several places) stands
+        here once for each call; the graph's indices (``graph.sources``, the
+        outputs, the activity penalties) count in this list.
+        """
+        return self.layers if self.graph is None else self.graph.layers
+
+    @property
     def input_layers(self) -> list:
         """The input layers, in the order of the model's data (``[input_layer]`` with one input)."""
         if self._input_layers is not None:
@@ -271,15 +287,15 @@ class Model(Trainer):
         """Output shape with ``None`` for the batch axis; a list of them for several outputs (as Keras)."""
         self._require_built()
         if self._output_indices is not None:
-            return [self.layers[i].output_shape for i in self._output_indices]
-        return self.layers[-1].output_shape if self.layers else self.input_shape
+            return [self.node_layers[i].output_shape for i in self._output_indices]
+        return self.node_layers[-1].output_shape if self.layers else self.input_shape
 
     @property
     def output_layers(self) -> list:
         """The layers whose outputs are the model's, in order (``[layers[-1]]`` with one output)."""
         if self._output_indices is not None:
-            return [self.layers[i] for i in self._output_indices]
-        return self.layers[-1:]
+            return [self.node_layers[i] for i in self._output_indices]
+        return self.node_layers[-1:]
 
     @property
     def output_names(self) -> list:
@@ -358,8 +374,8 @@ class Model(Trainer):
         return self.activity_losses + [penalty for layer in self.layers for penalty in layer.losses]
 
     def activity_regularized(self) -> list:
-        """Indices of the layers with an ``activity_regularizer`` (``[]`` for most models: then nothing is added)."""
-        return [index for index, layer in enumerate(self.layers) if layer.activity_regularizer is not None]
+        """Indices (in :attr:`node_layers`) of the layers with an ``activity_regularizer`` (``[]`` for most models)."""
+        return [index for index, layer in enumerate(self.node_layers) if layer.activity_regularizer is not None]
 
     @property
     def activity_losses(self) -> list:
@@ -372,7 +388,7 @@ class Model(Trainer):
 
     def _record_activity(self, index, y, training) -> None:
         """Record layer ``index``'s penalty on its output ``y`` (and, training, the penalty's gradient)."""
-        regularizer, samples = self.layers[index].activity_regularizer, len(y)
+        regularizer, samples = self.node_layers[index].activity_regularizer, len(y)
         self._activity_losses[index] = regularizer(y) / samples
         if training:
             self._activity_gradients[index] = regularizer.gradient(y) / y.dtype.type(samples)
@@ -425,7 +441,7 @@ class Model(Trainer):
         fuses a ReLU into the batch norm before it on its own).
         """
         if self.graph is not None:
-            return [(index, False) for index in range(len(self.layers))]
+            return [(index, False) for index in range(len(self.node_layers))]
         steps, index = [], 0
         while index < len(self.layers):
             fused = (self.fuse_batchnorm_relu and index + 1 < len(self.layers)
@@ -554,7 +570,7 @@ class Model(Trainer):
         self._activity_losses, self._activity_gradients = {}, {}
         self.output_mask = None
         if self.graph is not None:
-            steps = self.graph.forward_steps(self.layers, x, training, self.fuse_batchnorm_relu)
+            steps = self.graph.forward_steps(self.node_layers, x, training, self.fuse_batchnorm_relu)
         else:
             steps = self._chain_steps(x, training)
         for index, y in steps:
@@ -620,7 +636,8 @@ class Model(Trainer):
         dL/d(logits) of a fused loss (``Graph.backward``).
         """
         if self.graph is not None:
-            return self.graph.backward(self.layers, grad_output, from_layer, input_gradient, self.fuse_batchnorm_relu,
+            return self.graph.backward(self.node_layers, grad_output, from_layer, input_gradient,
+                                       self.fuse_batchnorm_relu,
                                        self._activity_gradients, from_logits)
         stop = len(self.layers) if from_layer is None else from_layer
         lowest = 0 if input_gradient else self._lowest_trainable_layer()
@@ -650,8 +667,8 @@ class Model(Trainer):
         return None if not input_gradient else grad_output
 
     def _lowest_trainable_layer(self):
-        """Index of the first layer with a trainable parameter (None if there is none)."""
-        for index, layer in enumerate(self.layers):
+        """Index (in :attr:`node_layers`) of the first layer with a trainable parameter (None if there is none)."""
+        for index, layer in enumerate(self.node_layers):
             if any(p.trainable for p in layer.params.values()):
                 return index
         return None
@@ -677,7 +694,7 @@ class Model(Trainer):
                     raise ValueError(f"input {layer.name!r} of model {self.name!r} has shape "
                                      f"{format_shape(layer.input_shape)}, got a tensor of shape "
                                      f"{format_shape(item.shape)}")
-            return self.graph(self.layers, list(x))
+            return self.graph(self.node_layers, list(x))
         if isinstance(x, SymbolicTensor):
             if several:
                 raise TypeError(f"model {self.name!r} has {len(self._input_layers)} inputs: call it on a list of "
@@ -685,7 +702,7 @@ class Model(Trainer):
             if not self.built:
                 raise ValueError(f"model {self.name!r} must be built before it is called on a tensor")
             if self.graph is not None:
-                return self.graph(self.layers, x)
+                return self.graph(self.node_layers, x)
             for layer in self.layers:
                 x = layer(x)
             return x
@@ -744,7 +761,7 @@ class Model(Trainer):
         metrics, weighted_metrics = _metric_list(metrics, "metrics"), _metric_list(weighted_metrics, "weighted_metrics")
         self.metrics = [metrics_module.get(m) for m in metrics]
         self.weighted_metrics = [metrics_module.get(m) for m in weighted_metrics]
-        last = self.layers[-1] if self.layers else None
+        last = self.node_layers[-1] if self.layers else None
         for layer in self.layers:
             if isinstance(layer, ActivatedLayer):  # a sigmoid output keeps its logits for the fused loss
                 layer.keep_logits = layer is last and layer.activation == self.loss.fused_activation == "sigmoid"
@@ -759,9 +776,11 @@ class Model(Trainer):
 
     def _compile_heads(self, optimizer, loss, metrics, weighted_metrics, loss_weights):
         """compile for a model with heads: one loss, weight and metric lists an output (``outputs.compile_heads``)."""
-        indices = self._output_indices or [len(self.layers) - 1]
+        indices = self._output_indices or [len(self.node_layers) - 1]
         readers = set() if self.graph is None else {s for source in self.graph.sources for s in source}
-        heads = outputs_module.compile_heads(self.output_names, indices, [i not in readers for i in indices], loss,
+        shared = set() if self.graph is None else self.graph.shared     # (a shared layer keeps its last call's logits)
+        heads = outputs_module.compile_heads(self.output_names, indices,
+                                             [i not in readers and i not in shared for i in indices], loss,
                                              loss_weights, metrics, weighted_metrics)
         self.optimizer, self.heads = optimizers.get(optimizer), heads
         self.loss = [head.loss for head in heads] if len(heads) > 1 else heads[0].loss
@@ -769,7 +788,7 @@ class Model(Trainer):
         self.weighted_metrics = [metric for head in heads for metric in head.weighted_metrics]
         for layer in self.layers:
             if isinstance(layer, ActivatedLayer):   # a sigmoid output keeps its logits for its fused loss
-                layer.keep_logits = any(layer is self.layers[head.index] and head.loss is not None
+                layer.keep_logits = any(layer is self.node_layers[head.index] and head.loss is not None
                                         and layer.activation == head.loss.fused_activation == "sigmoid"
                                         for head in heads)
         self.compiled_config = {
@@ -783,7 +802,12 @@ class Model(Trainer):
 
     # ------------------------------------------------------------- saving
     def get_config(self) -> dict:
-        """The architecture; a graph's layers also name the layers they read (``inbound_layers``), and its input."""
+        """The architecture; a graph's layers also name the layers they read (``inbound_layers``), and its input.
+
+        A graph with a shared layer lists its nodes instead (``nodes``: for
+        each call in order, the layer's name and the ``[name, call]`` of each
+        tensor it reads, call 0 for an input) and its ``outputs`` the same way.
+        """
         config = {
             "class_name": type(self).__name__,
             "name": self.name,
@@ -798,11 +822,21 @@ class Model(Trainer):
             config["input_name"] = self.input_layer.name
         if self._output_indices is not None:     # several outputs: their layers' names, in order
             config["output_names"] = self.output_names
-        if self.graph is not None:
+        if self.graph is not None and self.graph.shared:
+            tensor = self._tensor_names()
+            config["nodes"] = [[layer.name, [tensor(s) for s in sources]]
+                               for layer, sources in zip(self.node_layers, self.graph.sources)]
+            config["outputs"] = [tensor(i) for i in (self._output_indices or [len(self.node_layers) - 1])]
+        elif self.graph is not None:
             for entry, sources in zip(config["layers"], self.graph.sources):
                 entry["inbound_layers"] = [inputs[graph_module.INPUT - s].name if s < 0 else self.layers[s].name
                                            for s in sources]
         return config
+
+    def _tensor_names(self):
+        """A function from a graph's source index to ``[layer name, call number]`` (Keras's ``dense[1][0]``)."""
+        inputs, calls = self.input_layers, graph_module.call_numbers(self.node_layers)
+        return lambda s: [inputs[graph_module.INPUT - s].name, 0] if s < 0 else [self.node_layers[s].name, calls[s]]
 
     def save(self, filepath, include_optimizer=True) -> None:
         """Save architecture, weights, compile settings and optimizer state to one ``.npz`` file (no pickle)."""

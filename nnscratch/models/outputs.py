@@ -259,7 +259,7 @@ class HeadsTraining:
             total = len(y_pred) * float(np.mean(values * weights)) * loss.reduction_scale(y_pred.shape, weights)[0]
             return total, grad, False
         loss_scale, gradient_scale = loss.reduction_scale(y_pred.shape, sample_weight)
-        layer = self.layers[head.index]
+        layer = self.node_layers[head.index]
         fused = head.fusable and self._fused_output(loss, layer)
         grad = None
         if fused:

@@ -182,6 +182,45 @@ def _graph_from_config(spec, inputs):
     return model
 
 
+def _nodes_from_config(spec, inputs):
+    """Rebuild a graph with a shared layer from its ``nodes``: each call's layer and the tensors it reads, in order.
+
+    A tensor is ``[layer name, call number]`` (an input's is ``[name, 0]``),
+    and each node reads tensors made before it. Anything else raises a
+    ValueError, which :func:`load_model` prefixes with the file's name.
+    """
+    from nnscratch.models.model import Model
+
+    layers = {}
+    for entry in spec["layers"]:
+        layer = _layer_from_config(entry)
+        layers[layer.name] = layer
+    tensors = {(tensor.layer.name, 0): tensor for tensor in inputs}
+    calls = {}
+
+    def find(reference):
+        if not (isinstance(reference, list) and len(reference) == 2 and isinstance(reference[0], str)
+                and isinstance(reference[1], int)) or tuple(reference) not in tensors:
+            raise ValueError(f"{reference!r} is not [name, call] of an input or of a call made before")
+        return tensors[tuple(reference)]
+
+    for node in spec["nodes"]:
+        if not (isinstance(node, list) and len(node) == 2 and node[0] in layers and isinstance(node[1], list)
+                and node[1]):
+            raise ValueError(f"a node must be [layer name, [[name, call], ...]] of a listed layer, got {node!r}")
+        layer, parents = layers[node[0]], [find(reference) for reference in node[1]]
+        if not layer.takes_list and len(parents) != 1:
+            raise ValueError(f"layer {layer.name!r} reads one tensor, but a node gives it {node[1]}")
+        calls[layer.name] = call = calls.get(layer.name, -1) + 1
+        tensors[(layer.name, call)] = layer(parents if layer.takes_list else parents[0])
+    outputs = [find(reference) for reference in spec["outputs"]]
+    unused = sorted(set(layers) - set(calls))
+    if unused:
+        raise ValueError(f"the layers {unused} are never called in the nodes")
+    return Model(inputs=inputs if len(inputs) > 1 else inputs[0], outputs=outputs if len(outputs) > 1 else outputs[0],
+                 name=spec["name"])
+
+
 def _saved_metric(entry, custom):
     """A metric as ``compile`` saved it: a name (looked up in ``custom_objects`` first) or a config dict."""
     return custom.get(entry, entry) if isinstance(entry, str) else metrics_module.get(entry)
@@ -202,14 +241,15 @@ def load_model(filepath, custom_objects=None, compile=True):
     config, weights, optimizer_arrays = _read(filepath, "model")
     spec = config["model"]
     try:
-        if spec["class_name"] != "Sequential" and any("inbound_layers" in entry for entry in spec["layers"]):
+        if spec["class_name"] != "Sequential" and ("nodes" in spec or any("inbound_layers" in entry
+                                                                           for entry in spec["layers"])):
             try:
                 if "input_names" in spec:        # several inputs
                     inputs = [Input(tuple(shape), name=name) for shape, name in zip(spec["input_shape"],
                                                                                     spec["input_names"], strict=True)]
                 else:
                     inputs = [Input(tuple(spec["input_shape"]), name=spec["input_name"])]
-                model = _graph_from_config(spec, inputs)
+                model = _nodes_from_config(spec, inputs) if "nodes" in spec else _graph_from_config(spec, inputs)
             except ValueError as error:
                 raise ValueError(f"{os.fspath(filepath)!r}: the model description is invalid ({error})") from None
         elif spec["class_name"] == "Sequential":

@@ -17,18 +17,20 @@ def _bytes(count: int, itemsize: int = 4) -> str:
 
 
 def _connections(model) -> list:
-    """For a graph model, each row's "Connected to" entries as Keras writes them (``conv2d[0][0]``); else None."""
+    """For a graph model, each row's "Connected to" entries as Keras writes them (``conv2d[0][0]``); else None.
+
+    A shared layer's row lists what each of its calls reads (``dense[1][0]``:
+    the tensor of ``dense``'s second call).
+    """
     graph = getattr(model, "graph", None)
     if graph is None:
         return None
-    inputs = model.input_layers          # source -1 - k is input k (nnscratch.models.graph.input_index)
-    names = [inputs[-1 - s].name if s < 0 else model.layers[s].name for sources in graph.sources for s in sources]
-    rows, start = [["-"] for _ in inputs], 0
-    for sources in graph.sources:
-        entries = [f"{name}[0][0]" for name in names[start:start + len(sources)]]
-        rows.append([entry + "," for entry in entries[:-1]] + entries[-1:])
-        start += len(sources)
-    return rows
+    tensor = model._tensor_names()
+    rows = {id(layer): [] for layer in model.layers}
+    for layer, sources in zip(model.node_layers, graph.sources):
+        rows[id(layer)] += [f"{name}[{call}][0]" for name, call in map(tensor, sources)]
+    rows = [["-"] for _ in model.input_layers] + [rows[id(layer)] for layer in model.layers]
+    return [[entry + "," for entry in row[:-1]] + row[-1:] for row in rows]
 
 
 def format_summary(model) -> str:

@@ -183,7 +183,7 @@ class Trainer(HeadsTraining):
         """
         loss = self.loss if loss is None else loss
         if last is None:
-            last = self.layers[-1] if self.layers else None
+            last = self.node_layers[-1] if self.layers else None
         return (loss.fused_activation is not None and isinstance(last, ActivatedLayer)
                 and last.activity_regularizer is None     # its output's gradient gets R'(y) / N added
                 and last.activation == loss.fused_activation and len(last.output_shape) == 2
@@ -191,10 +191,10 @@ class Trainer(HeadsTraining):
 
     def _backward_from_logits(self, grad_logits):
         """Backward from dL/d(logits) of the last layer's activation: through that layer, then from below it."""
-        last = self.layers[-1]
+        last = self.node_layers[-1]
         lowest = self._lowest_trainable_layer()
-        last.skip_input_gradient = lowest is None or lowest == len(self.layers) - 1
-        self.backward(last.backward_from_preactivation(grad_logits), from_layer=len(self.layers) - 1,
+        last.skip_input_gradient = lowest is None or lowest == len(self.node_layers) - 1
+        self.backward(last.backward_from_preactivation(grad_logits), from_layer=len(self.node_layers) - 1,
                       input_gradient=False)
 
     # ----------------------------------------------------------------- steps
@@ -207,7 +207,7 @@ class Trainer(HeadsTraining):
         """
         _, gradient_scale = self.loss.reduction_scale(y_pred.shape, sample_weight)   # Keras's reduction
         if self._fused_output():
-            last = self.layers[-1]
+            last = self.node_layers[-1]
             losses, grad_logits = self.loss.fused(y, last.logits)
             if backward:
                 if gradient_scale != 1:
