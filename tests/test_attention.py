@@ -114,3 +114,19 @@ def test_bad_arguments_and_inputs_are_refused_with_what_was_expected():
         Attention().build([(3, 4), (5, 2)])
     with pytest.raises(ValueError, match=r"each \(None, steps, features\)"):
         Attention().build([(4,), (4,)])
+
+
+def test_return_attention_scores_on_arrays_gives_the_weights_the_output_averaged_with():
+    """As Keras's: (output, weights), the weights after the dropout in training, so that output = weights @ value."""
+    rng = np.random.default_rng(12)
+    query, value = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    for layer, training in ((Attention(use_scale=True), False), (Attention(dropout=0.4, seed=3), True)):
+        output, weights = layer([query, value], training=training, return_attention_scores=True)
+        assert weights.shape == (2, 3, 5)
+        np.testing.assert_allclose(output, weights @ value, rtol=1e-12)
+        if not training:
+            np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-12)
+        else:
+            assert (weights == 0).any() and not np.allclose(weights.sum(axis=-1), 1.0)
+    with pytest.raises(ValueError, match="return_attention_scores=True works on arrays"):
+        Attention()([nnscratch.Input((3, 4)), nnscratch.Input((5, 4))], return_attention_scores=True)

@@ -263,9 +263,25 @@ def test_bad_arguments_and_inputs_are_refused_with_what_was_expected():
     with pytest.raises(ValueError, match="the causal mask, sliding_window and attention_mask need inputs"):
         MultiHeadAttention(2, 2, sliding_window=2).build([(3, 4, 2), (3, 4, 2)])
     inputs = nnscratch.Input((4, 3))
-    with pytest.raises(ValueError, match="return_attention_scores is not supported"):
+    with pytest.raises(ValueError, match="return_attention_scores=True works on arrays"):
         MultiHeadAttention(2, 2)(inputs, inputs, return_attention_scores=True)
+    with pytest.raises(ValueError, match=r"return_attention_scores=True takes inputs \(N, steps, features\)"):
+        MultiHeadAttention(2, 2, attention_axes=2)(np.zeros((2, 3, 4, 2)), np.zeros((2, 3, 4, 2)),
+                                                   return_attention_scores=True)
     x, layer = np.zeros((2, 3, 4, 2), np.float32), MultiHeadAttention(2, 2)
     layer.build([(3, 4, 2), (3, 4, 2)])
     with pytest.raises(ValueError, match=r"masks need inputs \(N, steps, features\)"):
         layer.forward([x, x], mask=[np.ones((2, 3, 4), bool), None])
+
+
+def test_return_attention_scores_on_arrays_gives_each_heads_softmax_weights():
+    """As Keras's: (output, scores), scores (N, heads, T, S), each row a softmax over the unmasked keys."""
+    rng = np.random.default_rng(11)
+    query, value = rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 6, 5))
+    layer = MultiHeadAttention(2, 3, use_causal_mask=False)
+    output, scores = layer(query, value, return_attention_scores=True)
+    np.testing.assert_array_equal(output, layer(query, value))
+    assert scores.shape == (3, 2, 4, 6)
+    np.testing.assert_allclose(scores.sum(axis=-1), 1.0, rtol=1e-6)
+    _, causal = MultiHeadAttention(2, 3)(query, query, return_attention_scores=True, use_causal_mask=True)
+    np.testing.assert_array_equal(causal[..., np.triu_indices(4, 1)[0], np.triu_indices(4, 1)[1]], 0.0)

@@ -1,4 +1,4 @@
-"""RandomRotation, RandomZoom, RandomTranslation: the sampling-plan kernels, the geometry, gradients, a model.
+"""RandomRotation, RandomZoom, RandomTranslation, RandomShear: the sampling-plan kernels, geometry, gradients.
 
 The kernels are checked against scipy's ``map_coordinates`` (an independent
 implementation of the same fill modes), against each other, and for
@@ -15,7 +15,7 @@ from scipy import ndimage
 import nnscratch
 from nnscratch.gradcheck import check_layer
 from nnscratch.kernels import image_fast, image_reference
-from nnscratch.layers import Conv2D, Dense, Flatten, RandomRotation, RandomTranslation, RandomZoom
+from nnscratch.layers import Conv2D, Dense, Flatten, RandomRotation, RandomShear, RandomTranslation, RandomZoom
 from nnscratch.models.saving import load_model
 
 try:
@@ -165,13 +165,35 @@ def test_translation_moves_whole_images_by_fractions_of_their_size():
     assert -2 <= shifts[:, 1, 2].min() and shifts[:, 1, 2].max() <= -1                      # -d_x in [-2, -1]
 
 
+def test_shear_slants_about_the_corner_with_one_random_sign_an_image():
+    """Output pixel (x, y) reads (x + s_x y, s_y x + y), both factors times the same random sign, as Keras 3.15."""
+    layer = RandomShear(x_factor=(0.2, 0.4), y_factor=(0.1, 0.1), seed=7)
+    m = layer.matrices(400, 6, 8)
+    shear_x, shear_y = m[:, 1, 0], m[:, 0, 1]                           # col_in = s_x row + col, row_in = row + s_y col
+    np.testing.assert_array_equal(m[:, :, 2], 0.0)
+    np.testing.assert_array_equal(m[:, 0, 0], 1.0)
+    np.testing.assert_array_equal(m[:, 1, 1], 1.0)
+    assert ((0.2 <= np.abs(shear_x)) & (np.abs(shear_x) <= 0.4)).all()
+    np.testing.assert_allclose(np.abs(shear_y), 0.1)
+    np.testing.assert_array_equal(np.sign(shear_x), np.sign(shear_y))   # one sign an image, for both
+    assert 150 < (shear_x > 0).sum() < 250
+    x = np.random.default_rng(8).standard_normal((2, 5, 6, 1))
+    np.testing.assert_array_equal(trained(RandomShear(), x), x)          # factors 0: unchanged
+    column = trained(RandomShear(x_factor=(1.0, 1.0), interpolation="nearest", fill_mode="wrap", seed=9), x)
+    for image, result in zip(x, column):                                 # s_x = +-1: row r moves by r columns
+        sign = 1 if np.array_equal(result[1], np.roll(image[1], -1, axis=0)) else -1
+        for r in range(5):
+            np.testing.assert_array_equal(result[r], np.roll(image[r], -sign * r, axis=0))
+
+
 @given(n=batch_sizes(), h=sizes, w=sizes, fill_mode=fill_modes, interpolation=interpolations, seed=rng_seeds(),
-       kind=st.sampled_from(["rotation", "zoom", "translation"]))
+       kind=st.sampled_from(["rotation", "zoom", "translation", "shear"]))
 def test_gradients(n, h, w, fill_mode, interpolation, seed, kind):
     """Fixed draws make each layer linear in the image: backward (the scatter) is its exact transpose."""
     layer = {"rotation": lambda: RandomRotation(0.4, fill_mode, interpolation, seed=seed % 1000, fill_value=0.3),
              "zoom": lambda: RandomZoom(0.5, (-0.4, 0.6), fill_mode, interpolation, seed=seed % 1000),
-             "translation": lambda: RandomTranslation(0.6, 0.6, fill_mode, interpolation, seed=seed % 1000)}[kind]()
+             "translation": lambda: RandomTranslation(0.6, 0.6, fill_mode, interpolation, seed=seed % 1000),
+             "shear": lambda: RandomShear(0.7, (0.2, 0.5), interpolation, fill_mode, seed=seed % 1000)}[kind]()
     x = np.random.default_rng(seed).standard_normal((n, h, w, 2))
     for training in (True, False):
         report = check_layer(layer, x=x, training=training, seed=seed % 1000, h=STEP)   # (the checker rewinds draws)
@@ -188,6 +210,7 @@ def test_an_augmenting_model_trains_seeded_bit_identically_and_saves(tmp_path, b
         return nnscratch.Sequential([nnscratch.Input((10, 12, 1)), RandomRotation(0.1, seed=1),
                                      RandomZoom(0.2, fill_mode="constant", seed=2),
                                      RandomTranslation(0.1, 0.1, interpolation="nearest", seed=3),
+                                     RandomShear(0.2, 0.1, fill_mode="wrap", seed=4),
                                      Conv2D(2, 3, activation="relu"), Flatten(), Dense(2, activation="softmax")])
     before = nnscratch.kernels.get_backend()
     nnscratch.kernels.set_backend(backend)
@@ -202,7 +225,7 @@ def test_an_augmenting_model_trains_seeded_bit_identically_and_saves(tmp_path, b
         loaded = load_model(tmp_path / "augment.npz")
     finally:
         nnscratch.kernels.set_backend(before)
-    assert [layer.get_config() for layer in loaded.layers[:3]] == [layer.get_config() for layer in first.layers[:3]]
+    assert [layer.get_config() for layer in loaded.layers[:4]] == [layer.get_config() for layer in first.layers[:4]]
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), first.predict(x, verbose=0))
 
 
@@ -219,6 +242,8 @@ def test_bad_arguments_and_inputs_are_refused():
         RandomTranslation(0.1, (0.1, 0.2, 0.3))
     with pytest.raises(ValueError, match="only channels_last images"):
         RandomTranslation(0.1, 0.1, data_format="channels_first")
+    with pytest.raises(ValueError, match=r"RandomShear: a pair of factors must lie in \[0, 1\]"):
+        RandomShear(x_factor=(-0.2, 0.3))
     with pytest.raises(TypeError, match="fill_value must be a number"):
         RandomZoom(0.1, fill_value="black")
     with pytest.raises(ValueError, match=r"takes images \(None, height, width, channels\)"):

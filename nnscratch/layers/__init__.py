@@ -44,6 +44,7 @@ from nnscratch.layers.random_contrast import RandomContrast
 from nnscratch.layers.random_crop import RandomCrop
 from nnscratch.layers.random_flip import RandomFlip
 from nnscratch.layers.random_rotation import RandomRotation
+from nnscratch.layers.random_shear import RandomShear
 from nnscratch.layers.random_translation import RandomTranslation
 from nnscratch.layers.random_zoom import RandomZoom
 from nnscratch.layers.repeat_vector import RepeatVector
@@ -69,8 +70,8 @@ __all__ = [
     "GlobalMaxPooling2D", "GRU", "Identity", "Input", "InputLayer", "Layer", "LayerNormalization", "LeakyReLU",
     "LSTM", "Masking", "Maximum", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Merge", "Minimum",
     "Multiply", "MultiHeadAttention", "Normalization", "Permute", "PReLU", "RandomBrightness", "RandomContrast",
-    "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReLU", "RepeatVector",
-    "Rescaling", "Reshape", "Resizing", "RMSNormalization",
+    "RandomCrop", "RandomFlip", "RandomRotation", "RandomShear", "RandomTranslation", "RandomZoom", "ReLU",
+    "RepeatVector", "Rescaling", "Reshape", "Resizing", "RMSNormalization",
     "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract", "SymbolicTensor",
     "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add",
     "average", "concatenate", "dot", "get", "maximum", "minimum", "multiply", "subtract"
@@ -84,8 +85,8 @@ _BY_NAME = {cls.__name__: cls for cls in (
     GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, Identity,
     InputLayer, LayerNormalization, LeakyReLU, LSTM, Masking, Maximum, MaxPooling1D, MaxPooling2D, Minimum,
     Multiply, MultiHeadAttention, Normalization, Permute, PReLU, RandomBrightness, RandomContrast, RandomCrop,
-    RandomFlip, RandomRotation, RandomTranslation, RandomZoom, ReLU, RepeatVector, Rescaling, Reshape, Resizing,
-    RMSNormalization, SeparableConv2D, SimpleRNN, Softmax, SpatialDropout1D, SpatialDropout2D, Subtract,
+    RandomFlip, RandomRotation, RandomShear, RandomTranslation, RandomZoom, ReLU, RepeatVector, Rescaling, Reshape,
+    Resizing, RMSNormalization, SeparableConv2D, SimpleRNN, Softmax, SpatialDropout1D, SpatialDropout2D, Subtract,
     TimeDistributed, UnitNormalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
 )}
 

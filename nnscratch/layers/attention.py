@@ -3,13 +3,22 @@ r"""Attention: each query step reads a softmax-weighted average of the value ste
 import numpy as np
 
 from nnscratch import rng
-from nnscratch.layers.base import format_shape
+from nnscratch.layers.base import SymbolicTensor, format_shape
 from nnscratch.layers.merge import Merge
 
-__all__ = ["Attention"]
+__all__ = ["Attention", "refuse_symbolic_scores"]
 
 _LARGE = 1e9        # Keras subtracts this from the scores of masked keys (65504 in float16, not used here)
 
+
+
+def refuse_symbolic_scores(layer, inputs) -> None:
+    """A ValueError for ``return_attention_scores=True`` on symbolic tensors (in a model a layer has one output)."""
+    items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    if any(isinstance(item, SymbolicTensor) for item in items):
+        raise ValueError(f"{type(layer).__name__}: return_attention_scores=True works on arrays (layer(inputs, "
+                         "return_attention_scores=True) returns (output, scores)), not in a model, where a layer "
+                         "has one output; there, read layer.attention_scores after a forward")
 
 class Attention(Merge):
     r"""Dot-product (Luong) or ``"concat"`` attention over ``[query, value]`` or ``[query, value, key]``.
@@ -53,9 +62,11 @@ class Attention(Merge):
     Call it on a list, ``Attention()([query, value])``; ``use_causal_mask=True``
     may be given in that call, as in Keras (nnscratch keeps it in the layer's
     config, so a saved model keeps it). Masks: the value's mask hides keys, the
-    query's zeroes output steps and goes on with the output. One output only:
-    ``return_attention_scores`` is not supported (an nnscratch layer has one
-    output); the weights of the last forward are ``layer.attention_scores``.
+    query's zeroes output steps and goes on with the output. Called on arrays,
+    ``layer([q, v], return_attention_scores=True)`` returns ``(output,
+    weights)``, the weights :math:`A` (N, Tq, Tv) after the dropout in
+    training, as Keras's; in a model the layer has one output (the weights
+    of the last forward are ``layer.attention_scores``, before the dropout).
     """
 
     uses_mask = True
@@ -74,11 +85,16 @@ class Attention(Merge):
         self.attention_scores = None
         self._cache = None
 
-    def __call__(self, x, training=False, use_causal_mask=None):
+    def __call__(self, x, training=False, use_causal_mask=None, return_attention_scores=False):
         """``Attention()([query, value], use_causal_mask=True)``, as Keras's call."""
         if use_causal_mask is not None:
             self.use_causal_mask = bool(use_causal_mask)
-        return super().__call__(x, training=training)
+        if not return_attention_scores:
+            return super().__call__(x, training=training)
+        refuse_symbolic_scores(self, x)
+        y = super().__call__(x, training=training)
+        drop = self._cache[5] if self._cache is not None else None
+        return y, self.attention_scores if drop is None else self.attention_scores * drop
 
     def reseed(self, generator: np.random.Generator) -> None:
         """Draw the following dropout masks from ``generator`` (used by ``fit(seed=...)``)."""

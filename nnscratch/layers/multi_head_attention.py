@@ -3,6 +3,7 @@ r"""MultiHeadAttention: several attention heads, each over its own learned proje
 import numpy as np
 
 from nnscratch import constraints, initializers, regularizers, rng
+from nnscratch.layers.attention import refuse_symbolic_scores
 from nnscratch.layers.base import format_shape
 from nnscratch.layers.merge import Merge
 
@@ -90,9 +91,11 @@ class MultiHeadAttention(Merge):
     output. ``attention_mask=`` in the call takes a tensor (N, T, S), another
     input of the model: a pair counts where it is not 0, joined with the
     other masks (it gets no gradient; the layer then reads it as its last
-    input, ``attention_mask_input`` in its config). Not supported:
-    ``return_attention_scores`` (an nnscratch layer has one output; the weights
-    of the last forward are ``layer.attention_scores``, (N, h, T, S)), and
+    input, ``attention_mask_input`` in its config). Called on arrays of
+    shape (N, steps, features), ``return_attention_scores=True`` returns
+    ``(output, scores)``, the softmax weights (N, h, T, S) before the
+    dropout, as Keras's; in a model the layer has one output (the weights of
+    the last forward are ``layer.attention_scores``). Not supported:
     ``activity_regularizer`` (Keras puts it on the projections' outputs).
     """
 
@@ -140,17 +143,22 @@ class MultiHeadAttention(Merge):
     def __call__(self, query, value=None, key=None, training=False, use_causal_mask=None, attention_mask=None,
                  return_attention_scores=False):
         """``mha(query, value[, key], attention_mask=..., use_causal_mask=...)`` as Keras's call, or on a list."""
-        if return_attention_scores:
-            raise ValueError("MultiHeadAttention: return_attention_scores is not supported (nnscratch models have one "
-                             "output); the last forward's weights are layer.attention_scores")
         if use_causal_mask is not None:
             self.use_causal_mask = bool(use_causal_mask)
         if value is None:       # a list: [query, value], [query, value, key] (and the attention mask, if it takes one)
-            return super().__call__(query, training=training)
-        if attention_mask is not None:
-            self.attention_mask_input = True
-        inputs = [query, value] + ([] if key is None else [key]) + ([] if attention_mask is None else [attention_mask])
-        return super().__call__(inputs, training=training)
+            inputs = query
+        else:
+            if attention_mask is not None:
+                self.attention_mask_input = True
+            inputs = [query, value] + ([] if key is None else [key]) + ([] if attention_mask is None
+                                                                        else [attention_mask])
+        if not return_attention_scores:
+            return super().__call__(inputs, training=training)
+        refuse_symbolic_scores(self, inputs)
+        if np.ndim(inputs[0]) != 3:
+            raise ValueError(f"MultiHeadAttention: return_attention_scores=True takes inputs (N, steps, features), "
+                             f"got a query of shape {np.shape(inputs[0])}")
+        return super().__call__(inputs, training=training), self.attention_scores
 
     def reseed(self, generator: np.random.Generator) -> None:
         """Draw the following dropout masks from ``generator`` (used by ``fit(seed=...)``)."""
