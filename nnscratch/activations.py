@@ -27,6 +27,17 @@ this Jacobian and uses the fused gradient ``(p - t) / N`` instead (``N`` samples
 
 (:math:`e^y` is the softmax); no loss fuses with it.
 
+``sparsemax`` (Martins and Astudillo, 2016), also on the last axis, is the
+Euclidean projection of ``z`` onto the probability simplex: like softmax its
+outputs are >= 0 and sum to 1, but most of them are exactly 0. With
+:math:`\\tau` the threshold at which the kept values sum to 1 and
+:math:`S = \\{k: y_k > 0\\}` the support,
+
+.. math:: y_k = \\max(z_k - \\tau, 0), \\qquad
+          \\frac{\\partial L}{\\partial z_k} = [k \\in S]\\,\\Big(g_k - \\frac{1}{|S|}\\sum_{j \\in S} g_j\\Big)
+
+(docs/backprop.md, section 6, derives both); the support is read from ``y``.
+
 ``elu`` and ``leaky_relu`` take a parameter, ``alpha`` here (elu's ``alpha``,
 leaky_relu's ``negative_slope``): by name it is Keras's default (1.0 and 0.2);
 the layers ``ELU(alpha)``, ``LeakyReLU(negative_slope)`` and
@@ -39,11 +50,11 @@ from nnscratch import kernels
 from nnscratch.kernels.reference import ELEMENTWISE_ACTIVATIONS, NEEDS_PREACTIVATION
 
 __all__ = ["NAMES", "ALIASES", "ROW_WISE", "get", "needs_preactivation", "forward", "backward", "softmax",
-           "log_softmax"]
+           "log_softmax", "sparsemax"]
 
-NAMES = ELEMENTWISE_ACTIVATIONS + ("softmax", "log_softmax")
+NAMES = ELEMENTWISE_ACTIVATIONS + ("softmax", "log_softmax", "sparsemax")
 #: The activations of whole rows (the last axis), not of each number alone: a layer applies them after its product.
-ROW_WISE = ("softmax", "log_softmax")
+ROW_WISE = ("softmax", "log_softmax", "sparsemax")
 #: Other names Keras accepts for the same function; ``get`` returns the name Keras saves in a config.
 ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
 
@@ -76,6 +87,23 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def sparsemax(z: np.ndarray) -> np.ndarray:
+    r"""The projection of each row (the last axis) onto the probability simplex: ``max(z - tau, 0)``.
+
+    Sorted in decreasing order, :math:`z_{(1)} \ge z_{(2)} \ge \dots`, the
+    support is the first :math:`k` values with :math:`1 + k z_{(k)} > \sum_{j \le k} z_{(j)}`
+    (the :math:`k`-th value still lies above the threshold the first :math:`k`
+    would give), and :math:`\tau = (\sum_{j \le k} z_{(j)} - 1) / k`.
+    """
+    ordered = -np.sort(-z, axis=-1)
+    cumulative = np.cumsum(ordered, axis=-1)
+    ranks = np.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+    kept = 1 + ranks * ordered > cumulative                      # True for the first k, then False
+    k = kept.sum(axis=-1, keepdims=True)
+    tau = (np.take_along_axis(cumulative, k - 1, axis=-1) - 1) / k.astype(z.dtype)
+    return np.maximum(z - tau, 0)
+
+
 def forward(z: np.ndarray, bias, name: str, alpha=None) -> np.ndarray:
     """Return ``f(z + bias)``; ``z`` may be overwritten (it is a fresh product).
 
@@ -85,6 +113,8 @@ def forward(z: np.ndarray, bias, name: str, alpha=None) -> np.ndarray:
         return kernels.backend().bias_softmax(z, bias)
     if name == "log_softmax":
         return log_softmax(z if bias is None else z + bias)
+    if name == "sparsemax":
+        return sparsemax(z if bias is None else z + bias)
     return kernels.backend().bias_activation(z, bias, name, alpha)
 
 
@@ -94,5 +124,10 @@ def backward(grad_y: np.ndarray, y: np.ndarray, name: str, z=None, alpha=None) -
         return y * (grad_y - (grad_y * y).sum(axis=-1, keepdims=True))
     if name == "log_softmax":
         return grad_y - np.exp(y) * grad_y.sum(axis=-1, keepdims=True)
+    if name == "sparsemax":
+        support = y > 0
+        count = support.sum(axis=-1, keepdims=True)
+        mean = np.where(support, grad_y, 0).sum(axis=-1, keepdims=True) / count.astype(grad_y.dtype)
+        return np.where(support, grad_y - mean, 0).astype(grad_y.dtype, copy=False)
     return kernels.backend().activation_backward(grad_y, y, name, z, alpha)
 

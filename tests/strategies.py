@@ -37,6 +37,7 @@ __all__ = [
     "float_arrays",
     "padded_indices",
     "assert_predicts_as_each_sequence_alone",
+    "large_batch_predictions",
     "normal_arrays",
     "rng_seeds",
     "float_dtypes",
@@ -221,3 +222,17 @@ def assert_predicts_as_each_sequence_alone(model, x, unmasked_model):
         alone.set_weights(model.get_weights())
         np.testing.assert_allclose(output[:len(words)], alone.predict(words[None], verbose=0)[0], rtol=1e-5,
                                    atol=1e-6)
+
+
+def large_batch_predictions(activation):
+    """A Dense(16, relu) -> Dense(10, ``activation``) model's predictions for 600 inputs (predict prepares the Dense
+    layers' product kernel for passes that large), and the last layer's logits computed by hand, in float64."""
+    import nnscratch
+    from nnscratch.layers import Dense, Input
+
+    rng = np.random.default_rng(1)
+    model = nnscratch.Sequential([Input((20,)), Dense(16, activation="relu"), Dense(10, activation=activation)])
+    x = rng.standard_normal((600, 20)).astype(np.float32)
+    predicted = model.predict(x, batch_size=300, verbose=0)
+    hidden = np.maximum(x @ model.layers[0].kernel.value + model.layers[0].bias.value, 0)
+    return predicted, hidden.astype(np.float64) @ model.layers[1].kernel.value + model.layers[1].bias.value

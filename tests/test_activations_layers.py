@@ -309,9 +309,9 @@ def test_softmax_layer_trains_as_the_softmax_activation():
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make", [lambda: Dense(3, activation="glu"), lambda: Conv2D(2, 3, activation="glu"),
-                                  lambda: Activation("threshold"), lambda: Activation("sparsemax")])
+                                  lambda: Activation("threshold"), lambda: Activation("sparse_max")])
 def test_unknown_activation_names(make):
-    with pytest.raises(ValueError, match=r"unknown activation '(glu|threshold|sparsemax)'; "
+    with pytest.raises(ValueError, match=r"unknown activation '(glu|threshold|sparse_max)'; "
                                          r"expected one of .*'elu'.*'mish'"):
         make()
 

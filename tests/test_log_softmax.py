@@ -15,9 +15,11 @@ from nnscratch.layers import Activation, BatchNormalization, Conv2D, Dense, Flat
 try:
     from tests.grad_strategies import (ACTIVATION_STEP, STEP, TOLERANCE, batch_sizes, feature_sizes, float64_floatx,
                                        image_shapes, rng_seeds)
+    from tests.strategies import large_batch_predictions
 except ImportError:  # tests/ itself is on sys.path
     from grad_strategies import (ACTIVATION_STEP, STEP, TOLERANCE, batch_sizes, feature_sizes, float64_floatx,
                                  image_shapes, rng_seeds)
+    from strategies import large_batch_predictions
 
 
 def any_shapes():
@@ -56,12 +58,7 @@ def test_dense_gradients(features, units, seed):
 
 def test_dense_prediction_of_a_large_batch_uses_blas_and_agrees():
     """predict prepares the Dense layers' product kernel for large passes; it cannot apply log_softmax."""
-    rng = np.random.default_rng(1)
-    model = nnscratch.Sequential([Input((20,)), Dense(16, activation="relu"), Dense(10, activation="log_softmax")])
-    x = rng.standard_normal((600, 20)).astype(np.float32)
-    predicted = model.predict(x, batch_size=300, verbose=0)
-    hidden = np.maximum(x @ model.layers[0].kernel.value + model.layers[0].bias.value, 0)
-    logits = hidden.astype(np.float64) @ model.layers[1].kernel.value + model.layers[1].bias.value
+    predicted, logits = large_batch_predictions("log_softmax")
     np.testing.assert_allclose(predicted, scipy_log_softmax(logits, axis=-1), rtol=1e-4, atol=1e-5)
 
 

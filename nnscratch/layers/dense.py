@@ -96,7 +96,7 @@ class Dense(KernelBiasLayer):
         twin, kernel = kernels.backend(), self.kernel.value
         if self.keep_logits and self.activation == "sigmoid":  # the product would not give the logits
             return
-        if self.activation == "log_softmax":  # whole rows, which the product kernel does not apply (softmax it does)
+        if self.activation in ("log_softmax", "sparsemax"):  # whole rows, which the product kernel does not apply
             return
         if kernels.use_fixed_product(*kernel.shape):
             bias = self.bias.value if self.use_bias else None
