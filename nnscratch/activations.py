@@ -50,7 +50,7 @@ from nnscratch import kernels
 from nnscratch.kernels.reference import ELEMENTWISE_ACTIVATIONS, NEEDS_PREACTIVATION
 
 __all__ = ["NAMES", "ALIASES", "ROW_WISE", "get", "needs_preactivation", "forward", "backward", "softmax",
-           "log_softmax", "sparsemax"]
+           "log_softmax", "sparsemax", "relu_with", "relu_with_slope"]
 
 NAMES = ELEMENTWISE_ACTIVATIONS + ("softmax", "log_softmax", "sparsemax")
 #: The activations of whole rows (the last axis), not of each number alone: a layer applies them after its product.
@@ -102,6 +102,37 @@ def sparsemax(z: np.ndarray) -> np.ndarray:
     k = kept.sum(axis=-1, keepdims=True)
     tau = (np.take_along_axis(cumulative, k - 1, axis=-1) - 1) / k.astype(z.dtype)
     return np.maximum(z - tau, 0)
+
+
+def relu_with(x: np.ndarray, negative_slope=0.0, max_value=None, threshold=0.0) -> np.ndarray:
+    r"""Keras's ReLU with all its arguments: :math:`\min(x, m)` above :math:`\theta`, else :math:`a (x - \theta)`.
+
+    As ``keras.activations.relu``: the positive part :math:`x\,[x > \theta]`,
+    clipped to :math:`[0, m]` (``max_value``), less :math:`a \max(\theta - x, 0)`
+    (``negative_slope``). With :math:`\theta > 0` it jumps by :math:`\theta` at
+    :math:`x = \theta`. ``ReLU()`` layers with the named cases (``relu``,
+    ``relu6``, ``leaky_relu``) use the fused kernels instead.
+    """
+    y = np.where(x > threshold, x, 0).astype(x.dtype, copy=False)
+    if max_value is not None:
+        y = np.clip(y, 0, max_value)
+    if negative_slope:
+        y = y - x.dtype.type(negative_slope) * np.maximum(threshold - x, 0)
+    return y
+
+
+def relu_with_slope(y: np.ndarray, negative_slope=0.0, max_value=None) -> np.ndarray:
+    r"""The derivative of :func:`relu_with`, read from its output :math:`y`: 0 where :math:`y \ge m`, 1 where
+    :math:`y > 0`, else :math:`a`.
+
+    Above the threshold :math:`y = \min(x, m) > 0` (slope 1, or 0 once
+    clipped at :math:`m`); at or below it :math:`y = a (x - \theta) \le 0`
+    (slope :math:`a`).
+    """
+    slope = np.where(y > 0, 1, negative_slope).astype(y.dtype)
+    if max_value is not None:
+        slope[y >= max_value] = 0
+    return slope
 
 
 def forward(z: np.ndarray, bias, name: str, alpha=None) -> np.ndarray:

@@ -231,12 +231,11 @@ def test_relu_arguments():
     for kwargs, message in [({"max_value": -1}, "max_value cannot be negative"),
                             ({"negative_slope": -1}, "negative_slope cannot be negative"),
                             ({"threshold": -1}, "threshold cannot be negative"),
-                            ({"negative_slope": None}, "negative_slope cannot be None"),
-                            ({"threshold": 0.5}, r"threshold=0.5\) is not supported"),
-                            ({"max_value": 3.0}, r"max_value=3.0, negative_slope=0.0\) is not supported"),
-                            ({"max_value": 6, "negative_slope": 0.1}, "is not supported")]:
+                            ({"negative_slope": None}, "negative_slope cannot be None")]:
         with pytest.raises(ValueError, match=message):
             ReLU(**kwargs)
+    for kwargs in ({"threshold": 0.5}, {"max_value": 3.0}, {"max_value": 6, "negative_slope": 0.1}):
+        assert ReLU(**kwargs).activation == "relu_with"          # Keras's general formula (test_relu_arguments.py)
 
 
 def test_only_a_plain_relu_is_fused_into_batch_norm():

@@ -24,6 +24,10 @@ def _number(value, name, layer):
     return value
 
 
+#: The ``activation`` of a ReLU layer with Keras's general formula (a threshold, another max_value, ...).
+GENERAL_RELU = "relu_with"
+
+
 def _non_negative(value, name, layer):
     value = _number(value, name, layer)
     if value < 0:
@@ -78,17 +82,22 @@ class _ParametricActivation(Activation):
 class ReLU(_ParametricActivation):
     r"""Rectified linear unit, ``y = max(x, 0)``; the gradient at exactly 0 is taken as 0.
 
-    Keras's arguments, in the combinations nnscratch has a kernel for (each a
-    named activation, so backward again needs only the output):
+    Keras's arguments; the combinations nnscratch has a kernel for are named
+    activations (so backward again needs only the output, and the layer may
+    be fused into a batch norm or a pooling before it):
 
     * ``ReLU()``: ``"relu"``;
     * ``ReLU(negative_slope=a)``: ``"leaky_relu"`` with slope ``a``,
       :math:`y = x` for :math:`x > 0`, else :math:`a x` (as :class:`LeakyReLU`);
     * ``ReLU(max_value=6)``: ``"relu6"``, :math:`\min(\max(x, 0), 6)`.
 
-    Other combinations (a ``threshold`` other than 0, another ``max_value``,
-    ``max_value`` with ``negative_slope``) raise a ValueError; negative values
-    too, as in Keras.
+    Any other ``max_value``, a ``threshold`` :math:`\theta > 0`, or ``max_value``
+    with ``negative_slope`` is Keras's general formula
+    (:func:`nnscratch.activations.relu_with`): :math:`\min(x, m)` above
+    :math:`\theta`, :math:`a (x - \theta)` at or below, and backward
+    multiplies by its slope read from the output (1, 0 where clipped at
+    :math:`m`, :math:`a` below :math:`\theta`); such a layer takes part in no
+    fusion (its ``activation`` is ``"relu_with"``). Negative values are refused, as in Keras.
     """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
@@ -96,15 +105,28 @@ class ReLU(_ParametricActivation):
             max_value = _non_negative(max_value, "max_value", "ReLU")
         negative_slope = _non_negative(negative_slope, "negative_slope", "ReLU")
         threshold = _non_negative(threshold, "threshold", "ReLU")
-        if threshold != 0:
-            raise ValueError(f"ReLU(threshold={threshold!r}) is not supported: nnscratch's ReLU has threshold 0")
-        if max_value is not None and (max_value != 6 or negative_slope != 0):
-            raise ValueError(f"ReLU(max_value={max_value!r}, negative_slope={negative_slope!r}) is not supported: "
-                             "max_value must be None, or 6 (relu6) with negative_slope=0")
+        named = threshold == 0 and (max_value is None or (max_value == 6 and negative_slope == 0))
         name = "relu6" if max_value is not None else "leaky_relu" if negative_slope else "relu"
-        super().__init__(name, **kwargs)
+        super().__init__(name if named else "linear", **kwargs)
+        if not named:
+            self.activation = GENERAL_RELU      # (not a name of nnscratch.activations: forward and backward below)
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
-        self._alpha = negative_slope if name == "leaky_relu" else None
+        self._alpha = negative_slope if self.activation == "leaky_relu" else None
+
+    def forward(self, x, training=False):
+        if self.activation != GENERAL_RELU:
+            return super().forward(x, training)
+        self.check_input(x)
+        y = activations.relu_with(x, self.negative_slope, self.max_value, self.threshold)
+        self._y = y if training else None
+        return y
+
+    def backward(self, grad_output):
+        if self.activation != GENERAL_RELU:
+            return super().backward(grad_output)
+        if self._y is None:
+            raise RuntimeError(f"layer {self.name!r}: backward called without forward(x, training=True)")
+        return grad_output * activations.relu_with_slope(self._y, self.negative_slope, self.max_value)
 
     def get_config(self):
         return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
