@@ -23,14 +23,18 @@ class Parameter:
     constraint : callable or None
         ``c(value) -> value'``, which the optimizer applies after each of its
         updates (a :mod:`nnscratch.constraints` instance, given by the layer).
+    path : str, optional
+        Where it lives, ``"layer_name/weight_name"`` as Keras's ``variable.path``
+        (a layer's ``new_parameter`` gives it; default: ``name``).
     """
 
-    __slots__ = ("value", "grad", "name", "trainable", "constraint")
+    __slots__ = ("value", "grad", "name", "trainable", "constraint", "path")
 
-    def __init__(self, value: np.ndarray, name: str, trainable: bool = True, constraint=None):
+    def __init__(self, value: np.ndarray, name: str, trainable: bool = True, constraint=None, path=None):
         self.value = value
         self.grad = np.zeros_like(value)
         self.name = name
+        self.path = name if path is None else path
         self.trainable = trainable
         self.constraint = constraint
 

@@ -353,7 +353,7 @@ def test_get_by_name(name, cls):
 
 def test_get_errors_and_instances():
     with pytest.raises(ValueError, match="adam.*rmsprop.*sgd"):
-        optimizers.get("muon")
+        optimizers.get("lbfgs")
     with pytest.raises(TypeError):
         optimizers.get(3)
     opt = SGD()
@@ -376,7 +376,7 @@ def test_config_round_trip_through_json(opt):
 
 def test_get_rejects_dicts_it_cannot_resolve():
     with pytest.raises(ValueError, match="known optimizers"):
-        optimizers.get({"class_name": "Muon", "config": {}})
+        optimizers.get({"class_name": "LossScaleOptimizer", "config": {}})
     with pytest.raises(ValueError, match="class_name"):
         optimizers.get({"learning_rate": 0.1})
 

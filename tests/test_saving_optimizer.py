@@ -40,10 +40,12 @@ def _batches(n=4, seed=0):
     lambda: optimizers.Lamb(learning_rate=0.01, weight_decay=0.01),
     lambda: optimizers.Ftrl(learning_rate=0.1, l1_regularization_strength=0.001),
     lambda: optimizers.Adafactor(learning_rate=0.05),
+    lambda: optimizers.Muon(learning_rate=0.01),          # (Muon's kernels have an empty velocity slot)
     lambda: optimizers.Adam(learning_rate=0.01, gradient_accumulation_steps=3),   # saved between two updates
     lambda: optimizers.Adam(learning_rate=0.01, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=3),
 ], ids=["adam", "amsgrad", "rmsprop", "sgd-momentum", "sgd-decay", "adamw", "adamw-amsgrad", "adagrad",
-        "adadelta", "adamax", "nadam", "lion", "lamb", "ftrl", "adafactor", "adam-accumulating", "adam-ema"])
+        "adadelta", "adamax", "nadam", "lion", "lamb", "ftrl", "adafactor", "muon", "adam-accumulating",
+        "adam-ema"])
 def test_a_loaded_model_resumes_training_bit_for_bit(tmp_path, make_optimizer):
     batches = _batches()
     straight = _model(make_optimizer())

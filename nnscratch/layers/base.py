@@ -271,7 +271,7 @@ class Layer(abc.ABC):
         """Register a trainable parameter (in ``floatx()``) under its Keras name, with its constraint if any."""
         value = np.asarray(value, dtype=floatx())          # (a scalar weight, shape (), stays one, as Keras's)
         param = Parameter(value if value.flags.c_contiguous else np.ascontiguousarray(value), name,
-                          trainable=self._trainable, constraint=constraint)
+                          trainable=self._trainable, constraint=constraint, path=f"{self.name}/{name}")
         self.params[name] = param
         return param
 

@@ -20,18 +20,19 @@ from nnscratch.optimizers.base import Optimizer
 from nnscratch.optimizers.ftrl import Ftrl
 from nnscratch.optimizers.lamb import Lamb
 from nnscratch.optimizers.lion import Lion
+from nnscratch.optimizers.muon import Muon
 from nnscratch.optimizers.nadam import Nadam
 from nnscratch.optimizers.rmsprop import RMSprop
 from nnscratch.optimizers.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
-           "Lion", "Lamb", "Ftrl", "Adafactor", "schedules", "get",
+           "Lion", "Lamb", "Ftrl", "Adafactor", "Muon", "schedules", "get",
            "serialize"]
 
 # lower-case name -> class; strings and "class_name"s are looked up here.
 _CLASSES = {cls.__name__.lower(): cls
             for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion, Lamb, Ftrl,
-                                Adafactor)}
+                        Adafactor, Muon)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -55,7 +56,8 @@ def get(identifier) -> Optimizer:
     identifier : Optimizer, str or dict
         An optimizer (returned as is); a name, case-insensitive
         (``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"adagrad"``,
-        ``"adadelta"``, ``"adamax"``, ``"nadam"``, ``"lion"``, ``"lamb"``, ``"ftrl"``, ``"adafactor"``: default
+        ``"adadelta"``, ``"adamax"``, ``"nadam"``, ``"lion"``, ``"lamb"``, ``"ftrl"``, ``"adafactor"``,
+        ``"muon"``: default
         hyperparameters); or a config dict ``{"class_name": "Adam", "config":
         {...}}`` as written by :func:`serialize`. A bare
         :meth:`~Optimizer.get_config` dict is accepted too and looked up by
