@@ -31,6 +31,7 @@ from nnscratch.losses.crossentropy import (
     AutoCrossentropy, BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
 )
 from nnscratch.losses.focal import BinaryFocalCrossentropy, CategoricalFocalCrossentropy
+from nnscratch.losses.generalized import CategoricalGeneralizedCrossEntropy
 from nnscratch.losses.hinge import CategoricalHinge, Hinge, SquaredHinge
 from nnscratch.losses.probabilistic import KLDivergence, Poisson
 from nnscratch.losses.regression import (
@@ -50,6 +51,7 @@ __all__ = [
     "mean_squared_logarithmic_error", "poisson", "hinge", "squared_hinge", "categorical_hinge",
     "cosine_similarity", "log_cosh", "categorical_focal_crossentropy", "binary_focal_crossentropy",
     "EPSILON", "REDUCTIONS", "DEFAULT_REDUCTION",
+    "CategoricalGeneralizedCrossEntropy", "categorical_generalized_cross_entropy",
 ]
 
 categorical_crossentropy = CategoricalCrossentropy()
@@ -69,11 +71,12 @@ cosine_similarity = CosineSimilarity()
 log_cosh = LogCosh()
 categorical_focal_crossentropy = CategoricalFocalCrossentropy()
 binary_focal_crossentropy = BinaryFocalCrossentropy()
+categorical_generalized_cross_entropy = CategoricalGeneralizedCrossEntropy()
 
 _CLASSES = (CategoricalCrossentropy, SparseCategoricalCrossentropy, BinaryCrossentropy, MeanSquaredError,
             MeanAbsoluteError, Huber, KLDivergence, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
             Poisson, Hinge, SquaredHinge, CategoricalHinge, CosineSimilarity, LogCosh, CategoricalFocalCrossentropy,
-            BinaryFocalCrossentropy, AutoCrossentropy)
+            BinaryFocalCrossentropy, AutoCrossentropy, CategoricalGeneralizedCrossEntropy)
 
 #: The names ``get`` accepts, as Keras 3's ``keras.losses.get``: function names, class names, short aliases
 #: (and ``"crossentropy"``/``"ce"``, which Keras's ``compile`` resolves from the shapes).
@@ -101,6 +104,7 @@ _BY_NAME = {
     "log_cosh": LogCosh,
     "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
     "binary_focal_crossentropy": BinaryFocalCrossentropy,
+    "categorical_generalized_cross_entropy": CategoricalGeneralizedCrossEntropy,
     "crossentropy": AutoCrossentropy,
     "ce": AutoCrossentropy,
     **{cls.__name__: cls for cls in _CLASSES if cls is not AutoCrossentropy},
