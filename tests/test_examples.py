@@ -56,3 +56,10 @@ def test_the_siamese_network_shares_its_tower_and_tells_unseen_pairs_apart():
     assert len(model.node_layers) == len(model.layers) + 5         # the 5 tower layers run twice, stored once
     accuracy = example.main(train=2000, epochs=4, verbose=0)      # (the example: 10000 and 12, 96.3%)
     assert accuracy > 0.75                                         # half the pairs are alike: chance is 50%
+
+
+def test_the_custom_layer_example_checks_its_gradients_trains_and_reloads():
+    example = load("custom_layer")
+    assert example.check_gradients().max_error < 1e-6
+    accuracy, same = example.main(epochs=3, verbose=0)          # (the example: 15 epochs, 95%)
+    assert accuracy > 0.6 and same                               # ten classes: chance is 10%

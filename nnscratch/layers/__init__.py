@@ -94,5 +94,7 @@ _BY_NAME = {cls.__name__: cls for cls in (
 def get(class_name: str):
     """Return the layer class called ``class_name`` (used when loading saved models)."""
     if class_name not in _BY_NAME:
-        raise ValueError(f"unknown layer class {class_name!r}; expected one of {sorted(_BY_NAME)}")
+        raise ValueError(f"unknown layer class {class_name!r}: a layer of your own loads with "
+                         f"load_model(path, custom_objects={{{class_name!r}: {class_name}}}); the library's layers "
+                         f"are {sorted(_BY_NAME)}")
     return _BY_NAME[class_name]

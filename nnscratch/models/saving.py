@@ -140,11 +140,18 @@ def save_model(model, filepath, include_optimizer=True) -> None:
     _write(filepath, config, weights, optimizer_arrays)
 
 
-def _layer_from_config(entry):
-    return layers_module.get(entry["class_name"]).from_config(entry["config"])
+def _layer_from_config(entry, custom=None):
+    """The layer of a description entry: a class of ``custom`` (load_model's ``custom_objects``) or the library's."""
+    name, custom = entry["class_name"], custom or {}
+    cls = custom.get(name)
+    if cls is None:
+        cls = layers_module.get(name)
+    elif not (isinstance(cls, type) and issubclass(cls, layers_module.Layer)):
+        raise TypeError(f"custom_objects[{name!r}] must be a Layer subclass, got {cls!r}")
+    return cls.from_config(entry["config"])
 
 
-def _graph_from_config(spec, inputs):
+def _graph_from_config(spec, inputs, custom=None):
     """Rebuild a model that branches or merges: each layer entry names the layers it reads (``inbound_layers``).
 
     ``inputs``: the model's input tensors, in order. The entries come in the
@@ -165,7 +172,7 @@ def _graph_from_config(spec, inputs):
         if unknown:
             raise ValueError(f"layer {entry['config'].get('name')!r} reads {unknown}, which come neither from an "
                              "input nor from a layer before it")
-        layer = _layer_from_config(entry)
+        layer = _layer_from_config(entry, custom)
         if not layer.takes_list and len(inbound) != 1:
             raise ValueError(f"layer {layer.name!r} reads one tensor, but the description gives it {inbound}")
         parents = [tensors[name] for name in inbound]
@@ -182,7 +189,7 @@ def _graph_from_config(spec, inputs):
     return model
 
 
-def _nodes_from_config(spec, inputs):
+def _nodes_from_config(spec, inputs, custom=None):
     """Rebuild a graph with a shared layer from its ``nodes``: each call's layer and the tensors it reads, in order.
 
     A tensor is ``[layer name, call number]`` (an input's is ``[name, 0]``),
@@ -193,7 +200,7 @@ def _nodes_from_config(spec, inputs):
 
     layers = {}
     for entry in spec["layers"]:
-        layer = _layer_from_config(entry)
+        layer = _layer_from_config(entry, custom)
         layers[layer.name] = layer
     tensors = {(tensor.layer.name, 0): tensor for tensor in inputs}
     calls = {}
@@ -232,7 +239,9 @@ def load_model(filepath, custom_objects=None, compile=True):
     With ``compile`` the model is compiled as it was saved, and its optimizer
     gets the saved step count and slots back: training goes on as if it had
     never stopped. A model compiled with a metric function (saved by its
-    name) needs ``custom_objects={"name": function}``, as in Keras.
+    name) needs ``custom_objects={"name": function}``, as in Keras, and a
+    model with a layer of your own its class, ``custom_objects={"MyLayer":
+    MyLayer}`` (rebuilt by its ``from_config(get_config())``; docs/custom_layers.md).
     """
     from nnscratch.layers.input_layer import Input
     from nnscratch.models.model import Model
@@ -249,18 +258,19 @@ def load_model(filepath, custom_objects=None, compile=True):
                                                                                     spec["input_names"], strict=True)]
                 else:
                     inputs = [Input(tuple(spec["input_shape"]), name=spec["input_name"])]
-                model = _nodes_from_config(spec, inputs) if "nodes" in spec else _graph_from_config(spec, inputs)
+                build = _nodes_from_config if "nodes" in spec else _graph_from_config
+                model = build(spec, inputs, custom_objects)
             except ValueError as error:
                 raise ValueError(f"{os.fspath(filepath)!r}: the model description is invalid ({error})") from None
         elif spec["class_name"] == "Sequential":
             model = Sequential(name=spec["name"])
             if spec["input_shape"] is not None:
                 model.add(Input(tuple(spec["input_shape"])))
-            for layer in [_layer_from_config(entry) for entry in spec["layers"]]:
+            for layer in [_layer_from_config(entry, custom_objects) for entry in spec["layers"]]:
                 model.add(layer)
         else:
             inputs = x = Input(tuple(spec["input_shape"]))
-            for layer in [_layer_from_config(entry) for entry in spec["layers"]]:
+            for layer in [_layer_from_config(entry, custom_objects) for entry in spec["layers"]]:
                 x = layer(x)
             model = Model(inputs=inputs, outputs=x, name=spec["name"])
     except (KeyError, TypeError) as error:
