@@ -767,7 +767,7 @@ class Model(Trainer):
                 layer.keep_logits = layer is last and layer.activation == self.loss.fused_activation == "sigmoid"
         self.compiled_config = {
             "optimizer": optimizers.serialize(self.optimizer),
-            "loss": self.loss.get_config(),
+            "loss": losses_module.serialize(self.loss),
             "metrics": [metrics_module.serialize(metric) for metric in self.metrics],
         }
         if weighted_metrics:
@@ -793,7 +793,7 @@ class Model(Trainer):
                                         for head in heads)
         self.compiled_config = {
             "optimizer": optimizers.serialize(self.optimizer),
-            "loss": [None if head.loss is None else head.loss.get_config() for head in heads],
+            "loss": [None if head.loss is None else losses_module.serialize(head.loss) for head in heads],
             "loss_weights": [head.loss_weight for head in heads],
             "metrics": [[metrics_module.serialize(metric) for metric in head.metrics] for head in heads],
             "weighted_metrics": [[metrics_module.serialize(metric) for metric in head.weighted_metrics]

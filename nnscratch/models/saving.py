@@ -23,6 +23,7 @@ import zipfile
 import numpy as np
 
 from nnscratch import layers as layers_module
+from nnscratch import losses as losses_module
 from nnscratch import metrics as metrics_module
 from nnscratch import optimizers
 
@@ -228,6 +229,24 @@ def _nodes_from_config(spec, inputs, custom=None):
                  name=spec["name"])
 
 
+def _saved_loss(entry, custom):
+    """A loss as ``compile`` saved it (``losses.serialize``, or an older file's config): a class of ``custom`` first.
+
+    A list (one an output) is looked up item by item; ``None`` (an output without a loss) stays None.
+    """
+    if isinstance(entry, list):
+        return [_saved_loss(item, custom) for item in entry]
+    if not isinstance(entry, dict):
+        return entry
+    name = entry.get("class_name", entry.get("name"))
+    cls = custom.get(name)
+    if cls is None:
+        return entry
+    if not (isinstance(cls, type) and issubclass(cls, losses_module.Loss)):
+        raise TypeError(f"custom_objects[{name!r}] must be a Loss subclass, got {cls!r}")
+    return cls.from_config(entry.get("config", entry))
+
+
 def _saved_metric(entry, custom):
     """A metric as ``compile`` saved it: a name (looked up in ``custom_objects`` first) or a config dict."""
     return custom.get(entry, entry) if isinstance(entry, str) else metrics_module.get(entry)
@@ -278,21 +297,23 @@ def load_model(filepath, custom_objects=None, compile=True):
     model.set_weights(weights)
     if compile and config.get("compile"):
         settings, custom = config["compile"], dict(custom_objects or {})
+        optimizer = optimizers.get(settings["optimizer"])
         try:
             if "loss_weights" in settings:   # compiled with a loss an output (nnscratch.models.outputs)
-                model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
+                model.compile(optimizer=optimizer, loss=_saved_loss(settings["loss"], custom),
                               loss_weights=settings["loss_weights"],
                               metrics=[[_saved_metric(m, custom) for m in group] for group in settings["metrics"]],
                               weighted_metrics=[[_saved_metric(m, custom) for m in group]
                                                 for group in settings["weighted_metrics"]])
             else:
-                model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
+                model.compile(optimizer=optimizer, loss=_saved_loss(settings["loss"], custom),
                               metrics=[_saved_metric(m, custom) for m in settings["metrics"]],
                               weighted_metrics=[_saved_metric(m, custom)
                                                 for m in settings.get("weighted_metrics", [])])
-        except ValueError as error:
-            raise ValueError(f"{os.fspath(filepath)!r}: {error}; a model compiled with a metric function needs "
-                             "load_model(..., custom_objects={'name': function}) or compile=False") from None
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{os.fspath(filepath)!r}: {error}; a model compiled with a metric function or a loss "
+                             "of your own needs load_model(..., custom_objects={'name': function or class}) or "
+                             "compile=False") from None
         if config.get("optimizer_state"):
             try:
                 model.optimizer.set_state(model.parameters(), config["optimizer_state"], optimizer_arrays)
