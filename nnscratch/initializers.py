@@ -13,7 +13,9 @@ __all__ = ["compute_fans", "get", "glorot_uniform", "glorot_normal", "he_uniform
 
 
 def compute_fans(shape) -> tuple[int, int]:
-    """Return ``(fan_in, fan_out)`` for a kernel shape."""
+    """Return ``(fan_in, fan_out)`` for a kernel shape (a scalar's: 1 and 1, as Keras's)."""
+    if len(shape) == 0:
+        return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
     receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1

@@ -92,3 +92,48 @@ def test_loading_without_the_class_or_with_something_else_says_so(tmp_path):
         load_model(tmp_path / "sequential.npz", custom_objects={"FeatureScale": len})
     loaded = load_model(tmp_path / "sequential.npz", custom_objects={"FeatureScale": FeatureScale})
     np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
+
+
+class Gate(Layer):
+    """Keras style: ``y = x * sigmoid(w)``, ``w`` from ``add_weight`` with an L2 penalty and a MaxNorm; a counter
+    of training batches in a non-trainable weight the layer updates itself."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=input_shape[-1:], initializer="random_normal", regularizer="l2",
+                                 constraint="max_norm", name="w")
+        self.batches = self.add_weight(shape=(), initializer="zeros", trainable=False, name="batches")
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._gate = 1 / (1 + np.exp(-self.w.value))
+        self._x = x
+        if training:
+            self.batches += 1
+        return x * self._gate
+
+    def backward(self, grad_output):
+        self.w.grad[...] = (grad_output * self._x * self._gate * (1 - self._gate)).reshape(
+            -1, self._x.shape[-1]).sum(axis=0)
+        return grad_output * self._gate
+
+
+def test_add_weight_makes_parameters_with_penalties_and_constraints_and_buffers(tmp_path):
+    with float64_floatx():
+        layer = Gate()
+        report = check_layer(layer, x=np.random.default_rng(5).standard_normal((3, 4)), h=STEP)
+    assert report.max_error < TOLERANCE, f"\n{report}"               # the L2 penalty's gradient included
+    assert list(layer.params) == ["w"] and list(layer.buffers) == ["batches"]
+    assert layer.weight_regularizers()["w"].l2 == 0.01 and layer.w.constraint is not None
+    nnscratch.set_random_seed(6)
+    model = nnscratch.Sequential([nnscratch.Input((4,)), Gate(name="gate"), Dense(1)])
+    model.compile("sgd", "mse")
+    rng = np.random.default_rng(7)
+    model.fit(rng.standard_normal((20, 4)), rng.standard_normal((20, 1)), epochs=2, batch_size=5, verbose=0)
+    assert model.get_layer("gate").batches == 8 and len(model.losses) == 1          # 2 epochs of 4 batches
+    model.save(tmp_path / "gate.npz")
+    assert load_model(tmp_path / "gate.npz", custom_objects={"Gate": Gate}).get_layer("gate").batches == 8
+    with pytest.raises(ValueError, match="takes no regularizer or constraint"):
+        Gate().add_weight((2,), trainable=False, regularizer="l2")
+    with pytest.raises(ValueError, match="already has a weight named 'w'"):
+        layer.add_weight((2,), name="w")

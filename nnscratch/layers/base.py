@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from nnscratch import regularizers
+from nnscratch import constraints, initializers, regularizers, rng
 from nnscratch.config import floatx
 from nnscratch.parameter import Parameter
 
@@ -115,6 +115,7 @@ class Layer(abc.ABC):
         self._trainable = bool(trainable)
         self.params: dict[str, Parameter] = {}
         self.buffers: dict[str, np.ndarray] = {}
+        self._added_regularizers = {}   # {weight name: Regularizer} of the weights add_weight made
         self.built = False
         self.input_shape = None
         self._output_shape = None
@@ -275,6 +276,36 @@ class Layer(abc.ABC):
         self.params[name] = param
         return param
 
+    def add_weight(self, shape=(), initializer=None, dtype=None, trainable=True, regularizer=None, constraint=None,
+                   name=None):
+        """Keras's ``add_weight`` for a layer of your own (docs/custom_layers.md): a weight of ``shape``.
+
+        ``initializer`` is a name (``"glorot_uniform"``, the default, as
+        Keras's for a float weight; ``"zeros"``, ``"he_normal"``, ...) or a
+        function ``(shape, generator) -> array``, drawn from the library's
+        seeded generator. A trainable weight becomes a :class:`Parameter`
+        in ``params`` (backward writes its ``.grad``, the optimizer updates
+        it, ``regularizer`` and ``constraint`` apply to it); with
+        ``trainable=False`` it is a buffer in ``buffers`` (an array the layer
+        itself may update, which no optimizer sees), returned as the array.
+        """
+        if dtype not in (None, "float32", "float64", np.float32, np.float64):
+            raise TypeError(f"layer {self.name!r}: add_weight makes float weights (floatx()), got dtype={dtype!r}")
+        name = name or f"variable_{len(self.params) + len(self.buffers)}"
+        if name in self.params or name in self.buffers:
+            raise ValueError(f"layer {self.name!r} already has a weight named {name!r}")
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        value = initializers.get("glorot_uniform" if initializer is None else initializer)(shape, rng.new_generator())
+        if not trainable:
+            if regularizer is not None or constraint is not None:
+                raise ValueError(f"layer {self.name!r}: a non-trainable weight ({name!r}) takes no regularizer or "
+                                 "constraint")
+            self.buffers[name] = np.array(value, dtype=floatx())
+            return self.buffers[name]
+        if regularizer is not None:
+            self._added_regularizers[name] = regularizers.get(regularizer)
+        return self.new_parameter(name, value, constraint=constraints.get(constraint))
+
     @property
     def trainable(self) -> bool:
         return self._trainable
@@ -311,12 +342,12 @@ class Layer(abc.ABC):
 
     # ------------------------------------------------------ regularization
     def weight_regularizers(self) -> dict:
-        """``{parameter name: Regularizer}`` for this layer's penalised weights; none by default.
+        """``{parameter name: Regularizer}`` for this layer's penalised weights; by default those of ``add_weight``.
 
         Dense and Conv2D return their ``kernel_regularizer`` and
         ``bias_regularizer`` (those that are set).
         """
-        return {}
+        return dict(self._added_regularizers)
 
     def _regularized_params(self):
         """``(parameter, regularizer)`` of the trainable parameters with a regularizer (Keras skips frozen ones)."""
