@@ -37,7 +37,8 @@ import numpy as np
 
 from nnscratch.serializable import Serializable, from_dict, to_dict
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "l1", "l2", "l1_l2", "orthogonal_regularizer",
+           "get", "serialize"]
 
 
 def _factor(value, name) -> float:
@@ -130,15 +131,76 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
-#: Keras's lower-case aliases of the classes (``keras.regularizers.l2(1e-4)``); ``l1_l2()`` has factors 0, as Keras 3's.
-l1, l2, l1_l2 = L1, L2, L1L2
+class OrthogonalRegularizer(Regularizer):
+    r"""Keras 3's penalty on a kernel's rows (or columns) that are not orthogonal: their mean absolute cosine.
 
-_CLASSES = {cls.__name__: cls for cls in (L1, L2, L1L2)}
+    With :math:`u_i = w_i / \max(\lVert w_i \rVert, 10^{-7})` the normalised
+    rows (``mode="rows"``; the columns with ``"columns"``) of a 2-D kernel,
+    :math:`G = U U^\top` their cosines and :math:`P = n(n-1)/2` the pairs,
+
+    .. math:: R = \frac{\lambda}{P} \sum_{i < j} |G_{ij}|, \qquad
+              \frac{\partial R}{\partial u_i} = \frac{\lambda}{P} \sum_{j \ne i} \operatorname{sign}(G_{ij})\, u_j,
+
+    and through the normalisation (which only turns a row, never stretches it)
+    :math:`\partial R/\partial w_i = (g_i - u_i (u_i \cdot g_i)) / \lVert w_i \rVert`,
+    :math:`g_i = \partial R/\partial u_i`: the part of :math:`g_i` along
+    :math:`u_i` is removed. A kernel of one row (no pairs) has penalty 0
+    (Keras 3.15 divides 0 by 0 there and gives nan).
+    """
+
+    def __init__(self, factor=0.01, mode="rows"):
+        self.factor = _factor(factor, "factor")
+        if mode not in ("rows", "columns"):
+            raise ValueError(f"OrthogonalRegularizer: mode must be 'rows' or 'columns', got {mode!r}")
+        self.mode = mode
+
+    def _rows(self, w):
+        w = np.asarray(w)
+        if w.ndim != 2:
+            raise ValueError(f"OrthogonalRegularizer takes a 2-D kernel (a Dense layer's), got shape {w.shape}")
+        return w if self.mode == "rows" else w.T
+
+    @staticmethod
+    def _normalised(rows):
+        norms = np.maximum(np.sqrt(np.square(rows).sum(axis=1, keepdims=True)), 1e-7)
+        return rows / norms, norms
+
+    def __call__(self, w) -> float:
+        rows = self._rows(w)
+        if len(rows) < 2:
+            return 0.0
+        u, _ = self._normalised(rows)
+        cosines = np.abs(u @ u.T)
+        pairs = len(rows) * (len(rows) - 1) / 2
+        return self.factor * float((cosines.sum() - np.trace(cosines)) / 2 / pairs)
+
+    def gradient(self, w) -> np.ndarray:
+        rows = self._rows(w)
+        if len(rows) < 2:
+            return np.zeros_like(np.asarray(w))
+        u, norms = self._normalised(rows)
+        signs = np.sign(u @ u.T)
+        np.fill_diagonal(signs, 0)
+        g = (self.factor / (len(rows) * (len(rows) - 1) / 2)) * (signs @ u)           # dR/du
+        small = norms[:, 0] <= 1e-7                                                   # (u = w / 1e-7 there)
+        grad = np.where(small[:, None], g, g - u * (u * g).sum(axis=1, keepdims=True)) / norms
+        grad = grad.astype(np.asarray(w).dtype, copy=False)
+        return grad if self.mode == "rows" else grad.T
+
+    def get_config(self) -> dict:
+        return {"factor": self.factor, "mode": self.mode}
+
+
+#: Keras's lower-case aliases of the classes (``keras.regularizers.l2(1e-4)``); ``l1_l2()`` has factors 0, as Keras 3's.
+l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer
+
+_CLASSES = {cls.__name__: cls for cls in (L1, L2, L1L2, OrthogonalRegularizer)}
 _BY_NAME = {
     "l1": L1, "L1": L1,
     "l2": L2, "L2": L2,
     "l1l2": L1L2, "L1L2": L1L2,                       # Keras: L1L2() with both factors 0
     "l1_l2": lambda: L1L2(l1=0.01, l2=0.01),          # the Keras documentation's meaning
+    "orthogonal_regularizer": OrthogonalRegularizer, "OrthogonalRegularizer": OrthogonalRegularizer,
 }
 
 
