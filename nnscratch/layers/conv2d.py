@@ -63,12 +63,21 @@ class Conv2D(KernelBiasLayer):
     spread out to ``((kh - 1) dh + 1, (kw - 1) dw + 1)`` taps, zeros between
     (up to ``dh dw`` times the work), and each tap's gradient is that of its
     place in the spread kernel. As in Keras, a dilation above 1 needs strides of 1.
+
+    ``groups = G`` (default 1) splits the input channels and the filters into
+    G groups, as Keras's: group ``g``'s filters see only its channels, the
+    kernel is (kh, kw, C/G, filters), and each group is a convolution of its
+    own, :math:`z_{\dots, g F_g + f} = \sum_{i,j,c} x_{\dots, g C_g + c}
+    K_{i,j,c,g F_g + f}` (:math:`C_g = C/G`, :math:`F_g = F/G`). One im2col
+    serves all groups; the product and its backward (:meth:`_grouped_forward`)
+    are the plain layer's, block by block. A grouped layer runs no fast
+    fused path (Winograd, the batch-norm folding, the pooling fusion).
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, groups=1, **kwargs):
         super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
                          bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
@@ -81,11 +90,20 @@ class Conv2D(KernelBiasLayer):
         self.padding = normalize_padding(padding)
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate")
         check_dilation("Conv2D", self.strides, self.dilation_rate)
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"groups must be a positive integer, got {groups!r}")
+        if self.filters % groups:
+            raise ValueError(f"Conv2D: the number of filters ({self.filters}) must be evenly divisible by the number "
+                             f"of groups ({groups})")
+        self.groups = int(groups)
 
     def build(self, input_shape):
         self._out_hw, self._pad_top, self._pad_left = place_windows(
             self, input_shape, self._span(), self.strides, "kernel")
-        self.build_kernel_and_bias((*self.kernel_size, input_shape[-1], self.filters), self.filters)
+        if input_shape[-1] % self.groups:
+            raise ValueError(f"Conv2D layer {self.name!r}: the number of input channels ({input_shape[-1]}) must be "
+                             f"evenly divisible by the number of groups ({self.groups})")
+        self.build_kernel_and_bias((*self.kernel_size, input_shape[-1] // self.groups, self.filters), self.filters)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -108,9 +126,14 @@ class Conv2D(KernelBiasLayer):
         inference-mode BatchNormalization after this layer in the same sweep (``Model`` passes
         ``bn.inference_affine()``)."""
         self.check_input(x)
-        if affine is not None and (training or self.activation in activations.ROW_WISE):
-            raise ValueError(f"layer {self.name!r}: affine= is for inference with an elementwise activation")
+        if affine is not None and (training or self.activation in activations.ROW_WISE or self.groups > 1):
+            raise ValueError(f"layer {self.name!r}: affine= is for inference with an elementwise activation and one "
+                             "group")
         self._x = x if training else None
+        if self.groups > 1:
+            z = self._grouped_forward(x)
+            return self._activate(z, self.bias.value if self.use_bias else None, training).reshape(
+                x.shape[0], *self._out_hw, self.filters)
         self._cols = self._new_cols(x, training)
         bias = self.bias.value if self.use_bias else None
         if self._activates_after_product(training):  # softmax: whole rows; gelu, mish, ... keep z: after
@@ -135,8 +158,9 @@ class Conv2D(KernelBiasLayer):
         output, so none is kept (``backward`` raises).
         """
         self.check_input(x)
-        if self.activation != "relu":
-            raise ValueError(f"layer {self.name!r}: forward_pooled needs activation='relu', got {self.activation!r}")
+        if self.activation != "relu" or self.groups > 1:
+            raise ValueError(f"layer {self.name!r}: forward_pooled needs activation='relu' and one group, got "
+                             f"{self.activation!r} and {self.groups}")
         self._x = x
         self._cols = self._new_cols(x, True)
         self._y = None  # the pooling keeps the window maxima, all the ReLU's backward needs
@@ -147,9 +171,36 @@ class Conv2D(KernelBiasLayer):
         return kernels.backend().conv2d_maxpool_forward(x, self._kernel_4d(), *self._geometry(), window, bias=bias,
                                                         activation="relu", cols_out=self._cols)
 
+    def _windows(self, x):
+        """im2col of ``x`` as (rows, kh kw, groups, C/groups): each output pixel's window, cell by cell, by group."""
+        cols = kernels.backend().im2col(x, *self._geometry())
+        return cols.reshape(len(cols), -1, self.groups, x.shape[-1] // self.groups)
+
+    def _group_taps(self):
+        """The (spread) kernel as (kh kw, C/groups, groups, filters/groups)."""
+        kernel = self._kernel_4d()
+        return kernel.reshape(-1, kernel.shape[2], self.groups, self.filters // self.groups)
+
+    def _grouped_forward(self, x):
+        """``conv(x, K)`` of a grouped layer as (N*H'*W', filters): each group's windows times its kernel block."""
+        z = np.einsum("rtgc,tcgf->rgf", self._windows(x), self._group_taps())
+        return z.reshape(len(z), self.filters)
+
+    def _grouped_backward(self, grad_z):
+        """The kernel's gradient (into ``.grad``) and dL/dx of a grouped layer: the plain backward, group by group."""
+        g = grad_z.reshape(len(grad_z), self.groups, self.filters // self.groups)
+        windows = self._windows(self._x)
+        grad_taps = np.einsum("rtgc,rgf->tcgf", windows, g)
+        spread = (*self._span(), self.kernel.value.shape[2], self.filters)
+        self.kernel.grad[...] = gather_taps(grad_taps.reshape(spread), self.dilation_rate)
+        if self.skip_input_gradient:
+            return None
+        grad_windows = np.einsum("rgf,tcgf->rtgc", g, self._group_taps()).reshape(len(g), -1)
+        return kernels.backend().col2im(np.ascontiguousarray(grad_windows), self._x.shape, *self._geometry())
+
     def _winograd(self) -> int:
         """The Winograd output tile this layer uses (2 or 4), or 0 for im2col (see ``kernels.set_conv_algorithm``)."""
-        if self.dilation_rate != (1, 1):   # a dilated kernel goes spread out through im2col
+        if self.dilation_rate != (1, 1) or self.groups > 1:   # a dilated kernel goes spread out through im2col
             return 0
         return kernels.winograd_backend().winograd_tile(self.kernel.value.shape, self.strides, self._out_hw,
                                                         kernels.get_conv_algorithm())
@@ -187,6 +238,8 @@ class Conv2D(KernelBiasLayer):
         grad_z = grad_z.reshape(-1, self.filters)
         if self.use_bias:
             self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
+        if self.groups > 1:
+            return self._grouped_backward(grad_z)
         tile = self._winograd()
         if not tile:
             grad_kernel, grad_x = kernels.backend().conv2d_backward(
@@ -209,4 +262,5 @@ class Conv2D(KernelBiasLayer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate)}
+                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+                "groups": self.groups}

@@ -487,7 +487,7 @@ class Model(Trainer):
             return {}
         return {index: fused for index, fused in self.steps()
                 if index > 0 and isinstance(self.layers[index], BatchNormalization) and self.layers[index].channels_last
-                and isinstance(self.layers[index - 1], Conv2D)
+                and isinstance(self.layers[index - 1], Conv2D) and self.layers[index - 1].groups == 1
                 and self.layers[index - 1].activation not in activations.ROW_WISE
                 and _plain(self.layers[index - 1], self.layers[index])}
 
@@ -521,7 +521,7 @@ class Model(Trainer):
         if not self.fuse_conv_maxpool or self.graph is not None:
             return {}
         return {index - 1: index for index in self.poolings_through_relu()
-                if isinstance(self.layers[index - 1], Conv2D)}
+                if isinstance(self.layers[index - 1], Conv2D) and self.layers[index - 1].groups == 1}
 
     def forward_plan(self, training=False):
         """``(steps, folded, pooled)``: the plan :meth:`forward_steps` follows, from the layers and the switches.
