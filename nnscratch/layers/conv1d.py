@@ -5,7 +5,8 @@ import numpy as np
 from nnscratch import kernels
 from nnscratch.layers.kernel_bias import KernelBiasLayer
 from nnscratch.layers.base import format_shape
-from nnscratch.layers.conv_utils import dilated_span, gather_taps, normalize_tuple, spread_kernel, window_geometry
+from nnscratch.layers.conv_utils import (check_groups, dilated_span, gather_taps, grouped_conv_backward,
+                                         grouped_conv_forward, normalize_tuple, spread_kernel, window_geometry)
 
 __all__ = ["Conv1D", "normalize_padding_1d", "place_windows_1d"]
 
@@ -79,6 +80,9 @@ class Conv1D(KernelBiasLayer):
         zeros between (so it multiplies by zeros: up to ``d`` times the work
         of an undilated kernel), and each tap's gradient is that of its place
         in the spread kernel. As in Keras, ``d > 1`` needs ``strides=1``.
+    groups : int
+        Default 1; channels and filters in ``groups`` blocks, as
+        :class:`~nnscratch.layers.Conv2D`'s (the kernel (k, C/groups, filters)).
     activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, \
     kernel_constraint, bias_constraint
         As :class:`~nnscratch.layers.Conv2D`.
@@ -87,7 +91,7 @@ class Conv1D(KernelBiasLayer):
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, groups=1, **kwargs):
         super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
                          bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
@@ -102,11 +106,15 @@ class Conv1D(KernelBiasLayer):
         if self.strides[0] > 1 and self.dilation_rate[0] > 1:
             raise ValueError(f"Conv1D: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras), got "
                              f"strides={self.strides[0]} and dilation_rate={self.dilation_rate[0]}")
+        self.groups = check_groups("Conv1D", groups, self.filters)
         self._x = None
 
     def build(self, input_shape):
         self._out_steps, self._pad = place_windows_1d(self, input_shape, self._span(), self.strides[0], "kernel")
-        self.build_kernel_and_bias((self.kernel_size[0], input_shape[-1], self.filters), self.filters)
+        if input_shape[-1] % self.groups:
+            raise ValueError(f"Conv1D layer {self.name!r}: the number of input channels ({input_shape[-1]}) must be "
+                             f"evenly divisible by the number of groups ({self.groups})")
+        self.build_kernel_and_bias((self.kernel_size[0], input_shape[-1] // self.groups, self.filters), self.filters)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -131,6 +139,9 @@ class Conv1D(KernelBiasLayer):
         self._x = image if training else None
         bias = self.bias.value if self.use_bias else None
         twin = kernels.backend()
+        if self.groups > 1:
+            z = grouped_conv_forward(image, self._kernel_2d(), self._geometry(), self.groups)
+            return self._activate(z, bias, training).reshape(x.shape[0], self._out_steps, self.filters)
         if self._activates_after_product(training):  # softmax: whole rows; gelu, mish, ... keep z: after
             y = self._activate(twin.conv2d_forward(image, self._kernel_2d(), *self._geometry()), bias, training)
         else:  # the kernel adds the bias and applies f as it stores
@@ -147,11 +158,16 @@ class Conv1D(KernelBiasLayer):
         grad_z = grad_z.reshape(-1, self.filters)
         if self.use_bias:
             self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
-        grad_kernel, grad_x = kernels.backend().conv2d_backward(
-            self._x, grad_z, self._kernel_2d(), *self._geometry(), input_gradient=not self.skip_input_gradient)
+        if self.groups > 1:
+            grad_kernel, grad_x = grouped_conv_backward(self._x, grad_z, self._kernel_2d(), self._geometry(),
+                                                        self.groups, input_gradient=not self.skip_input_gradient)
+        else:
+            grad_kernel, grad_x = kernels.backend().conv2d_backward(
+                self._x, grad_z, self._kernel_2d(), *self._geometry(), input_gradient=not self.skip_input_gradient)
         self.kernel.grad[...] = gather_taps(grad_kernel, (1, self.dilation_rate[0]))[0]  # the taps' places
         return None if grad_x is None else grad_x.reshape(grad_x.shape[0], *self.input_shape)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate)}
+                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+                "groups": self.groups}

@@ -4,8 +4,9 @@ import numpy as np
 
 from nnscratch import activations, kernels
 from nnscratch.layers.kernel_bias import KernelBiasLayer
-from nnscratch.layers.conv_utils import (check_dilation, dilated_span, gather_taps, normalize_padding, normalize_tuple,
-                                         place_windows, spread_kernel)
+from nnscratch.layers.conv_utils import (check_dilation, check_groups, dilated_span, gather_taps, grouped_conv_backward,
+                                         grouped_conv_forward, normalize_padding, normalize_tuple, place_windows,
+                                         spread_kernel)
 
 __all__ = ["Conv2D"]
 
@@ -69,8 +70,9 @@ class Conv2D(KernelBiasLayer):
     kernel is (kh, kw, C/G, filters), and each group is a convolution of its
     own, :math:`z_{\dots, g F_g + f} = \sum_{i,j,c} x_{\dots, g C_g + c}
     K_{i,j,c,g F_g + f}` (:math:`C_g = C/G`, :math:`F_g = F/G`). One im2col
-    serves all groups; the product and its backward (:meth:`_grouped_forward`)
-    are the plain layer's, block by block. A grouped layer runs no fast
+    serves all groups; the product and its backward
+    (:func:`~nnscratch.layers.conv_utils.grouped_conv_forward`) are the plain
+    layer's, block by block. A grouped layer runs no fast
     fused path (Winograd, the batch-norm folding, the pooling fusion).
     """
 
@@ -90,12 +92,7 @@ class Conv2D(KernelBiasLayer):
         self.padding = normalize_padding(padding)
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate")
         check_dilation("Conv2D", self.strides, self.dilation_rate)
-        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-            raise ValueError(f"groups must be a positive integer, got {groups!r}")
-        if self.filters % groups:
-            raise ValueError(f"Conv2D: the number of filters ({self.filters}) must be evenly divisible by the number "
-                             f"of groups ({groups})")
-        self.groups = int(groups)
+        self.groups = check_groups("Conv2D", groups, self.filters)
 
     def build(self, input_shape):
         self._out_hw, self._pad_top, self._pad_left = place_windows(
@@ -131,7 +128,7 @@ class Conv2D(KernelBiasLayer):
                              "group")
         self._x = x if training else None
         if self.groups > 1:
-            z = self._grouped_forward(x)
+            z = grouped_conv_forward(x, self._kernel_4d(), self._geometry(), self.groups)
             return self._activate(z, self.bias.value if self.use_bias else None, training).reshape(
                 x.shape[0], *self._out_hw, self.filters)
         self._cols = self._new_cols(x, training)
@@ -170,33 +167,6 @@ class Conv2D(KernelBiasLayer):
             return kernels.backend().maxpool2d_forward(z, *window)
         return kernels.backend().conv2d_maxpool_forward(x, self._kernel_4d(), *self._geometry(), window, bias=bias,
                                                         activation="relu", cols_out=self._cols)
-
-    def _windows(self, x):
-        """im2col of ``x`` as (rows, kh kw, groups, C/groups): each output pixel's window, cell by cell, by group."""
-        cols = kernels.backend().im2col(x, *self._geometry())
-        return cols.reshape(len(cols), -1, self.groups, x.shape[-1] // self.groups)
-
-    def _group_taps(self):
-        """The (spread) kernel as (kh kw, C/groups, groups, filters/groups)."""
-        kernel = self._kernel_4d()
-        return kernel.reshape(-1, kernel.shape[2], self.groups, self.filters // self.groups)
-
-    def _grouped_forward(self, x):
-        """``conv(x, K)`` of a grouped layer as (N*H'*W', filters): each group's windows times its kernel block."""
-        z = np.einsum("rtgc,tcgf->rgf", self._windows(x), self._group_taps())
-        return z.reshape(len(z), self.filters)
-
-    def _grouped_backward(self, grad_z):
-        """The kernel's gradient (into ``.grad``) and dL/dx of a grouped layer: the plain backward, group by group."""
-        g = grad_z.reshape(len(grad_z), self.groups, self.filters // self.groups)
-        windows = self._windows(self._x)
-        grad_taps = np.einsum("rtgc,rgf->tcgf", windows, g)
-        spread = (*self._span(), self.kernel.value.shape[2], self.filters)
-        self.kernel.grad[...] = gather_taps(grad_taps.reshape(spread), self.dilation_rate)
-        if self.skip_input_gradient:
-            return None
-        grad_windows = np.einsum("rgf,tcgf->rtgc", g, self._group_taps()).reshape(len(g), -1)
-        return kernels.backend().col2im(np.ascontiguousarray(grad_windows), self._x.shape, *self._geometry())
 
     def _winograd(self) -> int:
         """The Winograd output tile this layer uses (2 or 4), or 0 for im2col (see ``kernels.set_conv_algorithm``)."""
@@ -239,7 +209,10 @@ class Conv2D(KernelBiasLayer):
         if self.use_bias:
             self.bias.grad[...] = kernels.backend().bias_gradient(grad_z)
         if self.groups > 1:
-            return self._grouped_backward(grad_z)
+            grad_kernel, grad_x = grouped_conv_backward(self._x, grad_z, self._kernel_4d(), self._geometry(),
+                                                        self.groups, input_gradient=not self.skip_input_gradient)
+            self.kernel.grad[...] = gather_taps(grad_kernel, self.dilation_rate)
+            return grad_x
         tile = self._winograd()
         if not tile:
             grad_kernel, grad_x = kernels.backend().conv2d_backward(

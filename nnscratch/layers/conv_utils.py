@@ -4,9 +4,11 @@ import math
 
 import numpy as np
 
+from nnscratch import kernels
 from nnscratch.layers.base import format_shape
 
-__all__ = ["normalize_tuple", "normalize_padding", "window_geometry", "place_windows", "check_dilation",
+__all__ = ["grouped_conv_forward", "grouped_conv_backward", "check_groups", "normalize_tuple", "normalize_padding",
+           "window_geometry", "place_windows", "check_dilation",
            "dilated_span", "spread_kernel", "gather_taps"]
 
 
@@ -92,3 +94,42 @@ def spread_kernel(kernel, dilation_rate):
 def gather_taps(grad_spread, dilation_rate):
     """The kernel's gradient from the spread kernel's: each tap's is that of its place (the zeros' are dropped)."""
     return grad_spread[::dilation_rate[0], ::dilation_rate[1]]
+
+
+def check_groups(kind, groups, filters) -> int:
+    """``groups`` as an int after a ValueError unless it is positive and divides ``filters`` (as Keras)."""
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{kind}: groups must be a positive integer, got {groups!r}")
+    if filters % groups:
+        raise ValueError(f"{kind}: the number of filters ({filters}) must be evenly divisible by the number of groups "
+                         f"({groups})")
+    return int(groups)
+
+
+def _grouped(image, kernel, geometry, groups):
+    """im2col of ``image`` as (rows, taps, groups, C/groups) and the kernel as (taps, C/groups, groups, F/groups)."""
+    cols = kernels.backend().im2col(image, *geometry)
+    windows = cols.reshape(len(cols), -1, groups, image.shape[-1] // groups)
+    return windows, kernel.reshape(-1, kernel.shape[2], groups, kernel.shape[3] // groups)
+
+
+def grouped_conv_forward(image, kernel, geometry, groups):
+    r"""A grouped convolution of NHWC ``image`` with the (spread) ``kernel`` (kh, kw, C/G, F) as (rows, F).
+
+    One im2col; then each group's windows times its block of the kernel,
+    :math:`z_{r,g,f} = \sum_{t,c} X_{r,t,g,c} K_{t,c,g,f}` (docs/backprop.md 3, grouped).
+    """
+    windows, taps = _grouped(image, kernel, geometry, groups)
+    z = np.einsum("rtgc,tcgf->rgf", windows, taps)
+    return z.reshape(len(z), -1)
+
+
+def grouped_conv_backward(image, grad_z, kernel, geometry, groups, input_gradient=True):
+    """``(dL/dK of the spread kernel, dL/dx or None)`` of :func:`grouped_conv_forward`, from ``grad_z`` (rows, F)."""
+    windows, taps = _grouped(image, kernel, geometry, groups)
+    g = grad_z.reshape(len(grad_z), groups, -1)
+    grad_kernel = np.einsum("rtgc,rgf->tcgf", windows, g).reshape(kernel.shape)
+    if not input_gradient:
+        return grad_kernel, None
+    grad_windows = np.einsum("rgf,tcgf->rtgc", g, taps).reshape(len(g), -1)
+    return grad_kernel, kernels.backend().col2im(np.ascontiguousarray(grad_windows), image.shape, *geometry)

@@ -1,4 +1,4 @@
-"""Conv2D(groups=G): each group a convolution of its own (a plain Conv2D on its channels as the oracle),
+"""Conv2D(groups=G) and Conv1D(groups=G): each group a convolution of its own (a plain layer on its channels),
 gradients over generated geometries, no fused path, saving, bad arguments.
 
 Keras 3.15 itself was compared outside the suite (docs/keras.md)."""
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import nnscratch
 from nnscratch.gradcheck import check_layer
-from nnscratch.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU
+from nnscratch.layers import BatchNormalization, Conv1D, Conv2D, Dense, Flatten, MaxPooling2D, ReLU
 from nnscratch.models.saving import load_model
 
 try:
@@ -76,5 +76,28 @@ def test_bad_groups_are_refused():
         Conv2D(6, 3, groups=4)
     with pytest.raises(ValueError, match=r"the number of input channels \(5\) must be evenly divisible"):
         Conv2D(4, 3, groups=2).build((6, 6, 5))
-    with pytest.raises(ValueError, match="groups must be a positive integer"):
+    with pytest.raises(ValueError, match="Conv2D: groups must be a positive integer"):
         Conv2D(4, 3, groups=0)
+    with pytest.raises(ValueError, match=r"Conv1D: the number of filters \(3\) must be evenly divisible"):
+        Conv1D(3, 2, groups=2)
+    with pytest.raises(ValueError, match=r"the number of input channels \(3\) must be evenly divisible"):
+        Conv1D(4, 2, groups=2).build((5, 3))
+
+
+@given(n=batch_sizes(), groups=st.integers(1, 3), padding=st.sampled_from(["valid", "same", "causal"]),
+       dilation=st.integers(1, 2), seed=rng_seeds())
+def test_conv1d_groups_are_convolutions_of_their_own_and_their_gradients_check_out(n, groups, padding, dilation, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 7, 2 * groups))
+    with float64_floatx():
+        layer = Conv1D(2 * groups, 3, padding=padding, dilation_rate=dilation, groups=groups)
+        layer.build(x.shape[1:])
+        y = layer(x)
+        for g in range(groups):
+            plain = Conv1D(2, 3, padding=padding, dilation_rate=dilation)
+            plain.build((7, 2))
+            plain.set_weights([layer.kernel.value[..., 2 * g:2 * g + 2], layer.bias.value[2 * g:2 * g + 2]])
+            np.testing.assert_allclose(y[..., 2 * g:2 * g + 2], plain(x[..., 2 * g:2 * g + 2]), rtol=1e-12,
+                                       atol=1e-12)
+    report = check_layer(layer, x=x, seed=seed % 1000, h=STEP)
+    assert report.max_error < TOLERANCE, f"\n{report}"
