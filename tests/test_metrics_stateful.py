@@ -214,6 +214,13 @@ def test_top_k_accuracies_count_ties_as_in():
             np.mean(rank < k))
         hits = metrics.TopKCategoricalAccuracy(k=k)(np.eye(6)[labels], y_pred)     # per-sample values
         assert np.mean(hits) == pytest.approx(np.mean(rank < k))
+        sorted_ids = np.argsort(-y_pred, axis=1, kind="stable").astype(np.float32)   # a retrieval model's output
+        by_ids = metrics.SparseTopKCategoricalAccuracy(k=k, from_sorted_ids=True)
+        assert _feed(by_ids, [(labels, sorted_ids, None)]) == pytest.approx(np.mean(rank < k))
+        assert by_ids.get_config()["from_sorted_ids"] is True
+    repeated = np.array([[3.0, 3.0, 1.0], [2.0, 0.0, 0.0]])                 # a repeated id counts once
+    np.testing.assert_array_equal(metrics.sparse_top_k_categorical_accuracy([3, 0], repeated, k=2,
+                                                                            from_sorted_ids=True), [1, 1])
 
 
 def test_per_sample_metric_objects_are_weighted_running_means():

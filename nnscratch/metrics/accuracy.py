@@ -68,9 +68,21 @@ def top_k_categorical_accuracy(y_true, y_pred, k=5):
     return _in_top_k(np.argmax(y_true, axis=-1), y_pred, k).reshape(y_pred.shape[:-1])
 
 
-def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
-    """1 where the integer label is among the ``k`` largest predictions (ties count as in)."""
-    return _in_top_k(np.asarray(y_true), y_pred, k).reshape(y_pred.shape[:-1])
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5, from_sorted_ids=False):
+    """1 where the integer label is among the ``k`` largest predictions (ties count as in).
+
+    ``from_sorted_ids``: each row of ``y_pred`` already holds category ids,
+    from the highest score down (a retrieval model's output), and the label
+    is looked for among its first ``k`` (counted once), as Keras 3's.
+    """
+    if not from_sorted_ids:
+        return _in_top_k(np.asarray(y_true), y_pred, k).reshape(y_pred.shape[:-1])
+    ids = y_pred.reshape(-1, y_pred.shape[-1])[:, :k]
+    labels = np.asarray(y_true).reshape(-1)
+    if labels.size != len(ids):
+        raise ValueError(f"top-k accuracy needs one label a row of sorted ids, got {labels.size} labels for "
+                         f"{len(ids)} rows")
+    return (ids == labels[:, None]).any(axis=-1).astype(np.float64).reshape(y_pred.shape[:-1])
 
 
 def mean_absolute_error(y_true, y_pred):
@@ -172,16 +184,17 @@ class TopKCategoricalAccuracy(Metric):
 
 
 class SparseTopKCategoricalAccuracy(Metric):
-    """``keras.metrics.SparseTopKCategoricalAccuracy(k=5)``: the integer label among the ``k`` largest predictions."""
+    """``keras.metrics.SparseTopKCategoricalAccuracy(k=5, from_sorted_ids=False)``: the label among the top ``k``."""
 
     direction = "up"
 
-    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
-        self.k = _check_k(k)
-        super().__init__(name, functools.partial(sparse_top_k_categorical_accuracy, k=self.k), dtype)
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None, from_sorted_ids=False):
+        self.k, self.from_sorted_ids = _check_k(k), bool(from_sorted_ids)
+        super().__init__(name, functools.partial(sparse_top_k_categorical_accuracy, k=self.k,
+                                                 from_sorted_ids=self.from_sorted_ids), dtype)
 
     def get_config(self):
-        return {**super().get_config(), "k": self.k}
+        return {**super().get_config(), "k": self.k, **({"from_sorted_ids": True} if self.from_sorted_ids else {})}
 
 
 class MeanSquaredError(Metric):
