@@ -137,3 +137,25 @@ def test_add_weight_makes_parameters_with_penalties_and_constraints_and_buffers(
         Gate().add_weight((2,), trainable=False, regularizer="l2")
     with pytest.raises(ValueError, match="already has a weight named 'w'"):
         layer.add_weight((2,), name="w")
+
+
+def test_the_walkthrough_in_docs_custom_layers_runs(tmp_path, monkeypatch, capsys):
+    """docs/custom_layers.md's code blocks, run in order in one namespace (the layer, the check, the model)."""
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "custom_layers.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
+    walkthrough = [block for block in blocks if "class MeanPowerError" not in block]
+    monkeypatch.chdir(tmp_path)                                        # (the example saves swish.npz)
+    previous = nnscratch.floatx()
+    namespace = {}
+    try:
+        for block in walkthrough:
+            exec(compile(block, str(doc), "exec"), namespace)
+    finally:
+        nnscratch.set_floatx(previous)
+    assert "max rel. error" in capsys.readouterr().out
+    loaded = namespace["loaded"]
+    np.testing.assert_array_equal(loaded.predict(namespace["x_train"], verbose=0),
+                                  namespace["model"].predict(namespace["x_train"], verbose=0))
