@@ -194,7 +194,7 @@ def test_get_takes_a_loss_class_and_config_dicts():
     assert type(huber) is losses.Huber and huber.delta == 2.5
 
 
-@pytest.mark.parametrize("identifier", ["kullback_leibler_divergence", "huber_loss", "dice", "mean_squared_eror"])
+@pytest.mark.parametrize("identifier", ["kullback_leibler_divergence", "huber_loss", "circle", "mean_squared_eror"])
 def test_unknown_loss_names_are_refused(identifier):
     with pytest.raises(ValueError, match=f"unknown loss '{identifier}'.*mean_squared_error"):
         losses.get(identifier)
@@ -207,7 +207,7 @@ def test_a_plain_loss_function_is_refused_with_what_to_do():
     with pytest.raises(TypeError, match="'my_loss'.*gradient.*per_position"):
         losses.get(my_loss)
     with pytest.raises(ValueError, match="unknown loss config"):
-        losses.get({"class_name": "Dice", "config": {}})
+        losses.get({"class_name": "Circle", "config": {}})
 
 
 # ----------------------------------------------------------- configs and saving

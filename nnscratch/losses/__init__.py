@@ -32,6 +32,7 @@ from nnscratch.losses.crossentropy import (
 )
 from nnscratch.losses.focal import BinaryFocalCrossentropy, CategoricalFocalCrossentropy
 from nnscratch.losses.generalized import CategoricalGeneralizedCrossEntropy
+from nnscratch.losses.overlap import Dice, Tversky
 from nnscratch.losses.hinge import CategoricalHinge, Hinge, SquaredHinge
 from nnscratch.losses.probabilistic import KLDivergence, Poisson
 from nnscratch.losses.regression import (
@@ -51,7 +52,7 @@ __all__ = [
     "mean_squared_logarithmic_error", "poisson", "hinge", "squared_hinge", "categorical_hinge",
     "cosine_similarity", "log_cosh", "categorical_focal_crossentropy", "binary_focal_crossentropy",
     "EPSILON", "REDUCTIONS", "DEFAULT_REDUCTION",
-    "CategoricalGeneralizedCrossEntropy", "categorical_generalized_cross_entropy",
+    "CategoricalGeneralizedCrossEntropy", "categorical_generalized_cross_entropy", "Dice", "Tversky",
 ]
 
 categorical_crossentropy = CategoricalCrossentropy()
@@ -76,7 +77,7 @@ categorical_generalized_cross_entropy = CategoricalGeneralizedCrossEntropy()
 _CLASSES = (CategoricalCrossentropy, SparseCategoricalCrossentropy, BinaryCrossentropy, MeanSquaredError,
             MeanAbsoluteError, Huber, KLDivergence, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
             Poisson, Hinge, SquaredHinge, CategoricalHinge, CosineSimilarity, LogCosh, CategoricalFocalCrossentropy,
-            BinaryFocalCrossentropy, AutoCrossentropy, CategoricalGeneralizedCrossEntropy)
+            BinaryFocalCrossentropy, AutoCrossentropy, CategoricalGeneralizedCrossEntropy, Dice, Tversky)
 
 #: The names ``get`` accepts, as Keras 3's ``keras.losses.get``: function names, class names, short aliases
 #: (and ``"crossentropy"``/``"ce"``, which Keras's ``compile`` resolves from the shapes).
